@@ -1,0 +1,11 @@
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The project root, whether running from src/ (tsx, vitest) or dist/ (the built CLI). */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** `../shared` beside the project root: real models and text that no package ships. */
+export const SHARED_DIR = resolve(PROJECT_ROOT, '../shared');
+
+export const DEFAULT_MODEL = resolve(SHARED_DIR, 'models/stories260K');
+export const DEFAULT_TEXT = resolve(SHARED_DIR, 'corpus/tinystories_valid_head.txt');

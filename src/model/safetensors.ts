@@ -1,0 +1,156 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { fail } from '../util/errors.js';
+import { numel, type Tensor } from '../util/tensor.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { bf16ToF32, f16ToF32 } from './dtype.js';
+
+/** Bytes per element of every dtype the safetensors format defines (so any valid header parses). */
+const DTYPE_BYTES: Record<string, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F8_E4M3: 1, F8_E5M2: 1,
+};
+export const READABLE_DTYPES = ['F32', 'F16', 'BF16'] as const;
+
+export interface SafetensorsEntry {
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  /** Absolute byte range in the file. */
+  readonly begin: number;
+  readonly end: number;
+}
+
+// A header larger than this is not a real checkpoint (transformers uses the same 100 MB bound).
+const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * One `.safetensors` file, read lazily: the header is parsed and checked on open, tensors are read
+ * with positioned reads on demand, so multi-gigabyte shards never have to fit in one buffer.
+ */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly fd: number,
+    readonly entries: ReadonlyMap<string, SafetensorsEntry>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {}
+
+  static open(path: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      fail(`${path}: safetensors file not found or not readable`);
+    }
+    try {
+      const { entries, metadata } = parseHeader(path, fd);
+      return new SafetensorsFile(path, fd, entries, metadata);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  /** Reads a tensor as float32, converting F16/BF16; other dtypes are a user error naming the tensor. */
+  read(name: string): Tensor {
+    const e = this.entries.get(name);
+    if (e === undefined) fail(`${this.path}: tensor "${name}" is missing`);
+    if (!(READABLE_DTYPES as readonly string[]).includes(e.dtype)) {
+      fail(`${this.path}: tensor "${name}" has dtype ${e.dtype}; expected one of ${READABLE_DTYPES.join(', ')}`);
+    }
+    const bytes = Buffer.allocUnsafe(e.end - e.begin);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = readSync(this.fd, bytes, got, bytes.length - got, e.begin + got);
+      if (n === 0) fail(`${this.path}: file ends inside tensor "${name}" (truncated)`);
+      got += n;
+    }
+    return { data: decode(e.dtype, bytes), shape: e.shape };
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+function decode(dtype: string, bytes: Buffer): Float32Array {
+  // Copy into a fresh aligned buffer: Buffer pools may hand out unaligned offsets.
+  const aligned = new Uint8Array(bytes).buffer;
+  if (dtype === 'F32') return new Float32Array(aligned);
+  const halves = new Uint16Array(aligned);
+  return dtype === 'BF16' ? bf16ToF32(halves) : f16ToF32(halves);
+}
+
+function parseHeader(path: string, fd: number) {
+  const size = fstatSync(fd).size;
+  const corrupt: (why: string) => never = (why) => fail(`${path}: truncated or corrupt safetensors header (${why})`);
+  if (size < 8) corrupt(`file is ${size} bytes, shorter than the 8-byte header length`);
+  const lenBuf = Buffer.alloc(8);
+  readSync(fd, lenBuf, 0, 8, 0);
+  const headerLen = Number(lenBuf.readBigUInt64LE(0));
+  if (headerLen > MAX_HEADER_BYTES) corrupt(`header length ${headerLen} is implausible`);
+  if (8 + headerLen > size) corrupt(`header claims ${headerLen} bytes but the file has ${size - 8} after the length`);
+  const headerBuf = Buffer.alloc(headerLen);
+  readSync(fd, headerBuf, 0, headerLen, 8);
+  let header: unknown;
+  try {
+    header = JSON.parse(headerBuf.toString('utf8'));
+  } catch {
+    corrupt('header is not valid JSON');
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) corrupt('header is not a JSON object');
+
+  const dataStart = 8 + headerLen;
+  const entries = new Map<string, SafetensorsEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = (value ?? {}) as Record<string, string>;
+      continue;
+    }
+    const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const elementBytes = typeof v?.dtype === 'string' ? DTYPE_BYTES[v.dtype] : undefined;
+    if (elementBytes === undefined) corrupt(`tensor "${name}" has unknown dtype ${JSON.stringify(v?.dtype)}`);
+    const shape = v.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      corrupt(`tensor "${name}" has an invalid shape`);
+    }
+    const offsets = v.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
+      corrupt(`tensor "${name}" has invalid data_offsets`);
+    }
+    const [b, e] = offsets as [number, number];
+    if (e < b || e - b !== numel(shape) * elementBytes) {
+      corrupt(`tensor "${name}" spans ${e - b} bytes, its shape and dtype need ${numel(shape) * elementBytes}`);
+    }
+    if (dataStart + e > size) {
+      fail(`${path}: file is truncated: tensor "${name}" ends at byte ${dataStart + e} but the file has ${size}`);
+    }
+    entries.set(name, { dtype: v.dtype as string, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
+  }
+  return { entries, metadata };
+}
+
+/** Writes float32 tensors as one safetensors file, atomically. */
+export function writeSafetensors(path: string, tensors: ReadonlyMap<string, Tensor>, metadata: Record<string, string> = {}): void {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const bytes = t.data.byteLength;
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  // Pad the header with spaces to a multiple of 8 so the data that follows stays aligned.
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+  const chunks: Uint8Array[] = [len, headerBytes];
+  for (const t of tensors.values()) chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  writeFileAtomic(path, chunks);
+}

@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fail } from '../util/errors.js';
+import type { Tensor } from '../util/tensor.js';
+import { isObject, readJsonFile } from './json.js';
+import { SafetensorsFile, type SafetensorsEntry } from './safetensors.js';
+
+/** Where a checkpoint's tensors live: one safetensors file, or shards listed by an index. */
+export interface TensorSource {
+  /** The file a tensor is (or would be) in, for error messages. */
+  fileOf(name: string): string;
+  entry(name: string): SafetensorsEntry | undefined;
+  read(name: string): Tensor;
+  close(): void;
+}
+
+export function openTensorSource(dir: string): TensorSource {
+  const single = join(dir, 'model.safetensors');
+  const index = join(dir, 'model.safetensors.index.json');
+  if (existsSync(single)) return singleFile(SafetensorsFile.open(single));
+  if (existsSync(index)) return sharded(index);
+  fail(`${dir}: no model.safetensors or model.safetensors.index.json (Tessera reads safetensors checkpoints)`);
+}
+
+function singleFile(file: SafetensorsFile): TensorSource {
+  return {
+    fileOf: () => file.path,
+    entry: (name) => file.entries.get(name),
+    read: (name) => file.read(name),
+    close: () => file.close(),
+  };
+}
+
+function sharded(indexPath: string): TensorSource {
+  const index = readJsonFile(indexPath, 'safetensors index');
+  const map = isObject(index) ? index.weight_map : undefined;
+  if (!isObject(map) || !Object.values(map).every((v) => typeof v === 'string')) {
+    fail(`${indexPath}: field "weight_map" must map tensor names to shard file names`);
+  }
+  const weightMap = map as Record<string, string>;
+  const shards = new Map<string, SafetensorsFile>();
+  const shard = (name: string): SafetensorsFile | undefined => {
+    const fileName = weightMap[name];
+    if (fileName === undefined) return undefined;
+    let f = shards.get(fileName);
+    if (f === undefined) {
+      const path = join(dirname(indexPath), fileName);
+      if (!existsSync(path)) fail(`${indexPath}: shard "${fileName}" listed for tensor "${name}" does not exist`);
+      f = SafetensorsFile.open(path);
+      shards.set(fileName, f);
+    }
+    return f;
+  };
+  return {
+    fileOf: (name) => (weightMap[name] !== undefined ? join(dirname(indexPath), weightMap[name]) : indexPath),
+    entry: (name) => {
+      const f = shard(name);
+      const e = f?.entries.get(name);
+      if (f !== undefined && e === undefined) fail(`${f.path}: tensor "${name}" is listed in the index but missing from the shard`);
+      return e;
+    },
+    read: (name) => {
+      const f = shard(name);
+      if (f === undefined) fail(`${indexPath}: tensor "${name}" is missing from weight_map`);
+      return f.read(name);
+    },
+    close: () => shards.forEach((f) => f.close()),
+  };
+}

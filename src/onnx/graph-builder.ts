@@ -1,0 +1,146 @@
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+type NodeProto = InstanceType<typeof onnx.NodeProto>;
+type TensorProto = InstanceType<typeof onnx.TensorProto>;
+type ValueInfoProto = InstanceType<typeof onnx.ValueInfoProto>;
+
+export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9 } as const;
+export type ElemType = (typeof DataType)[keyof typeof DataType];
+
+/** An ONNX attribute value; plain numbers are ints, `floatAttr()` marks a float. */
+export type AttrValue = number | readonly number[] | { readonly float: number };
+export const floatAttr = (value: number) => ({ float: value });
+
+/** A symbolic or fixed dimension of a graph input or output. */
+export type Dim = number | string;
+
+/** The ONNX opset the graphs use: every op Tessera emits exists unchanged from opset 17 on. */
+export const OPSET = 17;
+
+/**
+ * A small imperative builder for an ONNX graph: add inputs, initializers and nodes by name, then
+ * serialise a ModelProto that any onnxruntime can load.
+ */
+export class GraphBuilder {
+  private readonly nodes: NodeProto[] = [];
+  private readonly initializers: TensorProto[] = [];
+  private readonly inputs: ValueInfoProto[] = [];
+  private readonly outputs: ValueInfoProto[] = [];
+  private readonly used = new Set<string>();
+  private readonly constants = new Map<string, string>();
+
+  constructor(readonly name: string) {}
+
+  /** A fresh tensor name with this prefix. */
+  fresh(prefix: string): string {
+    let name = prefix;
+    for (let i = 1; this.used.has(name); i++) name = `${prefix}_${i}`;
+    this.used.add(name);
+    return name;
+  }
+
+  input(name: string, type: ElemType, dims: readonly Dim[]): string {
+    this.used.add(name);
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  output(name: string, type: ElemType, dims: readonly Dim[]): void {
+    this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** Exposes an internal tensor as a graph output under its own name (through Identity). */
+  expose(tensor: string, outputName: string, dims: readonly Dim[]): void {
+    this.used.add(outputName);
+    this.nodes.push(onnx.NodeProto.create({ opType: 'Identity', input: [tensor], output: [outputName], name: `expose_${outputName}` }));
+    this.output(outputName, DataType.FLOAT, dims);
+  }
+
+  initializer(prefix: string, data: Float32Array | BigInt64Array, dims: readonly number[]): string {
+    const name = this.fresh(prefix);
+    const type = data instanceof Float32Array ? DataType.FLOAT : DataType.INT64;
+    this.initializers.push(
+      onnx.TensorProto.create({ name, dataType: type, dims: [...dims], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }),
+    );
+    return name;
+  }
+
+  /** A shared int64 constant (1-D, or a scalar when `scalar` is set). */
+  int64(values: readonly number[], scalar = false): string {
+    const key = `i64:${scalar}:${values.join(',')}`;
+    let name = this.constants.get(key);
+    if (name === undefined) {
+      name = this.initializer('const_i64', BigInt64Array.from(values.map(BigInt)), scalar ? [] : [values.length]);
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+
+  /** A shared float scalar constant. */
+  float(value: number): string {
+    const key = `f32:${value}`;
+    let name = this.constants.get(key);
+    if (name === undefined) {
+      name = this.initializer('const_f32', Float32Array.of(value), []);
+      this.constants.set(key, name);
+    }
+    return name;
+  }
+
+  /** Adds a node with `outputs` fresh outputs named after `prefix`; returns their names. */
+  nodeN(opType: string, inputs: readonly string[], outputs: number, attrs: Record<string, AttrValue> = {}, prefix = opType.toLowerCase()): string[] {
+    const outs = Array.from({ length: outputs }, (_, i) => this.fresh(outputs === 1 ? prefix : `${prefix}_${i}`));
+    this.nodes.push(
+      onnx.NodeProto.create({
+        opType,
+        input: [...inputs],
+        output: outs,
+        name: `${opType}_${outs[0]}`,
+        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      }),
+    );
+    return outs;
+  }
+
+  /** A single-output node. */
+  node(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, prefix?: string): string {
+    return this.nodeN(opType, inputs, 1, attrs, prefix)[0];
+  }
+
+  toBytes(): Uint8Array {
+    const graph = onnx.GraphProto.create({
+      name: this.name,
+      node: this.nodes,
+      initializer: this.initializers,
+      input: this.inputs,
+      output: this.outputs,
+    });
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'tessera',
+      opsetImport: [{ domain: '', version: OPSET }],
+      graph,
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
+
+function attribute(name: string, v: AttrValue) {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'number') return onnx.AttributeProto.create({ name, type: T.INT, i: v });
+  if (Array.isArray(v)) return onnx.AttributeProto.create({ name, type: T.INTS, ints: [...v] });
+  return onnx.AttributeProto.create({ name, type: T.FLOAT, f: (v as { float: number }).float });
+}
+
+function valueInfo(name: string, type: ElemType, dims: readonly Dim[]): ValueInfoProto {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType: type,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  });
+}

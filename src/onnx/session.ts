@@ -1,0 +1,110 @@
+import ort from 'onnxruntime-node';
+import type { ModelConfig } from '../arch/config.js';
+import type { ModelWeights } from '../model/weights.js';
+import type { Tensor } from '../util/tensor.js';
+import {
+  attnOutName,
+  buildDecoderGraph,
+  ffnOutName,
+  HIDDEN_IN,
+  hiddenName,
+  INPUT_IDS,
+  LOGITS,
+  midName,
+  type DecoderGraphOptions,
+} from './decoder-graph.js';
+
+export interface RuntimeOptions {
+  /** onnxruntime intra-op threads; keep workers × threads ≤ cores. */
+  readonly threads?: number;
+}
+
+/** A batch of equal-length token sequences, row-major [batch, seq]. */
+export interface TokenBatch {
+  readonly ids: Int32Array;
+  readonly batch: number;
+  readonly seq: number;
+}
+
+/** The residual stream around one layer's two sub-blocks, each [batch, seq, hidden]. */
+export interface SubBlockActivations {
+  /** The attention sub-block's input (= the residual stream entering the layer). */
+  readonly attentionInput: Tensor;
+  /** What attention adds to the stream; absent for a no-op attention. */
+  readonly attentionOutput?: Tensor;
+  /** The FFN sub-block's input (= stream after attention). */
+  readonly ffnInput: Tensor;
+  /** What the FFN adds to the stream; absent for a no-op FFN. */
+  readonly ffnOutput?: Tensor;
+}
+
+export interface ForwardResult {
+  /** [batch, seq, vocab], or [batch, vocab] for logits: 'last'. */
+  readonly logits?: Tensor;
+  readonly hidden: ReadonlyMap<number, Tensor>;
+  readonly subBlocks: ReadonlyMap<number, SubBlockActivations>;
+}
+
+export function sessionOptions(runtime: RuntimeOptions): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: runtime.threads ?? 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  };
+}
+
+/** A decoder (or a layer range of one) compiled into an onnxruntime session. */
+export class DecoderSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly config: ModelConfig,
+    readonly options: DecoderGraphOptions,
+  ) {}
+
+  static async create(config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions = {}, runtime: RuntimeOptions = {}): Promise<DecoderSession> {
+    const bytes = buildDecoderGraph(config, weights, options);
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(runtime));
+    return new DecoderSession(session, config, options);
+  }
+
+  get startsWithTokens(): boolean {
+    return (this.options.fromLayer ?? 0) === 0;
+  }
+
+  /** Runs token ids (full graphs) or a residual stream [batch, seq, hidden] (partial graphs). */
+  async run(input: TokenBatch | Tensor): Promise<ForwardResult> {
+    const feeds: Record<string, ort.Tensor> = {};
+    if ('ids' in input) {
+      if (!this.startsWithTokens) throw new Error('this partial graph takes a hidden state, not token ids');
+      feeds[INPUT_IDS] = new ort.Tensor('int32', input.ids, [input.batch, input.seq]);
+    } else {
+      if (this.startsWithTokens) throw new Error('this graph takes token ids, not a hidden state');
+      feeds[HIDDEN_IN] = new ort.Tensor('float32', input.data, [...input.shape]);
+    }
+    const out = await this.session.run(feeds);
+    const get = (name: string): Tensor | undefined => {
+      const t = out[name];
+      return t === undefined ? undefined : { data: t.data as Float32Array, shape: t.dims.map(Number) };
+    };
+    const hidden = new Map<number, Tensor>();
+    for (const name of Object.keys(out)) {
+      const m = /^hidden\.(\d+)$/.exec(name);
+      if (m) hidden.set(Number(m[1]), get(name)!);
+    }
+    const subBlocks = new Map<number, SubBlockActivations>();
+    for (const i of this.options.subBlocksOf ?? []) {
+      subBlocks.set(i, {
+        attentionInput: get(hiddenName(i))!,
+        attentionOutput: get(attnOutName(i)),
+        ffnInput: get(midName(i))!,
+        ffnOutput: get(ffnOutName(i)),
+      });
+    }
+    return { logits: get(LOGITS), hidden, subBlocks };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
