@@ -34,7 +34,7 @@ export const ffnOutName = (i: number) => `ffn_out.${i}`;
  * Builds the ONNX graph of a decoder whose layers may each have their own attention and FFN variant
  * (the variant is read off the weights). Standard opset-17 ops only, float32, batches of equal length.
  */
-export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions = {}): Uint8Array {
+export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions = {}): GraphBuilder {
   const L = weights.layers.length;
   const from = options.fromLayer ?? 0;
   const to = options.toLayer ?? L;
@@ -83,7 +83,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
     g.expose(out, LOGITS, logits === 'last' ? ['batch', config.vocabSize] : ['batch', 'seq', config.vocabSize]);
   }
   if (to < L && !wantHidden.has(to)) g.expose(x, hiddenName(to), act);
-  return g.toBytes();
+  return g;
 }
 
 /** Per-sequence tensors every attention layer shares: the causal mask and RoPE's cos/sin tables. */

@@ -1,4 +1,6 @@
+import { join, basename, dirname } from 'node:path';
 import onnxProto from 'onnx-proto';
+import { writeFileAtomic } from '../util/atomic.js';
 
 const { onnx } = onnxProto;
 type NodeProto = InstanceType<typeof onnx.NodeProto>;
@@ -24,7 +26,7 @@ export const OPSET = 17;
  */
 export class GraphBuilder {
   private readonly nodes: NodeProto[] = [];
-  private readonly initializers: TensorProto[] = [];
+  private readonly initializers: { proto: TensorProto; bytes: Uint8Array }[] = [];
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
   private readonly used = new Set<string>();
@@ -60,9 +62,10 @@ export class GraphBuilder {
   initializer(prefix: string, data: Float32Array | BigInt64Array, dims: readonly number[]): string {
     const name = this.fresh(prefix);
     const type = data instanceof Float32Array ? DataType.FLOAT : DataType.INT64;
-    this.initializers.push(
-      onnx.TensorProto.create({ name, dataType: type, dims: [...dims], rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }),
-    );
+    this.initializers.push({
+      proto: onnx.TensorProto.create({ name, dataType: type, dims: [...dims] }),
+      bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
@@ -108,11 +111,52 @@ export class GraphBuilder {
     return this.nodeN(opType, inputs, 1, attrs, prefix)[0];
   }
 
+  /** Bytes of all initializers: above ~2 GB a graph must keep them as external data (`writeTo`). */
+  get initializerBytes(): number {
+    return this.initializers.reduce((s, i) => s + i.bytes.byteLength, 0);
+  }
+
+  /** The whole model as one self-contained protobuf (under protobuf's 2 GB limit). */
   toBytes(): Uint8Array {
+    for (const init of this.initializers) init.proto.rawData = init.bytes;
+    return this.encode();
+  }
+
+  /**
+   * Writes `path` (the graph) and `path.data` (every initializer of 1 KiB or more, as ONNX external
+   * data), each atomically: the form for models of any size, loadable by path in any onnxruntime.
+   */
+  writeTo(path: string): void {
+    const dataFile = `${basename(path)}.data`;
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    for (const init of this.initializers) {
+      if (init.bytes.byteLength < 1024) {
+        init.proto.rawData = init.bytes;
+        continue;
+      }
+      const pad = (64 - (offset % 64)) % 64; // keep every tensor 64-byte aligned for mmap-friendly loads
+      if (pad > 0) chunks.push(new Uint8Array(pad));
+      offset += pad;
+      init.proto.rawData = new Uint8Array(0);
+      init.proto.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      init.proto.externalData = [
+        onnx.StringStringEntryProto.create({ key: 'location', value: dataFile }),
+        onnx.StringStringEntryProto.create({ key: 'offset', value: String(offset) }),
+        onnx.StringStringEntryProto.create({ key: 'length', value: String(init.bytes.byteLength) }),
+      ];
+      chunks.push(init.bytes);
+      offset += init.bytes.byteLength;
+    }
+    writeFileAtomic(join(dirname(path), dataFile), chunks);
+    writeFileAtomic(path, this.encode());
+  }
+
+  private encode(): Uint8Array {
     const graph = onnx.GraphProto.create({
       name: this.name,
       node: this.nodes,
-      initializer: this.initializers,
+      initializer: this.initializers.map((i) => i.proto),
       input: this.inputs,
       output: this.outputs,
     });

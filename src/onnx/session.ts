@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { ModelConfig } from '../arch/config.js';
 import type { ModelWeights } from '../model/weights.js';
@@ -17,7 +20,12 @@ import {
 export interface RuntimeOptions {
   /** onnxruntime intra-op threads; keep workers × threads ≤ cores. */
   readonly threads?: number;
+  /** Hand the graph to onnxruntime through a file with external data even when it would fit in memory. */
+  readonly viaFile?: boolean;
 }
+
+// Protobuf refuses messages over 2 GiB; leave room for the graph itself.
+const IN_MEMORY_LIMIT_BYTES = 1.5 * 2 ** 30;
 
 /** A batch of equal-length token sequences, row-major [batch, seq]. */
 export interface TokenBatch {
@@ -63,9 +71,19 @@ export class DecoderSession {
   ) {}
 
   static async create(config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions = {}, runtime: RuntimeOptions = {}): Promise<DecoderSession> {
-    const bytes = buildDecoderGraph(config, weights, options);
-    const session = await ort.InferenceSession.create(bytes, sessionOptions(runtime));
-    return new DecoderSession(session, config, options);
+    const graph = buildDecoderGraph(config, weights, options);
+    const opts = sessionOptions(runtime);
+    if (!runtime.viaFile && graph.initializerBytes < IN_MEMORY_LIMIT_BYTES) {
+      return new DecoderSession(await ort.InferenceSession.create(graph.toBytes(), opts), config, options);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-graph-'));
+    try {
+      graph.writeTo(join(dir, 'model.onnx'));
+      return new DecoderSession(await ort.InferenceSession.create(join(dir, 'model.onnx'), opts), config, options);
+    } finally {
+      // onnxruntime has read (or mapped) the files by now; an unlinked mapping stays valid on Linux.
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   get startsWithTokens(): boolean {

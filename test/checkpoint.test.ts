@@ -1,0 +1,170 @@
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parentArchitecture } from '../src/arch/config.js';
+import { toDeciBlockConfigs } from '../src/arch/decilm.js';
+import type { Architecture } from '../src/arch/types.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { llamaConfigJson, randomWeights } from '../src/model/random.js';
+import { checkpointTensors, writeCheckpoint } from '../src/model/save.js';
+import { writeSafetensors } from '../src/model/safetensors.js';
+import { Rng } from '../src/util/rng.js';
+import type { Tensor } from '../src/util/tensor.js';
+import { configOf, modelDir, tempDir } from './support/fixtures.js';
+
+const root = tempDir();
+const stories = modelDir('stories260K');
+const sizes = { hidden: 16, layers: 2, heads: 4, kvHeads: 2, intermediate: 24, vocab: 11, tied: false };
+
+/** A small random Llama checkpoint on disk, optionally broken by `edit`. */
+function smallCheckpoint(name: string, edit: (tensors: Map<string, Tensor>, json: Record<string, unknown>) => void = () => {}): string {
+  const dir = join(root, name);
+  const json = llamaConfigJson(sizes);
+  const config = configOf(sizes);
+  const tensors = checkpointTensors(config, parentArchitecture(config), randomWeights(config, parentArchitecture(config), new Rng(1)));
+  edit(tensors, json);
+  mkdirSync(dir, { recursive: true });
+  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(json));
+  return dir;
+}
+
+function rawSafetensors(path: string, header: Record<string, unknown>, data: Uint8Array): void {
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(path, Buffer.concat([len, json, data]));
+}
+
+describe('loading a checkpoint', () => {
+  it('reads a shared model with the parent architecture', () => {
+    const ck = loadCheckpoint(stories);
+    expect(ck.architecture).toEqual(parentArchitecture(ck.config));
+    expect(ck.weights.lmHead).toBe(ck.weights.embed);
+    expect(ck.weights.layers[0].attention.kind).toBe('gqa');
+  });
+
+  it('reads an untied checkpoint with its own LM head', () => {
+    const ck = loadCheckpoint(smallCheckpoint('untied'));
+    expect(ck.weights.lmHead).not.toBe(ck.weights.embed);
+    expect(ck.weights.lmHead.shape).toEqual([11, 16]);
+  });
+
+  it('reads sharded checkpoints through model.safetensors.index.json', () => {
+    const dir = join(root, 'sharded');
+    mkdirSync(dir);
+    copyFileSync(join(stories, 'config.json'), join(dir, 'config.json'));
+    const ck = loadCheckpoint(stories);
+    const all = [...checkpointTensors(ck.config, ck.architecture, ck.weights)];
+    const half = Math.ceil(all.length / 2);
+    const shards = [all.slice(0, half), all.slice(half)];
+    const weightMap: Record<string, string> = {};
+    shards.forEach((entries, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      writeSafetensors(join(dir, file), new Map(entries));
+      for (const [name] of entries) weightMap[name] = file;
+    });
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    expect(loadCheckpoint(dir).weights).toEqual(ck.weights);
+  });
+
+  it('converts a BF16 checkpoint to float32', () => {
+    const dir = join(root, 'bf16');
+    mkdirSync(dir);
+    const ck = loadCheckpoint(stories);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(stories, 'config.json'), 'utf8')), torch_dtype: 'bfloat16' }));
+    const header: Record<string, unknown> = {};
+    const parts: Uint8Array[] = [];
+    let offset = 0;
+    for (const [name, t] of checkpointTensors(ck.config, ck.architecture, ck.weights)) {
+      const bits = new Uint32Array(Float32Array.from(t.data).buffer);
+      const halves = Uint16Array.from(bits, (b) => b >>> 16); // truncate to bfloat16
+      header[name] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + halves.byteLength] };
+      offset += halves.byteLength;
+      parts.push(new Uint8Array(halves.buffer));
+    }
+    rawSafetensors(join(dir, 'model.safetensors'), header, Buffer.concat(parts));
+    const loaded = loadCheckpoint(dir);
+    const w = ck.weights.layers[1].ffn;
+    const l = loaded.weights.layers[1].ffn;
+    if (w.kind !== 'swiglu' || l.kind !== 'swiglu') throw new Error('expected SwiGLU');
+    const truncated = new Float32Array(new Uint32Array(w.up.data.buffer.slice(0)).map((b) => b & 0xffff0000).buffer);
+    expect(l.up.data).toEqual(truncated);
+  });
+
+  it('reads a DeciLM child with per-layer block_configs and linear/no-op sub-blocks', () => {
+    const config = configOf(sizes);
+    const arch: Architecture = [
+      { attention: { kind: 'linear' }, ffn: { kind: 'swiglu', intermediate: 8 } },
+      { attention: { kind: 'gqa', kvHeads: 1 }, ffn: { kind: 'noop' } },
+    ];
+    const weights = randomWeights(config, arch, new Rng(2));
+    const json = { ...llamaConfigJson(sizes), architectures: ['DeciLMForCausalLM'], model_type: 'nemotron-nas', num_key_value_heads: null, intermediate_size: null, block_configs: toDeciBlockConfigs(config, arch) };
+    const dir = join(root, 'deci');
+    writeCheckpoint(dir, json, config, arch, weights);
+    const ck = loadCheckpoint(dir);
+    expect(ck.architecture).toEqual(arch);
+    expect(ck.weights).toEqual(weights);
+  });
+});
+
+describe('bad checkpoints get one line naming the file and the problem', () => {
+  it('a missing directory or config.json', () => {
+    expect(() => loadCheckpoint(join(root, 'nope'))).toThrow(/nope\/config\.json: model config not found/);
+  });
+
+  it('a config without weights', () => {
+    const dir = join(root, 'no-weights');
+    mkdirSync(dir);
+    copyFileSync(join(stories, 'config.json'), join(dir, 'config.json'));
+    expect(() => loadCheckpoint(dir)).toThrow(/no-weights: no model\.safetensors or model\.safetensors\.index\.json/);
+  });
+
+  it('an unsupported architecture', () => {
+    const dir = smallCheckpoint('gpt2', (_, json) => (json.architectures = ['GPT2LMHeadModel']));
+    expect(() => loadCheckpoint(dir)).toThrow(/gpt2\/config\.json: field "architectures" is \["GPT2LMHeadModel"\]/);
+  });
+
+  it('a missing tensor', () => {
+    const dir = smallCheckpoint('missing', (t) => t.delete('model.layers.1.mlp.down_proj.weight'));
+    expect(() => loadCheckpoint(dir)).toThrow(/missing\/model\.safetensors: tensor "model\.layers\.1\.mlp\.down_proj\.weight" is missing \(needed by layer 1 ffn\)/);
+  });
+
+  it('an untied config whose LM head is absent', () => {
+    const dir = smallCheckpoint('no-head', (t) => t.delete('lm_head.weight'));
+    expect(() => loadCheckpoint(dir)).toThrow(/tensor "lm_head\.weight" is missing \(needed by the LM head/);
+  });
+
+  it('a tensor of the wrong shape', () => {
+    const dir = smallCheckpoint('shape', (t) => t.set('model.layers.0.self_attn.k_proj.weight', { data: new Float32Array(16 * 16), shape: [16, 16] }));
+    expect(() => loadCheckpoint(dir)).toThrow(/shape\/model\.safetensors: tensor "model\.layers\.0\.self_attn\.k_proj\.weight" has shape \[16, 16\]; expected \[8, 16\] from config\.json/);
+  });
+
+  it('a truncated weights file', () => {
+    const dir = smallCheckpoint('truncated');
+    const file = join(dir, 'model.safetensors');
+    writeFileSync(file, readFileSync(file).subarray(0, 100));
+    expect(() => loadCheckpoint(dir)).toThrow(/truncated\/model\.safetensors: truncated or corrupt safetensors header/);
+  });
+
+  it('an unsupported dtype', () => {
+    const dir = smallCheckpoint('int8');
+    const config = configOf(sizes);
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    for (const [name, t] of checkpointTensors(config, parentArchitecture(config), randomWeights(config, parentArchitecture(config), new Rng(1)))) {
+      header[name] = { dtype: 'I8', shape: t.shape, data_offsets: [offset, offset + t.data.length] };
+      offset += t.data.length;
+    }
+    rawSafetensors(join(dir, 'model.safetensors'), header, new Uint8Array(offset));
+    expect(() => loadCheckpoint(dir)).toThrow(/int8\/model\.safetensors: tensor "model\.embed_tokens\.weight" has dtype I8; expected one of F32, F16, BF16/);
+  });
+
+  it('a shard the index names but the directory lacks', () => {
+    const dir = join(root, 'lost-shard');
+    mkdirSync(dir);
+    copyFileSync(join(stories, 'config.json'), join(dir, 'config.json'));
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.embed_tokens.weight': 'model-00001-of-00002.safetensors' } }));
+    expect(() => loadCheckpoint(dir)).toThrow(/index\.json: shard "model-00001-of-00002\.safetensors" listed for tensor "model\.embed_tokens\.weight" does not exist/);
+  });
+});

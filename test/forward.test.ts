@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import type { ModelConfig } from '../src/arch/config.js';
+import type { Architecture } from '../src/arch/types.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { randomWeights } from '../src/model/random.js';
+import type { ModelWeights } from '../src/model/weights.js';
+import { DecoderSession } from '../src/onnx/session.js';
+import { referenceForward } from '../src/reference/forward.js';
+import { Rng } from '../src/util/rng.js';
+import { maxAbsDiff } from '../src/util/tensor.js';
+import { configOf, modelDir, SHARED_MODELS } from './support/fixtures.js';
+
+const TOLERANCE = 1e-4;
+
+function randomIds(rng: Rng, n: number, vocab: number): number[] {
+  return Array.from({ length: n }, () => rng.int(vocab));
+}
+
+/** Max |Δlogit| between the ONNX graph and the plain-TypeScript reference on one sequence. */
+async function logitGap(config: ModelConfig, weights: ModelWeights, ids: number[]): Promise<number> {
+  const session = await DecoderSession.create(config, weights);
+  const { logits } = await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length });
+  await session.release();
+  const ref = referenceForward(config, weights, ids);
+  const flat = new Float32Array(ids.length * config.vocabSize);
+  ref.logits.forEach((row, t) => flat.set(row, t * config.vocabSize));
+  return maxAbsDiff(logits!.data, flat);
+}
+
+/** A child in which every variant kind appears, on a config whose heads × head_dim ≠ hidden. */
+const sizes = { hidden: 24, layers: 6, heads: 4, kvHeads: 2, headDim: 8, intermediate: 40, vocab: 37, tied: false };
+const everyKind: Architecture = [
+  { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', intermediate: 40 } },
+  { attention: { kind: 'gqa', kvHeads: 1 }, ffn: { kind: 'linear' } },
+  { attention: { kind: 'linear' }, ffn: { kind: 'noop' } },
+  { attention: { kind: 'noop' }, ffn: { kind: 'swiglu', intermediate: 7 } },
+  { attention: { kind: 'gqa', kvHeads: 4 }, ffn: { kind: 'swiglu', intermediate: 16 } },
+  { attention: { kind: 'noop' }, ffn: { kind: 'noop' } },
+];
+
+describe('ONNX decoder graph vs the plain-TypeScript reference', () => {
+  for (const name of SHARED_MODELS) {
+    it(`agrees on ${name} (max |Δlogit| ≤ ${TOLERANCE})`, async () => {
+      const ck = loadCheckpoint(modelDir(name));
+      const ids = [1, ...randomIds(new Rng(7), 40, ck.config.vocabSize)];
+      expect(await logitGap(ck.config, ck.weights, ids)).toBeLessThanOrEqual(TOLERANCE);
+    });
+  }
+
+  it('agrees on a random heterogeneous child with every variant kind', async () => {
+    const config = configOf(sizes);
+    const weights = randomWeights(config, everyKind, new Rng(3));
+    expect(await logitGap(config, weights, randomIds(new Rng(4), 33, config.vocabSize))).toBeLessThanOrEqual(TOLERANCE);
+  });
+
+  it('agrees with llama3 rope_scaling and with a Mistral sliding window', async () => {
+    const llama3 = configOf({ ...sizes, ropeTheta: 500000, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } });
+    const mistral = configOf({ ...sizes, architecture: 'MistralForCausalLM', slidingWindow: 5 });
+    for (const config of [llama3, mistral]) {
+      const weights = randomWeights(config, everyKind, new Rng(5));
+      expect(await logitGap(config, weights, randomIds(new Rng(6), 29, config.vocabSize))).toBeLessThanOrEqual(TOLERANCE);
+    }
+  });
+});
+
+describe('decoder sessions', () => {
+  const config = configOf(sizes);
+  const weights = randomWeights(config, everyKind, new Rng(8));
+  const rng = new Rng(9);
+  const batch = 3;
+  const seq = 12;
+  const ids = Int32Array.from(randomIds(rng, batch * seq, config.vocabSize));
+  const V = config.vocabSize;
+  const E = config.hiddenSize;
+
+  it('give each row of a batch the logits it gets alone', async () => {
+    const session = await DecoderSession.create(config, weights);
+    const together = (await session.run({ ids, batch, seq })).logits!;
+    expect(together.shape).toEqual([batch, seq, V]);
+    for (let b = 0; b < batch; b++) {
+      const alone = (await session.run({ ids: ids.slice(b * seq, (b + 1) * seq), batch: 1, seq })).logits!;
+      expect(maxAbsDiff(alone.data, together.data.subarray(b * seq * V, (b + 1) * seq * V))).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('output the last position only when asked', async () => {
+    const all = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
+    const last = (await (await DecoderSession.create(config, weights, { logits: 'last' })).run({ ids, batch, seq })).logits!;
+    expect(last.shape).toEqual([batch, V]);
+    for (let b = 0; b < batch; b++) {
+      const row = all.data.subarray((b * seq + seq - 1) * V, (b * seq + seq) * V);
+      expect(maxAbsDiff(last.data.subarray(b * V, (b + 1) * V), row)).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
+  it('expose residual streams and sub-block inputs/outputs that add up and match the reference', async () => {
+    const layers = everyKind.map((_, i) => i);
+    const session = await DecoderSession.create(config, weights, { hiddenAt: [...layers, everyKind.length], subBlocksOf: layers });
+    const r = await session.run({ ids, batch, seq });
+    const ref = referenceForward(config, weights, Array.from(ids.subarray(0, seq)));
+    for (const i of [...layers, everyKind.length]) {
+      const h = r.hidden.get(i)!;
+      expect(h.shape).toEqual([batch, seq, E]);
+      const refRows = new Float32Array(seq * E);
+      ref.hidden[i].forEach((row, t) => refRows.set(row, t * E));
+      expect(maxAbsDiff(h.data.subarray(0, seq * E), refRows)).toBeLessThanOrEqual(TOLERANCE);
+    }
+    for (const i of layers) {
+      const s = r.subBlocks.get(i)!;
+      const block = everyKind[i];
+      expect(s.attentionOutput === undefined).toBe(block.attention.kind === 'noop');
+      expect(s.ffnOutput === undefined).toBe(block.ffn.kind === 'noop');
+      const mid = s.attentionInput.data.map((v, k) => v + (s.attentionOutput?.data[k] ?? 0));
+      expect(maxAbsDiff(mid, s.ffnInput.data)).toBeLessThanOrEqual(1e-6);
+      const next = s.ffnInput.data.map((v, k) => v + (s.ffnOutput?.data[k] ?? 0));
+      expect(maxAbsDiff(next, r.hidden.get(i + 1)!.data)).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
+  it('run layers i..L from a given residual stream to the same logits (partial graphs)', async () => {
+    const full = await DecoderSession.create(config, weights, { hiddenAt: [0, 1, 2, 3, 4, 5] });
+    const r = await full.run({ ids, batch, seq });
+    for (const from of [1, 3, 5]) {
+      const partial = await DecoderSession.create(config, weights, { fromLayer: from });
+      const out = await partial.run(r.hidden.get(from)!);
+      expect(maxAbsDiff(out.logits!.data, r.logits!.data)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('stop at a layer boundary without logits', async () => {
+    const full = await DecoderSession.create(config, weights, { hiddenAt: [1, 4] });
+    const r = await full.run({ ids, batch, seq });
+    const middle = await DecoderSession.create(config, weights, { fromLayer: 1, toLayer: 4 });
+    const out = await middle.run(r.hidden.get(1)!);
+    expect(out.logits).toBeUndefined();
+    expect(maxAbsDiff(out.hidden.get(4)!.data, r.hidden.get(4)!.data)).toBeLessThanOrEqual(1e-5);
+  });
+});
+
+describe('graphs loaded through a file with external data (the path for models over 2 GB)', () => {
+  it('give the same logits as the in-memory graph', async () => {
+    const ck = loadCheckpoint(modelDir('stories260K'));
+    const ids = Int32Array.from(randomIds(new Rng(10), 20, ck.config.vocabSize));
+    const memory = await DecoderSession.create(ck.config, ck.weights);
+    const file = await DecoderSession.create(ck.config, ck.weights, {}, { viaFile: true });
+    const a = (await memory.run({ ids, batch: 1, seq: 20 })).logits!;
+    const b = (await file.run({ ids, batch: 1, seq: 20 })).logits!;
+    expect(b.data).toEqual(a.data);
+  });
+});
