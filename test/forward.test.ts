@@ -148,3 +148,32 @@ describe('graphs loaded through a file with external data (the path for models o
     expect(b.data).toEqual(a.data);
   });
 });
+
+describe('incremental decoding with a K/V cache', () => {
+  it('gives each step the logits of the full forward pass at that position', async () => {
+    for (const config of [configOf(sizes), configOf({ ...sizes, architecture: 'MistralForCausalLM', slidingWindow: 4 })]) {
+      const weights = randomWeights(config, everyKind, new Rng(11));
+      const batch = 2;
+      const prompt = 5;
+      const steps = 4;
+      const seq = prompt + steps;
+      const ids = Int32Array.from(randomIds(new Rng(12), batch * seq, config.vocabSize));
+      const full = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
+      const inc = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' });
+      expect(inc.cachedLayers).toEqual([0, 1, 4]);
+      const kvHeads = (i: number) => (everyKind[i].attention as { kvHeads: number }).kvHeads;
+      const rows = (from: number, to: number) => Int32Array.from({ length: batch * (to - from) }, (_, k) => ids[Math.floor(k / (to - from)) * seq + from + (k % (to - from))]);
+      let r = await inc.run({ ids: rows(0, prompt), batch, seq: prompt }, inc.emptyCache(batch, kvHeads));
+      for (let t = prompt; ; t++) {
+        const V = config.vocabSize;
+        for (let b = 0; b < batch; b++) {
+          const expected = full.data.subarray((b * seq + t - 1) * V, (b * seq + t) * V);
+          expect(maxAbsDiff(r.logits!.data.subarray(b * V, (b + 1) * V), expected)).toBeLessThanOrEqual(1e-4);
+        }
+        expect(r.present.get(0)!.key.shape).toEqual([batch, 2, t, config.headDim]);
+        if (t === seq) break;
+        r = await inc.run({ ids: rows(t, t + 1), batch, seq: 1 }, r.present);
+      }
+    }
+  });
+});

@@ -20,6 +20,13 @@ export interface DecoderGraphOptions {
   readonly hiddenAt?: readonly number[];
   /** Layers whose sub-block activations to output: `hidden.<i>`, `mid.<i>` (the FFN's input), `attn_out.<i>`, `ffn_out.<i>`. */
   readonly subBlocksOf?: readonly number[];
+  /** Take the residual stream as input even from layer 0 (for timing single sub-blocks). */
+  readonly hiddenInput?: boolean;
+  /**
+   * Incremental decoding: each GQA layer i takes `past_key.<i>` / `past_value.<i>` [batch, kvHeads, past, headDim]
+   * and returns `present_key.<i>` / `present_value.<i>` with the new positions appended; positions start at `past`.
+   */
+  readonly kvCache?: boolean;
 }
 
 export const INPUT_IDS = 'input_ids';
@@ -29,6 +36,10 @@ export const hiddenName = (i: number) => `hidden.${i}`;
 export const midName = (i: number) => `mid.${i}`;
 export const attnOutName = (i: number) => `attn_out.${i}`;
 export const ffnOutName = (i: number) => `ffn_out.${i}`;
+export const pastKeyName = (i: number) => `past_key.${i}`;
+export const pastValueName = (i: number) => `past_value.${i}`;
+export const presentKeyName = (i: number) => `present_key.${i}`;
+export const presentValueName = (i: number) => `present_value.${i}`;
 
 /**
  * Builds the ONNX graph of a decoder whose layers may each have their own attention and FFN variant
@@ -45,7 +56,7 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
 
   let x: string;
   let shapeSource: string;
-  if (from === 0) {
+  if (from === 0 && !options.hiddenInput) {
     const ids = g.input(INPUT_IDS, DataType.INT32, ['batch', 'seq']);
     x = g.node('Gather', [g.initializer('embed_tokens', weights.embed.data, weights.embed.shape), ids], { axis: 0 }, 'embedded');
     shapeSource = ids;
@@ -53,7 +64,9 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
     x = g.input(HIDDEN_IN, DataType.FLOAT, ['batch', 'seq', E]);
     shapeSource = x;
   }
-  const ctx = sequenceContext(g, config, shapeSource);
+  const cached = options.kvCache ? weights.layers.map((l, i) => (i >= from && i < to && l.attention.kind === 'gqa' ? i : -1)).filter((i) => i >= 0) : [];
+  const pastSource = cached.length > 0 ? declarePastInputs(g, config, weights, cached) : null;
+  const ctx = sequenceContext(g, config, shapeSource, pastSource);
 
   const wantHidden = new Set(options.hiddenAt ?? []);
   const wantSub = new Set(options.subBlocksOf ?? []);
@@ -86,25 +99,41 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
   return g;
 }
 
+/** Declares the past K/V inputs of the cached layers; returns one of them, whose dim 2 is the past length. */
+function declarePastInputs(g: GraphBuilder, config: ModelConfig, weights: ModelWeights, layers: readonly number[]): string {
+  for (const i of layers) {
+    const a = weights.layers[i].attention;
+    const K = a.kind === 'gqa' ? a.k.shape[0] / config.headDim : 0;
+    g.input(pastKeyName(i), DataType.FLOAT, ['batch', K, 'past', config.headDim]);
+    g.input(pastValueName(i), DataType.FLOAT, ['batch', K, 'past', config.headDim]);
+  }
+  return pastKeyName(layers[0]);
+}
+
 /** Per-sequence tensors every attention layer shares: the causal mask and RoPE's cos/sin tables. */
 interface SequenceContext {
-  /** [seq, seq]: 0 where a query may attend to a key, -inf elsewhere. */
+  /** [seq, past + seq]: 0 where a query may attend to a key, -inf elsewhere. */
   readonly mask: string;
   /** [seq, 1, headDim], broadcast over batch and heads. */
   readonly cos: string;
   readonly sin: string;
   /** Scalar int64: seq - 1. */
   readonly lastIndex: string;
+  /** Whether attention appends to past K/V inputs. */
+  readonly cached: boolean;
 }
 
-function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: string): SequenceContext {
+function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: string, pastSource: string | null): SequenceContext {
   const shape = g.node('Shape', [shapeSource], {}, 'input_shape');
   const seq = g.node('Gather', [shape, g.int64([1], true)], { axis: 0 }, 'seq_len');
-  const positions = g.node('Range', [g.int64([0], true), seq, g.int64([1], true)], {}, 'positions');
   const lastIndex = g.node('Sub', [seq, g.int64([1], true)], {}, 'last_index');
+  const past = pastSource === null ? g.int64([0], true) : g.node('Gather', [g.node('Shape', [pastSource], {}, 'past_shape'), g.int64([2], true)], { axis: 0 }, 'past_len');
+  const total = g.node('Add', [past, seq], {}, 'total_len');
+  const positions = g.node('Range', [past, total, g.int64([1], true)], {}, 'positions');
+  const keyPositions = pastSource === null ? positions : g.node('Range', [g.int64([0], true), total, g.int64([1], true)], {}, 'key_positions');
 
   const rows = g.node('Unsqueeze', [positions, g.int64([1])], {}, 'query_pos');
-  const cols = g.node('Unsqueeze', [positions, g.int64([0])], {}, 'key_pos');
+  const cols = g.node('Unsqueeze', [keyPositions, g.int64([0])], {}, 'key_pos');
   let blocked = g.node('Greater', [cols, rows], {}, 'future');
   if (config.slidingWindow !== null) {
     const distance = g.node('Sub', [rows, cols], {}, 'distance');
@@ -119,7 +148,7 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
   const angles = g.node('Concat', [freqs, freqs], { axis: -1 }, 'rope_angles');
   const cos = g.node('Unsqueeze', [g.node('Cos', [angles], {}, 'cos_t'), g.int64([1])], {}, 'rope_cos');
   const sin = g.node('Unsqueeze', [g.node('Sin', [angles], {}, 'sin_t'), g.int64([1])], {}, 'rope_sin');
-  return { mask, cos, sin, lastIndex };
+  return { mask, cos, sin, lastIndex, cached: pastSource !== null };
 }
 
 /**
@@ -161,10 +190,19 @@ function attentionBlock(g: GraphBuilder, config: ModelConfig, w: AttentionWeight
   const [qk, v] = g.nodeN('Split', [qkv, g.int64([(H + K) * D, K * D])], 2, { axis: -1 }, `${p}_qk_v`);
   const qkHeads = rope(g, g.node('Reshape', [qk, g.int64([0, 0, H + K, D])], {}, `${p}_qk_heads`), ctx, D / 2, `${p}_qk`);
   const [q, k] = g.nodeN('Split', [qkHeads, g.int64([H, K])], 2, { axis: 2 }, `${p}_q_k`);
-  // Grouped heads without copying K/V: queries as [B, K, group, T, D] broadcast against keys [B, K, 1, D, T].
+  // K/V as [B, K, S, D] (the cache layout), extended by the past when decoding incrementally.
+  let keys = g.node('Transpose', [k], { perm: [0, 2, 1, 3] }, `${p}_k_bktd`);
+  let values = g.node('Transpose', [g.node('Reshape', [v, g.int64([0, 0, K, D])], {}, `${p}_v_heads`)], { perm: [0, 2, 1, 3] }, `${p}_v_bktd`);
+  if (ctx.cached) {
+    keys = g.node('Concat', [pastKeyName(i), keys], { axis: 2 }, `${p}_keys`);
+    values = g.node('Concat', [pastValueName(i), values], { axis: 2 }, `${p}_values`);
+    g.expose(keys, presentKeyName(i), ['batch', K, 'total', D]);
+    g.expose(values, presentValueName(i), ['batch', K, 'total', D]);
+  }
+  // Grouped heads without copying K/V: queries as [B, K, group, T, D] broadcast against keys [B, K, 1, D, S].
   const q5 = g.node('Transpose', [g.node('Reshape', [q, g.int64([0, 0, K, group, D])], {}, `${p}_q5`)], { perm: [0, 2, 3, 1, 4] }, `${p}_q_bkgtd`);
-  const kT = g.node('Transpose', [g.node('Reshape', [k, g.int64([0, 0, K, 1, D])], {}, `${p}_k5`)], { perm: [0, 2, 3, 4, 1] }, `${p}_k_bk1dt`);
-  const v5 = g.node('Transpose', [g.node('Reshape', [v, g.int64([0, 0, K, 1, D])], {}, `${p}_v5`)], { perm: [0, 2, 3, 1, 4] }, `${p}_v_bk1td`);
+  const kT = g.node('Transpose', [g.node('Unsqueeze', [keys, g.int64([2])], {}, `${p}_k5`)], { perm: [0, 1, 2, 4, 3] }, `${p}_k_bk1ds`);
+  const v5 = g.node('Unsqueeze', [values, g.int64([2])], {}, `${p}_v_bk1sd`);
   const scores = g.node('Add', [g.node('MatMul', [q5, kT], {}, `${p}_qk_scores`), ctx.mask], {}, `${p}_scores`);
   const probs = g.node('Softmax', [scores], { axis: -1 }, `${p}_probs`);
   const ctxHeads = g.node('MatMul', [probs, v5], {}, `${p}_ctx`);

@@ -14,6 +14,10 @@ import {
   INPUT_IDS,
   LOGITS,
   midName,
+  pastKeyName,
+  pastValueName,
+  presentKeyName,
+  presentValueName,
   type DecoderGraphOptions,
 } from './decoder-graph.js';
 
@@ -46,11 +50,19 @@ export interface SubBlockActivations {
   readonly ffnOutput?: Tensor;
 }
 
+/** One layer's K/V cache, each [batch, kvHeads, positions, headDim]. */
+export interface KvCache {
+  readonly key: Tensor;
+  readonly value: Tensor;
+}
+
 export interface ForwardResult {
   /** [batch, seq, vocab], or [batch, vocab] for logits: 'last'. */
   readonly logits?: Tensor;
   readonly hidden: ReadonlyMap<number, Tensor>;
   readonly subBlocks: ReadonlyMap<number, SubBlockActivations>;
+  /** With kvCache: each cached layer's K/V including this call's positions, to pass back as `past`. */
+  readonly present: ReadonlyMap<number, KvCache>;
 }
 
 export function sessionOptions(runtime: RuntimeOptions): ort.InferenceSession.SessionOptions {
@@ -90,9 +102,32 @@ export class DecoderSession {
     return (this.options.fromLayer ?? 0) === 0;
   }
 
-  /** Runs token ids (full graphs) or a residual stream [batch, seq, hidden] (partial graphs). */
-  async run(input: TokenBatch | Tensor): Promise<ForwardResult> {
+  /** The layers that take and return a K/V cache (GQA layers of a kvCache graph). */
+  get cachedLayers(): number[] {
+    return this.session.inputNames.filter((n) => n.startsWith('past_key.')).map((n) => Number(n.slice('past_key.'.length)));
+  }
+
+  /** An empty cache for every cached layer: the `past` of a first (prefill) call. */
+  emptyCache(batch: number, kvHeadsOf: (layer: number) => number): Map<number, KvCache> {
+    const D = this.config.headDim;
+    return new Map(this.cachedLayers.map((i) => {
+      const shape = [batch, kvHeadsOf(i), 0, D];
+      return [i, { key: { data: new Float32Array(0), shape }, value: { data: new Float32Array(0), shape } }];
+    }));
+  }
+
+  /**
+   * Runs token ids (full graphs) or a residual stream [batch, seq, hidden] (partial graphs); kvCache
+   * graphs also take every cached layer's past K/V.
+   */
+  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map()): Promise<ForwardResult> {
     const feeds: Record<string, ort.Tensor> = {};
+    for (const i of this.cachedLayers) {
+      const kv = past.get(i);
+      if (kv === undefined) throw new Error(`layer ${i} needs its past K/V (use emptyCache() for the first call)`);
+      feeds[pastKeyName(i)] = new ort.Tensor('float32', kv.key.data, [...kv.key.shape]);
+      feeds[pastValueName(i)] = new ort.Tensor('float32', kv.value.data, [...kv.value.shape]);
+    }
     if ('ids' in input) {
       if (!this.startsWithTokens) throw new Error('this partial graph takes a hidden state, not token ids');
       feeds[INPUT_IDS] = new ort.Tensor('int32', input.ids, [input.batch, input.seq]);
@@ -119,7 +154,9 @@ export class DecoderSession {
         ffnOutput: get(ffnOutName(i)),
       });
     }
-    return { logits: get(LOGITS), hidden, subBlocks };
+    const present = new Map<number, KvCache>();
+    for (const i of this.cachedLayers) present.set(i, { key: get(presentKeyName(i))!, value: get(presentValueName(i))! });
+    return { logits: get(LOGITS), hidden, subBlocks, present };
   }
 
   async release(): Promise<void> {
