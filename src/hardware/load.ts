@@ -1,0 +1,103 @@
+import { FieldReader, isObject, readJsonFile, type JsonObject } from '../model/json.js';
+import { fail } from '../util/errors.js';
+import { DTYPES, type Device, type Dtype, type HardwareProfile, type MeasuredCosts, type Scenario, type Workload } from './types.js';
+
+/**
+ * Hardware-profile files (`hardware-profiles/*.json`, schema in hardware-profile.schema.json). Numbers are
+ * written in the units of spec sheets (TFLOP/s, GB/s, GB, µs) and converted to SI base units here.
+ */
+export function loadHardwareProfile(path: string): HardwareProfile {
+  const raw = readJsonFile(path, 'hardware profile');
+  if (!isObject(raw)) fail(`${path}: expected a JSON object`);
+  return parseHardwareProfile(path, raw);
+}
+
+export function parseHardwareProfile(file: string, raw: JsonObject): HardwareProfile {
+  const r: FieldReader = new FieldReader(file, raw);
+  const d = r.object('device') ?? r.problem('device', 'an object describing the device');
+  const w = r.object('workload') ?? r.problem('workload', 'an object with dtypes and scenarios');
+  const sources = raw.sources ?? {};
+  if (!isObject(sources) || !Object.values(sources).every((v) => typeof v === 'string')) r.problem('sources', 'an object mapping field paths to citations');
+  const name = r.string('name') ?? file.replace(/^.*\//, '').replace(/\.json$/, '');
+  return { name, file, device: parseDevice(d), workload: parseWorkload(w), sources: sources as Record<string, string>, measured: parseMeasured(r) };
+}
+
+function parseDevice(d: FieldReader): Device {
+  const peaks = d.object('peakTflops') ?? d.problem('peakTflops', 'an object of dense peak TFLOP/s per dtype, e.g. { "bf16": 989.4 }');
+  const peakFlops: Partial<Record<Dtype, number>> = {};
+  for (const key of Object.keys(peaks.obj)) {
+    if (!(DTYPES as readonly string[]).includes(key)) fail(`${d.file}: field "device.peakTflops.${key}" is not a dtype; expected one of ${DTYPES.join(', ')}`);
+    peakFlops[key as Dtype] = peaks.positiveNumber(key) * 1e12;
+  }
+  const fraction = (key: string) => {
+    const v = d.positiveNumber(key);
+    if (v > 1) d.problem(key, 'a fraction in (0, 1]');
+    return v;
+  };
+  const nonNegative = (key: string) => {
+    const v = d.obj[key] ?? 0;
+    if (typeof v !== 'number' || !(v >= 0)) d.problem(key, 'a number of microseconds ≥ 0');
+    return v;
+  };
+  return {
+    name: d.string('name') ?? d.problem('name', 'the device name'),
+    peakFlops,
+    memoryBandwidth: d.positiveNumber('memoryBandwidthGBs') * 1e9,
+    memoryCapacity: d.positiveNumber('memoryCapacityGB') * 1e9,
+    computeEfficiency: fraction('computeEfficiency'),
+    bandwidthEfficiency: fraction('bandwidthEfficiency'),
+    kernelOverhead: nonNegative('kernelOverheadUs') * 1e-6,
+    stepOverhead: nonNegative('stepOverheadUs') * 1e-6,
+  };
+}
+
+function dtype(r: FieldReader, key: string): Dtype {
+  const v = r.string(key);
+  if (v === null || !(DTYPES as readonly string[]).includes(v)) r.problem(key, `one of ${DTYPES.join(', ')}`);
+  return v as Dtype;
+}
+
+function parseWorkload(w: FieldReader): Workload {
+  const list = w.obj.scenarios;
+  if (!Array.isArray(list) || list.length === 0) w.problem('scenarios', 'a non-empty list of { name, prefillTokens, generatedTokens, batch }');
+  const scenarios = list.map((s, i): Scenario => {
+    if (!isObject(s)) fail(`${w.file}: field "workload.scenarios[${i}]" is ${JSON.stringify(s)}; expected an object`);
+    const sr = new FieldReader(w.file, s, `workload.scenarios[${i}].`);
+    return {
+      name: sr.string('name') ?? sr.problem('name', 'a scenario name'),
+      prefillTokens: sr.positiveInt('prefillTokens'),
+      generatedTokens: sr.positiveInt('generatedTokens'),
+      batch: sr.positiveInt('batch'),
+    };
+  });
+  const names = scenarios.map((s) => s.name);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) fail(`${w.file}: field "workload.scenarios" names "${dup}" twice; scenario names must be unique`);
+  return { weightDtype: dtype(w, 'weightDtype'), activationDtype: dtype(w, 'activationDtype'), kvCacheDtype: dtype(w, 'kvCacheDtype'), scenarios };
+}
+
+function parseMeasured(r: FieldReader): MeasuredCosts | null {
+  const m = r.object('measured');
+  if (m === null) return null;
+  const model = m.object('model') ?? m.problem('model', 'the measured model\'s directory and shape');
+  const scenarios = m.object('scenarios') ?? m.problem('scenarios', 'measured times per scenario and variant');
+  for (const [scenario, times] of Object.entries(scenarios.obj)) {
+    if (!isObject(times)) fail(`${r.file}: field "measured.scenarios.${scenario}" is ${JSON.stringify(times)}; expected an object of variant key → { prefillSeconds, decodeSeconds }`);
+    for (const [key, t] of Object.entries(times)) {
+      const ok = isObject(t) && typeof t.prefillSeconds === 'number' && t.prefillSeconds >= 0 && typeof t.decodeSeconds === 'number' && t.decodeSeconds >= 0;
+      if (!ok) fail(`${r.file}: field "measured.scenarios.${scenario}.${key}" is ${JSON.stringify(t)}; expected { prefillSeconds, decodeSeconds } ≥ 0`);
+    }
+  }
+  return {
+    model: {
+      dir: model.string('dir') ?? '',
+      hiddenSize: model.positiveInt('hiddenSize'),
+      numHeads: model.positiveInt('numHeads'),
+      headDim: model.positiveInt('headDim'),
+      vocabSize: model.positiveInt('vocabSize'),
+    },
+    threads: m.positiveInt('threads'),
+    repeats: m.positiveInt('repeats'),
+    scenarios: scenarios.obj as MeasuredCosts['scenarios'],
+  };
+}

@@ -1,0 +1,165 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { describe, expect, it } from 'vitest';
+import { parentArchitecture } from '../src/arch/config.js';
+import { modelParams } from '../src/arch/params.js';
+import { decodeSteps, measuredCostModel, rooflineCostModel } from '../src/hardware/cost-model.js';
+import { loadHardwareProfile, parseHardwareProfile } from '../src/hardware/load.js';
+import { architectureCost } from '../src/hardware/model-cost.js';
+import { attentionKernels, ffnKernels, kernelSeconds } from '../src/hardware/roofline.js';
+import type { HardwareProfile } from '../src/hardware/types.js';
+import { configOf } from './support/fixtures.js';
+
+const PROFILES = resolve(import.meta.dirname, '../hardware-profiles');
+
+/** A device with round numbers, so every roofline time can be worked out by hand. */
+function toyProfile(scenarios: { name: string; prefillTokens: number; generatedTokens: number; batch: number }[], overheads = { kernelOverheadUs: 0, stepOverheadUs: 0 }): HardwareProfile {
+  return parseHardwareProfile('toy.json', {
+    device: { name: 'toy', peakTflops: { bf16: 100 }, memoryBandwidthGBs: 1000, memoryCapacityGB: 80, computeEfficiency: 1, bandwidthEfficiency: 1, ...overheads },
+    workload: { weightDtype: 'bf16', activationDtype: 'bf16', kvCacheDtype: 'bf16', scenarios },
+  });
+}
+
+// Hidden 1024, 8 heads of 128, 8 KV heads, FFN 4096, vocab 32000.
+const config = configOf({ hidden: 1024, layers: 2, heads: 8, kvHeads: 8, intermediate: 4096, vocab: 32000 });
+
+describe('shipped hardware profiles', () => {
+  const files = readdirSync(PROFILES).filter((f) => f.endsWith('.json') && !f.includes('schema'));
+
+  it('are the five the project promises, valid against the schema', () => {
+    expect(files.sort()).toEqual(['a100-80gb.json', 'cpu-local.json', 'h100-sxm.json', 'l40s.json', 'rtx-4090.json']);
+    const ajv = new Ajv2020.default({ allErrors: true });
+    const validate = ajv.compile(JSON.parse(readFileSync(join(PROFILES, 'hardware-profile.schema.json'), 'utf8')));
+    for (const f of files) expect(validate(JSON.parse(readFileSync(join(PROFILES, f), 'utf8'))), `${f}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+  });
+
+  it('cite a source for every device number', () => {
+    for (const f of files) {
+      const raw = JSON.parse(readFileSync(join(PROFILES, f), 'utf8'));
+      const paths = [
+        ...Object.keys(raw.device.peakTflops).map((k) => `peakTflops.${k}`),
+        ...Object.keys(raw.device).filter((k) => typeof raw.device[k] === 'number'),
+      ];
+      for (const p of paths) expect(raw.sources[p], `${f}: sources["${p}"]`).toMatch(/^.{10,}$/);
+      loadHardwareProfile(join(PROFILES, f));
+    }
+  });
+
+  it('read spec-sheet units into SI units (H100: 989.4 TFLOP/s bf16, 3.35 TB/s, 80 GB)', () => {
+    const p = loadHardwareProfile(join(PROFILES, 'h100-sxm.json'));
+    expect(p.device.peakFlops.bf16).toBeCloseTo(989.4e12, -6);
+    expect(p.device.memoryBandwidth).toBe(3.35e12);
+    expect(p.device.memoryCapacity).toBe(80e9);
+    expect(p.device.kernelOverhead).toBeCloseTo(5e-6, 12);
+  });
+});
+
+describe('bad hardware profiles name the file and field', () => {
+  const base = { name: 'd', peakTflops: { bf16: 1 }, memoryBandwidthGBs: 1, memoryCapacityGB: 1, computeEfficiency: 0.5, bandwidthEfficiency: 0.5 };
+  const workload = { weightDtype: 'bf16', activationDtype: 'bf16', kvCacheDtype: 'bf16', scenarios: [{ name: 's', prefillTokens: 1, generatedTokens: 1, batch: 1 }] };
+  it('rejects out-of-range numbers, unknown dtypes and duplicate scenarios', () => {
+    expect(() => parseHardwareProfile('p.json', { device: { ...base, computeEfficiency: 1.5 }, workload })).toThrow(/p\.json: field "device\.computeEfficiency" is 1\.5; expected a fraction in \(0, 1\]/);
+    expect(() => parseHardwareProfile('p.json', { device: { ...base, peakTflops: { bf17: 1 } }, workload })).toThrow(/p\.json: field "device\.peakTflops\.bf17" is not a dtype/);
+    expect(() => parseHardwareProfile('p.json', { device: base, workload: { ...workload, kvCacheDtype: 'fp4' } })).toThrow(/field "workload\.kvCacheDtype" is "fp4"; expected one of fp32/);
+    expect(() => parseHardwareProfile('p.json', { device: base, workload: { ...workload, scenarios: [workload.scenarios[0], workload.scenarios[0]] } })).toThrow(/names "s" twice/);
+    expect(() => parseHardwareProfile('p.json', { device: base, workload: { ...workload, scenarios: [{ name: 's', prefillTokens: 0, generatedTokens: 1, batch: 1 }] } })).toThrow(/field "workload\.scenarios\[0\]\.prefillTokens" is 0; expected a positive integer/);
+  });
+
+  it('refuses a profile whose compute dtype has no peak', () => {
+    const p = parseHardwareProfile('p.json', { device: base, workload: { ...workload, activationDtype: 'fp32' } });
+    expect(() => rooflineCostModel(config, p)).toThrow(/p\.json: field "device\.peakTflops\.fp32" is missing/);
+  });
+});
+
+describe('roofline costs, checked by hand', () => {
+  const profile = toyProfile([{ name: 'one', prefillTokens: 1024, generatedTokens: 3, batch: 1 }]);
+  const { device, workload } = profile;
+  const seconds = (ks: { flops: number; bytes: number }[]) => ks.reduce((t, k) => t + kernelSeconds(k, device, workload), 0);
+
+  it('a one-token SwiGLU step is bound by reading its weights', () => {
+    // norm: 6,144 B; gate+up: 1024·8192·2 B weights + (1024+8192)·2 B activations; silu·up: 3·4096·2 B; down: 4096·1024·2 + (4096+1024)·2 B.
+    const bytes = 6144 + (16_777_216 + 18_432) + 24_576 + (8_388_608 + 10_240);
+    const t = seconds(ffnKernels(config, { kind: 'swiglu', intermediate: 4096 }, { batch: 1, tokens: 1, pastTokens: 0 }, workload));
+    expect(t).toBeCloseTo(bytes / 1e12, 15);
+  });
+
+  it('a 4096-token SwiGLU prefill is bound by compute', () => {
+    // 2·4096·1024·8192 + 2·4096·4096·1024 FLOPs of matmuls at 100 TFLOP/s; norm and silu·up stay memory-bound.
+    const matmuls = (2 * 4096 * 1024 * 8192 + 2 * 4096 * 4096 * 1024) / 1e14;
+    const norm = (2 * 4096 * 1024 * 2 + 1024 * 2) / 1e12;
+    const act = (3 * 4096 * 4096 * 2) / 1e12;
+    const t = seconds(ffnKernels(config, { kind: 'swiglu', intermediate: 4096 }, { batch: 1, tokens: 4096, pastTokens: 0 }, workload));
+    expect(t).toBeCloseTo(matmuls + norm + act, 12);
+  });
+
+  it('decode attention reads the whole K/V cache: fewer KV heads read less', () => {
+    // Batch 8 at 1023 cached positions: the core kernel moves 8·1024·2·K·128·2 B of cache plus q and its output.
+    const core = (K: number) => attentionKernels(config, { kind: 'gqa', kvHeads: K }, { batch: 8, tokens: 1, pastTokens: 1023 }, workload)[3];
+    expect(core(8)).toEqual({ flops: 4 * 8 * 8 * 128 * 1024, bytes: 8 * 1024 * 2 * 8 * 128 * 2 + 2 * 8 * 1024 * 2 });
+    expect(core(2).bytes).toBe(8 * 1024 * 2 * 2 * 128 * 2 + 2 * 8 * 1024 * 2);
+  });
+
+  it('prefill attends causally: query i sees i keys', () => {
+    const k = attentionKernels(config, { kind: 'gqa', kvHeads: 8 }, { batch: 1, tokens: 4, pastTokens: 0 }, workload)[3];
+    expect(k.flops).toBe(4 * 8 * 128 * (1 + 2 + 3 + 4));
+  });
+
+  it('a scenario is one prefill and generated − 1 decode steps, each seeing everything before it', () => {
+    const s = profile.workload.scenarios[0];
+    expect(decodeSteps(s)).toEqual([{ batch: 1, tokens: 1, pastTokens: 1024 }, { batch: 1, tokens: 1, pastTokens: 1025 }]);
+    const v = { kind: 'swiglu', intermediate: 4096 } as const;
+    const costs = rooflineCostModel(config, profile);
+    const step = (past: number) => seconds(ffnKernels(config, v, { batch: 1, tokens: 1, pastTokens: past }, workload));
+    expect(costs.ffn(v, s).decodeSeconds).toBeCloseTo(step(1024) + step(1025), 15);
+    expect(costs.ffn(v, s).prefillSeconds).toBeCloseTo(seconds(ffnKernels(config, v, { batch: 1, tokens: 1024, pastTokens: 0 }, workload)), 15);
+  });
+
+  it('whole-model totals add the layers, the rest and per-step overheads; throughput = batch × generated / time', () => {
+    const withOverheads = toyProfile([{ name: 'b4', prefillTokens: 16, generatedTokens: 5, batch: 4 }], { kernelOverheadUs: 2, stepOverheadUs: 30 });
+    const costs = rooflineCostModel(config, withOverheads);
+    const s = withOverheads.workload.scenarios[0];
+    const [c] = architectureCost(config, parentArchitecture(config), withOverheads, costs);
+    const layer = (f: 'prefillSeconds' | 'decodeSeconds') => costs.attention(parentArchitecture(config)[0].attention, s)[f] + costs.ffn(parentArchitecture(config)[0].ffn, s)[f];
+    expect(c.prefillSeconds).toBeCloseTo(2 * layer('prefillSeconds') + costs.rest(s).prefillSeconds, 15);
+    expect(c.decodeSeconds).toBeCloseTo(2 * layer('decodeSeconds') + costs.rest(s).decodeSeconds, 15);
+    expect(c.tokensPerSecond).toBeCloseTo((4 * 5) / (c.prefillSeconds + c.decodeSeconds), 9);
+    // 30 µs per forward call: 1 prefill + 4 decode steps; 3 rest kernels × 2 µs per call.
+    const bare = rooflineCostModel(config, toyProfile([s])).rest(s);
+    expect(costs.rest(s).prefillSeconds - bare.prefillSeconds).toBeCloseTo(30e-6 + 3 * 2e-6, 12);
+    expect(costs.rest(s).decodeSeconds - bare.decodeSeconds).toBeCloseTo(4 * (30e-6 + 3 * 2e-6), 12);
+  });
+
+  it('memory: Llama-3.1-8B in bf16 holds 16.06 GB of weights and 128 KiB of K/V per token', () => {
+    const llama8b = configOf({ hidden: 4096, layers: 32, heads: 32, kvHeads: 8, intermediate: 14336, vocab: 128256, tied: false });
+    expect(modelParams(llama8b, parentArchitecture(llama8b))).toBe(8_030_261_248);
+    const p = toyProfile([{ name: 'ctx8k', prefillTokens: 8000, generatedTokens: 192, batch: 2 }]);
+    const [c] = architectureCost(llama8b, parentArchitecture(llama8b), p, rooflineCostModel(llama8b, p));
+    expect(c.weightBytes).toBe(8_030_261_248 * 2);
+    expect(c.kvCacheBytes).toBe(2 * 8192 * 131_072);
+    expect(c.memoryBytes).toBe(c.weightBytes + c.kvCacheBytes);
+    expect(c.fitsInMemory).toBe(true);
+  });
+});
+
+describe('measured cost model', () => {
+  const measured = (model: Record<string, unknown>) => parseHardwareProfile('m.json', {
+    device: { name: 'cpu', peakTflops: { fp32: 1 }, memoryBandwidthGBs: 1, memoryCapacityGB: 1, computeEfficiency: 1, bandwidthEfficiency: 1 },
+    workload: { weightDtype: 'fp32', activationDtype: 'fp32', kvCacheDtype: 'fp32', scenarios: [{ name: 's', prefillTokens: 4, generatedTokens: 2, batch: 1 }] },
+    measured: { model, threads: 1, repeats: 3, scenarios: { s: { 'attn-gqa8': { prefillSeconds: 1, decodeSeconds: 2 }, rest: { prefillSeconds: 0.5, decodeSeconds: 0.25 } } } },
+  });
+  const shape = { dir: 'x', hiddenSize: 1024, numHeads: 8, headDim: 128, vocabSize: 32000 };
+
+  it('returns the measured times', () => {
+    const c = measuredCostModel(config, measured(shape));
+    const s = measured(shape).workload.scenarios[0];
+    expect(c.attention({ kind: 'gqa', kvHeads: 8 }, s)).toEqual({ prefillSeconds: 1, decodeSeconds: 2 });
+    expect(c.rest(s)).toEqual({ prefillSeconds: 0.5, decodeSeconds: 0.25 });
+  });
+
+  it('refuses another model\'s measurements and unmeasured variants', () => {
+    expect(() => measuredCostModel(config, measured({ ...shape, hiddenSize: 512 }))).toThrow(/m\.json: measured for a model of hidden 512/);
+    const s = measured(shape).workload.scenarios[0];
+    expect(() => measuredCostModel(config, measured(shape)).ffn({ kind: 'linear' }, s)).toThrow(/m\.json: no measured time for "ffn-linear" in scenario "s"/);
+  });
+});
