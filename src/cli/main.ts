@@ -2,7 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { TesseraError } from '../util/errors.js';
 import { evalCommand, generateCommand, inspectCommand } from './commands.js';
 import { defaultThreads, positiveInt } from './options.js';
-import { DEFAULT_MODEL, DEFAULT_TEXT } from './paths.js';
+import { costCommand, profileCommand } from './hardware-commands.js';
+import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT } from './paths.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
 
@@ -36,6 +37,23 @@ function program(): Command {
     .option('--tokens <n>', 'new tokens to generate at most', positiveInt('--tokens'), 60)
     .addOption(threads())
     .action(async (dir: string, opts) => generateCommand(dir, opts, print));
+
+  p.command('cost')
+    .description('predicted time per scenario, throughput and memory of the parent (or a child) on a hardware profile')
+    .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
+    .option('--hardware <profile>', 'hardware profile JSON', DEFAULT_HARDWARE)
+    .option('--arch <spec.json>', 'a child: any JSON with DeciLM block_configs (spec.json or config.json)')
+    .action((dir: string, opts) => costCommand(dir, opts, print));
+
+  p.command('profile')
+    .description('measure every candidate sub-block of a space with onnxruntime on this machine; write a measured hardware profile')
+    .option('--model <dir>', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
+    .option('--space <space.json>', 'search space', DEFAULT_SPACE)
+    .option('--hardware <profile>', 'profile whose device and scenarios to measure', DEFAULT_HARDWARE)
+    .requiredOption('--out <profile.json>', 'where to write the measured profile, e.g. hardware-profiles/measured-stories260K.json')
+    .option('--repeats <n>', 'timed runs per measurement (median kept)', positiveInt('--repeats'), 5)
+    .addOption(threads())
+    .action(async (opts) => profileCommand(opts, print));
 
   p.command('search')
     .description('the whole pipeline on a model (today: the stages that exist)')

@@ -12,7 +12,7 @@ import { transposeConcat } from './layout.js';
 export interface DecoderGraphOptions {
   /** First layer to run; > 0 takes `hidden_in` [batch, seq, hidden] instead of `input_ids`. */
   readonly fromLayer?: number;
-  /** One past the last layer to run; below numLayers the graph ends at `hidden.<toLayer>`, without logits. */
+  /** One past the last layer to run; below numLayers the graph has no logits. Graphs without logits end at `hidden.<toLayer>`. */
   readonly toLayer?: number;
   /** Logits for every position, only the last one (generation), or none. */
   readonly logits?: 'all' | 'last' | 'none';
@@ -95,7 +95,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
     const out = g.node('MatMul', [h, head], {}, 'logits_raw');
     g.expose(out, LOGITS, logits === 'last' ? ['batch', config.vocabSize] : ['batch', 'seq', config.vocabSize]);
   }
-  if (to < L && !wantHidden.has(to)) g.expose(x, hiddenName(to), act);
+  // A graph without logits ends in the residual stream after its last layer.
+  if (logits === 'none' && !wantHidden.has(to)) g.expose(x, hiddenName(to), act);
   return g;
 }
 

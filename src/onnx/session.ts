@@ -99,7 +99,7 @@ export class DecoderSession {
   }
 
   get startsWithTokens(): boolean {
-    return (this.options.fromLayer ?? 0) === 0;
+    return (this.options.fromLayer ?? 0) === 0 && !this.options.hiddenInput;
   }
 
   /** The layers that take and return a K/V cache (GQA layers of a kvCache graph). */

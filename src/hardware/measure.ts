@@ -1,0 +1,148 @@
+import type { ModelConfig } from '../arch/config.js';
+import type { Architecture, AttentionVariant, BlockConfig, FfnVariant } from '../arch/types.js';
+import { randomWeights } from '../model/random.js';
+import type { ModelWeights } from '../model/weights.js';
+import { DecoderSession, type KvCache } from '../onnx/session.js';
+import { Rng } from '../util/rng.js';
+import type { Tensor } from '../util/tensor.js';
+import { argmax } from '../eval/generate.js';
+import { median, medianSeconds } from '../util/timing.js';
+import type { Scenario, ScenarioTime } from './types.js';
+
+export interface MeasureOptions {
+  readonly threads: number;
+  /** Timed runs per measurement (the median is kept), after `warmup` untimed ones. */
+  readonly repeats: number;
+  readonly warmup: number;
+}
+
+const timed = (fn: () => Promise<unknown>, o: MeasureOptions) => medianSeconds(fn, { minRuns: o.repeats, warmup: o.warmup });
+
+// Each sub-block is timed as a stack of this many copies, so per-call overhead and timer noise are
+// spread over many blocks instead of swamping one small one.
+const STACK = 8;
+
+const noise = (rng: Rng, shape: number[]): Tensor => ({ data: rng.normalArray(shape.reduce((a, b) => a * b, 1)), shape });
+
+function randomCache(rng: Rng, session: DecoderSession, batch: number, past: number, kvHeads: (layer: number) => number): Map<number, KvCache> {
+  return new Map(session.cachedLayers.map((i) => {
+    const shape = [batch, kvHeads(i), past, session.config.headDim];
+    return [i, { key: noise(rng, shape), value: noise(rng, shape) }];
+  }));
+}
+
+/**
+ * Times one graph as a scenario uses it: the prefill call, and decode calls at the first and the last
+ * decode step's context. Decode cost grows linearly with context, so (first + last) / 2 × steps is the
+ * trapezoid sum of all steps.
+ */
+async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOptions, input: (batch: number, seq: number) => Tensor | { ids: Int32Array; batch: number; seq: number }, kvHeads: (layer: number) => number, rng: Rng): Promise<ScenarioTime> {
+  const prefillPast = randomCache(rng, session, s.batch, 0, kvHeads);
+  const prefillInput = input(s.batch, s.prefillTokens);
+  const prefillSeconds = await timed(() => session.run(prefillInput, prefillPast), o);
+  const steps = s.generatedTokens - 1;
+  if (steps === 0) return { prefillSeconds, decodeSeconds: 0 };
+  const stepInput = input(s.batch, 1);
+  const at = async (past: number) => {
+    const cache = randomCache(rng, session, s.batch, past, kvHeads);
+    return timed(() => session.run(stepInput, cache), o);
+  };
+  const first = await at(s.prefillTokens);
+  const last = steps > 1 ? await at(s.prefillTokens + steps - 1) : first;
+  return { prefillSeconds, decodeSeconds: (steps * (first + last)) / 2 };
+}
+
+/** A stack of STACK copies of one block, run from the residual stream (weights are seeded noise: speed does not depend on them). */
+async function blockSession(config: ModelConfig, block: BlockConfig, threads: number, rng: Rng) {
+  const arch: Architecture = Array.from({ length: STACK }, () => block);
+  const weights = randomWeights({ ...config, numLayers: STACK }, arch, rng);
+  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none' }, { threads });
+  const kvHeads = () => (block.attention.kind === 'gqa' ? block.attention.kvHeads : 0);
+  return { session, kvHeads };
+}
+
+export interface SubBlockTimings {
+  readonly attention: ReadonlyMap<string, ScenarioTime>;
+  readonly ffn: ReadonlyMap<string, ScenarioTime>;
+  /** Embeddings, final norm, LM head, and the fixed cost of each forward call. */
+  readonly rest: ScenarioTime;
+}
+
+/**
+ * Measures every distinct sub-block variant in one scenario with onnxruntime on this machine. Each
+ * sub-block is timed as a stack of identical copies; the time of an empty stack with the same inputs and
+ * outputs (call overhead, copying the residual stream) is subtracted and the rest divided by the stack
+ * height, so that per-block times add up to a whole model.
+ */
+export async function measureSubBlocks(
+  config: ModelConfig,
+  variants: { attention: readonly [string, AttentionVariant][]; ffn: readonly [string, FfnVariant][] },
+  s: Scenario,
+  o: MeasureOptions,
+  onProgress: (done: number, total: number) => void = () => {},
+): Promise<SubBlockTimings> {
+  const rng = new Rng(0x7e55);
+  const total = variants.attention.length + variants.ffn.length + 2;
+  let done = 0;
+  const tick = () => onProgress(++done, total);
+  const hidden = (batch: number, seq: number) => noise(rng, [batch, seq, config.hiddenSize]);
+  const time = async (block: BlockConfig) => {
+    const { session, kvHeads } = await blockSession(config, block, o.threads, rng);
+    try {
+      return await timeScenario(session, s, o, hidden, kvHeads, rng);
+    } finally {
+      await session.release();
+      tick();
+    }
+  };
+  const empty = await time({ attention: { kind: 'noop' }, ffn: { kind: 'noop' } });
+  const minus = (t: ScenarioTime): ScenarioTime => ({
+    prefillSeconds: Math.max(0, t.prefillSeconds - empty.prefillSeconds) / STACK,
+    decodeSeconds: Math.max(0, t.decodeSeconds - empty.decodeSeconds) / STACK,
+  });
+  const attention = new Map<string, ScenarioTime>();
+  for (const [key, v] of variants.attention) attention.set(key, minus(await time({ attention: v, ffn: { kind: 'noop' } })));
+  const ffn = new Map<string, ScenarioTime>();
+  for (const [key, v] of variants.ffn) ffn.set(key, minus(await time({ attention: { kind: 'noop' }, ffn: v })));
+
+  // The rest: token ids in, last-position logits out, through an empty layer.
+  const restConfig = { ...config, numLayers: 1 };
+  const restWeights = randomWeights(restConfig, [{ attention: { kind: 'noop' }, ffn: { kind: 'noop' } }], rng);
+  const session = await DecoderSession.create(restConfig, restWeights, { logits: 'last' }, { threads: o.threads });
+  const ids = (batch: number, seq: number) => ({ ids: Int32Array.from({ length: batch * seq }, () => rng.int(config.vocabSize)), batch, seq });
+  const rest = await timeScenario(session, s, o, ids, () => 0, rng);
+  await session.release();
+  tick();
+  return { attention, ffn, rest };
+}
+
+/**
+ * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
+ * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run.
+ */
+export async function measureModel(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
+  const session = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' }, { threads: o.threads });
+  const rng = new Rng(0x5eed);
+  const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
+  const kvHeads = (i: number) => (arch[i].attention as { kvHeads: number }).kvHeads;
+  const run = async () => {
+    const t0 = performance.now();
+    let r = await session.run({ ids: prompt, batch: s.batch, seq: s.prefillTokens }, session.emptyCache(s.batch, kvHeads));
+    const t1 = performance.now();
+    for (let t = 1; t < s.generatedTokens; t++) {
+      const V = config.vocabSize;
+      const next = Int32Array.from({ length: s.batch }, (_, b) => argmax(r.logits!.data.subarray(b * V, (b + 1) * V)));
+      r = await session.run({ ids: next, batch: s.batch, seq: 1 }, r.present);
+    }
+    return { prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (performance.now() - t1) / 1000 };
+  };
+  try {
+    for (let i = 0; i < o.warmup; i++) await run();
+    const runs: ScenarioTime[] = [];
+    for (let i = 0; i < o.repeats; i++) runs.push(await run());
+    // The median of each part over the same runs.
+    return { prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) };
+  } finally {
+    await session.release();
+  }
+}
