@@ -43,6 +43,8 @@ export function costCommand(modelDir: string, opts: { hardware: string; arch?: s
       r.fitsInMemory ? 'yes' : 'NO',
     ]),
   ));
+  const tooLong = rows.filter((r) => r.scenario.prefillTokens + r.scenario.generatedTokens > config.maxPositions).map((r) => r.scenario.name);
+  if (tooLong.length > 0) print(`\nnote: ${tooLong.join(', ')} exceed${tooLong.length === 1 ? 's' : ''} the model's ${config.maxPositions} positions (max_position_embeddings); costs are extrapolated`);
 }
 
 /**

@@ -100,10 +100,12 @@ export async function measureSubBlocks(
     prefillSeconds: Math.max(0, t.prefillSeconds - empty.prefillSeconds) / STACK,
     decodeSeconds: Math.max(0, t.decodeSeconds - empty.decodeSeconds) / STACK,
   });
+  // A no-op stack is the empty stack itself: it costs nothing by construction.
+  const nothing: ScenarioTime = { prefillSeconds: 0, decodeSeconds: 0 };
   const attention = new Map<string, ScenarioTime>();
-  for (const [key, v] of variants.attention) attention.set(key, minus(await time({ attention: v, ffn: { kind: 'noop' } })));
+  for (const [key, v] of variants.attention) attention.set(key, v.kind === 'noop' ? (tick(), nothing) : minus(await time({ attention: v, ffn: { kind: 'noop' } })));
   const ffn = new Map<string, ScenarioTime>();
-  for (const [key, v] of variants.ffn) ffn.set(key, minus(await time({ attention: { kind: 'noop' }, ffn: v })));
+  for (const [key, v] of variants.ffn) ffn.set(key, v.kind === 'noop' ? (tick(), nothing) : minus(await time({ attention: { kind: 'noop' }, ffn: v })));
 
   // The rest: token ids in, last-position logits out, through an empty layer.
   const restConfig = { ...config, numLayers: 1 };
