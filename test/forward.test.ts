@@ -177,3 +177,68 @@ describe('incremental decoding with a K/V cache', () => {
     }
   });
 });
+
+describe('scoring and inspection outputs', () => {
+  const config = configOf(sizes);
+  const weights = randomWeights(config, everyKind, new Rng(13));
+  const batch = 2;
+  const seq = 7;
+  const V = config.vocabSize;
+  const ids = Int32Array.from(randomIds(new Rng(14), batch * seq, V));
+
+  /** log-softmax of each row, in float64. */
+  const logSoftmax = (row: Float32Array) => {
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+    return Float32Array.from(row, (v) => v - lse);
+  };
+
+  it('give per-position KL from reference log-probs and NLL of targets, as computed in plain TypeScript', async () => {
+    const other = randomWeights(config, everyKind, new Rng(15));
+    const refLogits = (await (await DecoderSession.create(config, other)).run({ ids, batch, seq })).logits!;
+    const logprobs = new Float32Array(refLogits.data.length);
+    for (let r = 0; r < batch * seq; r++) logprobs.set(logSoftmax(refLogits.data.subarray(r * V, (r + 1) * V)), r * V);
+    const targets = Int32Array.from(randomIds(new Rng(16), batch * seq, V));
+    const scoring = await DecoderSession.create(config, weights, { logits: 'score' });
+    const r = await scoring.run({ ids, batch, seq }, new Map(), { logprobs: { data: logprobs, shape: [batch, seq, V] }, targets });
+    expect(r.logits).toBeUndefined();
+    const own = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
+    for (let p = 0; p < batch * seq; p++) {
+      const lp = logSoftmax(own.data.subarray(p * V, (p + 1) * V));
+      const ref = logprobs.subarray(p * V, (p + 1) * V);
+      let kl = 0;
+      for (let v = 0; v < V; v++) kl += Math.exp(ref[v]) * (ref[v] - lp[v]);
+      expect(r.kl!.data[p]).toBeCloseTo(kl, 4);
+      expect(r.nll!.data[p]).toBeCloseTo(-lp[targets[p]], 4);
+    }
+  });
+
+  it('give zero KL against the model\'s own distribution', async () => {
+    const own = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
+    const logprobs = new Float32Array(own.data.length);
+    for (let p = 0; p < batch * seq; p++) logprobs.set(logSoftmax(own.data.subarray(p * V, (p + 1) * V)), p * V);
+    const r = await (await DecoderSession.create(config, weights, { logits: 'score' })).run({ ids, batch, seq }, new Map(), { logprobs: { data: logprobs, shape: [batch, seq, V] }, targets: ids });
+    for (const v of r.kl!.data) expect(Math.abs(v)).toBeLessThan(1e-6);
+  });
+
+  it('expose the attention context and SwiGLU activations that o_proj and down_proj map to the sub-block outputs', async () => {
+    const s = await DecoderSession.create(config, weights, { attentionContextOf: [0], ffnActivationOf: [0], subBlocksOf: [0] });
+    const r = await s.run({ ids, batch, seq });
+    const layer = weights.layers[0];
+    if (layer.attention.kind !== 'gqa' || layer.ffn.kind !== 'swiglu') throw new Error('layer 0 is a full layer');
+    const project = (w: { data: Float32Array; shape: readonly number[] }, x: Float32Array) => {
+      const [out, inDim] = w.shape;
+      const rows = x.length / inDim;
+      const y = new Float32Array(rows * out);
+      for (let r0 = 0; r0 < rows; r0++) for (let o = 0; o < out; o++) {
+        let acc = 0;
+        for (let k = 0; k < inDim; k++) acc += w.data[o * inDim + k] * x[r0 * inDim + k];
+        y[r0 * out + o] = acc;
+      }
+      return y;
+    };
+    expect(r.attentionContext.get(0)!.shape).toEqual([batch, seq, config.numHeads * config.headDim]);
+    expect(maxAbsDiff(project(layer.attention.o, r.attentionContext.get(0)!.data), r.subBlocks.get(0)!.attentionOutput!.data)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(project(layer.ffn.down, r.ffnActivation.get(0)!.data), r.subBlocks.get(0)!.ffnOutput!.data)).toBeLessThan(1e-5);
+  });
+});

@@ -14,12 +14,19 @@ export interface DecoderGraphOptions {
   readonly fromLayer?: number;
   /** One past the last layer to run; below numLayers the graph has no logits. Graphs without logits end at `hidden.<toLayer>`. */
   readonly toLayer?: number;
-  /** Logits for every position, only the last one (generation), or none. */
-  readonly logits?: 'all' | 'last' | 'none';
+  /**
+   * Logits for every position, only the last one (generation), none, or 'score': instead of logits,
+   * per-position `kl` (KL of `reference_logprobs` from this model's distribution) and `nll` of `targets`.
+   */
+  readonly logits?: 'all' | 'last' | 'none' | 'score';
   /** Residual-stream boundaries to output as `hidden.<i>` (the stream entering layer i; i = numLayers is after the last). */
   readonly hiddenAt?: readonly number[];
   /** Layers whose sub-block activations to output: `hidden.<i>`, `mid.<i>` (the FFN's input), `attn_out.<i>`, `ffn_out.<i>`. */
   readonly subBlocksOf?: readonly number[];
+  /** Layers whose attention context (heads merged, before o_proj) to output as `attn_ctx.<i>` [batch, seq, heads·headDim]. */
+  readonly attentionContextOf?: readonly number[];
+  /** Layers whose SwiGLU activations silu(gate)·up to output as `ffn_act.<i>` [batch, seq, intermediate]. */
+  readonly ffnActivationOf?: readonly number[];
   /** Take the residual stream as input even from layer 0 (for timing single sub-blocks). */
   readonly hiddenInput?: boolean;
   /**
@@ -32,6 +39,12 @@ export interface DecoderGraphOptions {
 export const INPUT_IDS = 'input_ids';
 export const HIDDEN_IN = 'hidden_in';
 export const LOGITS = 'logits';
+export const REFERENCE_LOGPROBS = 'reference_logprobs';
+export const TARGETS = 'targets';
+export const KL = 'kl';
+export const NLL = 'nll';
+export const attnCtxName = (i: number) => `attn_ctx.${i}`;
+export const ffnActName = (i: number) => `ffn_act.${i}`;
 export const hiddenName = (i: number) => `hidden.${i}`;
 export const midName = (i: number) => `mid.${i}`;
 export const attnOutName = (i: number) => `attn_out.${i}`;
@@ -74,13 +87,13 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
   for (let i = from; i < to; i++) {
     if (wantHidden.has(i) || wantSub.has(i)) g.expose(x, hiddenName(i), act);
     const layer = weights.layers[i];
-    const attnOut = attentionBlock(g, config, layer.attention, x, ctx, i);
+    const attnOut = attentionBlock(g, config, layer.attention, x, ctx, i, options.attentionContextOf?.includes(i) ?? false);
     if (attnOut !== null) {
       if (wantSub.has(i)) g.expose(attnOut, attnOutName(i), act);
       x = g.node('Add', [x, attnOut], {}, `h${i}_mid`);
     }
     if (wantSub.has(i)) g.expose(x, midName(i), act);
-    const ffnOut = ffnBlock(g, config, layer.ffn, x, i);
+    const ffnOut = ffnBlock(g, config, layer.ffn, x, i, options.ffnActivationOf?.includes(i) ?? false);
     if (ffnOut !== null) {
       if (wantSub.has(i)) g.expose(ffnOut, ffnOutName(i), act);
       x = g.node('Add', [x, ffnOut], {}, `h${i + 1}`);
@@ -93,7 +106,8 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
     if (logits === 'last') h = g.node('Gather', [h, ctx.lastIndex], { axis: 1 }, 'last_hidden');
     const head = g.initializer('lm_head_t', transposeConcat([weights.lmHead]), [E, config.vocabSize]);
     const out = g.node('MatMul', [h, head], {}, 'logits_raw');
-    g.expose(out, LOGITS, logits === 'last' ? ['batch', config.vocabSize] : ['batch', 'seq', config.vocabSize]);
+    if (logits === 'score') scoringHead(g, out, config.vocabSize);
+    else g.expose(out, LOGITS, logits === 'last' ? ['batch', config.vocabSize] : ['batch', 'seq', config.vocabSize]);
   }
   // A graph without logits ends in the residual stream after its last layer.
   if (logits === 'none' && !wantHidden.has(to)) g.expose(x, hiddenName(to), act);
@@ -109,6 +123,20 @@ function declarePastInputs(g: GraphBuilder, config: ModelConfig, weights: ModelW
     g.input(pastValueName(i), DataType.FLOAT, ['batch', K, 'past', config.headDim]);
   }
   return pastKeyName(layers[0]);
+}
+
+/**
+ * Distribution-level comparison inside the graph, so that scoring never moves [batch, seq, vocab] logits
+ * into JavaScript: KL(reference ‖ model) and the NLL of the targets, per position.
+ */
+function scoringHead(g: GraphBuilder, logits: string, vocab: number): void {
+  const reference = g.input(REFERENCE_LOGPROBS, DataType.FLOAT, ['batch', 'seq', vocab]);
+  const targets = g.input(TARGETS, DataType.INT32, ['batch', 'seq']);
+  const lp = g.node('LogSoftmax', [logits], { axis: -1 }, 'logprobs');
+  const pointwise = g.node('Mul', [g.node('Exp', [reference], {}, 'ref_probs'), g.node('Sub', [reference, lp], {}, 'log_ratio')], {}, 'kl_terms');
+  g.expose(g.node('ReduceSum', [pointwise, g.int64([-1])], { keepdims: 0 }, 'kl_raw'), KL, ['batch', 'seq']);
+  const picked = g.node('GatherElements', [lp, g.node('Unsqueeze', [targets, g.int64([-1])], {}, 'targets_col')], { axis: -1 }, 'target_lp');
+  g.expose(g.node('Neg', [g.node('Squeeze', [picked, g.int64([-1])], {}, 'target_lp_flat')], {}, 'nll_raw'), NLL, ['batch', 'seq']);
 }
 
 /** Per-sequence tensors every attention layer shares: the causal mask and RoPE's cos/sin tables. */
@@ -173,7 +201,7 @@ function rope(g: GraphBuilder, x: string, ctx: SequenceContext, half: number, pr
   return g.node('Add', [a, b], {}, `${prefix}_roped`);
 }
 
-function attentionBlock(g: GraphBuilder, config: ModelConfig, w: AttentionWeights, x: string, ctx: SequenceContext, i: number): string | null {
+function attentionBlock(g: GraphBuilder, config: ModelConfig, w: AttentionWeights, x: string, ctx: SequenceContext, i: number, exposeContext: boolean): string | null {
   if (w.kind === 'noop') return null;
   const p = `l${i}_attn`;
   const n = rmsNorm(g, x, w.norm, config.rmsNormEps, `${p}_norm`);
@@ -208,10 +236,11 @@ function attentionBlock(g: GraphBuilder, config: ModelConfig, w: AttentionWeight
   const probs = g.node('Softmax', [scores], { axis: -1 }, `${p}_probs`);
   const ctxHeads = g.node('MatMul', [probs, v5], {}, `${p}_ctx`);
   const merged = g.node('Reshape', [g.node('Transpose', [ctxHeads], { perm: [0, 3, 1, 2, 4] }, `${p}_ctx_btkgd`), g.int64([0, 0, H * D])], {}, `${p}_merged`);
+  if (exposeContext) g.expose(merged, attnCtxName(i), ['batch', 'seq', H * D]);
   return g.node('MatMul', [merged, g.initializer(`${p}_o_t`, transposeConcat([w.o]), [H * D, E])], {}, `${p}_out`);
 }
 
-function ffnBlock(g: GraphBuilder, config: ModelConfig, w: FfnWeights, x: string, i: number): string | null {
+function ffnBlock(g: GraphBuilder, config: ModelConfig, w: FfnWeights, x: string, i: number, exposeActivation: boolean): string | null {
   if (w.kind === 'noop') return null;
   const p = `l${i}_ffn`;
   const E = config.hiddenSize;
@@ -224,5 +253,6 @@ function ffnBlock(g: GraphBuilder, config: ModelConfig, w: FfnWeights, x: string
   const [gate, up] = g.nodeN('Split', [gateUp, g.int64([M, M])], 2, { axis: -1 }, `${p}_gu`);
   const silu = g.node('Mul', [gate, g.node('Sigmoid', [gate], {}, `${p}_sig`)], {}, `${p}_silu`);
   const hidden = g.node('Mul', [silu, up], {}, `${p}_act`);
+  if (exposeActivation) g.expose(hidden, ffnActName(i), ['batch', 'seq', M]);
   return g.node('MatMul', [hidden, g.initializer(`${p}_down_t`, transposeConcat([w.down]), [M, E])], {}, `${p}_out`);
 }

@@ -14,6 +14,12 @@ import {
   INPUT_IDS,
   LOGITS,
   midName,
+  attnCtxName,
+  ffnActName,
+  KL,
+  NLL,
+  REFERENCE_LOGPROBS,
+  TARGETS,
   pastKeyName,
   pastValueName,
   presentKeyName,
@@ -63,6 +69,18 @@ export interface ForwardResult {
   readonly subBlocks: ReadonlyMap<number, SubBlockActivations>;
   /** With kvCache: each cached layer's K/V including this call's positions, to pass back as `past`. */
   readonly present: ReadonlyMap<number, KvCache>;
+  /** attentionContextOf / ffnActivationOf outputs by layer. */
+  readonly attentionContext: ReadonlyMap<number, Tensor>;
+  readonly ffnActivation: ReadonlyMap<number, Tensor>;
+  /** logits: 'score': per-position KL from the reference and NLL of the targets, [batch, seq]. */
+  readonly kl?: Tensor;
+  readonly nll?: Tensor;
+}
+
+/** What a logits: 'score' graph compares against: reference log-probabilities [batch, seq, vocab] and target ids [batch, seq]. */
+export interface ScoreReference {
+  readonly logprobs: Tensor;
+  readonly targets: Int32Array;
 }
 
 export function sessionOptions(runtime: RuntimeOptions): ort.InferenceSession.SessionOptions {
@@ -120,8 +138,14 @@ export class DecoderSession {
    * Runs token ids (full graphs) or a residual stream [batch, seq, hidden] (partial graphs); kvCache
    * graphs also take every cached layer's past K/V.
    */
-  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map()): Promise<ForwardResult> {
+  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
     const feeds: Record<string, ort.Tensor> = {};
+    if (this.options.logits === 'score') {
+      if (reference === undefined) throw new Error('a scoring graph needs reference log-probabilities and targets');
+      const [b, t] = reference.logprobs.shape;
+      feeds[REFERENCE_LOGPROBS] = new ort.Tensor('float32', reference.logprobs.data, [...reference.logprobs.shape]);
+      feeds[TARGETS] = new ort.Tensor('int32', reference.targets, [b, t]);
+    }
     for (const i of this.cachedLayers) {
       const kv = past.get(i);
       if (kv === undefined) throw new Error(`layer ${i} needs its past K/V (use emptyCache() for the first call)`);
@@ -156,7 +180,17 @@ export class DecoderSession {
     }
     const present = new Map<number, KvCache>();
     for (const i of this.cachedLayers) present.set(i, { key: get(presentKeyName(i))!, value: get(presentValueName(i))! });
-    return { logits: get(LOGITS), hidden, subBlocks, present };
+    const byLayer = (layers: readonly number[] | undefined, name: (i: number) => string) => new Map((layers ?? []).map((i) => [i, get(name(i))!]));
+    return {
+      logits: get(LOGITS),
+      hidden,
+      subBlocks,
+      present,
+      attentionContext: byLayer(this.options.attentionContextOf, attnCtxName),
+      ffnActivation: byLayer(this.options.ffnActivationOf, ffnActName),
+      kl: get(KL),
+      nll: get(NLL),
+    };
   }
 
   async release(): Promise<void> {
