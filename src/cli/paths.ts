@@ -1,8 +1,7 @@
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { PROJECT_ROOT } from '../util/project.js';
 
-/** The project root, whether running from src/ (tsx, vitest) or dist/ (the built CLI). */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export { PROJECT_ROOT };
 
 /** `../shared` beside the project root: real models and text that no package ships. */
 export const SHARED_DIR = resolve(PROJECT_ROOT, '../shared');

@@ -62,8 +62,11 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
   const L = weights.layers.length;
   const from = options.fromLayer ?? 0;
   const to = options.toLayer ?? L;
-  if (!(0 <= from && from < to && to <= L)) throw new Error(`invalid layer range [${from}, ${to}) for ${L} layers`);
   const logits = to === L ? (options.logits ?? 'all') : 'none';
+  // An empty range is only useful to go straight from a residual stream to logits (after the last layer).
+  if (!(0 <= from && from <= to && to <= L && (from < to || (from === L && logits !== 'none')))) {
+    throw new Error(`invalid layer range [${from}, ${to}) for ${L} layers`);
+  }
   const E = config.hiddenSize;
   const g = new GraphBuilder('tessera_decoder');
 

@@ -83,6 +83,18 @@ export interface ScoreReference {
   readonly targets: Int32Array;
 }
 
+/**
+ * onnxruntime-node cannot wrap memory of a SharedArrayBuffer (its native side aborts the process), so
+ * shared arrays are copied into an ordinary buffer first.
+ */
+export function ortFloat32(data: Float32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('float32', data.buffer instanceof SharedArrayBuffer ? data.slice() : data, [...dims]);
+}
+
+export function ortInt32(data: Int32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('int32', data.buffer instanceof SharedArrayBuffer ? data.slice() : data, [...dims]);
+}
+
 export function sessionOptions(runtime: RuntimeOptions): ort.InferenceSession.SessionOptions {
   return {
     intraOpNumThreads: runtime.threads ?? 1,
@@ -143,21 +155,21 @@ export class DecoderSession {
     if (this.options.logits === 'score') {
       if (reference === undefined) throw new Error('a scoring graph needs reference log-probabilities and targets');
       const [b, t] = reference.logprobs.shape;
-      feeds[REFERENCE_LOGPROBS] = new ort.Tensor('float32', reference.logprobs.data, [...reference.logprobs.shape]);
-      feeds[TARGETS] = new ort.Tensor('int32', reference.targets, [b, t]);
+      feeds[REFERENCE_LOGPROBS] = ortFloat32(reference.logprobs.data, reference.logprobs.shape);
+      feeds[TARGETS] = ortInt32(reference.targets, [b, t]);
     }
     for (const i of this.cachedLayers) {
       const kv = past.get(i);
       if (kv === undefined) throw new Error(`layer ${i} needs its past K/V (use emptyCache() for the first call)`);
-      feeds[pastKeyName(i)] = new ort.Tensor('float32', kv.key.data, [...kv.key.shape]);
-      feeds[pastValueName(i)] = new ort.Tensor('float32', kv.value.data, [...kv.value.shape]);
+      feeds[pastKeyName(i)] = ortFloat32(kv.key.data, kv.key.shape);
+      feeds[pastValueName(i)] = ortFloat32(kv.value.data, kv.value.shape);
     }
     if ('ids' in input) {
       if (!this.startsWithTokens) throw new Error('this partial graph takes a hidden state, not token ids');
-      feeds[INPUT_IDS] = new ort.Tensor('int32', input.ids, [input.batch, input.seq]);
+      feeds[INPUT_IDS] = ortInt32(input.ids, [input.batch, input.seq]);
     } else {
       if (this.startsWithTokens) throw new Error('this graph takes token ids, not a hidden state');
-      feeds[HIDDEN_IN] = new ort.Tensor('float32', input.data, [...input.shape]);
+      feeds[HIDDEN_IN] = ortFloat32(input.data, input.shape);
     }
     const out = await this.session.run(feeds);
     const get = (name: string): Tensor | undefined => {

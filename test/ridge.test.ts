@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { solveRidge } from '../src/linalg/ridge.js';
+import { Rng } from '../src/util/rng.js';
+
+/** Gaussian elimination with partial pivoting: an independent solver for small systems. */
+function gaussSolve(a: number[][], b: number[][]): number[][] {
+  const n = a.length;
+  const m = b[0].length;
+  const A = a.map((r, i) => [...r, ...b[i]]);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(A[r][c]) > Math.abs(A[p][c])) p = r;
+    [A[c], A[p]] = [A[p], A[c]];
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = A[r][c] / A[c][c];
+      for (let k = c; k < n + m; k++) A[r][k] -= f * A[c][k];
+    }
+  }
+  return A.map((row, i) => row.slice(n).map((v) => v / A[i][i]));
+}
+
+function problem(seed: number, rows: number, k: number, m: number) {
+  const rng = new Rng(seed);
+  const X = Array.from({ length: rows }, () => Array.from({ length: k }, () => rng.normal()));
+  const Y = Array.from({ length: rows }, () => Array.from({ length: m }, () => rng.normal()));
+  const gram = new Float64Array(k * k);
+  const cross = new Float64Array(k * m);
+  for (const [r, x] of X.entries()) {
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < k; j++) gram[i * k + j] += x[i] * x[j];
+      for (let j = 0; j < m; j++) cross[i * m + j] += x[i] * Y[r][j];
+    }
+  }
+  return { X, Y, gram, cross };
+}
+
+describe('ridge least squares', () => {
+  it('matches Gaussian elimination on (XᵀX + λI) W = XᵀY', () => {
+    const k = 6;
+    const m = 3;
+    const { gram, cross } = problem(1, 40, k, m);
+    const w = solveRidge(gram, cross, k, m, 1e-3);
+    let trace = 0;
+    for (let i = 0; i < k; i++) trace += gram[i * k + i];
+    const lambda = 1e-3 * (trace / k) + 1e-12;
+    const A = Array.from({ length: k }, (_, i) => Array.from({ length: k }, (_, j) => gram[i * k + j] + (i === j ? lambda : 0)));
+    const B = Array.from({ length: k }, (_, i) => Array.from({ length: m }, (_, j) => cross[i * m + j]));
+    const expected = gaussSolve(A, B);
+    for (let i = 0; i < k; i++) for (let j = 0; j < m; j++) expect(w[i * m + j]).toBeCloseTo(expected[i][j], 10);
+  });
+
+  it('is a minimum of the squared error: the gradient vanishes and every nudge costs more', () => {
+    const k = 5;
+    const m = 2;
+    const { X, Y, gram, cross } = problem(2, 30, k, m);
+    const w = solveRidge(gram, cross, k, m, 0);
+    const loss = (W: Float64Array) => X.reduce((s, x, r) => s + Y[r].reduce((t, y, j) => t + (x.reduce((a, xi, i) => a + xi * W[i * m + j], 0) - y) ** 2, 0), 0);
+    const base = loss(w);
+    const rng = new Rng(3);
+    for (let trial = 0; trial < 20; trial++) {
+      const nudged = w.map((v) => v + 1e-3 * rng.normal());
+      expect(loss(nudged)).toBeGreaterThan(base);
+    }
+    // Gradient 2(GW − C) is zero at the optimum.
+    for (let i = 0; i < k; i++) for (let j = 0; j < m; j++) {
+      let g = -cross[i * m + j];
+      for (let l = 0; l < k; l++) g += gram[i * k + l] * w[l * m + j];
+      expect(Math.abs(g)).toBeLessThan(1e-9);
+    }
+  });
+});
