@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { fitLinear } from '../src/bld/fit.js';
 import { solveRidge } from '../src/linalg/ridge.js';
+import { MatrixOps } from '../src/onnx/matmul.js';
 import { Rng } from '../src/util/rng.js';
 
 /** Gaussian elimination with partial pivoting: an independent solver for small systems. */
@@ -68,5 +70,41 @@ describe('ridge least squares', () => {
       for (let l = 0; l < k; l++) g += gram[i * k + l] * w[l * m + j];
       expect(Math.abs(g)).toBeLessThan(1e-9);
     }
+  });
+});
+
+describe('fitting a linear map with a held-out choice of ridge', () => {
+  const rows = 400;
+  const k = 8;
+  const m = 3;
+  const rng = new Rng(4);
+  const x = { data: rng.normalArray(rows * k), rows, cols: k };
+  const truth = { data: rng.normalArray(m * k), shape: [m, k] };
+  const y = new Float32Array(rows * m);
+  for (let r = 0; r < rows; r++) for (let o = 0; o < m; o++) {
+    let s = 0;
+    for (let i = 0; i < k; i++) s += x.data[r * k + i] * truth.data[o * k + i];
+    y[r * m + o] = s + 0.01 * rng.normal();
+  }
+
+  it('recovers the generating map from a poor initialisation', async () => {
+    const ops = await MatrixOps.create();
+    const fit = await fitLinear(ops, x, { data: y, rows, cols: m }, { data: new Float32Array(m * k), shape: [m, k] }, [1e-3, 1e-1]);
+    expect(fit.ridge).toBe(1e-3);
+    expect(fit.weight.shape).toEqual([m, k]);
+    for (let j = 0; j < m * k; j++) expect(fit.weight.data[j]).toBeCloseTo(truth.data[j], 2);
+  });
+
+  it('keeps an initialisation that no ridge solution beats on held-out rows', async () => {
+    const ops = await MatrixOps.create();
+    const exact = { data: new Float32Array(rows * m), rows, cols: m };
+    for (let r = 0; r < rows; r++) for (let o = 0; o < m; o++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += x.data[r * k + i] * truth.data[o * k + i];
+      exact.data[r * m + o] = s;
+    }
+    const fit = await fitLinear(ops, x, exact, truth, [1e-1, 1]);
+    expect(fit.ridge).toBeNull();
+    expect(fit.weight).toBe(truth);
   });
 });

@@ -7,7 +7,7 @@ import type { Matrix, MatrixOps } from '../onnx/matmul.js';
 import { DecoderSession } from '../onnx/session.js';
 import type { Tensor } from '../util/tensor.js';
 import { hasTarget, type ActivationSet, type ValidationSet } from './activations.js';
-import { nmse, ridgeRefit, rmsNormRows, selectColumns } from './fit.js';
+import { fitLinear, nmse, rmsNormRows, selectColumns } from './fit.js';
 import { channelImportance, linearAttentionInit, meanPoolKvHeads, sliceChannels, topChannels, type ChannelRanking } from './init.js';
 
 /** One unit of library work: a candidate for one sub-block of one layer. */
@@ -24,8 +24,10 @@ export interface CandidateScore {
   readonly key: string;
   readonly variant: AttentionVariant | FfnVariant;
   readonly params: number;
-  /** Whether a refit ran (the parent's own sub-block and no-ops need none). */
+  /** Whether refit weights replaced the initialisation (the parent's own sub-block and no-ops need no fit). */
   readonly fitted: boolean;
+  /** The relative ridge strength chosen on held-out calibration rows; null when the initialisation was kept. */
+  readonly ridge: number | null;
   /** Local validation NMSE of the sub-block output, from the initialisation and after fitting. */
   readonly nmseInit: number;
   readonly nmse: number;
@@ -43,7 +45,7 @@ export interface JobContext {
   readonly ops: MatrixOps;
   readonly threads: number;
   readonly ranking: ChannelRanking;
-  readonly ridge: number;
+  readonly ridgeGrid: readonly number[];
   /** Sessions worth keeping between jobs of one layer (parent suffix graphs, parent FFN activations). */
   readonly cache: Map<string, unknown>;
 }
@@ -104,34 +106,41 @@ async function ffnNmse(ctx: JobContext, w: FfnWeights, layer: number, set: Activ
 }
 
 /** Initial and fitted weights of an attention candidate. */
-async function buildAttention(ctx: JobContext, layer: number, v: AttentionVariant): Promise<{ init: AttentionWeights; fitted: AttentionWeights; didFit: boolean }> {
+interface Built<W> {
+  readonly init: W;
+  readonly fitted: W;
+  /** null when no fit applies to this variant. */
+  readonly ridge: number | null | undefined;
+}
+
+async function buildAttention(ctx: JobContext, layer: number, v: AttentionVariant): Promise<Built<AttentionWeights>> {
   const parent = ctx.parent.layers[layer].attention;
   if (parent.kind !== 'gqa') throw new Error(`layer ${layer} of the parent has no GQA attention to derive candidates from`);
   const cal = ctx.calibration.layers[layer];
   const E = ctx.config.hiddenSize;
-  if (v.kind === 'noop') return { init: noop, fitted: noop, didFit: false };
-  if (v.kind === 'gqa' && v.kvHeads === parent.k.shape[0] / ctx.config.headDim) return { init: parent, fitted: parent, didFit: false };
+  if (v.kind === 'noop') return { init: noop, fitted: noop, ridge: undefined };
+  if (v.kind === 'gqa' && v.kvHeads === parent.k.shape[0] / ctx.config.headDim) return { init: parent, fitted: parent, ridge: undefined };
   if (v.kind === 'gqa') {
     const init = meanPoolKvHeads(ctx.config, parent, v.kvHeads);
     // Refit o_proj on the pooled heads' context: the exact least-squares optimum for that matrix.
     const { context } = await runLayer(ctx, { attention: init, ffn: noop }, cal.attnIn, ctx.calibration, { context: true });
     const hd = ctx.config.numHeads * ctx.config.headDim;
-    const o = await ridgeRefit(ctx.ops, matrix(context, hd), matrix(cal.attnOut, E), ctx.ridge);
-    return { init, fitted: { ...init, o }, didFit: true };
+    const fit = await fitLinear(ctx.ops, matrix(context, hd), matrix(cal.attnOut, E), init.o, ctx.ridgeGrid);
+    return { init, fitted: { ...init, o: fit.weight }, ridge: fit.ridge };
   }
-  const init: AttentionWeights = { kind: 'linear', norm: parent.norm, weight: linearAttentionInit(ctx.config, parent) };
+  const init = { kind: 'linear', norm: parent.norm, weight: linearAttentionInit(ctx.config, parent) } as const;
   const normed = rmsNormRows(cal.attnIn, parent.norm.data, ctx.config.rmsNormEps);
-  const weight = await ridgeRefit(ctx.ops, matrix(normed, E), matrix(cal.attnOut, E), ctx.ridge);
-  return { init, fitted: { ...init, weight }, didFit: true };
+  const fit = await fitLinear(ctx.ops, matrix(normed, E), matrix(cal.attnOut, E), init.weight, ctx.ridgeGrid);
+  return { init, fitted: { ...init, weight: fit.weight }, ridge: fit.ridge };
 }
 
-async function buildFfn(ctx: JobContext, layer: number, v: FfnVariant): Promise<{ init: FfnWeights; fitted: FfnWeights; didFit: boolean }> {
+async function buildFfn(ctx: JobContext, layer: number, v: FfnVariant): Promise<Built<FfnWeights>> {
   const parent = ctx.parent.layers[layer].ffn;
   if (parent.kind !== 'swiglu') throw new Error(`layer ${layer} of the parent has no SwiGLU FFN to derive candidates from`);
   const cal = ctx.calibration.layers[layer];
   const E = ctx.config.hiddenSize;
-  if (v.kind === 'noop') return { init: noop, fitted: noop, didFit: false };
-  if (v.kind === 'swiglu' && v.intermediate === parent.gate.shape[0]) return { init: parent, fitted: parent, didFit: false };
+  if (v.kind === 'noop') return { init: noop, fitted: noop, ridge: undefined };
+  if (v.kind === 'swiglu' && v.intermediate === parent.gate.shape[0]) return { init: parent, fitted: parent, ridge: undefined };
   if (v.kind === 'swiglu') {
     const M = parent.gate.shape[0];
     const key = `ffn-activations.${layer}`;
@@ -145,14 +154,14 @@ async function buildFfn(ctx: JobContext, layer: number, v: FfnVariant): Promise<
     const channels = topChannels(channelImportance(parent, ctx.ranking, { data: act, tokens }), v.intermediate);
     const init = sliceChannels(parent, channels);
     // The kept channels' activations are the parent's own: refit W_down on them exactly.
-    const down = await ridgeRefit(ctx.ops, selectColumns(matrix(act, M), channels), matrix(cal.ffnOut, E), ctx.ridge);
-    return { init, fitted: { ...init, down }, didFit: true };
+    const fit = await fitLinear(ctx.ops, selectColumns(matrix(act, M), channels), matrix(cal.ffnOut, E), init.down, ctx.ridgeGrid);
+    return { init, fitted: { ...init, down: fit.weight }, ridge: fit.ridge };
   }
   // SwiGLU has no linear part at the origin (silu(0) = 0), so a linear FFN starts from zero and is all fit.
-  const init: FfnWeights = { kind: 'linear', norm: parent.norm, weight: { data: new Float32Array(E * E), shape: [E, E] } };
+  const init = { kind: 'linear', norm: parent.norm, weight: { data: new Float32Array(E * E), shape: [E, E] } } as const;
   const normed = rmsNormRows(cal.ffnIn, parent.norm.data, ctx.config.rmsNormEps);
-  const weight = await ridgeRefit(ctx.ops, matrix(normed, E), matrix(cal.ffnOut, E), ctx.ridge);
-  return { init, fitted: { ...init, weight }, didFit: true };
+  const fit = await fitLinear(ctx.ops, matrix(normed, E), matrix(cal.ffnOut, E), init.weight, ctx.ridgeGrid);
+  return { init, fitted: { ...init, weight: fit.weight }, ridge: fit.ridge };
 }
 
 /** The parent's layers after `layer`, ending in the in-graph KL/NLL scoring head; kept across a layer's jobs. */
@@ -208,20 +217,20 @@ export async function runJob(ctx: JobContext, job: JobSpec): Promise<{ score: Ca
   let child: LayerWeights;
   let nmseInit: number;
   let nmseFitted: number;
-  let fitted: boolean;
+  let ridge: number | null | undefined;
   let params: number;
   if (job.subBlock === 'attention') {
     const b = await buildAttention(ctx, job.layer, job.variant);
     nmseInit = await attentionNmse(ctx, b.init, job.layer, ctx.validation);
-    nmseFitted = b.didFit ? await attentionNmse(ctx, b.fitted, job.layer, ctx.validation) : nmseInit;
-    fitted = b.didFit;
+    nmseFitted = typeof b.ridge === 'number' ? await attentionNmse(ctx, b.fitted, job.layer, ctx.validation) : nmseInit;
+    ridge = b.ridge;
     child = { attention: b.fitted, ffn: parentLayer.ffn };
     params = attentionParams(ctx.config, job.variant);
   } else {
     const b = await buildFfn(ctx, job.layer, job.variant);
     nmseInit = await ffnNmse(ctx, b.init, job.layer, ctx.validation);
-    nmseFitted = b.didFit ? await ffnNmse(ctx, b.fitted, job.layer, ctx.validation) : nmseInit;
-    fitted = b.didFit;
+    nmseFitted = typeof b.ridge === 'number' ? await ffnNmse(ctx, b.fitted, job.layer, ctx.validation) : nmseInit;
+    ridge = b.ridge;
     child = { attention: parentLayer.attention, ffn: b.fitted };
     params = ffnParams(ctx.config, job.variant);
   }
@@ -234,7 +243,8 @@ export async function runJob(ctx: JobContext, job: JobSpec): Promise<{ score: Ca
       key: jobKey(job),
       variant: job.variant,
       params,
-      fitted,
+      fitted: typeof ridge === 'number',
+      ridge: ridge ?? null,
       nmseInit,
       nmse: nmseFitted,
       kl,

@@ -16,6 +16,9 @@ import { BlockLibrary, LIBRARY_FORMAT, sha256, type LibraryManifest } from './li
 import type { Tensor } from '../util/tensor.js';
 import type { WorkerTask } from './worker.js';
 
+/** Relative ridge strengths tried for every refit (chosen on held-out calibration rows). */
+export const RIDGE_GRID: readonly number[] = [1e-3, 1e-1];
+
 export interface ScoreOptions {
   readonly model: string;
   readonly space: string;
@@ -26,7 +29,7 @@ export interface ScoreOptions {
   readonly seqLen: number;
   readonly workers: number;
   readonly ranking: ChannelRanking;
-  readonly ridge: number;
+  readonly ridgeGrid: readonly number[];
   readonly seed: number;
   /** Stops starting new jobs; finished ones stay in the library (Ctrl-C). */
   readonly signal?: AbortSignal;
@@ -69,7 +72,7 @@ export async function buildLibrary(o: ScoreOptions): Promise<ScoreResult> {
     parent: { dir: o.model, configSha256: sha256(readFileSync(join(o.model, 'config.json'))), weightBytes: weightBytes(o.model), sourceArchitecture: ck.config.sourceArchitecture },
     space: { file: o.space, name: space.name, sha256: sha256(JSON.stringify(space.layers)) },
     data: { seqLen: o.seqLen, calibration: data.calibration.range, validation: data.validation.range },
-    options: { ranking: o.ranking, ridge: o.ridge, seed: o.seed },
+    options: { ranking: o.ranking, ridgeGrid: o.ridgeGrid, seed: o.seed },
     versions: { tessera: TESSERA_VERSION, onnxruntime: ort.env.versions.common, node: process.version },
     created: new Date().toISOString(),
   };
@@ -101,11 +104,13 @@ export async function buildLibrary(o: ScoreOptions): Promise<ScoreResult> {
   // Keep just enough jobs in flight to fill the workers, so that an interrupt starts nothing new.
   const queue = [...todo];
   const lane = async () => {
-    for (let job = queue.shift(); job !== undefined && !o.signal?.aborted; job = queue.shift()) {
-      const task: WorkerTask = { modelDir: o.model, calibration, validation, job, threads, ranking: o.ranking, ridge: o.ridge };
+    while (queue.length > 0 && !o.signal?.aborted) {
+      const job = queue.shift()!;
+      const task: WorkerTask = { modelDir: o.model, calibration, validation, job, threads, ranking: o.ranking, ridgeGrid: o.ridgeGrid };
       const result: { score: CandidateScore; tensors: Record<string, Tensor> } = await pool.run(task);
       library.write(result.score, result.tensors);
-      o.onProgress?.(resumed + ++done, all.length);
+      done++;
+      o.onProgress?.(resumed + done, all.length);
     }
   };
   try {

@@ -15,7 +15,7 @@ export interface WorkerTask {
   readonly job: JobSpec;
   readonly threads: number;
   readonly ranking: ChannelRanking;
-  readonly ridge: number;
+  readonly ridgeGrid: readonly number[];
 }
 
 let parent: Checkpoint | undefined;
@@ -29,7 +29,7 @@ export default async function score(task: WorkerTask) {
   }
   ops ??= await MatrixOps.create(task.threads);
   return runJob(
-    { config: parent.config, parent: parent.weights, calibration: task.calibration, validation: task.validation, ops, threads: task.threads, ranking: task.ranking, ridge: task.ridge, cache },
+    { config: parent.config, parent: parent.weights, calibration: task.calibration, validation: task.validation, ops, threads: task.threads, ranking: task.ranking, ridgeGrid: task.ridgeGrid, cache },
     task.job,
   );
 }

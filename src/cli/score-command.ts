@@ -1,4 +1,4 @@
-import { buildLibrary } from '../bld/run.js';
+import { buildLibrary, RIDGE_GRID } from '../bld/run.js';
 import type { ChannelRanking } from '../bld/init.js';
 import type { Print } from './commands.js';
 import { progressReporter } from './progress.js';
@@ -27,7 +27,7 @@ export async function scoreCommand(opts: ScoreCommandOptions, print: Print): Pro
   try {
     const r = await buildLibrary({
       ...opts,
-      ridge: 1e-4,
+      ridgeGrid: RIDGE_GRID,
       signal: abort.signal,
       onStage: (s) => print(s),
       onProgress: progressReporter('candidates'),

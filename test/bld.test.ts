@@ -1,0 +1,133 @@
+import { readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CandidateScore } from '../src/bld/job.js';
+import { buildLibrary, RIDGE_GRID, type ScoreOptions } from '../src/bld/run.js';
+import { modelDir, TINYSTORIES, tempDir } from './support/fixtures.js';
+
+const root = tempDir();
+const base = (out: string, workers: number, model = 'stories260K'): ScoreOptions => ({
+  model: modelDir(model),
+  space: 'search-spaces/puzzle.json',
+  data: TINYSTORIES,
+  out: join(root, out),
+  calibTokens: 1024,
+  validTokens: 512,
+  seqLen: 64,
+  workers,
+  ranking: 'activation',
+  ridgeGrid: RIDGE_GRID,
+  seed: 0,
+});
+
+const byKey = (scores: CandidateScore[]) => new Map(scores.map((s) => [s.key, s]));
+
+describe('babyllama-tok105-1M block library', async () => {
+  const baby = (await buildLibrary(base('baby', 2, 'babyllama-tok105-1M'))).library.scores();
+  it('has the same properties: parent KL ≈ 0, fits never worse, narrower FFNs no better', () => {
+    expect(baby).toHaveLength(70);
+    for (const s of baby) {
+      if (!s.fitted && (s.variant.kind === 'gqa' || s.variant.kind === 'swiglu') && s.nmseInit < 1e-8) expect(Math.abs(s.kl), s.key).toBeLessThanOrEqual(1e-6);
+      if (s.fitted) expect(s.nmse, s.key).toBeLessThanOrEqual(s.nmseInit + 1e-3);
+    }
+    expect(baby.filter((s) => s.key.endsWith('attn-gqa4') || s.key.endsWith('ffn-swiglu352')).every((s) => s.nmse < 1e-10 && Math.abs(s.kl) <= 1e-6)).toBe(true);
+    for (let layer = 0; layer < 5; layer++) {
+      const widths = baby.filter((c) => c.layer === layer && c.variant.kind === 'swiglu').sort((a, b) => (b.variant as { intermediate: number }).intermediate - (a.variant as { intermediate: number }).intermediate);
+      for (let k = 1; k < widths.length; k++) expect(widths[k].nmse).toBeGreaterThanOrEqual(widths[k - 1].nmse - 1e-3);
+    }
+  });
+});
+
+describe('stories260K block library', async () => {
+  const one = await buildLibrary(base('w1', 1));
+  const two = await buildLibrary(base('w2', 2));
+  const scores = one.library.scores();
+
+  it('has every candidate of the space: 5 attention × 9 FFN variants per layer, fitted independently', () => {
+    expect(scores).toHaveLength(5 * (5 + 9));
+    expect(one.computed).toBe(70);
+  });
+
+  it('scores the parent\'s own sub-blocks KL ≈ 0 and NMSE ≈ 0', () => {
+    for (const s of scores.filter((c) => c.key.endsWith('attn-gqa4') || c.key.endsWith('ffn-swiglu172'))) {
+      expect(Math.abs(s.kl), s.key).toBeLessThanOrEqual(1e-6);
+      expect(s.nmse, s.key).toBeLessThanOrEqual(1e-10);
+    }
+  });
+
+  it('never lets fitting make validation NMSE worse than the initialisation (beyond noise)', () => {
+    for (const s of scores.filter((c) => c.fitted)) expect(s.nmse, s.key).toBeLessThanOrEqual(s.nmseInit + 1e-3);
+  });
+
+  it('gives narrower FFNs in a layer higher or equal NMSE than wider ones', () => {
+    for (let layer = 0; layer < 5; layer++) {
+      const widths = scores
+        .filter((c) => c.layer === layer && c.variant.kind === 'swiglu')
+        .map((c) => ({ width: (c.variant as { intermediate: number }).intermediate, nmse: c.nmse }))
+        .sort((a, b) => b.width - a.width);
+      for (let k = 1; k < widths.length; k++) expect(widths[k].nmse, `layer ${layer} width ${widths[k].width}`).toBeGreaterThanOrEqual(widths[k - 1].nmse - 1e-3);
+    }
+  });
+
+  it('scores no-ops NMSE 1, and removing a sub-block costs KL', () => {
+    const s = byKey(scores);
+    for (let layer = 0; layer < 5; layer++) {
+      for (const key of ['attn-noop', 'ffn-noop']) {
+        expect(s.get(`${layer}.${key}`)!.nmse).toBe(1);
+        expect(s.get(`${layer}.${key}`)!.kl).toBeGreaterThan(1e-3);
+      }
+    }
+  });
+
+  it('gives the same scores bit for bit with 1 and 2 workers', () => {
+    expect(two.library.scores()).toEqual(scores);
+    const a = readFileSync(join(one.library.dir, 'candidates', '2.ffn-swiglu86.safetensors'));
+    const b = readFileSync(join(two.library.dir, 'candidates', '2.ffn-swiglu86.safetensors'));
+    expect(a.equals(b)).toBe(true);
+  });
+
+  it('writes scores.json with the manifest: parent, space, data ranges, seed and versions', () => {
+    const summary = JSON.parse(readFileSync(join(one.library.dir, 'scores.json'), 'utf8'));
+    expect(summary.candidates).toHaveLength(70);
+    const m = summary.manifest;
+    expect(m.data.calibration.paragraphs[0]).toBe(0);
+    expect(m.data.validation.paragraphs[0]).toBe(m.data.calibration.paragraphs[1]);
+    expect(m.data.calibration.tokens).toBe(1024);
+    expect(m.options.seed).toBe(0);
+    expect(Object.keys(m.versions)).toEqual(['tessera', 'onnxruntime', 'node']);
+  });
+
+  it('resumes an interrupted run without recomputing finished candidates', async () => {
+    const abort = new AbortController();
+    const o = { ...base('resume', 2), signal: abort.signal, onProgress: (done: number) => done >= 20 && abort.abort() };
+    const first = await buildLibrary(o);
+    expect(first.interrupted).toBe(true);
+    const finished = first.library.completed;
+    expect(finished).toBeGreaterThanOrEqual(20);
+    expect(finished).toBeLessThan(70);
+    const someKey = first.library.scores()[0].key;
+    const file = join(first.library.dir, 'candidates', `${someKey}.safetensors`);
+    const before = statSync(file).mtimeMs;
+    const second = await buildLibrary(base('resume', 2));
+    expect(second.resumed).toBe(finished);
+    expect(second.computed).toBe(70 - finished);
+    expect(statSync(file).mtimeMs).toBe(before);
+    expect(second.library.scores()).toEqual(scores);
+    const third = await buildLibrary(base('resume', 2));
+    expect(third.computed).toBe(0);
+  });
+
+  it('refuses a library built for other inputs, a foreign directory and a corrupted record', async () => {
+    await expect(buildLibrary({ ...base('w1', 1), calibTokens: 2048 })).rejects.toThrow(/w1\/manifest\.json: this library was built for another data/);
+    await expect(buildLibrary({ ...base('w1', 1), model: modelDir('babyllama-tok105-1M') })).rejects.toThrow(/this library was built for another parent/);
+    const foreign = join(root, 'foreign');
+    mkdirSync(foreign);
+    writeFileSync(join(foreign, 'notes.txt'), 'mine');
+    await expect(buildLibrary({ ...base('foreign', 1) })).rejects.toThrow(/foreign: exists and is not a Tessera block library/);
+    writeFileSync(join(two.library.dir, 'jobs', '1.ffn-linear.json'), '{"score": ');
+    await expect(buildLibrary(base('w2', 2))).rejects.toThrow(/w2\/jobs\/1\.ffn-linear\.json: corrupted job record/);
+    rmSync(join(two.library.dir, 'jobs', '1.ffn-linear.json'));
+    writeFileSync(join(two.library.dir, 'candidates', '3.attn-gqa2.safetensors'), 'tampered');
+    await expect(buildLibrary(base('w2', 2))).rejects.toThrow(/3\.attn-gqa2\.safetensors: missing or does not match its record/);
+  });
+});
