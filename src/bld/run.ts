@@ -96,7 +96,8 @@ export async function buildLibrary(o: ScoreOptions): Promise<ScoreResult> {
 
   if (!existsSync(WORKER)) throw new Error(`${WORKER} is missing: run \`npm run build\``);
   o.onStage?.(`${todo.length} candidates to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
-  const pool = new Piscina({ filename: WORKER, minThreads: o.workers, maxThreads: o.workers, idleTimeout: 1000 });
+  // The worker is compiled JavaScript: it needs none of the parent's loader flags (tsx's would break its imports).
+  const pool = new Piscina({ filename: WORKER, minThreads: o.workers, maxThreads: o.workers, idleTimeout: 1000, execArgv: [] });
   let done = 0;
   let interrupted = false;
   t0 = performance.now();
