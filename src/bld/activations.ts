@@ -1,6 +1,7 @@
 import type { ModelConfig } from '../arch/config.js';
 import type { ModelWeights } from '../model/weights.js';
 import { DecoderSession } from '../onnx/session.js';
+import { hasTarget } from '../eval/kl.js';
 import type { WindowSet } from './data.js';
 
 /** One layer's sub-block inputs and outputs over every token of a window set, each [tokens, hidden]. */
@@ -34,8 +35,7 @@ export interface ValidationSet extends ActivationSet {
 
 export const sharedFloats = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
 
-/** Whether position t of a window of length seqLen has a next token to predict. */
-export const hasTarget = (position: number, seqLen: number) => position % seqLen !== seqLen - 1;
+export { hasTarget } from '../eval/kl.js';
 
 /** Runs the parent over a window set, keeping every layer's sub-block activations (and, for validation, its log-probabilities). */
 export async function parentActivations(config: ModelConfig, weights: ModelWeights, set: WindowSet, seqLen: number, withLogprobs: boolean, threads: number, batchTokens = 2048): Promise<ActivationSet | ValidationSet> {

@@ -6,7 +6,8 @@ import { layerTensors } from '../model/weights.js';
 import type { Matrix, MatrixOps } from '../onnx/matmul.js';
 import { DecoderSession } from '../onnx/session.js';
 import type { Tensor } from '../util/tensor.js';
-import { hasTarget, type ActivationSet, type ValidationSet } from './activations.js';
+import { compareToReference } from '../eval/kl.js';
+import type { ActivationSet, ValidationSet } from './activations.js';
 import { fitLinear, nmse, rmsNormRows, selectColumns } from './fit.js';
 import { channelImportance, linearAttentionInit, meanPoolKvHeads, sliceChannels, topChannels, type ChannelRanking } from './init.js';
 
@@ -185,30 +186,10 @@ async function suffixSession(ctx: JobContext, layer: number): Promise<DecoderSes
 async function globalScore(ctx: JobContext, layer: number, child: LayerWeights): Promise<{ kl: number; lmLoss: number }> {
   const val = ctx.validation;
   const E = ctx.config.hiddenSize;
-  const V = ctx.config.vocabSize;
   const { hiddenOut } = await runLayer(ctx, child, val.layers[layer].attnIn, val, { hiddenOut: true });
   const suffix = await suffixSession(ctx, layer);
-  const perBatch = Math.max(1, Math.floor(1024 / val.seqLen));
-  let kl = 0;
-  let nll = 0;
-  let predicted = 0;
-  for (let w = 0; w < val.windows; w += perBatch) {
-    const batch = Math.min(perBatch, val.windows - w);
-    const from = w * val.seqLen;
-    const to = from + batch * val.seqLen;
-    const r = await suffix.run({ data: hiddenOut.slice(from * E, to * E), shape: [batch, val.seqLen, E] }, new Map(), {
-      logprobs: { data: val.logprobs.slice(from * V, to * V), shape: [batch, val.seqLen, V] },
-      targets: val.targets.slice(from, to),
-    });
-    for (let t = from; t < to; t++) {
-      kl += r.kl!.data[t - from];
-      if (hasTarget(t, val.seqLen)) {
-        nll += r.nll!.data[t - from];
-        predicted++;
-      }
-    }
-  }
-  return { kl: kl / (val.windows * val.seqLen), lmLoss: nll / predicted };
+  const reference = { windows: val.windows, seqLen: val.seqLen, vocab: ctx.config.vocabSize, logprobs: val.logprobs, targets: val.targets };
+  return compareToReference(suffix, reference, (from, to, batch) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
 }
 
 /** Builds, fits and scores one candidate; returns its score and its fitted weights (by checkpoint spec key). */

@@ -4,6 +4,7 @@ import { evalCommand, generateCommand, inspectCommand } from './commands.js';
 import { defaultThreads, positiveInt } from './options.js';
 import { costCommand, profileCommand } from './hardware-commands.js';
 import { scoreCommand } from './score-command.js';
+import { addSearchCommands } from './search-commands.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT } from './paths.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
@@ -70,20 +71,7 @@ function program(): Command {
     .option('--seed <n>', 'recorded in the manifest (every current step is deterministic)', (v: string) => Number(v), 0)
     .action(async (opts) => scoreCommand(opts, print));
 
-  p.command('search')
-    .description('the whole pipeline on a model (today: the stages that exist)')
-    .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
-    .option('--data <text>', 'text file', DEFAULT_TEXT)
-    .addOption(threads())
-    .action(async (dir: string, opts: { data: string; threads: number }) => {
-      print('Tessera search: the search stages (spaces and profiles, block library, MIP + Tabu, export) are not built yet.');
-      print('Running what exists on the parent model: inspect, eval, generate.\n');
-      inspectCommand(dir, print);
-      print('');
-      await evalCommand(dir, { data: opts.data, tokens: 16384, protocol: 'stream', paragraphs: 300, threads: opts.threads }, print);
-      print('');
-      await generateCommand(dir, { prompt: 'Once upon a time', tokens: 60, threads: opts.threads }, print);
-    });
+  addSearchCommands(p, print);
   return p;
 }
 

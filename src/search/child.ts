@@ -1,0 +1,37 @@
+import { attentionKey, ffnKey, type Architecture } from '../arch/types.js';
+import type { BlockLibrary } from '../bld/library.js';
+import { layerWeightsFrom, type ModelWeights } from '../model/weights.js';
+import type { Tensor } from '../util/tensor.js';
+
+/**
+ * Assembles a child's weights: the parent's embeddings, final norm and LM head, and in each layer the
+ * library's fitted candidates for the chosen attention and FFN variants. Candidate files are read once.
+ */
+export class ChildAssembler {
+  private readonly cache = new Map<string, Record<string, Tensor>>();
+
+  constructor(
+    private readonly parent: ModelWeights,
+    private readonly library: BlockLibrary,
+  ) {}
+
+  private tensors(key: string): Record<string, Tensor> {
+    let t = this.cache.get(key);
+    if (t === undefined) this.cache.set(key, (t = this.library.weights(key)));
+    return t;
+  }
+
+  weights(arch: Architecture): ModelWeights {
+    const layers = arch.map((block, i) => {
+      const a = block.attention.kind === 'noop' ? {} : this.tensors(`${i}.${attentionKey(block.attention)}`);
+      const f = block.ffn.kind === 'noop' ? {} : this.tensors(`${i}.${ffnKey(block.ffn)}`);
+      const all: Record<string, Tensor> = { ...a, ...f };
+      return layerWeightsFrom(block, (key) => {
+        const t = all[key];
+        if (t === undefined) throw new Error(`library candidate for layer ${i} lacks tensor ${key}`);
+        return t;
+      });
+    });
+    return { ...this.parent, layers };
+  }
+}

@@ -1,0 +1,59 @@
+import { blockKey, type Architecture } from '../arch/types.js';
+import type { ModelConfig } from '../arch/config.js';
+import { logSoftmaxRows } from '../bld/activations.js';
+import type { WindowSet } from '../bld/data.js';
+import { compareToReference, hasTarget, type ReferenceDistribution } from '../eval/kl.js';
+import type { ModelWeights } from '../model/weights.js';
+import { DecoderSession } from '../onnx/session.js';
+
+/** The parent's next-token distribution on a window set: what children are compared against. */
+export async function referenceDistribution(config: ModelConfig, parent: ModelWeights, set: WindowSet, seqLen: number, threads: number): Promise<ReferenceDistribution> {
+  const V = config.vocabSize;
+  const tokens = set.count * seqLen;
+  const logprobs = new Float32Array(tokens * V);
+  const session = await DecoderSession.create(config, parent, {}, { threads });
+  const perBatch = Math.max(1, Math.floor(1024 / seqLen));
+  try {
+    for (let w = 0; w < set.count; w += perBatch) {
+      const batch = Math.min(perBatch, set.count - w);
+      const r = await session.run({ ids: set.ids.subarray(w * seqLen, (w + batch) * seqLen), batch, seq: seqLen });
+      logSoftmaxRows(r.logits!.data, V, logprobs, w * seqLen * V);
+    }
+  } finally {
+    await session.release();
+  }
+  const targets = new Int32Array(tokens);
+  for (let t = 0; t < tokens; t++) if (hasTarget(t, seqLen)) targets[t] = set.ids[t + 1];
+  return { windows: set.count, seqLen, vocab: V, logprobs, targets };
+}
+
+/** Evaluates whole children against the parent (the search's true objective), caching by architecture. */
+export class ChildEvaluator {
+  private readonly cache = new Map<string, { kl: number; lmLoss: number }>();
+
+  constructor(
+    private readonly config: ModelConfig,
+    private readonly set: WindowSet,
+    private readonly reference: ReferenceDistribution,
+    private readonly weightsOf: (arch: Architecture) => ModelWeights,
+    private readonly threads: number,
+  ) {}
+
+  get evaluations(): number {
+    return this.cache.size;
+  }
+
+  async evaluate(arch: Architecture): Promise<{ kl: number; lmLoss: number }> {
+    const key = arch.map(blockKey).join('|');
+    const hit = this.cache.get(key);
+    if (hit !== undefined) return hit;
+    const session = await DecoderSession.create(this.config, this.weightsOf(arch), { logits: 'score' }, { threads: this.threads });
+    try {
+      const r = await compareToReference(session, this.reference, (from, to, batch) => ({ ids: this.set.ids.subarray(from, to), batch, seq: this.reference.seqLen }));
+      this.cache.set(key, r);
+      return r;
+    } finally {
+      await session.release();
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import { sameAttention, sameFfn, type BlockConfig } from '../arch/types.js';
+import type { Rng } from '../util/rng.js';
+import { objectiveOf, violations, type Choice, type ChoiceProblem } from './problem.js';
+
+/** A move: new options for some layers. */
+export interface Move {
+  readonly changes: readonly (readonly [layer: number, option: number])[];
+  readonly kind: 'attention' | 'ffn' | 'swap';
+}
+
+/**
+ * The neighbourhood: change one layer's attention or FFN variant (keeping the other sub-block), or swap
+ * the blocks of two layers; only moves that stay within every budget.
+ */
+export function neighbours(p: ChoiceProblem, blocks: readonly (readonly BlockConfig[])[], c: Choice): Move[] {
+  const moves: Move[] = [];
+  const feasible = (m: Move) => {
+    const next = [...c];
+    for (const [i, j] of m.changes) next[i] = j;
+    return violations(p, next).length === 0;
+  };
+  c.forEach((j, i) => {
+    const cur = blocks[i][j];
+    blocks[i].forEach((b, k) => {
+      if (k === j) return;
+      if (sameFfn(b.ffn, cur.ffn)) moves.push({ changes: [[i, k]], kind: 'attention' });
+      else if (sameAttention(b.attention, cur.attention)) moves.push({ changes: [[i, k]], kind: 'ffn' });
+    });
+  });
+  for (let a = 0; a < c.length; a++) {
+    for (let b = a + 1; b < c.length; b++) {
+      const ja = blocks[b].findIndex((x) => sameAttention(x.attention, blocks[a][c[a]].attention) && sameFfn(x.ffn, blocks[a][c[a]].ffn));
+      const jb = blocks[a].findIndex((x) => sameAttention(x.attention, blocks[b][c[b]].attention) && sameFfn(x.ffn, blocks[b][c[b]].ffn));
+      if (ja >= 0 && jb >= 0 && (ja !== c[b] || jb !== c[a])) moves.push({ changes: [[a, jb], [b, ja]], kind: 'swap' });
+    }
+  }
+  return moves.filter(feasible);
+}
+
+export interface TabuOptions {
+  readonly maxIterations: number;
+  readonly maxSeconds: number;
+  /** Iterations during which a layer may not return to an option it just left. */
+  readonly tenure: number;
+  /** Moves whose true objective is evaluated per iteration: the best by the additive surrogate, plus random ones. */
+  readonly candidatesPerIteration: number;
+  readonly rng: Rng;
+}
+
+export interface TabuResult {
+  readonly start: Choice;
+  readonly startValue: number;
+  readonly best: Choice;
+  readonly bestValue: number;
+  readonly iterations: number;
+  /** Distinct architectures whose true objective was computed. */
+  readonly evaluations: number;
+  readonly seconds: number;
+}
+
+/**
+ * Tabu search on the true (non-additive) objective, from a starting choice: each iteration moves to the
+ * best admissible neighbour among a candidate list, even when that is worse, so the search can leave a
+ * local optimum; recently left options are tabu unless taking one beats the best found (aspiration).
+ */
+export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly BlockConfig[])[], start: Choice, trueObjective: (c: Choice) => Promise<number>, o: TabuOptions): Promise<TabuResult> {
+  const t0 = performance.now();
+  const seen = new Map<string, number>();
+  const value = async (c: Choice) => {
+    const key = c.join(',');
+    let v = seen.get(key);
+    if (v === undefined) seen.set(key, (v = await trueObjective(c)));
+    return v;
+  };
+  let current = [...start];
+  const startValue = await value(current);
+  let best = { choice: [...current], value: startValue };
+  const tabuUntil = new Map<string, number>(); // "layer:option" → first iteration it is allowed again
+  let iteration = 0;
+  while (iteration < o.maxIterations && (performance.now() - t0) / 1000 < o.maxSeconds) {
+    iteration++;
+    const moves = neighbours(p, blocks, current);
+    if (moves.length === 0) break;
+    const apply = (m: Move) => {
+      const next = [...current];
+      for (const [i, j] of m.changes) next[i] = j;
+      return next;
+    };
+    const surrogate = (m: Move) => objectiveOf(p, apply(m));
+    const ranked = [...moves].sort((a, b) => surrogate(a) - surrogate(b));
+    const greedy = Math.max(1, Math.ceil(o.candidatesPerIteration * 0.75));
+    const list = ranked.slice(0, greedy);
+    const rest = ranked.slice(greedy);
+    while (list.length < o.candidatesPerIteration && rest.length > 0) list.push(rest.splice(o.rng.int(rest.length), 1)[0]);
+
+    let chosen: { move: Move; value: number } | null = null;
+    for (const m of list) {
+      if ((performance.now() - t0) / 1000 >= o.maxSeconds) break;
+      const v = await value(apply(m));
+      const tabu = m.changes.some(([i, j]) => (tabuUntil.get(`${i}:${j}`) ?? 0) > iteration);
+      if (tabu && v >= best.value) continue;
+      if (chosen === null || v < chosen.value) chosen = { move: m, value: v };
+    }
+    if (chosen === null) continue;
+    for (const [i] of chosen.move.changes) tabuUntil.set(`${i}:${current[i]}`, iteration + o.tenure + 1);
+    current = apply(chosen.move);
+    if (chosen.value < best.value) best = { choice: [...current], value: chosen.value };
+  }
+  return { start, startValue, best: best.choice, bestValue: best.value, iterations: iteration, evaluations: seen.size, seconds: (performance.now() - t0) / 1000 };
+}
