@@ -5,42 +5,60 @@ import { objectiveOf, violations, type Choice, type ChoiceProblem } from './prob
 /** A move: new options for some layers. */
 export interface Move {
   readonly changes: readonly (readonly [layer: number, option: number])[];
-  readonly kind: 'attention' | 'ffn' | 'swap';
+  /** One sub-block changed; one changed plus another layer changed to pay for it (under a binding budget); two layers swapped. */
+  readonly kind: 'attention' | 'ffn' | 'exchange' | 'swap';
 }
 
 /**
  * The neighbourhood: change one layer's attention or FFN variant (keeping the other sub-block), or swap
- * the blocks of two layers; only moves that stay within every budget.
+ * the blocks of two layers — only moves that stay within every budget. A single change that would break
+ * a budget is paired with the change elsewhere that restores it at the least additive cost, so the
+ * search can trade quality between layers when the budget is spent, as it always is at the MIP's optimum.
  */
 export function neighbours(p: ChoiceProblem, blocks: readonly (readonly BlockConfig[])[], c: Choice): Move[] {
-  const moves: Move[] = [];
-  const feasible = (m: Move) => {
+  const applied = (changes: Move['changes']) => {
     const next = [...c];
-    for (const [i, j] of m.changes) next[i] = j;
-    return violations(p, next).length === 0;
+    for (const [i, j] of changes) next[i] = j;
+    return next;
   };
+  const feasible = (changes: Move['changes']) => violations(p, applied(changes)).length === 0;
+  const singles: Move[] = [];
   c.forEach((j, i) => {
     const cur = blocks[i][j];
     blocks[i].forEach((b, k) => {
       if (k === j) return;
-      if (sameFfn(b.ffn, cur.ffn)) moves.push({ changes: [[i, k]], kind: 'attention' });
-      else if (sameAttention(b.attention, cur.attention)) moves.push({ changes: [[i, k]], kind: 'ffn' });
+      if (sameFfn(b.ffn, cur.ffn)) singles.push({ changes: [[i, k]], kind: 'attention' });
+      else if (sameAttention(b.attention, cur.attention)) singles.push({ changes: [[i, k]], kind: 'ffn' });
     });
   });
+  const moves = singles.filter((m) => feasible(m.changes));
+  for (const m of singles) {
+    if (feasible(m.changes)) continue;
+    let repair: { changes: Move['changes']; objective: number } | null = null;
+    for (const r of singles) {
+      if (r.changes[0][0] === m.changes[0][0]) continue;
+      const changes = [...m.changes, ...r.changes];
+      if (!feasible(changes)) continue;
+      const objective = objectiveOf(p, applied(changes));
+      if (repair === null || objective < repair.objective) repair = { changes, objective };
+    }
+    if (repair !== null) moves.push({ changes: repair.changes, kind: 'exchange' });
+  }
   for (let a = 0; a < c.length; a++) {
     for (let b = a + 1; b < c.length; b++) {
       const ja = blocks[b].findIndex((x) => sameAttention(x.attention, blocks[a][c[a]].attention) && sameFfn(x.ffn, blocks[a][c[a]].ffn));
       const jb = blocks[a].findIndex((x) => sameAttention(x.attention, blocks[b][c[b]].attention) && sameFfn(x.ffn, blocks[b][c[b]].ffn));
-      if (ja >= 0 && jb >= 0 && (ja !== c[b] || jb !== c[a])) moves.push({ changes: [[a, jb], [b, ja]], kind: 'swap' });
+      const changes: Move['changes'] = [[a, jb], [b, ja]];
+      if (ja >= 0 && jb >= 0 && (ja !== c[b] || jb !== c[a]) && feasible(changes)) moves.push({ changes, kind: 'swap' });
     }
   }
-  return moves.filter(feasible);
+  return moves;
 }
 
 export interface TabuOptions {
   readonly maxIterations: number;
   readonly maxSeconds: number;
-  /** Iterations during which a layer may not return to an option it just left. */
+  /** Iterations during which a layer just changed may not change again. */
   readonly tenure: number;
   /** Moves whose true objective is evaluated per iteration: the best by the additive surrogate, plus random ones. */
   readonly candidatesPerIteration: number;
@@ -61,7 +79,7 @@ export interface TabuResult {
 /**
  * Tabu search on the true (non-additive) objective, from a starting choice: each iteration moves to the
  * best admissible neighbour among a candidate list, even when that is worse, so the search can leave a
- * local optimum; recently left options are tabu unless taking one beats the best found (aspiration).
+ * local optimum; recently changed layers are tabu unless changing one beats the best found (aspiration).
  */
 export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly BlockConfig[])[], start: Choice, trueObjective: (c: Choice) => Promise<number>, o: TabuOptions): Promise<TabuResult> {
   const t0 = performance.now();
@@ -75,7 +93,7 @@ export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly Bl
   let current = [...start];
   const startValue = await value(current);
   let best = { choice: [...current], value: startValue };
-  const tabuUntil = new Map<string, number>(); // "layer:option" → first iteration it is allowed again
+  const tabuUntil = new Map<number, number>(); // layer → first iteration it may change again
   let iteration = 0;
   while (iteration < o.maxIterations && (performance.now() - t0) / 1000 < o.maxSeconds) {
     iteration++;
@@ -97,12 +115,12 @@ export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly Bl
     for (const m of list) {
       if ((performance.now() - t0) / 1000 >= o.maxSeconds) break;
       const v = await value(apply(m));
-      const tabu = m.changes.some(([i, j]) => (tabuUntil.get(`${i}:${j}`) ?? 0) > iteration);
+      const tabu = m.changes.some(([i]) => (tabuUntil.get(i) ?? 0) > iteration);
       if (tabu && v >= best.value) continue;
       if (chosen === null || v < chosen.value) chosen = { move: m, value: v };
     }
     if (chosen === null) continue;
-    for (const [i] of chosen.move.changes) tabuUntil.set(`${i}:${current[i]}`, iteration + o.tenure + 1);
+    for (const [i] of chosen.move.changes) tabuUntil.set(i, iteration + o.tenure + 1);
     current = apply(chosen.move);
     if (chosen.value < best.value) best = { choice: [...current], value: chosen.value };
   }

@@ -1,0 +1,142 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parentArchitecture } from '../src/arch/config.js';
+import type { BlockConfig } from '../src/arch/types.js';
+import { fromDeciBlockConfigs } from '../src/arch/decilm.js';
+import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
+import { costModelFor } from '../src/hardware/cost-model.js';
+import { loadHardwareProfile } from '../src/hardware/load.js';
+import { architectureCost } from '../src/hardware/model-cost.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { bruteForce } from '../src/search/exact.js';
+import { formulate } from '../src/search/formulate.js';
+import { objectiveOf, violations, type ChoiceProblem } from '../src/search/problem.js';
+import { solve } from '../src/search/solve.js';
+import { neighbours, tabuSearch } from '../src/search/tabu.js';
+import { loadSearchSpace } from '../src/space/expand.js';
+import { Rng } from '../src/util/rng.js';
+import { modelDir, TINYSTORIES, tempDir } from './support/fixtures.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const root = tempDir();
+const run = join(root, 'run');
+const CPU = join(ROOT, 'hardware-profiles/cpu-local.json');
+const solveDefaults = { hardware: CPU, metric: 'kl' as const, solver: 'highs', timeLimitSeconds: 30, solutions: 1, diversity: 2, tabuSeconds: 10, tabuIterations: 15, threads: 1, seed: 0 };
+
+describe('Tabu search', () => {
+  // Four blocks per layer; the true objective adds a penalty when neighbouring layers both drop attention,
+  // which the additive MIP objective cannot see, so the MIP's choice is not the true optimum.
+  const blockSet: BlockConfig[] = [
+    { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', intermediate: 8 } },
+    { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', intermediate: 4 } },
+    { attention: { kind: 'noop' }, ffn: { kind: 'swiglu', intermediate: 8 } },
+    { attention: { kind: 'noop' }, ffn: { kind: 'swiglu', intermediate: 4 } },
+  ];
+  const layers = 6;
+  const blocks = Array.from({ length: layers }, () => blockSet);
+  const problemOf = (seed: number): ChoiceProblem => {
+    const rng = new Rng(seed);
+    return {
+      layers: Array.from({ length: layers }, () => ({ options: blockSet.map((_, j) => ({ objective: [0, 1, 1.2, 2.1][j] * (0.8 + 0.4 * rng.next()), usage: [[4, 3, 2, 1][j]] })) })),
+      budgets: [{ name: 'time', limit: 15, fixed: 0, unit: 's', scale: 1 }],
+    };
+  };
+  const truthOf = (p: ChoiceProblem) => async (c: readonly number[]) => objectiveOf(p, c) + c.reduce((s, j, i) => s + (i > 0 && j >= 2 && c[i - 1] >= 2 ? 1.5 : 0), 0);
+  const trueOptimum = async (p: ChoiceProblem) => {
+    let best = Infinity;
+    const choice = p.layers.map(() => 0);
+    const visit = async (i: number): Promise<void> => {
+      if (i === layers) {
+        if (violations(p, choice).length === 0) best = Math.min(best, await truthOf(p)(choice));
+        return;
+      }
+      for (let j = 0; j < 4; j++) {
+        choice[i] = j;
+        await visit(i + 1);
+      }
+    };
+    await visit(0);
+    return best;
+  };
+
+  it('improves the true objective from the MIP start, within budget, to the brute-force optimum', async () => {
+    const reached: number[] = [];
+    for (const seed of [9, 10, 11, 12, 13]) {
+      const p = problemOf(seed);
+      const start = bruteForce(p)!.choice; // the additive optimum, as the MIP gives it
+      const optimum = await trueOptimum(p);
+      const r = await tabuSearch(p, blocks, start, truthOf(p), { maxIterations: 60, maxSeconds: 30, tenure: 3, candidatesPerIteration: 8, rng: new Rng(1) });
+      expect(await truthOf(p)(start), `seed ${seed}`).toBeGreaterThan(optimum);
+      expect(r.bestValue, `seed ${seed}`).toBeLessThan(r.startValue);
+      expect(r.bestValue).toBeCloseTo(await truthOf(p)(r.best), 12);
+      expect(violations(p, r.best)).toEqual([]);
+      if (r.bestValue <= optimum + 1e-12) reached.push(seed);
+    }
+    expect(reached).toEqual([9, 10, 11, 12, 13]);
+  });
+
+  it('moves change one sub-block or swap two layers, and stay within budget', () => {
+    const p = problemOf(9);
+    const moves = neighbours(p, blocks, [0, 0, 0, 3, 3, 3]);
+    expect(moves.length).toBeGreaterThan(0);
+    for (const m of moves) {
+      const next = [0, 0, 0, 3, 3, 3];
+      for (const [i, j] of m.changes) next[i] = j;
+      expect(violations(p, next)).toEqual([]);
+      expect(m.changes).toHaveLength(m.kind === 'swap' || m.kind === 'exchange' ? 2 : 1);
+    }
+  });
+});
+
+describe('solving on a real block library', async () => {
+  await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 2, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+  const ck = loadCheckpoint(modelDir('stories260K'));
+  const profile = loadHardwareProfile(CPU);
+  const costs = costModelFor(ck.config, profile);
+
+  it('formulates options as the space\'s blocks priced by the cost model, with limits from the parent', async () => {
+    const space = loadSearchSpace(join(ROOT, 'search-spaces/puzzle.json'), ck.config);
+    const { library } = await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 1, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+    const { problem, blocks } = formulate(ck.config, space, library.scores(), profile, costs, { speedup: 2, paramsRatio: 0.8 }, 'kl');
+    expect(problem.layers).toHaveLength(5);
+    expect(blocks[0]).toHaveLength(45);
+    expect(problem.budgets.map((b) => b.name)).toEqual(['time in scenario "single-prompt"', 'time in scenario "batch-8"', 'parameters']);
+    const parent = architectureCost(ck.config, parentArchitecture(ck.config), profile, costs);
+    expect(problem.budgets[0].limit).toBeCloseTo(parent[0].totalSeconds / 2, 12);
+    const parentChoice = blocks.map((bs) => bs.findIndex((b) => b.attention.kind === 'gqa' && b.attention.kvHeads === 4 && b.ffn.kind === 'swiglu' && b.ffn.intermediate === 172));
+    const used = parentChoice.reduce((s, j, i) => s + problem.layers[i].options[j].usage[0], problem.budgets[0].fixed);
+    expect(used).toBeCloseTo(parent[0].totalSeconds, 12);
+    expect(objectiveOf(problem, parentChoice)).toBeLessThan(1e-5);
+  });
+
+  it('finds a child within budget, refines it with Tabu, and writes a spec that interoperates as DeciLM block_configs', async () => {
+    const [s] = await solve({ ...solveDefaults, run, budget: { speedup: 1.5 } });
+    expect(s.mip.status).toBe('optimal');
+    for (const [k, c] of s.predicted.entries()) expect(s.parentPredicted[k].totalSeconds / c.totalSeconds).toBeGreaterThanOrEqual(1.5 - 1e-9);
+    expect(s.evaluated.kl).toBeLessThanOrEqual(s.evaluated.mipKl);
+    const spec = JSON.parse(readFileSync(join(s.dir, 'spec.json'), 'utf8'));
+    expect(fromDeciBlockConfigs('spec.json', ck.config, spec.block_configs)).toEqual(s.architecture);
+    expect(spec.quality.evaluated.kl).toBe(s.evaluated.kl);
+    expect(spec.solver).toMatchObject({ backend: 'highs', status: 'optimal', gap: 0 });
+    expect(spec.predicted[0].speedup).toBeGreaterThanOrEqual(1.5 - 1e-9);
+  });
+
+  it('finds diverse solutions and re-solves a new budget on the same library', async () => {
+    const sols = await solve({ ...solveDefaults, run, budget: { paramsRatio: 0.7 }, solutions: 3, diversity: 2, tabuSeconds: 0 });
+    expect(sols).toHaveLength(3);
+    const diff = (a: readonly BlockConfig[], b: readonly BlockConfig[]) => a.filter((x, i) => JSON.stringify(x) !== JSON.stringify(b[i])).length;
+    expect(diff(sols[0].architecture, sols[1].architecture)).toBeGreaterThanOrEqual(2);
+    expect(diff(sols[2].architecture, sols[0].architecture)).toBeGreaterThanOrEqual(2);
+    expect(diff(sols[2].architecture, sols[1].architecture)).toBeGreaterThanOrEqual(2);
+    for (const s of sols) expect(s.params).toBeLessThanOrEqual(0.7 * s.parentParams);
+    expect(sols[1].additiveObjective.mip).toBeGreaterThanOrEqual(sols[0].additiveObjective.mip - 1e-12);
+  });
+
+  it('answers an impossible budget with the constraint that cannot be met, through the CLI', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/tessera.js'), 'solve', '--run', run, '--hardware', CPU, '--params', '1000'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/no architecture in puzzle meets the budgets on cpu-local:\nthis budget cannot be met by any architecture in the space\n {2}parameters: limit 0\.001000 M params, best reachable 0\.03283 M params — cannot be met/);
+  });
+});
