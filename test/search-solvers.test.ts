@@ -3,20 +3,11 @@ import { bruteForce, dynamicProgramme } from '../src/search/exact.js';
 import { highsBackend } from '../src/search/highs-backend.js';
 import { lpSolverBackend } from '../src/search/lp-solver-backend.js';
 import { infeasibilityReport, layersDiffering, objectiveOf, violations, type ChoiceProblem } from '../src/search/problem.js';
+import { randomChoiceProblem } from '../src/search/instances.js';
 import { Rng } from '../src/util/rng.js';
 
-/** A random grouped knapsack: cheaper options lose more quality, as real candidates do. */
-function instance(seed: number, layers: number, options: number, budgets: number, tightness: number, integer = false): ChoiceProblem {
-  const rng = new Rng(seed);
-  const ls = Array.from({ length: layers }, () => ({
-    options: Array.from({ length: options }, (_, j) => {
-      const usage = Array.from({ length: budgets }, () => (integer ? 1 + rng.int(20) : 1 + 19 * rng.next()) * (options - j));
-      return { objective: j === 0 ? 0 : j * (0.5 + rng.next()), usage };
-    }),
-  }));
-  const full = Array.from({ length: budgets }, (_, k) => ls.reduce((s, l) => s + l.options[0].usage[k], 0));
-  return { layers: ls, budgets: full.map((f, k) => ({ name: `budget ${k}`, limit: Math.floor(f * tightness), fixed: 0, unit: 'u', scale: 1 })) };
-}
+const instance = (seed: number, layers: number, options: number, budgets: number, tightness: number, integer = false): ChoiceProblem =>
+  randomChoiceProblem(new Rng(seed), layers, options, budgets, tightness, integer);
 
 const backends = [highsBackend, lpSolverBackend];
 
