@@ -108,3 +108,24 @@ describe('fitting a linear map with a held-out choice of ridge', () => {
     expect(fit.weight).toBe(truth);
   });
 });
+
+describe('blocked Cholesky with onnxruntime products', () => {
+  it('solves (G + λI) W = C like the plain float64 solver, across block boundaries', async () => {
+    const { blockedCholesky, blockedCholeskySolve } = await import('../src/linalg/blocked.js');
+    const { regularised } = await import('../src/linalg/ridge.js');
+    const ops = await MatrixOps.create();
+    const k = 300; // three blocks of 128, the last partial
+    const m = 7;
+    const { gram, cross } = problem(11, 400, k, m);
+    const reference = solveRidge(gram, cross, k, m, 1e-2);
+    const l = await blockedCholesky(ops, regularised(gram, k, 1e-2), k);
+    const w = await blockedCholeskySolve(ops, l, k, { data: Float32Array.from(cross), rows: k, cols: m });
+    let err = 0;
+    let norm = 0;
+    for (let i = 0; i < k * m; i++) {
+      err += (w.data[i] - reference[i]) ** 2;
+      norm += reference[i] ** 2;
+    }
+    expect(Math.sqrt(err / norm)).toBeLessThan(1e-4);
+  });
+});

@@ -1,4 +1,5 @@
-import { solveRidge } from '../linalg/ridge.js';
+import { blockedCholesky, blockedCholeskySolve } from '../linalg/blocked.js';
+import { regularised } from '../linalg/ridge.js';
 import type { Matrix, MatrixOps } from '../onnx/matmul.js';
 import type { Tensor } from '../util/tensor.js';
 
@@ -15,7 +16,7 @@ function add(a: Float32Array, b: Float32Array): Float32Array {
 }
 
 /** [inputs, outputs] ridge solution as an nn.Linear weight [outputs, inputs]. */
-function toLinear(wt: Float64Array, inputs: number, outputs: number): Tensor {
+function toLinear(wt: Float32Array, inputs: number, outputs: number): Tensor {
   const w = new Float32Array(outputs * inputs);
   for (let i = 0; i < inputs; i++) for (let o = 0; o < outputs; o++) w[o * inputs + i] = wt[i * outputs + o];
   return { data: w, shape: [outputs, inputs] };
@@ -26,6 +27,12 @@ function transpose(w: Tensor): Matrix {
   const t = new Float32Array(inputs * outputs);
   for (let o = 0; o < outputs; o++) for (let i = 0; i < inputs; i++) t[i * outputs + o] = w.data[o * inputs + i];
   return { data: t, rows: inputs, cols: outputs };
+}
+
+/** The ridge solution (G + λI)⁻¹ C as a [k, m] matrix, by blocked Cholesky with its products in onnxruntime. */
+async function ridgeSolve(ops: MatrixOps, gram: Float32Array, cross: Matrix, relativeLambda: number): Promise<Matrix> {
+  const k = cross.rows;
+  return blockedCholeskySolve(ops, await blockedCholesky(ops, regularised(gram, k, relativeLambda), k), k, cross);
 }
 
 /**
@@ -41,13 +48,12 @@ export async function fitLinear(ops: MatrixOps, x: Matrix, y: Matrix, init: Tens
   const heldOut = async (w: Matrix) => nmse((await ops.matmul(xh, w)).data, yh.data);
   let best: { ridge: number | null; score: number } = { ridge: null, score: await heldOut(transpose(init)) };
   for (const ridge of ridgeGrid) {
-    const wt = solveRidge(gramT.data, crossT.data, x.cols, y.cols, ridge);
-    const score = await heldOut({ data: Float32Array.from(wt), rows: x.cols, cols: y.cols });
+    const score = await heldOut(await ridgeSolve(ops, gramT.data, crossT, ridge));
     if (score < best.score) best = { ridge, score };
   }
   if (best.ridge === null) return { weight: init, ridge: null };
-  const wt = solveRidge(add(gramT.data, gramH.data), add(crossT.data, crossH.data), x.cols, y.cols, best.ridge);
-  return { weight: toLinear(wt, x.cols, y.cols), ridge: best.ridge };
+  const wt = await ridgeSolve(ops, add(gramT.data, gramH.data), { data: add(crossT.data, crossH.data), rows: x.cols, cols: y.cols }, best.ridge);
+  return { weight: toLinear(wt.data, x.cols, y.cols), ridge: best.ridge };
 }
 
 /** Normalised MSE: Σ(ŷ − y)² / Σy² over every element (0 is perfect; predicting zeros gives 1). */

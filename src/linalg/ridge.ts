@@ -48,16 +48,39 @@ export function choleskySolve(l: Float64Array, n: number, b: Float64Array, m: nu
   return x;
 }
 
+/** L⁻¹ of a lower-triangular L (the lower triangle of `l`), by forward substitution on whole rows. */
+export function lowerInverse(l: Float64Array, n: number): Float64Array {
+  const x = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const row = x.subarray(i * n, i * n + i + 1);
+    row[i] = 1;
+    for (let k = 0; k < i; k++) {
+      const f = l[i * n + k];
+      if (f === 0) continue;
+      const prev = x.subarray(k * n, k * n + k + 1);
+      for (let c = 0; c <= k; c++) row[c] -= f * prev[c];
+    }
+    const d = l[i * n + i];
+    for (let c = 0; c <= i; c++) row[c] /= d;
+  }
+  return x;
+}
+
+/** G + λI with λ = `relativeLambda` × the mean diagonal of G (plus a hair, so a zero G stays factorable). */
+export function regularised(gram: ArrayLike<number>, k: number, relativeLambda: number): Float64Array {
+  let trace = 0;
+  for (let i = 0; i < k; i++) trace += gram[i * k + i];
+  const lambda = relativeLambda * (trace / k) + 1e-12;
+  const a = Float64Array.from(gram);
+  for (let i = 0; i < k; i++) a[i * k + i] += lambda;
+  return a;
+}
+
 /**
  * The ridge solution W (k×m) from G = XᵀX (k×k) and C = XᵀY (k×m). λ is `relativeLambda` times the mean
  * diagonal of G, so the regularisation is scale-free; it keeps G + λI well conditioned when inputs are
  * correlated or fewer than k.
  */
 export function solveRidge(gram: ArrayLike<number>, cross: ArrayLike<number>, k: number, m: number, relativeLambda: number): Float64Array {
-  let trace = 0;
-  for (let i = 0; i < k; i++) trace += gram[i * k + i];
-  const lambda = relativeLambda * (trace / k) + 1e-12;
-  const a = Float64Array.from(gram);
-  for (let i = 0; i < k; i++) a[i * k + i] += lambda;
-  return choleskySolve(cholesky(a, k), k, Float64Array.from(cross), m);
+  return choleskySolve(cholesky(regularised(gram, k, relativeLambda), k), k, Float64Array.from(cross), m);
 }
