@@ -130,10 +130,10 @@ describe('roofline costs, checked by hand', () => {
     expect(costs.rest(s).decodeSeconds - bare.decodeSeconds).toBeCloseTo(4 * (30e-6 + 3 * 2e-6), 12);
   });
 
-  it('memory: Llama-3.1-8B in bf16 holds 16.06 GB of weights and 128 KiB of K/V per token', () => {
+  it('memory: Llama-3.1-8B in bf16 holds 16.06 GB of weights and 128 KiB of K/V per cached token (prompt + generated − 1)', () => {
     const llama8b = configOf({ hidden: 4096, layers: 32, heads: 32, kvHeads: 8, intermediate: 14336, vocab: 128256, tied: false });
     expect(modelParams(llama8b, parentArchitecture(llama8b))).toBe(8_030_261_248);
-    const p = toyProfile([{ name: 'ctx8k', prefillTokens: 8000, generatedTokens: 192, batch: 2 }]);
+    const p = toyProfile([{ name: 'ctx8k', prefillTokens: 8000, generatedTokens: 193, batch: 2 }]);
     const [c] = architectureCost(llama8b, parentArchitecture(llama8b), p, rooflineCostModel(llama8b, p));
     expect(c.weightBytes).toBe(8_030_261_248 * 2);
     expect(c.kvCacheBytes).toBe(2 * 8192 * 131_072);

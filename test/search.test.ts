@@ -140,3 +140,15 @@ describe('solving on a real block library', async () => {
     expect(r.stderr).toMatch(/no architecture in puzzle meets the budgets on cpu-local:\nthis budget cannot be met by any architecture in the space\n {2}parameters: limit 0\.001000 M params, best reachable 0\.03283 M params — cannot be met/);
   });
 });
+
+describe('Tabu in a whole-layer-dropping space', () => {
+  it('drops and restores whole layers when the space ties attention and FFN no-ops together', () => {
+    const keep: BlockConfig = { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', intermediate: 8 } };
+    const drop: BlockConfig = { attention: { kind: 'noop' }, ffn: { kind: 'noop' } };
+    const blocks = [[keep, drop], [keep, drop], [keep, drop]];
+    const p: ChoiceProblem = { layers: blocks.map(() => ({ options: [{ objective: 0, usage: [2] }, { objective: 1, usage: [0] }] })), budgets: [{ name: 'time', limit: 4, fixed: 0, unit: 's', scale: 1 }] };
+    const moves = neighbours(p, blocks, [0, 0, 1]);
+    expect(moves.filter((m) => m.kind === 'block').map((m) => m.changes)).toEqual([[[0, 1]], [[1, 1]]]);
+    expect(moves.some((m) => m.kind === 'exchange' && m.changes[0][0] === 2)).toBe(true);
+  });
+});

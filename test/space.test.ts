@@ -71,7 +71,7 @@ describe('search-space files', () => {
 
   it('name the file, field and layer of an impossible value', () => {
     expect(() => expand({ attention: { kvHeads: { values: [3] } } })).toThrow(
-      /my-space\.json: field "attention\.kvHeads\.values" \(layer 0\): 3 gives 3 KV heads; expected a divisor of the 8 query heads no larger than the parent's 4/,
+      /my-space\.json: field "attention\.kvHeads\.values" \(layer 0\): 3 gives 3 KV heads; expected a divisor of both the 8 query heads and the parent's 4 KV heads/,
     );
     expect(() => expand({ attention: { kvHeads: { fractions: [0.125] } } })).toThrow(/field "attention\.kvHeads\.fractions" \(layer 0\): fraction 0\.125 of 4 gives 0\.5 KV heads/);
     expect(() => expand({ overrides: [{ layers: [3], ffn: { widths: { values: [200] } } }] })).toThrow(

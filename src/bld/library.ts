@@ -14,7 +14,7 @@ export const LIBRARY_FORMAT = 'tessera-block-library';
 export interface LibraryManifest {
   readonly format: typeof LIBRARY_FORMAT;
   readonly version: 1;
-  readonly parent: { readonly dir: string; readonly configSha256: string; readonly weightBytes: number; readonly sourceArchitecture: string };
+  readonly parent: { readonly dir: string; readonly configSha256: string; readonly weightsFingerprint: string; readonly sourceArchitecture: string };
   readonly space: { readonly file: string; readonly name: string; readonly sha256: string };
   readonly data: { readonly seqLen: number; readonly calibration: TextRange; readonly validation: TextRange };
   readonly options: { readonly ranking: string; readonly ridgeGrid: readonly number[]; readonly seed: number };
@@ -32,7 +32,7 @@ export const sha256 = (bytes: string | Uint8Array) => createHash('sha256').updat
 
 /** The fields that decide whether an existing library is this run's: everything but paths, dates and versions. */
 function identity(m: LibraryManifest) {
-  return { parent: { configSha256: m.parent.configSha256, weightBytes: m.parent.weightBytes }, space: m.space.sha256, data: m.data, options: m.options };
+  return { parent: { configSha256: m.parent.configSha256, weightsFingerprint: m.parent.weightsFingerprint }, space: m.space.sha256, data: m.data, options: m.options };
 }
 
 /**
@@ -54,9 +54,9 @@ export class BlockLibrary {
       fail(`${dir}: exists and is not a Tessera block library (no manifest.json); choose another --out or empty it`);
     }
     if (!existsSync(manifestPath)) {
+      writeJsonAtomic(manifestPath, manifest); // first, so a kill right after leaves a library, not a stranger
       mkdirSync(join(dir, 'jobs'), { recursive: true });
       mkdirSync(join(dir, 'candidates'), { recursive: true });
-      writeJsonAtomic(manifestPath, manifest);
       return new BlockLibrary(dir, manifest, new Map());
     }
     const existing = readLibraryManifest(dir);

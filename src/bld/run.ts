@@ -1,5 +1,5 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -7,7 +7,9 @@ import { loadTokenizer } from '../model/tokenizer.js';
 import { paragraphs, readText } from '../data/text.js';
 import { loadSearchSpace } from '../space/expand.js';
 import { PROJECT_ROOT, TESSERA_VERSION } from '../util/project.js';
-import { fail } from '../util/errors.js';
+import { fail, TesseraError } from '../util/errors.js';
+import { parentArchitecture } from '../arch/config.js';
+import { openTensorSource } from '../model/tensor-source.js';
 import { parentActivations, type ActivationSet, type ValidationSet } from './activations.js';
 import { distillationData } from './data.js';
 import type { ChannelRanking } from './init.js';
@@ -60,8 +62,14 @@ export function libraryJobs(space: ReturnType<typeof loadSearchSpace>): JobSpec[
  * Builds (or resumes) a block library: the parent's activations on calibration and validation text,
  * then every candidate built, fitted and scored in a piscina worker pool.
  */
-export async function buildLibrary(o: ScoreOptions): Promise<ScoreResult> {
+export async function buildLibrary(options: ScoreOptions): Promise<ScoreResult> {
+  // Absolute paths in the manifest, so `tessera solve --run` works from any directory.
+  const o = { ...options, model: resolve(options.model), space: resolve(options.space), data: resolve(options.data), out: resolve(options.out) };
+  if (!existsSync(WORKER)) fail(`${WORKER} is missing: run \`npm run build\` (npm ci does it)`);
   const ck = loadCheckpoint(o.model);
+  if (JSON.stringify(ck.architecture) !== JSON.stringify(parentArchitecture(ck.config))) {
+    fail(`${o.model}: has per-layer block_configs; a block library is built from a uniform Llama-family parent`);
+  }
   const space = loadSearchSpace(o.space, ck.config);
   const docs = paragraphs(readText(o.data));
   if (o.seqLen > ck.config.maxPositions) fail(`option --seq-len: ${o.seqLen} exceeds the model's ${ck.config.maxPositions} positions`);
@@ -69,7 +77,7 @@ export async function buildLibrary(o: ScoreOptions): Promise<ScoreResult> {
   const manifest: LibraryManifest = {
     format: LIBRARY_FORMAT,
     version: 1,
-    parent: { dir: o.model, configSha256: sha256(readFileSync(join(o.model, 'config.json'))), weightBytes: weightBytes(o.model), sourceArchitecture: ck.config.sourceArchitecture },
+    parent: { dir: o.model, configSha256: sha256(readFileSync(join(o.model, 'config.json'))), weightsFingerprint: weightsFingerprint(o.model), sourceArchitecture: ck.config.sourceArchitecture },
     space: { file: o.space, name: space.name, sha256: sha256(JSON.stringify(space.layers)) },
     data: { seqLen: o.seqLen, calibration: data.calibration.range, validation: data.validation.range },
     options: { ranking: o.ranking, ridgeGrid: o.ridgeGrid, seed: o.seed },
@@ -94,40 +102,71 @@ export async function buildLibrary(o: ScoreOptions): Promise<ScoreResult> {
   const validation = (await parentActivations(ck.config, ck.weights, data.validation, o.seqLen, true, Math.max(o.workers, 1))) as ValidationSet;
   seconds.activations = (performance.now() - t0) / 1000;
 
-  if (!existsSync(WORKER)) throw new Error(`${WORKER} is missing: run \`npm run build\``);
   o.onStage?.(`${todo.length} candidates to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
   // The worker is compiled JavaScript: it needs none of the parent's loader flags (tsx's would break its imports).
   const pool = new Piscina({ filename: WORKER, minThreads: o.workers, maxThreads: o.workers, idleTimeout: 1000, execArgv: [] });
   let done = 0;
-  let interrupted = false;
+  let failure: unknown = null;
   t0 = performance.now();
   o.onProgress?.(resumed, all.length);
-  // Keep just enough jobs in flight to fill the workers, so that an interrupt starts nothing new.
+  // Keep just enough jobs in flight to fill the workers, so that an interrupt (or a failure) starts nothing new.
   const queue = [...todo];
   const lane = async () => {
-    while (queue.length > 0 && !o.signal?.aborted) {
+    while (queue.length > 0 && !o.signal?.aborted && failure === null) {
       const job = queue.shift()!;
       const task: WorkerTask = { modelDir: o.model, calibration, validation, job, threads, ranking: o.ranking, ridgeGrid: o.ridgeGrid };
-      const result: { score: CandidateScore; tensors: Record<string, Tensor> } = await pool.run(task);
-      library.write(result.score, result.tensors);
-      done++;
-      o.onProgress?.(resumed + done, all.length);
+      try {
+        const result: { score: CandidateScore; tensors: Record<string, Tensor> } = await pool.run(task);
+        library.write(result.score, result.tensors);
+        done++;
+        o.onProgress?.(resumed + done, all.length);
+      } catch (e) {
+        failure ??= workerError(e, jobKey(job));
+      }
     }
   };
   try {
-    await Promise.all(Array.from({ length: o.workers }, lane));
+    await Promise.allSettled(Array.from({ length: o.workers }, lane));
   } finally {
     await pool.destroy();
   }
-  interrupted = queue.length > 0;
+  if (failure !== null) throw failure;
+  const interrupted = queue.length > 0;
   seconds.jobs = (performance.now() - t0) / 1000;
   if (!interrupted) library.writeSummary();
   return { library, computed: done, resumed, interrupted, seconds };
 }
 
-function weightBytes(dir: string): number {
-  const single = join(dir, 'model.safetensors');
-  if (existsSync(single)) return statSync(single).size;
-  const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
-  return [...new Set(Object.values(index.weight_map))].reduce((s, f) => s + statSync(join(dir, f)).size, 0);
+/** Errors cross the worker boundary as plain Errors: restore user errors as TesseraError, name the job in all. */
+function workerError(e: unknown, key: string): Error {
+  const err = e as Error;
+  if (err?.name === 'TesseraError') return new TesseraError(`candidate ${key}: ${err.message}`);
+  const wrapped = new Error(`candidate ${key}: ${err?.message ?? String(e)}`);
+  wrapped.stack = err?.stack;
+  return wrapped;
+}
+
+/**
+ * What identifies the parent's weights without reading them all: each weight file's size and the hash of
+ * its first and last MiB (headers and a sample of the data), so a fine-tune of the same shape differs.
+ */
+function weightsFingerprint(dir: string): string {
+  const source = openTensorSource(dir);
+  const files = source.files;
+  source.close();
+  const parts = files.map((f) => {
+    const size = statSync(f).size;
+    const fd = openSync(f, 'r');
+    try {
+      const n = Math.min(size, 1 << 20);
+      const head = Buffer.alloc(n);
+      const tail = Buffer.alloc(n);
+      readSync(fd, head, 0, n, 0);
+      readSync(fd, tail, 0, n, size - n);
+      return `${basename(f)}:${size}:${sha256(Buffer.concat([head, tail]))}`;
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return sha256(parts.join('|'));
 }

@@ -29,7 +29,11 @@ export function evalSequences(ck: Checkpoint, text: string, opts: Omit<EvalOptio
   const tokenizer = loadTokenizer(ck.dir);
   const seqLen = Math.min(opts.seqLen ?? ck.config.maxPositions, ck.config.maxPositions);
   const docs = paragraphs(text);
-  if (opts.protocol === 'paragraphs') return paragraphSequences(tokenizer, docs.slice(0, opts.paragraphs), seqLen);
+  if (opts.protocol === 'paragraphs') {
+    const seqs = paragraphSequences(tokenizer, docs.slice(0, opts.paragraphs), seqLen);
+    if (seqs.length === 0) fail(`the text has no paragraph of 2 or more tokens to evaluate`);
+    return seqs;
+  }
   const windows = streamWindows(tokenizer, docs, seqLen, opts.tokens);
   if (windows.length === 0) fail(`the text holds fewer than --seq-len ${seqLen} tokens; use a longer text or a smaller --seq-len`);
   return windows;

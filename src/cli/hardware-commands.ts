@@ -1,5 +1,4 @@
 import { cpus } from 'node:os';
-import { parentArchitecture } from '../arch/config.js';
 import { modelParams } from '../arch/params.js';
 import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
@@ -7,7 +6,7 @@ import { measureSubBlocks, type MeasureOptions } from '../hardware/measure.js';
 import { architectureCost } from '../hardware/model-cost.js';
 import type { MeasuredCosts, ScenarioTime } from '../hardware/types.js';
 import { loadArchitectureFile } from '../model/arch-file.js';
-import { readModelConfig } from '../model/config.js';
+import { readModelSpec } from '../model/checkpoint.js';
 import { isObject, readJsonFile } from '../model/json.js';
 import { loadSearchSpace } from '../space/expand.js';
 import { distinctVariants } from '../space/variants.js';
@@ -21,12 +20,12 @@ const ms = (s: number) => (s * 1000 < 10 ? (s * 1000).toFixed(3) : (s * 1000).to
 
 /** `tessera cost`: a parent's or child's predicted time, throughput and memory per scenario of a profile. */
 export function costCommand(modelDir: string, opts: { hardware: string; arch?: string }, print: Print): void {
-  const { config } = readModelConfig(modelDir);
+  const { config, architecture } = readModelSpec(modelDir);
   const profile = loadHardwareProfile(opts.hardware);
-  const arch = opts.arch !== undefined ? loadArchitectureFile(opts.arch, config) : parentArchitecture(config);
+  const arch = opts.arch !== undefined ? loadArchitectureFile(opts.arch, config) : architecture;
   const costs = costModelFor(config, profile);
   const rows = architectureCost(config, arch, profile, costs);
-  print(`${opts.arch ?? 'parent'} of ${modelDir} (${int(modelParams(config, arch))} params) on ${profile.device.name} — ${costs.source} costs from ${profile.file}`);
+  print(`${opts.arch ?? 'the model'} ${opts.arch ? `(a child of ${modelDir})` : modelDir} (${int(modelParams(config, arch))} params) on ${profile.device.name} — ${costs.source} costs from ${profile.file}`);
   print(`weights ${profile.workload.weightDtype}, activations ${profile.workload.activationDtype}, KV cache ${profile.workload.kvCacheDtype}; device memory ${bytes(profile.device.memoryCapacity)}\n`);
   print(table(
     ['scenario', 'batch', 'prefill+gen', 'prefill ms', 'decode ms/token', 'total ms', 'tokens/s', 'weights', 'KV cache', 'fits'],
@@ -53,7 +52,7 @@ export function costCommand(modelDir: string, opts: { hardware: string; arch?: s
  * of the roofline.
  */
 export async function profileCommand(opts: { model: string; space: string; hardware: string; out: string; threads: number; repeats: number }, print: Print): Promise<void> {
-  const { config } = readModelConfig(opts.model);
+  const { config } = readModelSpec(opts.model);
   const space = loadSearchSpace(opts.space, config);
   const base = loadHardwareProfile(opts.hardware);
   const baseJson = readJsonFile(opts.hardware, 'hardware profile');

@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TesseraError } from '../util/errors.js';
 import { evalCommand, generateCommand, inspectCommand } from './commands.js';
-import { defaultThreads, positiveInt } from './options.js';
+import { defaultThreads, nonNegativeInt, positiveInt } from './options.js';
 import { costCommand, profileCommand } from './hardware-commands.js';
 import { scoreCommand } from './score-command.js';
 import { addSearchCommands } from './search-commands.js';
@@ -68,7 +68,7 @@ function program(): Command {
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
     .option('--workers <n>', 'worker threads (one onnxruntime thread each)', positiveInt('--workers'), defaultThreads())
     .addOption(new Option('--ranking <r>', 'FFN channel ranking for narrower widths').choices(['activation', 'magnitude']).default('activation'))
-    .option('--seed <n>', 'recorded in the manifest (every current step is deterministic)', (v: string) => Number(v), 0)
+    .option('--seed <n>', 'recorded in the manifest (every current step is deterministic)', nonNegativeInt('--seed'), 0)
     .action(async (opts) => scoreCommand(opts, print));
 
   addSearchCommands(p, print);
@@ -79,7 +79,7 @@ function program(): Command {
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await program().parseAsync([...argv]);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     if (e instanceof TesseraError) {

@@ -10,4 +10,20 @@ export function positiveInt(option: string) {
   };
 }
 
+export function nonNegativeInt(option: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) fail(`option ${option}: "${value}" is not a non-negative integer`);
+    return n;
+  };
+}
+
+export function nonNegativeNumber(option: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < 0) fail(`option ${option}: "${value}" is not a non-negative number`);
+    return n;
+  };
+}
+
 export const defaultThreads = () => availableParallelism();

@@ -5,7 +5,7 @@ import type { BudgetSpec, Metric } from '../search/formulate.js';
 import { SOLVERS, solve, type Solution } from '../search/solve.js';
 import type { Print } from './commands.js';
 import { bytes, int, table } from './format.js';
-import { defaultThreads, positiveInt } from './options.js';
+import { defaultThreads, nonNegativeInt, nonNegativeNumber, positiveInt } from './options.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from './paths.js';
 import { scoreCommand } from './score-command.js';
 import { fail } from '../util/errors.js';
@@ -33,9 +33,9 @@ export function addSolveOptions(c: Command): Command {
     .option('--time-limit <s>', 'MIP time limit in seconds', positiveNumber('--time-limit'), 60)
     .option('--solutions <k>', 'diverse solutions to find', positiveInt('--solutions'), 1)
     .option('--diversity <d>', 'layers in which each further solution differs from every earlier one', positiveInt('--diversity'), 2)
-    .option('--tabu-seconds <s>', 'Tabu search time on the true objective (0: none)', (v: string) => Number(v), 30)
+    .option('--tabu-seconds <s>', 'Tabu search time limit on the true objective (0: no Tabu)', nonNegativeNumber('--tabu-seconds'), 60)
     .option('--tabu-iterations <n>', 'Tabu search iterations at most', positiveInt('--tabu-iterations'), 50)
-    .option('--seed <n>', 'seed of Tabu\'s random candidate moves', (v: string) => Number(v), 0);
+    .option('--seed <n>', 'seed of Tabu\'s random candidate moves', nonNegativeInt('--seed'), 0);
 }
 
 interface SolveFlags {
@@ -84,7 +84,7 @@ function printSolution(s: Solution, print: Print): void {
   ])));
   const t = s.tabu;
   print(`MIP (${s.mip.backend}, ${s.mip.status}${s.mip.gap === 0 ? ', gap 0' : ''}): summed KL ${s.additiveObjective.mip.toFixed(4)}, true KL of its child ${s.mip.choice ? s.evaluated.mipKl.toFixed(4) : '-'}`);
-  if (t !== null) print(`Tabu: ${t.iterations} iterations, ${t.evaluations} children evaluated in ${t.seconds.toFixed(1)} s: true KL ${t.startValue.toFixed(4)} → ${t.bestValue.toFixed(4)}`);
+  if (t !== null) print(`Tabu: ${t.iterations} iterations (stopped by ${t.stoppedBy}), ${t.evaluations} children evaluated in ${t.seconds.toFixed(1)} s: true KL ${t.startValue.toFixed(4)} → ${t.bestValue.toFixed(4)}`);
   print(`child: KL ${s.evaluated.kl.toFixed(4)} nats/token from the parent, LM loss ${s.evaluated.lmLoss.toFixed(4)} (parent ${s.evaluated.parentLmLoss.toFixed(4)}) on validation text`);
 }
 

@@ -112,8 +112,12 @@ export async function measureSubBlocks(
   const restWeights = randomWeights(restConfig, [{ attention: { kind: 'noop' }, ffn: { kind: 'noop' } }], rng);
   const session = await DecoderSession.create(restConfig, restWeights, { logits: 'last' }, { threads: o.threads });
   const ids = (batch: number, seq: number) => ({ ids: Int32Array.from({ length: batch * seq }, () => rng.int(config.vocabSize)), batch, seq });
-  const rest = await timeScenario(session, s, o, ids, () => 0, rng);
-  await session.release();
+  let rest: ScenarioTime;
+  try {
+    rest = await timeScenario(session, s, o, ids, () => 0, rng);
+  } finally {
+    await session.release();
+  }
   tick();
   return { attention, ffn, rest };
 }

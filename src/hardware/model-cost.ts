@@ -4,7 +4,10 @@ import type { Architecture, AttentionVariant, FfnVariant } from '../arch/types.j
 import type { CostModel } from './cost-model.js';
 import { DTYPE_BYTES, type HardwareProfile, type Scenario, type Workload } from './types.js';
 
-/** Device memory a sub-block holds in a scenario: its weights, and (attention) its K/V cache for the whole batch and context. */
+/**
+ * Device memory a sub-block holds in a scenario: its weights, and (attention) its K/V cache for the whole
+ * batch at the longest context: the prompt and every generated token but the last, which is never fed back.
+ */
 export interface MemoryBytes {
   readonly weights: number;
   readonly kvCache: number;
@@ -13,7 +16,7 @@ export interface MemoryBytes {
 export function attentionMemory(config: ModelConfig, v: AttentionVariant, s: Scenario, w: Workload): MemoryBytes {
   return {
     weights: attentionParams(config, v) * DTYPE_BYTES[w.weightDtype],
-    kvCache: s.batch * (s.prefillTokens + s.generatedTokens) * kvCacheElementsPerToken(config, v) * DTYPE_BYTES[w.kvCacheDtype],
+    kvCache: s.batch * (s.prefillTokens + s.generatedTokens - 1) * kvCacheElementsPerToken(config, v) * DTYPE_BYTES[w.kvCacheDtype],
   };
 }
 

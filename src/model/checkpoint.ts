@@ -21,13 +21,7 @@ export interface Checkpoint {
  * every tensor is checked for presence and shape against config.json before it is trusted.
  */
 export function loadCheckpoint(dir: string): Checkpoint {
-  const { config: parsed, raw, file } = readModelConfig(dir);
-  const isDeci = (DECI_FAMILY as readonly string[]).includes(parsed.sourceArchitecture);
-  const architecture = isDeci ? fromDeciBlockConfigs(file, parsed, raw.block_configs) : parentArchitecture(parsed);
-  const config = isDeci ? withDeciParentSizes(parsed, architecture) : parsed;
-  const problems = architectureProblems(config, architecture);
-  if (problems.length > 0) fail(`${file}: ${problems[0]}`);
-
+  const { config, architecture } = readModelSpec(dir);
   const source = openTensorSource(dir);
   try {
     const specs = checkpointTensorSpecs(config, architecture);
@@ -42,6 +36,17 @@ export function loadCheckpoint(dir: string): Checkpoint {
   } finally {
     source.close();
   }
+}
+
+/** A checkpoint's config and per-layer architecture from config.json alone, without its weights. */
+export function readModelSpec(dir: string): { config: ModelConfig; architecture: Architecture } {
+  const { config: parsed, raw, file } = readModelConfig(dir);
+  const isDeci = (DECI_FAMILY as readonly string[]).includes(parsed.sourceArchitecture);
+  const architecture = isDeci ? fromDeciBlockConfigs(file, parsed, raw.block_configs) : parentArchitecture(parsed);
+  const config = isDeci ? withDeciParentSizes(parsed, architecture) : parsed;
+  const problems = architectureProblems(config, architecture);
+  if (problems.length > 0) fail(`${file}: ${problems[0]}`);
+  return { config, architecture };
 }
 
 function readChecked(source: TensorSource, spec: TensorSpec, usedBy: string): Tensor {

@@ -7,6 +7,8 @@ import { SafetensorsFile, type SafetensorsEntry } from './safetensors.js';
 
 /** Where a checkpoint's tensors live: one safetensors file, or shards listed by an index. */
 export interface TensorSource {
+  /** Every weight file, for fingerprints. */
+  readonly files: readonly string[];
   /** The file a tensor is (or would be) in, for error messages. */
   fileOf(name: string): string;
   entry(name: string): SafetensorsEntry | undefined;
@@ -24,6 +26,7 @@ export function openTensorSource(dir: string): TensorSource {
 
 function singleFile(file: SafetensorsFile): TensorSource {
   return {
+    files: [file.path],
     fileOf: () => file.path,
     entry: (name) => file.entries.get(name),
     read: (name) => file.read(name),
@@ -52,6 +55,7 @@ function sharded(indexPath: string): TensorSource {
     return f;
   };
   return {
+    files: [...new Set(Object.values(weightMap))].map((f) => join(dirname(indexPath), f)),
     fileOf: (name) => (weightMap[name] !== undefined ? join(dirname(indexPath), weightMap[name]) : indexPath),
     entry: (name) => {
       const f = shard(name);

@@ -29,7 +29,13 @@ export class MatrixOps {
       g.expose(y, 'y', ['n', 'm']);
       return ort.InferenceSession.create(g.toBytes(), sessionOptions({ threads }));
     };
-    return new MatrixOps(await build(false), await build(true));
+    const ab = await build(false);
+    try {
+      return new MatrixOps(ab, await build(true));
+    } catch (e) {
+      await ab.release();
+      throw e;
+    }
   }
 
   /** A·B. */

@@ -1,6 +1,7 @@
 import { attentionKey, ffnKey, type Architecture } from '../arch/types.js';
 import type { BlockLibrary } from '../bld/library.js';
 import { layerWeightsFrom, type ModelWeights } from '../model/weights.js';
+import { fail } from '../util/errors.js';
 import type { Tensor } from '../util/tensor.js';
 
 /**
@@ -28,7 +29,7 @@ export class ChildAssembler {
       const all: Record<string, Tensor> = { ...a, ...f };
       return layerWeightsFrom(block, (key) => {
         const t = all[key];
-        if (t === undefined) throw new Error(`library candidate for layer ${i} lacks tensor ${key}`);
+        if (t === undefined) fail(`${this.library.dir}: candidate of layer ${i} lacks tensor "${key}"; the library is corrupted, rebuild it`);
         return t;
       });
     });

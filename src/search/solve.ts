@@ -112,8 +112,10 @@ export async function solve(o: SolveOptions): Promise<Solution[]> {
   if (JSON.stringify(data.validation.range) !== JSON.stringify(manifest.data.validation)) fail(`${manifest.data.validation.file}: changed since the library was built; rebuild the library`);
   const reference = await referenceDistribution(ck.config, ck.weights, data.validation, manifest.data.seqLen, o.threads);
   const assembler = new ChildAssembler(ck.weights, library);
-  const evaluator = new ChildEvaluator(ck.config, data.validation, reference, (a) => assembler.weights(a), o.threads);
-  const parentEval = await evaluator.evaluate(parentArchitecture(ck.config));
+  const parentKey = JSON.stringify(ck.architecture);
+  const weightsOf = (a: Architecture) => (JSON.stringify(a) === parentKey ? ck.weights : assembler.weights(a));
+  const evaluator = new ChildEvaluator(ck.config, data.validation, reference, weightsOf, o.threads);
+  const parentEval = await evaluator.evaluate(ck.architecture);
 
   const solutions: Solution[] = [];
   const found: Choice[] = [];
@@ -190,6 +192,6 @@ function writeSpec(s: Solution, ctx: { manifest: LibraryManifest; ck: Checkpoint
       evaluated: { on: ctx.manifest.data.validation, klMip: s.evaluated.mipKl, kl: s.evaluated.kl, lmLoss: s.evaluated.lmLoss, parentLmLoss: s.evaluated.parentLmLoss },
     },
     solver: { backend: s.mip.backend, status: s.mip.status, gap: s.mip.gap, seconds: s.mip.seconds, note: s.mip.note ?? null },
-    tabu: s.tabu === null ? null : { iterations: s.tabu.iterations, evaluations: s.tabu.evaluations, seconds: s.tabu.seconds, klStart: s.tabu.startValue, klBest: s.tabu.bestValue },
+    tabu: s.tabu === null ? null : { iterations: s.tabu.iterations, stoppedBy: s.tabu.stoppedBy, evaluations: s.tabu.evaluations, seconds: s.tabu.seconds, klStart: s.tabu.startValue, klBest: s.tabu.bestValue },
   });
 }

@@ -5,8 +5,8 @@ import { layersDiffering, objectiveOf, usageOf, type Budget, type Choice, type C
 /** A move: new options for some layers. */
 export interface Move {
   readonly changes: readonly (readonly [layer: number, option: number])[];
-  /** One sub-block changed; one changed plus another layer changed to pay for it (under a binding budget); two layers swapped. */
-  readonly kind: 'attention' | 'ffn' | 'exchange' | 'swap';
+  /** One sub-block changed (or both, where the space ties them); a change plus another layer's to pay for it (under a binding budget); two layers swapped. */
+  readonly kind: 'attention' | 'ffn' | 'block' | 'exchange' | 'swap';
 }
 
 /**
@@ -24,6 +24,10 @@ export function neighbours(p: ChoiceProblem, blocks: readonly (readonly BlockCon
       if (k === j) return;
       if (sameFfn(b.ffn, cur.ffn)) singles.push({ changes: [[i, k]], kind: 'attention' });
       else if (sameAttention(b.attention, cur.attention)) singles.push({ changes: [[i, k]], kind: 'ffn' });
+      // Spaces that tie sub-blocks together (whole-layer dropping) only allow changing both at once.
+      else if (!blocks[i].some((x) => (sameAttention(x.attention, b.attention) && sameFfn(x.ffn, cur.ffn)) || (sameAttention(x.attention, cur.attention) && sameFfn(x.ffn, b.ffn)))) {
+        singles.push({ changes: [[i, k]], kind: 'block' });
+      }
     });
   });
   const moves = singles.filter((m) => delta.feasible(m.changes));
@@ -95,6 +99,8 @@ export interface TabuResult {
   /** Distinct architectures whose true objective was computed. */
   readonly evaluations: number;
   readonly seconds: number;
+  /** What ended the search: the iteration limit (reproducible), the time limit (machine-dependent), or no admissible move. */
+  readonly stoppedBy: 'iterations' | 'time' | 'no-moves';
 }
 
 /**
@@ -116,10 +122,18 @@ export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly Bl
   let best = { choice: [...current], value: startValue };
   const tabuUntil = new Map<number, number>(); // layer → first iteration it may change again
   let iteration = 0;
-  while (iteration < o.maxIterations && (performance.now() - t0) / 1000 < o.maxSeconds) {
+  let stoppedBy: TabuResult['stoppedBy'] = 'iterations';
+  while (iteration < o.maxIterations) {
+    if ((performance.now() - t0) / 1000 >= o.maxSeconds) {
+      stoppedBy = 'time';
+      break;
+    }
     iteration++;
     const moves = neighbours(p, blocks, current);
-    if (moves.length === 0) break;
+    if (moves.length === 0) {
+      stoppedBy = 'no-moves';
+      break;
+    }
     const apply = (m: Move) => {
       const next = [...current];
       for (const [i, j] of m.changes) next[i] = j;
@@ -145,5 +159,5 @@ export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly Bl
     current = apply(chosen.move);
     if (chosen.value < best.value) best = { choice: [...current], value: chosen.value };
   }
-  return { start, startValue, best: best.choice, bestValue: best.value, iterations: iteration, evaluations: seen.size, seconds: (performance.now() - t0) / 1000 };
+  return { start, startValue, best: best.choice, bestValue: best.value, iterations: iteration, evaluations: seen.size, seconds: (performance.now() - t0) / 1000, stoppedBy };
 }

@@ -112,10 +112,11 @@ function attentionChoices(file: string, field: string, spec: JsonObject | null, 
     const H = config.numHeads;
     const where = (sub: string) => `${file}: field "${field}.kvHeads.${sub}" (layer ${layer})`;
     const add = (count: number, sub: string, source: string) => {
-      const valid = Number.isInteger(count) && count >= 1 && H % count === 0 && count <= config.numKvHeads;
+      // Fewer K/V heads are built by mean-pooling groups of the parent's, so the count must divide those too.
+      const valid = Number.isInteger(count) && count >= 1 && H % count === 0 && config.numKvHeads % count === 0;
       if (valid) out.push({ kind: 'gqa', kvHeads: count });
       else if (!lenient) {
-        fail(`${where(sub)}: ${source} gives ${count} KV heads; expected a divisor of the ${H} query heads no larger than the parent's ${config.numKvHeads} (or set onlyWhereValid)`);
+        fail(`${where(sub)}: ${source} gives ${count} KV heads; expected a divisor of both the ${H} query heads and the parent's ${config.numKvHeads} KV heads (or set onlyWhereValid)`);
       }
     };
     if (kv.obj.values !== undefined) for (const v of numberList(file, `${field}.kvHeads.values`, kv.obj.values, 'KV-head counts')) add(v, 'values', `${v}`);
