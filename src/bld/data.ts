@@ -37,7 +37,8 @@ export function distillationData(tokenizer: TextTokenizer, docs: readonly string
   return { seqLen: opts.seqLen, calibration, validation };
 }
 
-function takeWindows(tokenizer: TextTokenizer, docs: readonly string[], start: number, file: string, seqLen: number, maxTokens: number): WindowSet {
+/** Windows of `seqLen` tokens from paragraph `start` on, up to `maxTokens` (rounded up to whole windows). */
+export function takeWindows(tokenizer: TextTokenizer, docs: readonly string[], start: number, file: string, seqLen: number, maxTokens: number): WindowSet {
   const count = Math.ceil(maxTokens / seqLen);
   const ids = new Int32Array(count * seqLen);
   let filled = 0;

@@ -5,6 +5,7 @@ import { defaultThreads, nonNegativeInt, positiveInt } from './options.js';
 import { costCommand, profileCommand } from './hardware-commands.js';
 import { scoreCommand } from './score-command.js';
 import { addSearchCommands } from './search-commands.js';
+import { addModelCommands } from './model-commands.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT } from './paths.js';
 
 const print = (line: string) => process.stdout.write(line + '\n');
@@ -72,6 +73,7 @@ function program(): Command {
     .action(async (opts) => scoreCommand(opts, print));
 
   addSearchCommands(p, print);
+  addModelCommands(p, print);
   return p;
 }
 

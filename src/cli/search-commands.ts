@@ -8,6 +8,7 @@ import { bytes, int, table } from './format.js';
 import { defaultThreads, nonNegativeInt, nonNegativeNumber, positiveInt } from './options.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from './paths.js';
 import { scoreCommand } from './score-command.js';
+import { evaluateCommand, exportCommand, reportCommand } from './model-commands.js';
 import { fail } from '../util/errors.js';
 
 const positiveNumber = (option: string) => (v: string) => {
@@ -96,7 +97,15 @@ export async function searchCommand(f: SolveFlags & { model: string; space: stri
   const budget = budgetOf(f);
   if (Object.values(budget).every((v) => v === undefined)) f.speedup = 1.5;
   print('');
-  await solveCommand(out, f, print);
+  const [best] = await solveCommand(out, f, print);
+  // The rest of the pipeline on the first solution: the child as a model, measured, and the report.
+  print('');
+  const child = exportCommand(best.dir, undefined, print, true);
+  print('');
+  await evaluateCommand(child, { parent: f.model, data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, generateTokens: 32, hardware: f.hardware, repeats: 3, threads: f.threads ?? defaultThreads() }, print);
+  print('');
+  const report = await reportCommand(out, { hardware: f.hardware, threads: f.threads ?? defaultThreads() }, print);
+  print(`\ndone: the report is ${report}`);
 }
 
 export function addSearchCommands(p: Command, print: Print): void {

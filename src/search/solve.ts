@@ -95,27 +95,43 @@ function budgetSlug(b: BudgetSpec): string {
 }
 
 /** Solves the MIP (K diverse solutions), refines each with Tabu search on the true objective, writes spec.json files. */
-export async function solve(o: SolveOptions): Promise<Solution[]> {
-  const backend = SOLVERS[o.solver] ?? fail(`option --solver: "${o.solver}" is not a solver; expected one of ${Object.keys(SOLVERS).join(', ')}`);
-  const { manifest, ck, space, library } = openRun(o.run);
-  const profile = loadHardwareProfile(o.hardware);
-  const costs = costModelFor(ck.config, profile);
-  const { problem, blocks } = formulate(ck.config, space, library.scores(), profile, costs, o.budget, o.metric);
-  const toArch = (c: Choice): Architecture => c.map((j, i) => blocks[i][j]);
+/** A block library opened for searching: its parent, space and scores, priced on a profile, with children evaluable. */
+export interface SearchContext {
+  readonly manifest: LibraryManifest;
+  readonly ck: Checkpoint;
+  readonly space: SearchSpace;
+  readonly library: BlockLibrary;
+  readonly profile: HardwareProfile;
+  readonly costs: CostModel;
+  readonly evaluator: ChildEvaluator;
+  readonly parentEval: { readonly kl: number; readonly lmLoss: number };
+}
 
-  o.onStage?.(`validation windows and the parent's distribution (${manifest.data.validation.tokens} tokens of ${manifest.data.validation.file})`);
+export async function openSearch(run: string, hardware: string, threads: number, onStage?: (line: string) => void): Promise<SearchContext> {
+  const { manifest, ck, space, library } = openRun(run);
+  const profile = loadHardwareProfile(hardware);
+  const costs = costModelFor(ck.config, profile);
+  onStage?.(`validation windows and the parent's distribution (${manifest.data.validation.tokens} tokens of ${manifest.data.validation.file})`);
   const data = distillationData(loadTokenizer(ck.dir), paragraphs(readText(manifest.data.calibration.file)), manifest.data.calibration.file, {
     seqLen: manifest.data.seqLen,
     calibTokens: manifest.data.calibration.tokens,
     validTokens: manifest.data.validation.tokens,
   });
   if (JSON.stringify(data.validation.range) !== JSON.stringify(manifest.data.validation)) fail(`${manifest.data.validation.file}: changed since the library was built; rebuild the library`);
-  const reference = await referenceDistribution(ck.config, ck.weights, data.validation, manifest.data.seqLen, o.threads);
+  const reference = await referenceDistribution(ck.config, ck.weights, data.validation, manifest.data.seqLen, threads);
   const assembler = new ChildAssembler(ck.weights, library);
   const parentKey = JSON.stringify(ck.architecture);
   const weightsOf = (a: Architecture) => (JSON.stringify(a) === parentKey ? ck.weights : assembler.weights(a));
-  const evaluator = new ChildEvaluator(ck.config, data.validation, reference, weightsOf, o.threads);
+  const evaluator = new ChildEvaluator(ck.config, data.validation, reference, weightsOf, threads);
   const parentEval = await evaluator.evaluate(ck.architecture);
+  return { manifest, ck, space, library, profile, costs, evaluator, parentEval };
+}
+
+export async function solve(o: SolveOptions): Promise<Solution[]> {
+  const backend = SOLVERS[o.solver] ?? fail(`option --solver: "${o.solver}" is not a solver; expected one of ${Object.keys(SOLVERS).join(', ')}`);
+  const { manifest, ck, space, library, profile, costs, evaluator, parentEval } = await openSearch(o.run, o.hardware, o.threads, o.onStage);
+  const { problem, blocks } = formulate(ck.config, space, library.scores(), profile, costs, o.budget, o.metric);
+  const toArch = (c: Choice): Architecture => c.map((j, i) => blocks[i][j]);
 
   const solutions: Solution[] = [];
   const found: Choice[] = [];

@@ -1,0 +1,86 @@
+import type { ModelConfig } from '../arch/config.js';
+import { describeAttention, describeFfn, type Architecture, type AttentionVariant, type FfnVariant } from '../arch/types.js';
+
+/** Plain SVG drawings for the report: no library, no network, readable as files or inline in HTML. */
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Colour by kind, shade by how much of the parent is kept (darker = more). */
+function attentionColour(config: ModelConfig, v: AttentionVariant): string {
+  if (v.kind === 'noop') return '#e5e7eb';
+  if (v.kind === 'linear') return '#f59e0b';
+  const keep = v.kvHeads / config.numKvHeads;
+  return `hsl(217, 80%, ${Math.round(80 - 45 * keep)}%)`;
+}
+
+function ffnColour(config: ModelConfig, v: FfnVariant): string {
+  if (v.kind === 'noop') return '#e5e7eb';
+  if (v.kind === 'linear') return '#f59e0b';
+  const keep = v.intermediate / config.intermediateSize;
+  return `hsl(142, 60%, ${Math.round(82 - 47 * keep)}%)`;
+}
+
+/** One row per layer, attention and FFN side by side, for each architecture given (parent first). */
+export function architectureSvg(config: ModelConfig, columns: readonly { title: string; arch: Architecture }[]): string {
+  const row = 18;
+  const cell = 110;
+  const colWidth = 2 * cell + 30;
+  const top = 36;
+  const width = 40 + columns.length * colWidth;
+  const height = top + config.numLayers * row + 30;
+  const parts: string[] = [];
+  columns.forEach((c, k) => {
+    const x0 = 40 + k * colWidth;
+    parts.push(`<text x="${x0}" y="14" font-weight="bold">${esc(c.title)}</text>`, `<text x="${x0}" y="30" fill="#555">attention</text>`, `<text x="${x0 + cell + 4}" y="30" fill="#555">FFN</text>`);
+    c.arch.forEach((b, i) => {
+      const y = top + i * row;
+      parts.push(
+        `<rect x="${x0}" y="${y}" width="${cell}" height="${row - 2}" fill="${attentionColour(config, b.attention)}"><title>layer ${i} attention: ${esc(describeAttention(b.attention))}</title></rect>`,
+        `<text x="${x0 + 4}" y="${y + 12}" font-size="10">${esc(describeAttention(b.attention))}</text>`,
+        `<rect x="${x0 + cell + 4}" y="${y}" width="${cell}" height="${row - 2}" fill="${ffnColour(config, b.ffn)}"><title>layer ${i} FFN: ${esc(describeFfn(b.ffn))}</title></rect>`,
+        `<text x="${x0 + cell + 8}" y="${y + 12}" font-size="10">${esc(describeFfn(b.ffn))}</text>`,
+      );
+    });
+  });
+  for (let i = 0; i < config.numLayers; i++) parts.push(`<text x="4" y="${top + i * row + 12}" font-size="10" fill="#555">${i}</text>`);
+  parts.push(`<text x="4" y="${height - 8}" font-size="10" fill="#555">blue: GQA (darker = more KV heads) · green: SwiGLU (darker = wider) · amber: linear · grey: no-op</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">${parts.join('')}</svg>`;
+}
+
+export interface FrontierPoint {
+  readonly speedup: number;
+  readonly kl: number;
+  readonly label: string;
+}
+
+/** KL (lower is better) against predicted speed-up: the frontier as a line, chosen solutions as marked points. */
+export function frontierSvg(frontier: readonly FrontierPoint[], solutions: readonly FrontierPoint[], xLabel: string): string {
+  const w = 560;
+  const h = 340;
+  const m = { l: 60, r: 20, t: 20, b: 50 };
+  const all = [...frontier, ...solutions];
+  const xMax = Math.max(1.1, ...all.map((p) => p.speedup)) * 1.05;
+  const yMax = Math.max(1e-3, ...all.map((p) => p.kl)) * 1.1;
+  const x = (v: number) => m.l + ((v - 1) / (xMax - 1)) * (w - m.l - m.r);
+  const y = (v: number) => h - m.b - (v / yMax) * (h - m.t - m.b);
+  const parts: string[] = [
+    `<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/>`,
+    `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${h - m.b}" stroke="#333"/>`,
+    `<text x="${(w + m.l) / 2}" y="${h - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text x="14" y="${(h - m.b + m.t) / 2}" transform="rotate(-90 14 ${(h - m.b + m.t) / 2})" text-anchor="middle">KL from the parent (nats/token)</text>`,
+  ];
+  for (let k = 0; k <= 4; k++) {
+    const xv = 1 + ((xMax - 1) * k) / 4;
+    const yv = (yMax * k) / 4;
+    parts.push(`<text x="${x(xv)}" y="${h - m.b + 16}" text-anchor="middle" font-size="10">×${xv.toFixed(2)}</text>`, `<text x="${m.l - 6}" y="${y(yv) + 4}" text-anchor="end" font-size="10">${yv.toFixed(3)}</text>`);
+  }
+  const sorted = [...frontier].sort((a, b) => a.speedup - b.speedup);
+  if (sorted.length > 1) parts.push(`<polyline fill="none" stroke="#2563eb" stroke-width="2" points="${sorted.map((p) => `${x(p.speedup)},${y(p.kl)}`).join(' ')}"/>`);
+  for (const p of sorted) parts.push(`<circle cx="${x(p.speedup)}" cy="${y(p.kl)}" r="3.5" fill="#2563eb"><title>${esc(p.label)}</title></circle>`);
+  for (const p of solutions) {
+    parts.push(`<path d="M ${x(p.speedup) - 6} ${y(p.kl)} L ${x(p.speedup)} ${y(p.kl) - 6} L ${x(p.speedup) + 6} ${y(p.kl)} L ${x(p.speedup)} ${y(p.kl) + 6} Z" fill="#dc2626"><title>${esc(p.label)}</title></path>`);
+    parts.push(`<text x="${x(p.speedup) + 8}" y="${y(p.kl) - 6}" font-size="10" fill="#dc2626">${esc(p.label)}</text>`);
+  }
+  parts.push(`<text x="${w - m.r}" y="${m.t + 10}" text-anchor="end" font-size="10"><tspan fill="#2563eb">● frontier (MIP per budget, true KL)</tspan> <tspan fill="#dc2626">◆ solutions</tspan></text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="12">${parts.join('')}</svg>`;
+}
