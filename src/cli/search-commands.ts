@@ -8,6 +8,8 @@ import { bytes, int, table } from './format.js';
 import { defaultThreads, nonNegativeInt, nonNegativeNumber, positiveInt } from './options.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from './paths.js';
 import { scoreCommand } from './score-command.js';
+import { profileCommand } from './hardware-commands.js';
+import { existsSync } from 'node:fs';
 import { evaluateCommand, exportCommand, reportCommand } from './model-commands.js';
 import { fail } from '../util/errors.js';
 
@@ -90,10 +92,18 @@ function printSolution(s: Solution, print: Print): void {
 }
 
 /** `tessera search`: the block library (built or reused) and then `solve`, end to end. */
-export async function searchCommand(f: SolveFlags & { model: string; space: string; data: string; out?: string; calibTokens: number; validTokens: number; seqLen: number; workers: number }, print: Print): Promise<void> {
+export async function searchCommand(f: SolveFlags & { model: string; space: string; data: string; out?: string; calibTokens: number; validTokens: number; seqLen: number; workers: number; measure?: boolean }, print: Print): Promise<void> {
   const out = f.out ?? join(PROJECT_ROOT, 'results', `${basename(f.model)}-${basename(f.space, '.json')}`);
   await scoreCommand({ model: f.model, space: f.space, data: f.data, out, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, workers: f.workers, ranking: 'activation', seed: 0 }, print);
   if (process.exitCode === 130) return;
+  if (f.measure) {
+    // Price candidates by their real latency here rather than the roofline: small models on CPUs are overhead-bound.
+    const measured = join(out, `measured-${basename(f.hardware, '.json')}.json`);
+    print('');
+    if (!existsSync(measured)) await profileCommand({ model: f.model, space: f.space, hardware: f.hardware, out: measured, threads: f.threads ?? defaultThreads(), repeats: 5 }, print);
+    else print(`reusing the measured profile ${measured}`);
+    f.hardware = measured;
+  }
   const budget = budgetOf(f);
   if (Object.values(budget).every((v) => v === undefined)) f.speedup = 1.5;
   print('');
@@ -124,7 +134,8 @@ export function addSearchCommands(p: Command, print: Print): void {
     .option('--calib-tokens <n>', 'calibration tokens', positiveInt('--calib-tokens'), 4096)
     .option('--valid-tokens <n>', 'validation tokens', positiveInt('--valid-tokens'), 2048)
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
-    .option('--workers <n>', 'worker threads', positiveInt('--workers'), defaultThreads()))
+    .option('--workers <n>', 'worker threads', positiveInt('--workers'), defaultThreads())
+    .option('--measure', 'first measure every candidate sub-block on this machine (tessera profile) and search with those costs'))
     .option('--threads <n>', 'onnxruntime threads', positiveInt('--threads'), defaultThreads())
     .action(async (opts) => searchCommand(opts, print));
 }
