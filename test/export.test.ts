@@ -1,0 +1,82 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
+import { evaluateChild } from '../src/export/evaluate.js';
+import { exportChild } from '../src/export/export.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { DecoderSession } from '../src/onnx/session.js';
+import { writeReport } from '../src/report/report.js';
+import { solve } from '../src/search/solve.js';
+import { maxAbsDiff } from '../src/util/tensor.js';
+import { modelDir, TINYSTORIES, tempDir } from './support/fixtures.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const root = tempDir();
+const run = join(root, 'run');
+const CPU = join(ROOT, 'hardware-profiles/cpu-local.json');
+
+describe('export, evaluate and report a solved child', async () => {
+  await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 2, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+  const [solution] = await solve({ run, hardware: CPU, budget: { paramsRatio: 0.75 }, metric: 'kl', solver: 'highs', timeLimitSeconds: 30, solutions: 1, diversity: 2, tabuSeconds: 0, tabuIterations: 1, threads: 1, seed: 0 });
+  const out = join(root, 'child');
+  const exported = exportChild(solution.dir, out);
+  const ids = Int32Array.from({ length: 2 * 20 }, (_, k) => (k * 37 + 11) % 512);
+
+  it('writes a DeciLM config with block_configs, null global sizes, and the tokenizer', () => {
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config.architectures).toEqual(['DeciLMForCausalLM']);
+    expect(config.model_type).toBe('nemotron-nas');
+    expect(config.num_key_value_heads).toBeNull();
+    expect(config.intermediate_size).toBeNull();
+    expect(config.block_configs).toHaveLength(5);
+    for (const f of ['model.safetensors', 'model.onnx', 'model.onnx.data', 'tokenizer.json', 'tokenizer_config.json', 'tessera.json']) expect(existsSync(join(out, f)), f).toBe(true);
+  });
+
+  it('loads back into Tessera with the same architecture, weights and logits', async () => {
+    const back = loadCheckpoint(out);
+    expect(back.architecture).toEqual(solution.architecture);
+    expect(back.weights).toEqual(exported.weights);
+    const before = await DecoderSession.create(exported.config, exported.weights);
+    const after = await DecoderSession.create(back.config, back.weights);
+    const a = (await before.run({ ids, batch: 2, seq: 20 })).logits!;
+    const b = (await after.run({ ids, batch: 2, seq: 20 })).logits!;
+    expect(maxAbsDiff(a.data, b.data)).toBe(0);
+  });
+
+  it('ships a standalone model.onnx that onnxruntime runs to the same logits', async () => {
+    const session = await ort.InferenceSession.create(join(out, 'model.onnx'));
+    const r = await session.run({ input_ids: new ort.Tensor('int32', ids, [2, 20]) });
+    const reference = (await (await DecoderSession.create(exported.config, exported.weights)).run({ ids, batch: 2, seq: 20 })).logits!;
+    expect(maxAbsDiff(r.logits.data as Float32Array, reference.data)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('refuses to overwrite an existing directory', () => {
+    expect(() => exportChild(solution.dir, out)).toThrow(/child: already exists; choose another --out or remove it/);
+  });
+
+  it('evaluates the child on text after what the search used, and times it against the parent', async () => {
+    const e = await evaluateChild(out, { parent: modelDir('stories260K'), data: TINYSTORIES, tokens: 512, seqLen: 64, prompts: 2, promptTokens: 8, generateTokens: 8, repeats: 1, threads: 1 });
+    const provenance = JSON.parse(readFileSync(join(out, 'tessera.json'), 'utf8'));
+    expect(e.text.paragraphs[0]).toBe(provenance.libraryData.validation.paragraphs[1]);
+    expect(e.kl).toBeGreaterThan(0);
+    expect(e.perplexity.child).toBeGreaterThan(e.perplexity.parent * 0.9);
+    expect(e.greedyAgreement.tokens).toBe(16);
+    expect(e.latency.map((l) => l.scenario)).toEqual(['single-prompt', 'batch-8']);
+    for (const l of e.latency) expect(l.measuredSpeedup).toBeGreaterThan(0);
+    expect(JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8')).kl).toBe(e.kl);
+  });
+
+  it('writes a self-contained report with the architecture picture, the frontier and the commands', async () => {
+    const r = await writeReport(run, { speedups: [1.1, 1.5], threads: 1 });
+    const html = readFileSync(r.html, 'utf8');
+    const md = readFileSync(r.md, 'utf8');
+    expect(html.match(/<svg /g)).toHaveLength(2);
+    expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:\/\//);
+    expect(md).toContain('![frontier](report-frontier.svg)');
+    expect(md).toContain(`npx tessera solve --run ${run} --hardware ${CPU} --params-ratio 0.75`);
+    expect(md).toMatch(/\| budget ×1\.1 \| ×[\d.]+ \| [\d.]+ \| [\d.]+ \|/);
+    expect(existsSync(join(run, 'report-architectures.svg'))).toBe(true);
+  });
+});
