@@ -3,7 +3,8 @@
  * and scoring candidates) with 1 and 2 workers, for both shared models and a random-weight model with
  * SmolLM2-135M's shape, on the puzzle space. Writes results/bench-bld.json.
  *
- *   npm run bench:bld [-- --quick]     (--quick: shared models only)
+ *   npm run bench:bld [-- --quick | --full]
+ *   --quick: shared models only; --full: the SmolLM2-shaped model with 1 worker too (another ~20 minutes)
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { Rng } from '../src/util/rng.js';
 import { machine, writeResult } from './support.js';
 
 const quick = process.argv.includes('--quick');
+const full = process.argv.includes('--full');
 const scratch = mkdtempSync(join(tmpdir(), 'tessera-bench-bld-'));
 
 /** SmolLM2-135M's shape with seeded weights, on disk; it borrows stories260K's tokenizer (ids stay within its vocabulary). */
@@ -32,14 +34,14 @@ function smolCheckpoint(): string {
 }
 
 async function main() {
-  const models = [
-    { name: 'stories260K', dir: join(SHARED_DIR, 'models/stories260K'), calibTokens: 4096, validTokens: 2048, seqLen: 128 },
-    { name: 'babyllama-tok105-1M', dir: join(SHARED_DIR, 'models/babyllama-tok105-1M'), calibTokens: 4096, validTokens: 2048, seqLen: 128 },
-    ...(quick ? [] : [{ name: 'SmolLM2-135M shape (random weights)', dir: smolCheckpoint(), calibTokens: 4096, validTokens: 512, seqLen: 128 }]),
+  const models: { name: string; dir: string; calibTokens: number; validTokens: number; seqLen: number; workerCounts: number[] }[] = [
+    { name: 'stories260K', dir: join(SHARED_DIR, 'models/stories260K'), calibTokens: 4096, validTokens: 2048, seqLen: 128, workerCounts: [1, 2] },
+    { name: 'babyllama-tok105-1M', dir: join(SHARED_DIR, 'models/babyllama-tok105-1M'), calibTokens: 4096, validTokens: 2048, seqLen: 128, workerCounts: [1, 2] },
+    ...(quick ? [] : [{ name: 'SmolLM2-135M shape (random weights)', dir: smolCheckpoint(), calibTokens: 4096, validTokens: 512, seqLen: 128, workerCounts: full ? [1, 2] : [2] }]),
   ];
   const rows: { model: string; workers: number; candidates: number; calibTokens: number; validTokens: number; activationsSeconds: number; candidatesSeconds: number; totalSeconds: number }[] = [];
   for (const m of models) {
-    for (const workers of [1, 2]) {
+    for (const workers of m.workerCounts) {
       process.stderr.write(`${m.name}, ${workers} worker(s)\n`);
       const out = join(scratch, `${m.name.replace(/\W+/g, '-')}-${workers}`);
       const t0 = performance.now();
@@ -48,9 +50,9 @@ async function main() {
       rows.push({ model: m.name, workers, candidates: r.computed, calibTokens: m.calibTokens, validTokens: m.validTokens, activationsSeconds: r.seconds.activations, candidatesSeconds: r.seconds.jobs, totalSeconds: total });
     }
   }
-  const speedups = models.map((m) => {
-    const [one, two] = [1, 2].map((w) => rows.find((r) => r.model === m.name && r.workers === w)!);
-    return { model: m.name, candidatesSpeedup: one.candidatesSeconds / two.candidatesSeconds, totalSpeedup: one.totalSeconds / two.totalSeconds };
+  const speedups = models.flatMap((m) => {
+    const [one, two] = [1, 2].map((w) => rows.find((r) => r.model === m.name && r.workers === w));
+    return one && two ? [{ model: m.name, candidatesSpeedup: one.candidatesSeconds / two.candidatesSeconds, totalSpeedup: one.totalSeconds / two.totalSeconds }] : [];
   });
   console.log(table(
     ['model', 'workers', 'candidates', 'calib+valid tokens', 'activations s', 'candidates s', 'total s'],

@@ -3,7 +3,7 @@ import { TesseraError } from '../util/errors.js';
 import { evalCommand, generateCommand, inspectCommand } from './commands.js';
 import { defaultThreads, nonNegativeInt, positiveInt } from './options.js';
 import { costCommand, profileCommand } from './hardware-commands.js';
-import { scoreCommand } from './score-command.js';
+import { addLibraryOptions, scoreCommand } from './score-command.js';
 import { addSearchCommands } from './search-commands.js';
 import { addModelCommands } from './model-commands.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT } from './paths.js';
@@ -58,17 +58,9 @@ function program(): Command {
     .addOption(threads())
     .action(async (opts) => profileCommand(opts, print));
 
-  p.command('score')
-    .description('build the block library: every candidate sub-block built from the parent, fitted, and scored (resumable)')
-    .option('--model <dir>', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
-    .option('--space <space.json>', 'search space', DEFAULT_SPACE)
-    .option('--data <text>', 'text: calibration from its start, validation from the paragraphs after', DEFAULT_TEXT)
+  addLibraryOptions(p.command('score')
+    .description('build the block library: every candidate sub-block built from the parent, fitted, and scored (resumable)'))
     .requiredOption('--out <dir>', 'library directory, e.g. results/my-run')
-    .option('--calib-tokens <n>', 'calibration tokens', positiveInt('--calib-tokens'), 4096)
-    .option('--valid-tokens <n>', 'validation tokens', positiveInt('--valid-tokens'), 2048)
-    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
-    .option('--workers <n>', 'worker threads (one onnxruntime thread each)', positiveInt('--workers'), defaultThreads())
-    .addOption(new Option('--ranking <r>', 'FFN channel ranking for narrower widths').choices(['activation', 'magnitude']).default('activation'))
     .option('--seed <n>', 'recorded in the manifest (every current step is deterministic)', nonNegativeInt('--seed'), 0)
     .action(async (opts) => scoreCommand(opts, print));
 

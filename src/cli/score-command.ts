@@ -1,4 +1,7 @@
+import { Option, type Command } from 'commander';
 import { buildLibrary, RIDGE_GRID } from '../bld/run.js';
+import { defaultThreads, positiveInt } from './options.js';
+import { DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT } from './paths.js';
 import type { ChannelRanking } from '../bld/init.js';
 import type { Print } from './commands.js';
 import { progressReporter } from './progress.js';
@@ -14,6 +17,19 @@ export interface ScoreCommandOptions {
   workers: number;
   ranking: ChannelRanking;
   seed: number;
+}
+
+/** The options that define a block library, shared by `score` and `search`. */
+export function addLibraryOptions(c: Command): Command {
+  return c
+    .option('--model <dir>', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
+    .option('--space <space.json>', 'search space', DEFAULT_SPACE)
+    .option('--data <text>', 'text: calibration from its start, validation from the paragraphs after', DEFAULT_TEXT)
+    .option('--calib-tokens <n>', 'calibration tokens', positiveInt('--calib-tokens'), 4096)
+    .option('--valid-tokens <n>', 'validation tokens', positiveInt('--valid-tokens'), 2048)
+    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
+    .option('--workers <n>', 'worker threads (one onnxruntime thread each)', positiveInt('--workers'), defaultThreads())
+    .addOption(new Option('--ranking <r>', 'FFN channel ranking for narrower widths').choices(['activation', 'magnitude']).default('activation'));
 }
 
 /** `tessera score`: builds or resumes the block library; Ctrl-C stops cleanly, keeping finished candidates. */

@@ -6,8 +6,9 @@ import { SOLVERS, solve, type Solution } from '../search/solve.js';
 import type { Print } from './commands.js';
 import { bytes, int, table } from './format.js';
 import { defaultThreads, nonNegativeInt, nonNegativeNumber, positiveInt } from './options.js';
-import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from './paths.js';
-import { scoreCommand } from './score-command.js';
+import { DEFAULT_HARDWARE, PROJECT_ROOT } from './paths.js';
+import { addLibraryOptions, scoreCommand } from './score-command.js';
+import type { ChannelRanking } from '../bld/init.js';
 import { profileCommand } from './hardware-commands.js';
 import { existsSync } from 'node:fs';
 import { evaluateCommand, exportCommand, reportCommand } from './model-commands.js';
@@ -92,9 +93,9 @@ function printSolution(s: Solution, print: Print): void {
 }
 
 /** `tessera search`: the block library (built or reused) and then `solve`, end to end. */
-export async function searchCommand(f: SolveFlags & { model: string; space: string; data: string; out?: string; calibTokens: number; validTokens: number; seqLen: number; workers: number; measure?: boolean }, print: Print): Promise<void> {
+export async function searchCommand(f: SolveFlags & { model: string; space: string; data: string; out?: string; calibTokens: number; validTokens: number; seqLen: number; workers: number; ranking: ChannelRanking; measure?: boolean }, print: Print): Promise<void> {
   const out = f.out ?? join(PROJECT_ROOT, 'results', `${basename(f.model)}-${basename(f.space, '.json')}`);
-  await scoreCommand({ model: f.model, space: f.space, data: f.data, out, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, workers: f.workers, ranking: 'activation', seed: 0 }, print);
+  await scoreCommand({ model: f.model, space: f.space, data: f.data, out, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, workers: f.workers, ranking: f.ranking, seed: 0 }, print);
   if (process.exitCode === 130) return;
   if (f.measure) {
     // Price candidates by their real latency here rather than the roofline: small models on CPUs are overhead-bound.
@@ -125,16 +126,9 @@ export function addSearchCommands(p: Command, print: Print): void {
     .option('--threads <n>', 'onnxruntime threads', positiveInt('--threads'), defaultThreads())
     .action(async (opts) => void (await solveCommand(opts.run, opts, print)));
 
-  addSolveOptions(p.command('search')
-    .description('the whole pipeline: build (or reuse) the block library, then solve (default budget: --speedup 1.5)')
-    .option('--model <dir>', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
-    .option('--space <space.json>', 'search space', DEFAULT_SPACE)
-    .option('--data <text>', 'text: calibration from its start, validation after', DEFAULT_TEXT)
+  addSolveOptions(addLibraryOptions(p.command('search')
+    .description('the whole pipeline: block library (built or reused), solve, export, evaluate, report (default budget: --speedup 1.5)'))
     .option('--out <dir>', 'run directory (default results/<model>-<space>)')
-    .option('--calib-tokens <n>', 'calibration tokens', positiveInt('--calib-tokens'), 4096)
-    .option('--valid-tokens <n>', 'validation tokens', positiveInt('--valid-tokens'), 2048)
-    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
-    .option('--workers <n>', 'worker threads', positiveInt('--workers'), defaultThreads())
     .option('--measure', 'first measure every candidate sub-block on this machine (tessera profile) and search with those costs'))
     .option('--threads <n>', 'onnxruntime threads', positiveInt('--threads'), defaultThreads())
     .action(async (opts) => searchCommand(opts, print));

@@ -27,6 +27,8 @@ export interface EvaluateOptions {
   readonly generateTokens: number;
   /** Profile whose scenarios are timed; default: the one the child was searched for. */
   readonly hardware?: string;
+  /** Time the profile's scenarios (parent and child); off for quality-only evaluations. */
+  readonly timing?: boolean;
   readonly repeats: number;
   readonly threads: number;
   readonly onStage?: (line: string) => void;
@@ -120,10 +122,13 @@ export async function evaluateChild(childDir: string, o: EvaluateOptions): Promi
     await scoring.release();
   }
 
-  o.onStage?.(`greedy generation from ${o.prompts} prompts of ${o.promptTokens} tokens, ${o.generateTokens} new tokens each`);
-  const later = takeWindows(tokenizer, docs, windows.range.paragraphs[1], o.data, o.promptTokens, o.prompts * o.promptTokens);
-  const prompts = Array.from({ length: later.count }, (_, k) => Array.from(later.ids.subarray(k * o.promptTokens, (k + 1) * o.promptTokens)));
-  const agreement = await greedyAgreement(parent, child, prompts, o.generateTokens, o.threads);
+  let agreement = { prompts: 0, tokens: 0, share: NaN };
+  if (o.prompts > 0) {
+    o.onStage?.(`greedy generation from ${o.prompts} prompts of ${o.promptTokens} tokens, ${o.generateTokens} new tokens each`);
+    const later = takeWindows(tokenizer, docs, windows.range.paragraphs[1], o.data, o.promptTokens, o.prompts * o.promptTokens);
+    const prompts = Array.from({ length: later.count }, (_, k) => Array.from(later.ids.subarray(k * o.promptTokens, (k + 1) * o.promptTokens)));
+    agreement = await greedyAgreement(parent, child, prompts, o.generateTokens, o.threads);
+  }
 
   const hardware = o.hardware ?? provenanceProfile(childDir);
   const profile = loadHardwareProfile(hardware);
@@ -132,7 +137,7 @@ export async function evaluateChild(childDir: string, o: EvaluateOptions): Promi
   const predictedParent = architectureCost(parent.config, parent.architecture, profile, costs);
   const latency: ScenarioComparison[] = [];
   const skipped: string[] = [];
-  for (const [k, s] of profile.workload.scenarios.entries()) {
+  for (const [k, s] of (o.timing === false ? [] : profile.workload.scenarios).entries()) {
     if (s.prefillTokens + s.generatedTokens > parent.config.maxPositions) {
       skipped.push(`${s.name} (${s.prefillTokens}+${s.generatedTokens} tokens exceed the model's ${parent.config.maxPositions} positions)`);
       continue;
@@ -161,14 +166,14 @@ export async function evaluateChild(childDir: string, o: EvaluateOptions): Promi
     latency,
     skippedScenarios: skipped,
   };
-  writeJsonAtomic(join(childDir, 'evaluation.json'), evaluation);
+  if (o.timing !== false) writeJsonAtomic(join(childDir, 'evaluation.json'), evaluation);
   return evaluation;
 }
 
 function provenanceProfile(childDir: string): string {
   const path = join(childDir, 'tessera.json');
   const prov = existsSync(path) ? readJsonFile(path, 'export provenance') : null;
-  const file = isObject(prov) && isObject(prov.spec) && isObject(prov.spec.hardware) ? prov.spec.hardware.file : undefined;
+  const file = isObject(prov) ? prov.hardware : undefined;
   if (typeof file !== 'string') fail(`${childDir}: no tessera.json naming the hardware profile; pass --hardware`);
   return file;
 }

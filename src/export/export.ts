@@ -4,7 +4,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { fromDeciBlockConfigs, toDeciBlockConfigs } from '../arch/decilm.js';
 import type { Architecture } from '../arch/types.js';
 import { BlockLibrary, readLibraryManifest } from '../bld/library.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { readModelConfig } from '../model/config.js';
 import { isObject, readJsonFile } from '../model/json.js';
 import { writeSafetensors } from '../model/safetensors.js';
@@ -58,14 +58,21 @@ export function deciConfigJson(parentRaw: Record<string, unknown>, config: Model
 export function exportChild(solutionDir: string, outDir: string, opts: { replace?: boolean } = {}): { dir: string; architecture: Architecture; weights: ModelWeights; config: ModelConfig } {
   const specPath = join(solutionDir, 'spec.json');
   const spec = readSpec(specPath);
-  const out = resolve(outDir);
-  if (existsSync(out) && !opts.replace) fail(`${out}: already exists; choose another --out or remove it`);
   const ck = loadCheckpoint(spec.parent.dir);
-  const { raw } = readModelConfig(spec.parent.dir);
   const architecture = fromDeciBlockConfigs(specPath, ck.config, spec.block_configs);
   const library = BlockLibrary.open(spec.library, readLibraryManifest(spec.library));
-  const weights = new ChildAssembler(ck.weights, library).weights(architecture);
+  return exportArchitecture(ck, library, architecture, outDir, { exportedFrom: resolve(solutionDir), hardware: spec.hardware.file, spec }, opts);
+}
 
+/**
+ * Writes any architecture of a library's candidates as a model directory (the one export path that
+ * solutions and baselines share). `provenance` goes to tessera.json with the library's data ranges.
+ */
+export function exportArchitecture(ck: Checkpoint, library: BlockLibrary, architecture: Architecture, outDir: string, provenance: { hardware: string } & Record<string, unknown>, opts: { replace?: boolean } = {}): { dir: string; architecture: Architecture; weights: ModelWeights; config: ModelConfig } {
+  const out = resolve(outDir);
+  if (existsSync(out) && !opts.replace) fail(`${out}: already exists; choose another --out or remove it`);
+  const { raw } = readModelConfig(ck.dir);
+  const weights = new ChildAssembler(ck.weights, library).weights(architecture);
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -73,8 +80,8 @@ export function exportChild(solutionDir: string, outDir: string, opts: { replace
     writeJsonAtomic(join(tmp, 'config.json'), deciConfigJson(raw, ck.config, architecture));
     writeSafetensors(join(tmp, 'model.safetensors'), checkpointTensors(ck.config, architecture, weights), { format: 'pt' });
     buildDecoderGraph(ck.config, weights).writeTo(join(tmp, 'model.onnx'));
-    for (const f of COMPANIONS) if (existsSync(join(spec.parent.dir, f))) copyFileSync(join(spec.parent.dir, f), join(tmp, f));
-    writeJsonAtomic(join(tmp, 'tessera.json'), { exportedFrom: resolve(solutionDir), spec, libraryData: library.manifest.data });
+    for (const f of COMPANIONS) if (existsSync(join(ck.dir, f))) copyFileSync(join(ck.dir, f), join(tmp, f));
+    writeJsonAtomic(join(tmp, 'tessera.json'), { ...provenance, parent: ck.dir, libraryData: library.manifest.data });
     if (opts.replace) rmSync(out, { recursive: true, force: true });
     renameSync(tmp, out);
   } catch (e) {

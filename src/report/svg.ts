@@ -53,34 +53,58 @@ export interface FrontierPoint {
   readonly label: string;
 }
 
-/** KL (lower is better) against predicted speed-up: the frontier as a line, chosen solutions as marked points. */
-export function frontierSvg(frontier: readonly FrontierPoint[], solutions: readonly FrontierPoint[], xLabel: string): string {
-  const w = 560;
-  const h = 340;
-  const m = { l: 60, r: 20, t: 20, b: 50 };
-  const all = [...frontier, ...solutions];
+export interface Series {
+  readonly name: string;
+  readonly colour: string;
+  readonly points: readonly FrontierPoint[];
+  /** Join the points with a line (a frontier), or only mark them. */
+  readonly line: boolean;
+  /** Label each point with its text beside it. */
+  readonly labelled?: boolean;
+}
+
+export const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#4b5563'];
+
+/** KL (lower is better) against speed-up, one series per method or role, with a legend. */
+export function speedQualitySvg(series: readonly Series[], xLabel: string): string {
+  const w = 620;
+  const h = 360;
+  const m = { l: 60, r: 150, t: 20, b: 50 };
+  const all = series.flatMap((s) => s.points);
   const xMax = Math.max(1.1, ...all.map((p) => p.speedup)) * 1.05;
+  const xMin = Math.min(1, ...all.map((p) => p.speedup));
   const yMax = Math.max(1e-3, ...all.map((p) => p.kl)) * 1.1;
-  const x = (v: number) => m.l + ((v - 1) / (xMax - 1)) * (w - m.l - m.r);
+  const x = (v: number) => m.l + ((v - xMin) / (xMax - xMin)) * (w - m.l - m.r);
   const y = (v: number) => h - m.b - (v / yMax) * (h - m.t - m.b);
   const parts: string[] = [
     `<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/>`,
     `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${h - m.b}" stroke="#333"/>`,
-    `<text x="${(w + m.l) / 2}" y="${h - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text x="${(w - m.r + m.l) / 2}" y="${h - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
     `<text x="14" y="${(h - m.b + m.t) / 2}" transform="rotate(-90 14 ${(h - m.b + m.t) / 2})" text-anchor="middle">KL from the parent (nats/token)</text>`,
   ];
   for (let k = 0; k <= 4; k++) {
-    const xv = 1 + ((xMax - 1) * k) / 4;
+    const xv = xMin + ((xMax - xMin) * k) / 4;
     const yv = (yMax * k) / 4;
     parts.push(`<text x="${x(xv)}" y="${h - m.b + 16}" text-anchor="middle" font-size="10">×${xv.toFixed(2)}</text>`, `<text x="${m.l - 6}" y="${y(yv) + 4}" text-anchor="end" font-size="10">${yv.toFixed(3)}</text>`);
   }
-  const sorted = [...frontier].sort((a, b) => a.speedup - b.speedup);
-  if (sorted.length > 1) parts.push(`<polyline fill="none" stroke="#2563eb" stroke-width="2" points="${sorted.map((p) => `${x(p.speedup)},${y(p.kl)}`).join(' ')}"/>`);
-  for (const p of sorted) parts.push(`<circle cx="${x(p.speedup)}" cy="${y(p.kl)}" r="3.5" fill="#2563eb"><title>${esc(p.label)}</title></circle>`);
-  for (const p of solutions) {
-    parts.push(`<path d="M ${x(p.speedup) - 6} ${y(p.kl)} L ${x(p.speedup)} ${y(p.kl) - 6} L ${x(p.speedup) + 6} ${y(p.kl)} L ${x(p.speedup)} ${y(p.kl) + 6} Z" fill="#dc2626"><title>${esc(p.label)}</title></path>`);
-    parts.push(`<text x="${x(p.speedup) + 8}" y="${y(p.kl) - 6}" font-size="10" fill="#dc2626">${esc(p.label)}</text>`);
-  }
-  parts.push(`<text x="${w - m.r}" y="${m.t + 10}" text-anchor="end" font-size="10"><tspan fill="#2563eb">● frontier (MIP per budget, true KL)</tspan> <tspan fill="#dc2626">◆ solutions</tspan></text>`);
+  series.forEach((s, k) => {
+    const pts = [...s.points].sort((a, b) => a.speedup - b.speedup);
+    if (s.line && pts.length > 1) parts.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="2" points="${pts.map((p) => `${x(p.speedup)},${y(p.kl)}`).join(' ')}"/>`);
+    for (const p of pts) {
+      parts.push(s.line
+        ? `<circle cx="${x(p.speedup)}" cy="${y(p.kl)}" r="3.5" fill="${s.colour}"><title>${esc(`${s.name}: ${p.label}`)}</title></circle>`
+        : `<path d="M ${x(p.speedup) - 6} ${y(p.kl)} L ${x(p.speedup)} ${y(p.kl) - 6} L ${x(p.speedup) + 6} ${y(p.kl)} L ${x(p.speedup)} ${y(p.kl) + 6} Z" fill="${s.colour}"><title>${esc(`${s.name}: ${p.label}`)}</title></path>`);
+      if (s.labelled) parts.push(`<text x="${x(p.speedup) + 8}" y="${y(p.kl) - 6}" font-size="10" fill="${s.colour}">${esc(p.label)}</text>`);
+    }
+    parts.push(`<rect x="${w - m.r + 12}" y="${m.t + k * 16}" width="10" height="10" fill="${s.colour}"/>`, `<text x="${w - m.r + 26}" y="${m.t + k * 16 + 9}" font-size="11">${esc(s.name)}</text>`);
+  });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="12">${parts.join('')}</svg>`;
+}
+
+/** The report's picture: the frontier as a line, chosen solutions as labelled marks. */
+export function frontierSvg(frontier: readonly FrontierPoint[], solutions: readonly FrontierPoint[], xLabel: string): string {
+  return speedQualitySvg([
+    { name: 'frontier (MIP per budget)', colour: PALETTE[0], points: frontier, line: true },
+    { name: 'solutions', colour: PALETTE[1], points: solutions, line: false, labelled: true },
+  ], xLabel);
 }

@@ -4,7 +4,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { parentArchitecture } from '../arch/config.js';
 import { toDeciBlockConfigs } from '../arch/decilm.js';
 import { modelParams } from '../arch/params.js';
-import { attentionKey, ffnKey, type Architecture } from '../arch/types.js';
+import { attentionKey, ffnKey, type Architecture, type BlockConfig } from '../arch/types.js';
 import { distillationData } from '../bld/data.js';
 import { BlockLibrary, readLibraryManifest, sha256, type LibraryManifest } from '../bld/library.js';
 import { libraryJobs } from '../bld/run.js';
@@ -25,7 +25,7 @@ import { ChildEvaluator, referenceDistribution } from './evaluate.js';
 import { formulate, type BudgetSpec, type Metric } from './formulate.js';
 import { highsBackend } from './highs-backend.js';
 import { lpSolverBackend } from './lp-solver-backend.js';
-import { infeasibilityReport, objectiveOf, type Choice } from './problem.js';
+import { infeasibilityReport, objectiveOf, type Choice, type ChoiceProblem } from './problem.js';
 import type { SolveResult, SolverBackend } from './solver.js';
 import { tabuSearch, type TabuResult } from './tabu.js';
 
@@ -150,9 +150,7 @@ export async function solve(o: SolveOptions): Promise<Solution[]> {
     found.push(mip.choice);
     const objective = (c: Choice) => evaluator.evaluate(toArch(c)).then((r) => r.kl);
     const mipKl = await objective(mip.choice);
-    const tabu = o.tabuSeconds > 0 && o.tabuIterations > 0
-      ? await tabuSearch(p, blocks, mip.choice, objective, { maxIterations: o.tabuIterations, maxSeconds: o.tabuSeconds, tenure: Math.max(2, Math.round(ck.config.numLayers / 4)), candidatesPerIteration: 8, rng: new Rng(o.seed + k) })
-      : null;
+    const tabu = o.tabuSeconds > 0 && o.tabuIterations > 0 ? await refine(p, blocks, mip.choice, objective, ck.config.numLayers, { iterations: o.tabuIterations, seconds: o.tabuSeconds, seed: o.seed + k }) : null;
     const choice = tabu?.best ?? mip.choice;
     const architecture = toArch(choice);
     const final = await evaluator.evaluate(architecture);
@@ -174,6 +172,11 @@ export async function solve(o: SolveOptions): Promise<Solution[]> {
     solutions.push(solution);
   }
   return solutions;
+}
+
+/** Tessera's Tabu refinement of a MIP choice, with the settings every caller shares. */
+export function refine(p: ChoiceProblem, blocks: readonly (readonly BlockConfig[])[], start: Choice, objective: (c: Choice) => Promise<number>, layers: number, o: { iterations: number; seconds: number; seed: number }): Promise<TabuResult> {
+  return tabuSearch(p, blocks, start, objective, { maxIterations: o.iterations, maxSeconds: o.seconds, tenure: Math.max(2, Math.round(layers / 4)), candidatesPerIteration: 8, rng: new Rng(o.seed) });
 }
 
 function writeSpec(s: Solution, ctx: { manifest: LibraryManifest; ck: Checkpoint; profile: HardwareProfile; costs: CostModel; o: SolveOptions; space: SearchSpace }): void {

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import type { BlockConfig } from '../src/arch/types.js';
+import { blockInfluence, depthByBlockInfluence, greedy, randomFeasible, randomSearch, uniformKvHeads, uniformWidth } from '../src/baselines/methods.js';
+import type { Formulation } from '../src/search/formulate.js';
+import { violations } from '../src/search/problem.js';
+import { Rng } from '../src/util/rng.js';
+import { configOf } from './support/fixtures.js';
+
+// Parent: 4 KV heads, FFN 8. Each layer offers every (attention, FFN) pair below; usage = attention + FFN cost.
+const config = configOf({ hidden: 8, layers: 4, heads: 4, kvHeads: 4, headDim: 2, intermediate: 8, vocab: 5 });
+const attention = [{ kind: 'gqa', kvHeads: 4 }, { kind: 'gqa', kvHeads: 2 }, { kind: 'noop' }] as const;
+const ffn = [{ kind: 'swiglu', intermediate: 8 }, { kind: 'swiglu', intermediate: 4 }, { kind: 'noop' }] as const;
+const attentionCost = [4, 3, 0];
+const ffnCost = [6, 3, 0];
+const attentionLoss = [0, 0.1, 1];
+const ffnLoss = [0, 0.3, 2];
+
+function formulation(limit: number, layerWeight = [1, 1, 1, 1]): Formulation {
+  const blocks: BlockConfig[] = [];
+  attention.forEach((a) => ffn.forEach((f) => blocks.push({ attention: a, ffn: f })));
+  return {
+    blocks: layerWeight.map(() => blocks),
+    problem: {
+      layers: layerWeight.map((w) => ({
+        options: attention.flatMap((_, i) => ffn.map((__, j) => ({ objective: w * (attentionLoss[i] + ffnLoss[j]), usage: [attentionCost[i] + ffnCost[j]] }))),
+      })),
+      budgets: [{ name: 'time', limit, fixed: 0, unit: 's', scale: 1 }],
+    },
+  };
+}
+const full = 4 * 10;
+
+describe('baseline methods', () => {
+  it('Block Influence is 1 − mean cosine of a layer\'s input and output', () => {
+    const a = Float32Array.of(1, 0, 0, 1);
+    expect(blockInfluence([a, a], 2)[0]).toBeCloseTo(0, 12);
+    expect(blockInfluence([a, Float32Array.of(0, 1, 1, 0)], 2)[0]).toBeCloseTo(1, 12);
+    expect(blockInfluence([a, Float32Array.of(-1, 0, 0, -1)], 2)[0]).toBeCloseTo(2, 12);
+  });
+
+  it('uniform width keeps attention and gives every FFN the widest width that fits', () => {
+    const f = formulation(full - 4 * 3);
+    const c = uniformWidth(config, f)!;
+    expect(c.map((j) => f.blocks[0][j])).toEqual(Array(4).fill({ attention: attention[0], ffn: ffn[1] }));
+    expect(uniformWidth(config, formulation(10))).toBeNull();
+  });
+
+  it('uniform KV heads keeps FFNs and gives every attention the most heads that fit', () => {
+    const f = formulation(full - 4);
+    expect(uniformKvHeads(config, f)!.map((j) => f.blocks[0][j])).toEqual(Array(4).fill({ attention: attention[1], ffn: ffn[0] }));
+  });
+
+  it('depth pruning drops the least influential whole layers until the budget is met', () => {
+    const f = formulation(full - 20);
+    const c = depthByBlockInfluence(config, f, [0.5, 0.1, 0.9, 0.2])!;
+    expect(c.map((j) => f.blocks[0][j].attention.kind)).toEqual(['gqa', 'noop', 'gqa', 'noop']);
+  });
+
+  it('greedy takes the least loss per saved cost and ends within budget', () => {
+    const f = formulation(full - 1, [1, 5, 5, 5]);
+    const c = greedy(config, f)!;
+    expect(violations(f.problem, c)).toEqual([]);
+    // Saving one unit is cheapest through layer 0's attention (loss 0.1 for 1 unit; the others weigh 5×).
+    expect(f.blocks[0][c[0]]).toEqual({ attention: attention[1], ffn: ffn[0] });
+    expect(c.slice(1).every((j) => f.blocks[0][j].attention.kind === 'gqa' && (f.blocks[0][j].attention as { kvHeads: number }).kvHeads === 4)).toBe(true);
+  });
+
+  it('random architectures always meet the budget; random search keeps the best of its samples', async () => {
+    const f = formulation(16);
+    const rng = new Rng(3);
+    for (let k = 0; k < 50; k++) expect(violations(f.problem, randomFeasible(f, rng)!)).toEqual([]);
+    const values: number[] = [];
+    const best = await randomSearch(f, 20, async (c) => {
+      const v = c.reduce((s, j, i) => s + f.problem.layers[i].options[j].objective, 0);
+      values.push(v);
+      return v;
+    }, new Rng(4));
+    expect(values).toHaveLength(20);
+    expect(best!.value).toBe(Math.min(...values));
+  });
+});
