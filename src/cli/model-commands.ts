@@ -64,7 +64,7 @@ export function addModelCommands(p: Command, print: Print): void {
     .option('--prompts <n>', 'greedy-generation prompts', positiveInt('--prompts'), 16)
     .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
     .option('--hardware <profile>', 'profile whose scenarios are timed (default: the one searched for)')
-    .option('--repeats <n>', 'timed runs per scenario (median kept)', positiveInt('--repeats'), 3)
+    .option('--repeats <n>', 'timed runs per scenario, parent and child interleaved (median kept)', positiveInt('--repeats'), 5)
     .option('--threads <n>', 'onnxruntime threads', positiveInt('--threads'), defaultThreads())
     .action(async (dir: string, opts: EvaluateFlags) => void (await evaluateCommand(dir, opts, print)));
 

@@ -113,7 +113,7 @@ export async function searchCommand(f: SolveFlags & { model: string; space: stri
   print('');
   const child = exportCommand(best.dir, undefined, print, true);
   print('');
-  await evaluateCommand(child, { parent: f.model, data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, generateTokens: 32, hardware: f.hardware, repeats: 3, threads: f.threads ?? defaultThreads() }, print);
+  await evaluateCommand(child, { parent: f.model, data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, generateTokens: 32, hardware: f.hardware, repeats: 5, threads: f.threads ?? defaultThreads() }, print);
   print('');
   const report = await reportCommand(out, { hardware: f.hardware, threads: f.threads ?? defaultThreads() }, print);
   print(`\ndone: the report is ${report}`);

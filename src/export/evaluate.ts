@@ -7,7 +7,7 @@ import { greedyGenerate } from '../eval/generate.js';
 import { compareToReference, hasTarget } from '../eval/kl.js';
 import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
-import { measureModel } from '../hardware/measure.js';
+import { measureModels } from '../hardware/measure.js';
 import { architectureCost } from '../hardware/model-cost.js';
 import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { isObject, readJsonFile } from '../model/json.js';
@@ -143,9 +143,10 @@ export async function evaluateChild(childDir: string, o: EvaluateOptions): Promi
       continue;
     }
     o.onStage?.(`timing scenario ${s.name} (batch ${s.batch}, ${s.prefillTokens}+${s.generatedTokens} tokens), parent and child`);
-    const options = { threads: o.threads, repeats: o.repeats, warmup: 1 };
-    const p = await measureModel(parent.config, parent.weights, parent.architecture, s, options);
-    const c = await measureModel(child.config, child.weights, child.architecture, s, options);
+    const [p, c] = await measureModels([
+      { config: parent.config, weights: parent.weights, arch: parent.architecture },
+      { config: child.config, weights: child.weights, arch: child.architecture },
+    ], s, { threads: o.threads, repeats: o.repeats, warmup: 2 });
     const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: t.prefillSeconds + t.decodeSeconds });
     latency.push({
       scenario: s.name,

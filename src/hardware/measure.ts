@@ -122,16 +122,13 @@ export async function measureSubBlocks(
   return { attention, ffn, rest };
 }
 
-/**
- * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
- * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run.
- */
-export async function measureModel(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
-  const session = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' }, { threads: o.threads });
+/** A model as a scenario runs it, ready to time: one call runs the whole scenario once. */
+async function scenarioRunner(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, threads: number) {
+  const session = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' }, { threads });
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
   const kvHeads = (i: number) => (arch[i].attention as { kvHeads: number }).kvHeads;
-  const run = async () => {
+  const run = async (): Promise<ScenarioTime> => {
     const t0 = performance.now();
     let r = await session.run({ ids: prompt, batch: s.batch, seq: s.prefillTokens }, session.emptyCache(s.batch, kvHeads));
     const t1 = performance.now();
@@ -142,13 +139,33 @@ export async function measureModel(config: ModelConfig, weights: ModelWeights, a
     }
     return { prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (performance.now() - t1) / 1000 };
   };
+  return { run, release: () => session.release() };
+}
+
+const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) });
+
+/**
+ * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
+ * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run.
+ */
+export async function measureModel(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
+  return (await measureModels([{ config, weights, arch }], s, o))[0];
+}
+
+/**
+ * Measures several models on one scenario with their runs interleaved (A, B, A, B, …) after each has
+ * warmed up, so that drift in the machine's speed (frequency, other load) falls on all alike and their
+ * ratio — a speed-up — is fair. Medians over repeats, per model.
+ */
+export async function measureModels(models: readonly { config: ModelConfig; weights: ModelWeights; arch: Architecture }[], s: Scenario, o: MeasureOptions): Promise<ScenarioTime[]> {
+  const runners = [];
   try {
-    for (let i = 0; i < o.warmup; i++) await run();
-    const runs: ScenarioTime[] = [];
-    for (let i = 0; i < o.repeats; i++) runs.push(await run());
-    // The median of each part over the same runs.
-    return { prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) };
+    for (const m of models) runners.push(await scenarioRunner(m.config, m.weights, m.arch, s, o.threads));
+    for (const r of runners) for (let i = 0; i < o.warmup; i++) await r.run();
+    const times: ScenarioTime[][] = runners.map(() => []);
+    for (let i = 0; i < o.repeats; i++) for (const [k, r] of runners.entries()) times[k].push(await r.run());
+    return times.map(medianTime);
   } finally {
-    await session.release();
+    for (const r of runners) await r.release();
   }
 }
