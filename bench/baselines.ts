@@ -7,7 +7,8 @@
  *
  *   npm run bench:baselines
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { additive, architectureOf, blockInfluence, depthByBlockInfluence, greedy, randomSearch, uniformKvHeads, uniformWidth } from '../src/baselines/methods.js';
 import { distillationData } from '../src/bld/data.js';
@@ -15,7 +16,7 @@ import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/cli/paths.js';
 import { profileCommand } from '../src/cli/hardware-commands.js';
 import { paragraphs, readText } from '../src/data/text.js';
-import { evaluateChild } from '../src/export/evaluate.js';
+import { evaluateChild, type Evaluation } from '../src/export/evaluate.js';
 import { exportArchitecture } from '../src/export/export.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
@@ -100,7 +101,11 @@ async function main() {
             const dir = join(OUT, model, 'children', `${costsName.replace(/\W+/g, '-')}-${speedup}-${method.replace(/\W+/g, '-')}`);
             mkdirSync(join(OUT, model, 'children'), { recursive: true });
             exportArchitecture(ctx.ck, ctx.library, arch, dir, { hardware: DEFAULT_HARDWARE, method, budget: { speedup }, costs: hardware }, { replace: true });
-            const e = await evaluateChild(dir, { parent: modelDir, data: DEFAULT_TEXT, tokens: 2048, seqLen: 128, prompts: 0, promptTokens: 8, generateTokens: 0, hardware: DEFAULT_HARDWARE, repeats: 7, threads: THREADS });
+            // Timed in a fresh process, as a user runs `tessera evaluate`: this long run's heap and garbage
+            // collector would otherwise add noise to the children's timings.
+            const cli = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/tessera.js'), 'evaluate', dir, '--parent', modelDir, '--data', DEFAULT_TEXT, '--tokens', '2048', '--seq-len', '128', '--prompts', '0', '--hardware', DEFAULT_HARDWARE, '--repeats', '7', '--threads', String(THREADS)], { encoding: 'utf8' });
+            if (cli.status !== 0) throw new Error(`tessera evaluate ${dir} failed: ${cli.stderr}`);
+            const e = JSON.parse(readFileSync(join(dir, 'evaluation.json'), 'utf8')) as Evaluation;
             const wiki = await evaluateChild(dir, { parent: modelDir, data: WIKITEXT, tokens: 2048, seqLen: 128, prompts: 0, promptTokens: 8, generateTokens: 0, timing: false, repeats: 1, threads: THREADS });
             const cost = architectureCost(ctx.ck.config, arch, ctx.profile, ctx.costs);
             Object.assign(row, {
@@ -121,7 +126,7 @@ async function main() {
 
   // Tables: methods × budgets per model and pricing; every cell KL / perplexity / measured speed-up.
   const cell = (r: Row | undefined) => (r === undefined || !r.reached ? 'cannot reach the budget' : `KL ${r.kl!.toFixed(3)} · ppl ${r.perplexity!.toFixed(2)} · wiki ${r.wikiPerplexity!.toFixed(1)} · ×${r.measuredSpeedup!.toFixed(2)} measured (×${r.predictedSpeedup!.toFixed(2)} predicted)`);
-  const md: string[] = ['# Tessera against the baselines', '', `Both shared models, puzzle.json space, budgets "every cpu-local scenario ×S faster than the parent" priced by the roofline and by a measured profile. KL and perplexity on 2048 TinyStories tokens after the text the search used; wiki = perplexity on the first 2048 tokens of WikiText-2 (out of domain); speed-ups measured with onnxruntime on this machine (${machine().cpu}, ${THREADS} threads; slowest cpu-local scenario; parent and child runs interleaved, median of 7). Random search draws as many evaluated architectures as Tabu evaluated. Command: \`npm run bench:baselines\`.`, ''];
+  const md: string[] = ['# Tessera against the baselines', '', `Both shared models, puzzle.json space, budgets "every cpu-local scenario ×S faster than the parent" priced by the roofline and by a measured profile. KL and perplexity on 2048 TinyStories tokens after the text the search used; wiki = perplexity on the first 2048 tokens of WikiText-2 (out of domain); speed-ups measured with onnxruntime on this machine (${machine().cpu}, ${THREADS} threads; slowest cpu-local scenario; \`tessera evaluate\` in a fresh process, parent and child runs interleaved, median of 7). Random search draws as many evaluated architectures as Tabu evaluated. Command: \`npm run bench:baselines\`.`, ''];
   for (const model of MODELS) {
     md.push(`## ${model}`, '', `Parent: perplexity ${parents[model]?.perplexity.toFixed(2)}, wiki ${parents[model]?.wikiPerplexity.toFixed(1)}.`, '');
     for (const costs of ['cpu-local roofline', 'measured cpu-local']) {

@@ -5,7 +5,7 @@ import { exportChild } from '../export/export.js';
 import { writeReport } from '../report/report.js';
 import type { Print } from './commands.js';
 import { table } from './format.js';
-import { defaultThreads, positiveInt } from './options.js';
+import { defaultThreads, nonNegativeInt, positiveInt } from './options.js';
 import { DEFAULT_MODEL, DEFAULT_TEXT } from './paths.js';
 
 export function exportCommand(solutionDir: string, out: string | undefined, print: Print, replace = false): string {
@@ -30,7 +30,8 @@ export interface EvaluateFlags {
 export async function evaluateCommand(childDir: string, f: EvaluateFlags, print: Print): Promise<Evaluation> {
   const e = await evaluateChild(childDir, { ...f, promptTokens: 8, onStage: (s) => print(s) });
   print(`\n${e.child} vs ${e.parent} on ${e.text.tokens} tokens of ${e.text.file} (${e.text.note})`);
-  print(`KL ${e.kl.toFixed(4)} nats/token · perplexity parent ${e.perplexity.parent.toFixed(3)}, child ${e.perplexity.child.toFixed(3)} · greedy agreement ${(100 * e.greedyAgreement.share).toFixed(1)}% of ${e.greedyAgreement.tokens} tokens`);
+  const agreement = e.greedyAgreement.tokens > 0 ? ` · greedy agreement ${(100 * e.greedyAgreement.share).toFixed(1)}% of ${e.greedyAgreement.tokens} tokens` : '';
+  print(`KL ${e.kl.toFixed(4)} nats/token · perplexity parent ${e.perplexity.parent.toFixed(3)}, child ${e.perplexity.child.toFixed(3)}${agreement}`);
   if (e.latency.length > 0) {
     print(table(['scenario', 'parent ms', 'child ms', 'measured speed-up', 'predicted speed-up'], e.latency.map((l) => [
       l.scenario, (l.parentSeconds.total * 1e3).toFixed(1), (l.childSeconds.total * 1e3).toFixed(1), `×${l.measuredSpeedup.toFixed(2)}`, `×${l.predictedSpeedup.toFixed(2)}`,
@@ -61,7 +62,7 @@ export function addModelCommands(p: Command, print: Print): void {
     .option('--data <text>', 'text; the part the search saw is skipped', DEFAULT_TEXT)
     .option('--tokens <n>', 'evaluation tokens', positiveInt('--tokens'), 4096)
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
-    .option('--prompts <n>', 'greedy-generation prompts', positiveInt('--prompts'), 16)
+    .option('--prompts <n>', 'greedy-generation prompts (0: skip)', nonNegativeInt('--prompts'), 16)
     .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
     .option('--hardware <profile>', 'profile whose scenarios are timed (default: the one searched for)')
     .option('--repeats <n>', 'timed runs per scenario, parent and child interleaved (median kept)', positiveInt('--repeats'), 5)
