@@ -52,6 +52,7 @@ describe('stories260K block library', async () => {
     for (const s of scores.filter((c) => c.key.endsWith('attn-gqa4') || c.key.endsWith('ffn-swiglu172'))) {
       expect(Math.abs(s.kl), s.key).toBeLessThanOrEqual(1e-6);
       expect(s.nmse, s.key).toBeLessThanOrEqual(1e-10);
+      expect(Math.abs(s.lmLossDelta), s.key).toBeLessThanOrEqual(1e-5);
     }
   });
 

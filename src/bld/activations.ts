@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../arch/config.js';
 import type { ModelWeights } from '../model/weights.js';
 import { DecoderSession } from '../onnx/session.js';
-import { hasTarget } from '../eval/kl.js';
+import { hasTarget, referenceNll } from '../eval/kl.js';
 import type { WindowSet } from './data.js';
 
 /** One layer's sub-block inputs and outputs over every token of a window set, each [tokens, hidden]. */
@@ -71,15 +71,8 @@ export async function parentActivations(config: ModelConfig, weights: ModelWeigh
   const base = { windows: set.count, seqLen, hidden: E, ids, layers };
   if (logprobs === null) return base;
   const targets = new Int32Array(new SharedArrayBuffer(tokens * 4));
-  let nll = 0;
-  let counted = 0;
-  for (let t = 0; t < tokens; t++) {
-    if (!hasTarget(t, seqLen)) continue;
-    targets[t] = ids[t + 1];
-    nll -= logprobs[t * V + targets[t]];
-    counted++;
-  }
-  return { ...base, logprobs, targets, parentNll: nll / counted };
+  for (let t = 0; t < tokens; t++) if (hasTarget(t, seqLen)) targets[t] = ids[t + 1];
+  return { ...base, logprobs, targets, parentNll: referenceNll({ windows: set.count, seqLen, vocab: V, logprobs, targets }) };
 }
 
 /** Row-wise log-softmax of [rows, n] logits into `out` at `outOffset` (float64 accumulation). */

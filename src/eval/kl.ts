@@ -15,6 +15,18 @@ export interface ReferenceDistribution {
 /** Whether position t of a window of length seqLen has a next token to predict. */
 export const hasTarget = (position: number, seqLen: number) => position % seqLen !== seqLen - 1;
 
+/** The reference's own mean LM loss: −log p(target) over the positions that have a target. */
+export function referenceNll(ref: ReferenceDistribution): number {
+  let nll = 0;
+  let counted = 0;
+  for (let t = 0; t < ref.windows * ref.seqLen; t++) {
+    if (!hasTarget(t, ref.seqLen)) continue;
+    nll -= ref.logprobs[t * ref.vocab + ref.targets[t]];
+    counted++;
+  }
+  return nll / counted;
+}
+
 /**
  * Mean KL(reference ‖ model) per token and the model's mean LM loss, from a scoring session (logits:
  * 'score') fed window batches by `input(from, to)` (token positions [from, to) of the windows).

@@ -4,7 +4,7 @@ import type { Architecture } from '../arch/types.js';
 import { takeWindows, type TextRange } from '../bld/data.js';
 import { paragraphs, readText } from '../data/text.js';
 import { greedyGenerate } from '../eval/generate.js';
-import { compareToReference, hasTarget } from '../eval/kl.js';
+import { compareToReference, referenceNll } from '../eval/kl.js';
 import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
 import { measureModels } from '../hardware/measure.js';
@@ -106,14 +106,7 @@ export async function evaluateChild(childDir: string, o: EvaluateOptions): Promi
 
   o.onStage?.(`quality on ${windows.range.tokens} unseen tokens (${note})`);
   const reference = await referenceDistribution(parent.config, parent.weights, windows, seqLen, o.threads);
-  let parentNll = 0;
-  let counted = 0;
-  for (let t = 0; t < windows.count * seqLen; t++) {
-    if (!hasTarget(t, seqLen)) continue;
-    parentNll -= reference.logprobs[t * reference.vocab + reference.targets[t]];
-    counted++;
-  }
-  parentNll /= counted;
+  const parentNll = referenceNll(reference);
   const scoring = await DecoderSession.create(child.config, child.weights, { logits: 'score' }, { threads: o.threads });
   let quality: { kl: number; lmLoss: number };
   try {
