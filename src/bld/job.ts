@@ -106,14 +106,15 @@ async function ffnNmse(ctx: JobContext, w: FfnWeights, layer: number, set: Activ
   return nmse(ffnOut, set.layers[layer].ffnOut);
 }
 
-/** Initial and fitted weights of an attention candidate. */
+/** A candidate's initial and fitted weights. */
 interface Built<W> {
   readonly init: W;
   readonly fitted: W;
-  /** null when no fit applies to this variant. */
+  /** The ridge strength of the refit; null when the held-out rows kept the initialisation; undefined when no fit applies. */
   readonly ridge: number | null | undefined;
 }
 
+/** Initial and fitted weights of an attention candidate. */
 async function buildAttention(ctx: JobContext, layer: number, v: AttentionVariant): Promise<Built<AttentionWeights>> {
   const parent = ctx.parent.layers[layer].attention;
   if (parent.kind !== 'gqa') throw new Error(`layer ${layer} of the parent has no GQA attention to derive candidates from`);
@@ -135,6 +136,7 @@ async function buildAttention(ctx: JobContext, layer: number, v: AttentionVarian
   return { init, fitted: { ...init, weight: fit.weight }, ridge: fit.ridge };
 }
 
+/** Initial and fitted weights of an FFN candidate. */
 async function buildFfn(ctx: JobContext, layer: number, v: FfnVariant): Promise<Built<FfnWeights>> {
   const parent = ctx.parent.layers[layer].ffn;
   if (parent.kind !== 'swiglu') throw new Error(`layer ${layer} of the parent has no SwiGLU FFN to derive candidates from`);
