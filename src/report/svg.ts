@@ -67,9 +67,9 @@ export const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '
 
 /** KL (lower is better) against speed-up, one series per method or role, with a legend. */
 export function speedQualitySvg(series: readonly Series[], xLabel: string): string {
-  const w = 620;
+  const w = 760;
   const h = 360;
-  const m = { l: 60, r: 150, t: 20, b: 50 };
+  const m = { l: 60, r: 200, t: 20, b: 50 };
   const all = series.flatMap((s) => s.points);
   const xMax = Math.max(1.1, ...all.map((p) => p.speedup)) * 1.05;
   const xMin = Math.min(1, ...all.map((p) => p.speedup));
@@ -79,7 +79,7 @@ export function speedQualitySvg(series: readonly Series[], xLabel: string): stri
   const parts: string[] = [
     `<line x1="${m.l}" y1="${h - m.b}" x2="${w - m.r}" y2="${h - m.b}" stroke="#333"/>`,
     `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${h - m.b}" stroke="#333"/>`,
-    `<text x="${(w - m.r + m.l) / 2}" y="${h - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
+    `<text x="${m.l}" y="${h - 12}" font-size="11">${esc(xLabel)}</text>`,
     `<text x="14" y="${(h - m.b + m.t) / 2}" transform="rotate(-90 14 ${(h - m.b + m.t) / 2})" text-anchor="middle">KL from the parent (nats/token)</text>`,
   ];
   for (let k = 0; k <= 4; k++) {
