@@ -2,7 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import type { ModelWeights } from '../model/weights.js';
 import { DecoderSession } from '../onnx/session.js';
 import { hasTarget, referenceNll } from '../eval/kl.js';
-import type { WindowSet } from './data.js';
+import { windowBatches, type WindowSet } from '../data/sequences.js';
 
 /** One layer's sub-block inputs and outputs over every token of a window set, each [tokens, hidden]. */
 export interface LayerActivations {
@@ -47,12 +47,9 @@ export async function parentActivations(config: ModelConfig, weights: ModelWeigh
   const logprobs = withLogprobs ? sharedFloats(tokens * V) : null;
   const all = Array.from({ length: L }, (_, i) => i);
   const session = await DecoderSession.create(config, weights, { subBlocksOf: all, logits: withLogprobs ? 'all' : 'none' }, { threads });
-  const perBatch = Math.max(1, Math.floor(batchTokens / seqLen));
   try {
-    for (let w = 0; w < set.count; w += perBatch) {
-      const batch = Math.min(perBatch, set.count - w);
-      const offset = w * seqLen;
-      const r = await session.run({ ids: set.ids.subarray(offset, offset + batch * seqLen), batch, seq: seqLen });
+    for (const { batch, from: offset, to } of windowBatches(set.count, seqLen, batchTokens)) {
+      const r = await session.run({ ids: set.ids.subarray(offset, to), batch, seq: seqLen });
       for (const i of all) {
         const s = r.subBlocks.get(i)!;
         const zero = (t?: { data: Float32Array }) => t?.data ?? new Float32Array(batch * seqLen * E);

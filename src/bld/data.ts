@@ -1,20 +1,6 @@
+import { takeWindows, type WindowSet } from '../data/sequences.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import { fail } from '../util/errors.js';
-
-/** Which part of a text a set of windows came from: paragraphs [from, to) of the blank-line-separated file. */
-export interface TextRange {
-  readonly file: string;
-  readonly paragraphs: readonly [number, number];
-  readonly windows: number;
-  readonly tokens: number;
-}
-
-export interface WindowSet {
-  /** Token windows of exactly seqLen, each row-major in `ids`. */
-  readonly ids: Int32Array;
-  readonly count: number;
-  readonly range: TextRange;
-}
 
 export interface DistillationData {
   readonly seqLen: number;
@@ -35,24 +21,4 @@ export function distillationData(tokenizer: TextTokenizer, docs: readonly string
     }
   }
   return { seqLen: opts.seqLen, calibration, validation };
-}
-
-/** Windows of `seqLen` tokens from paragraph `start` on, up to `maxTokens` (rounded up to whole windows). */
-export function takeWindows(tokenizer: TextTokenizer, docs: readonly string[], start: number, file: string, seqLen: number, maxTokens: number): WindowSet {
-  const count = Math.ceil(maxTokens / seqLen);
-  const ids = new Int32Array(count * seqLen);
-  let filled = 0;
-  let doc = start;
-  while (filled < ids.length && doc < docs.length) {
-    const tokens = tokenizer.encode(docs[doc++]);
-    const take = Math.min(tokens.length, ids.length - filled);
-    ids.set(tokens.slice(0, take), filled);
-    filled += take;
-  }
-  const windows = Math.floor(filled / seqLen);
-  return {
-    ids: ids.subarray(0, windows * seqLen),
-    count: windows,
-    range: { file, paragraphs: [start, doc], windows, tokens: windows * seqLen },
-  };
 }

@@ -6,6 +6,7 @@ import { layerTensors } from '../model/weights.js';
 import type { Matrix, MatrixOps } from '../onnx/matmul.js';
 import { DecoderSession } from '../onnx/session.js';
 import type { Tensor } from '../util/tensor.js';
+import { windowBatches } from '../data/sequences.js';
 import { compareToReference } from '../eval/kl.js';
 import type { ActivationSet, ValidationSet } from './activations.js';
 import { fitLinear, nmse, rmsNormRows, selectColumns } from './fit.js';
@@ -71,12 +72,9 @@ async function runLayer(ctx: JobContext, layer: LayerWeights, input: Float32Arra
     const width = t.data.length / (t.shape[0] * t.shape[1]);
     (out[name] ??= new Float32Array(tokens * width)).set(t.data, offset * width);
   };
-  const perBatch = Math.max(1, Math.floor(2048 / set.seqLen));
   try {
-    for (let w = 0; w < set.windows; w += perBatch) {
-      const batch = Math.min(perBatch, set.windows - w);
-      const offset = w * set.seqLen;
-      const x = input.slice(offset * E, (offset + batch * set.seqLen) * E);
+    for (const { batch, from: offset, to } of windowBatches(set.windows, set.seqLen, 2048)) {
+      const x = input.slice(offset * E, to * E);
       const r = await session.run({ data: x, shape: [batch, set.seqLen, E] });
       const s = r.subBlocks.get(0);
       if (want.attnOut) collect('attnOut', s?.attentionOutput, offset);

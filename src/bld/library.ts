@@ -5,7 +5,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import type { Tensor } from '../util/tensor.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
-import type { TextRange } from './data.js';
+import type { TextRange } from '../data/sequences.js';
 import type { CandidateScore } from './job.js';
 
 export const LIBRARY_FORMAT = 'tessera-block-library';

@@ -2,7 +2,7 @@ import type { Checkpoint } from '../model/checkpoint.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { paragraphs, readText } from '../data/text.js';
-import { paragraphSequences, streamWindows, type Sequences } from '../data/sequences.js';
+import { paragraphSequences, takeWindows, type Sequences } from '../data/sequences.js';
 import { evaluateNll, type NllResult } from '../eval/nll.js';
 import { greedyGenerate } from '../eval/generate.js';
 import { DecoderSession } from '../onnx/session.js';
@@ -34,7 +34,8 @@ export function evalSequences(ck: Checkpoint, text: string, opts: Omit<EvalOptio
     if (seqs.length === 0) fail(`the text has no paragraph of 2 or more tokens to evaluate`);
     return seqs;
   }
-  const windows = streamWindows(tokenizer, docs, seqLen, opts.tokens);
+  const { ids, count } = takeWindows(tokenizer, docs, 0, '', seqLen, opts.tokens);
+  const windows = Array.from({ length: count }, (_, w) => Array.from(ids.subarray(w * seqLen, (w + 1) * seqLen)));
   if (windows.length === 0) fail(`the text holds fewer than --seq-len ${seqLen} tokens; use a longer text or a smaller --seq-len`);
   return windows;
 }

@@ -11,24 +11,55 @@ export function paragraphSequences(tokenizer: TextTokenizer, docs: readonly stri
   return docs.map((d) => tokenizer.encode(d).slice(0, seqLen)).filter((s) => s.length >= 2);
 }
 
-/**
- * The documents encoded (each with BOS) and concatenated into one stream, cut into windows of exactly
- * `seqLen` tokens until `maxTokens` are taken: equal lengths batch well, which calibration needs.
- */
-export function streamWindows(tokenizer: TextTokenizer, docs: readonly string[], seqLen: number, maxTokens: number): Sequences {
-  const windows: Sequences = [];
-  let current: number[] = [];
-  for (const doc of docs) {
-    for (const id of tokenizer.encode(doc)) {
-      current.push(id);
-      if (current.length === seqLen) {
-        windows.push(current);
-        current = [];
-        if (windows.length * seqLen >= maxTokens) return windows;
-      }
-    }
+/** Which part of a text a set of windows came from: paragraphs [from, to) of the blank-line-separated file. */
+export interface TextRange {
+  readonly file: string;
+  readonly paragraphs: readonly [number, number];
+  readonly windows: number;
+  readonly tokens: number;
+}
+
+export interface WindowSet {
+  /** Token windows of exactly seqLen, each row-major in `ids`. */
+  readonly ids: Int32Array;
+  readonly count: number;
+  readonly range: TextRange;
+}
+
+/** Windows of `seqLen` tokens from paragraph `start` on, up to `maxTokens` (rounded up to whole windows). */
+export function takeWindows(tokenizer: TextTokenizer, docs: readonly string[], start: number, file: string, seqLen: number, maxTokens: number): WindowSet {
+  const count = Math.ceil(maxTokens / seqLen);
+  const ids = new Int32Array(count * seqLen);
+  let filled = 0;
+  let doc = start;
+  while (filled < ids.length && doc < docs.length) {
+    const tokens = tokenizer.encode(docs[doc++]);
+    const take = Math.min(tokens.length, ids.length - filled);
+    ids.set(tokens.slice(0, take), filled);
+    filled += take;
   }
-  return windows;
+  const windows = Math.floor(filled / seqLen);
+  return {
+    ids: ids.subarray(0, windows * seqLen),
+    count: windows,
+    range: { file, paragraphs: [start, doc], windows, tokens: windows * seqLen },
+  };
+}
+
+/** One batch of whole windows: `batch` windows, covering token positions [from, to). */
+export interface WindowBatch {
+  readonly batch: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** Consecutive batches of whole windows of `seqLen` tokens, about `batchTokens` tokens each (at least one window). */
+export function* windowBatches(windows: number, seqLen: number, batchTokens: number): Generator<WindowBatch> {
+  const perBatch = Math.max(1, Math.floor(batchTokens / seqLen));
+  for (let w = 0; w < windows; w += perBatch) {
+    const batch = Math.min(perBatch, windows - w);
+    yield { batch, from: w * seqLen, to: (w + batch) * seqLen };
+  }
 }
 
 /** Groups sequences into equal-length batches of at most `maxBatch`, keeping each sequence's index. */

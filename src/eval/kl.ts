@@ -1,3 +1,4 @@
+import { windowBatches } from '../data/sequences.js';
 import type { DecoderSession, TokenBatch } from '../onnx/session.js';
 import type { Tensor } from '../util/tensor.js';
 
@@ -32,14 +33,10 @@ export function referenceNll(ref: ReferenceDistribution): number {
  * 'score') fed window batches by `input(from, to)` (token positions [from, to) of the windows).
  */
 export async function compareToReference(session: DecoderSession, ref: ReferenceDistribution, input: (from: number, to: number, batch: number) => TokenBatch | Tensor, batchTokens = 1024): Promise<{ kl: number; lmLoss: number }> {
-  const perBatch = Math.max(1, Math.floor(batchTokens / ref.seqLen));
   let kl = 0;
   let nll = 0;
   let predicted = 0;
-  for (let w = 0; w < ref.windows; w += perBatch) {
-    const batch = Math.min(perBatch, ref.windows - w);
-    const from = w * ref.seqLen;
-    const to = from + batch * ref.seqLen;
+  for (const { batch, from, to } of windowBatches(ref.windows, ref.seqLen, batchTokens)) {
     const r = await session.run(input(from, to, batch), new Map(), {
       logprobs: { data: ref.logprobs.subarray(from * ref.vocab, to * ref.vocab), shape: [batch, ref.seqLen, ref.vocab] },
       targets: ref.targets.subarray(from, to),

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Architecture } from '../arch/types.js';
-import { takeWindows, type TextRange } from '../bld/data.js';
+import { takeWindows, type TextRange } from '../data/sequences.js';
 import { paragraphs, readText } from '../data/text.js';
 import { greedyGenerate } from '../eval/generate.js';
 import { compareToReference, referenceNll } from '../eval/kl.js';

@@ -1,7 +1,7 @@
 import { blockKey, type Architecture } from '../arch/types.js';
 import type { ModelConfig } from '../arch/config.js';
 import { logSoftmaxRows } from '../bld/activations.js';
-import type { WindowSet } from '../bld/data.js';
+import { windowBatches, type WindowSet } from '../data/sequences.js';
 import { compareToReference, hasTarget, type ReferenceDistribution } from '../eval/kl.js';
 import type { ModelWeights } from '../model/weights.js';
 import { DecoderSession } from '../onnx/session.js';
@@ -12,12 +12,10 @@ export async function referenceDistribution(config: ModelConfig, parent: ModelWe
   const tokens = set.count * seqLen;
   const logprobs = new Float32Array(tokens * V);
   const session = await DecoderSession.create(config, parent, {}, { threads });
-  const perBatch = Math.max(1, Math.floor(1024 / seqLen));
   try {
-    for (let w = 0; w < set.count; w += perBatch) {
-      const batch = Math.min(perBatch, set.count - w);
-      const r = await session.run({ ids: set.ids.subarray(w * seqLen, (w + batch) * seqLen), batch, seq: seqLen });
-      logSoftmaxRows(r.logits!.data, V, logprobs, w * seqLen * V);
+    for (const { batch, from, to } of windowBatches(set.count, seqLen, 1024)) {
+      const r = await session.run({ ids: set.ids.subarray(from, to), batch, seq: seqLen });
+      logSoftmaxRows(r.logits!.data, V, logprobs, from * V);
     }
   } finally {
     await session.release();
