@@ -20,7 +20,8 @@ import { evaluateChild, type Evaluation } from '../src/export/evaluate.js';
 import { exportArchitecture } from '../src/export/export.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
-import { DecoderSession } from '../src/onnx/session.js';
+import { DecoderSession, tapOf } from '../src/onnx/session.js';
+import { cpuRuntime } from '../src/onnx/runtime.js';
 import { PALETTE, speedQualitySvg } from '../src/report/svg.js';
 import { formulate } from '../src/search/formulate.js';
 import { highsBackend } from '../src/search/highs-backend.js';
@@ -58,10 +59,10 @@ async function parentBlockInfluence(ctx: SearchContext): Promise<number[]> {
   const data = distillationData(loadTokenizer(ctx.ck.dir), paragraphs(readText(m.data.calibration.file)), m.data.calibration.file, { seqLen: m.data.seqLen, calibTokens: m.data.calibration.tokens, validTokens: m.data.validation.tokens });
   const L = ctx.ck.config.numLayers;
   const windows = Math.max(1, Math.floor(1024 / m.data.seqLen));
-  const session = await DecoderSession.create(ctx.ck.config, ctx.ck.weights, { hiddenAt: Array.from({ length: L + 1 }, (_, i) => i), logits: 'none' }, { threads: THREADS });
+  const session = await DecoderSession.create(ctx.ck.config, ctx.ck.weights, { taps: Array.from({ length: L + 1 }, (_, layer) => ({ layer, site: 'residual' as const })), logits: 'none' }, cpuRuntime(THREADS));
   const r = await session.run({ ids: data.calibration.ids.subarray(0, windows * m.data.seqLen), batch: windows, seq: m.data.seqLen });
   await session.release();
-  return blockInfluence(Array.from({ length: L + 1 }, (_, i) => r.hidden.get(i)!.data), ctx.ck.config.hiddenSize);
+  return blockInfluence(Array.from({ length: L + 1 }, (_, layer) => tapOf(r, { layer, site: 'residual' })!.data), ctx.ck.config.hiddenSize);
 }
 
 async function main() {

@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import { parentArchitecture, type ModelConfig } from '../src/arch/config.js';
-import { attentionKey, ffnKey, type AttentionVariant, type FfnVariant } from '../src/arch/types.js';
+import { attentionKey, ffnKey } from '../src/arch/variants/registry.js';
+import { type AttentionVariant, type FfnVariant } from '../src/arch/variant.js';
 import { table } from '../src/cli/format.js';
 import { DEFAULT_HARDWARE, SHARED_DIR } from '../src/cli/paths.js';
 import { rooflineCostModel, type CostModel } from '../src/hardware/cost-model.js';
@@ -18,11 +19,12 @@ import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson, randomWeights } from '../src/model/random.js';
 import type { ModelWeights } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
+import { cpuRuntime } from '../src/onnx/runtime.js';
 import { median } from '../src/util/timing.js';
 import { machine, writeResult } from './support.js';
 
 const THREADS = machine().cores;
-const OPTIONS = { threads: THREADS, repeats: 5, warmup: 1 };
+const OPTIONS = { runtime: cpuRuntime(THREADS), repeats: 5, warmup: 1 };
 
 async function main() {
   const profile = loadHardwareProfile(DEFAULT_HARDWARE);

@@ -13,7 +13,8 @@ import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson, randomWeights } from '../src/model/random.js';
 import type { ModelWeights } from '../src/model/weights.js';
 import { GraphBuilder, DataType } from '../src/onnx/graph-builder.js';
-import { DecoderSession, sessionOptions } from '../src/onnx/session.js';
+import { DecoderSession } from '../src/onnx/session.js';
+import { cpuRuntime } from '../src/onnx/runtime.js';
 import { Rng } from '../src/util/rng.js';
 import { machine, median, timeRuns, writeResult } from './support.js';
 
@@ -34,7 +35,7 @@ async function matmulFlops(m: number, k: number, n: number, threads: number, rng
   const a = g.input('a', DataType.FLOAT, [m, k]);
   const out = g.node('MatMul', [a, g.initializer('b', rng.normalArray(k * n), [k, n])]);
   g.expose(out, 'y', [m, n]);
-  const session = await ort.InferenceSession.create(g.toBytes(), sessionOptions({ threads }));
+  const session = await cpuRuntime(threads).session(g);
   const feeds = { a: new ort.Tensor('float32', rng.normalArray(m * k), [m, k]) };
   const seconds = median(await timeRuns(() => session.run(feeds), REPEATS * 3, 2));
   await session.release();
@@ -42,7 +43,7 @@ async function matmulFlops(m: number, k: number, n: number, threads: number, rng
 }
 
 async function forwardCase(c: Case, threads: number, rng: Rng) {
-  const session = await DecoderSession.create(c.config, c.weights, {}, { threads });
+  const session = await DecoderSession.create(c.config, c.weights, {}, cpuRuntime(threads));
   const runs = Math.ceil(c.tokens / (c.batch * c.seq));
   const batches = Array.from({ length: runs }, () => Int32Array.from({ length: c.batch * c.seq }, () => rng.int(c.config.vocabSize)));
   const seconds = median(await timeRuns(async () => {

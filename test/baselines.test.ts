@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BlockConfig } from '../src/arch/types.js';
+import type { BlockConfig } from '../src/arch/variant.js';
 import { blockInfluence, depthByBlockInfluence, greedy, randomFeasible, randomSearch, uniformKvHeads, uniformWidth } from '../src/baselines/methods.js';
 import type { Formulation } from '../src/search/formulate.js';
 import { violations } from '../src/search/problem.js';

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CandidateScore } from '../src/bld/job.js';
+import type { CandidateScore } from '../src/bld/candidate.js';
 import { buildLibrary, RIDGE_GRID, type ScoreOptions } from '../src/bld/run.js';
 import { modelDir, TINYSTORIES, tempDir } from './support/fixtures.js';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
 import { toDeciBlockConfigs } from '../src/arch/decilm.js';
-import type { Architecture } from '../src/arch/types.js';
+import type { Architecture } from '../src/arch/variant.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { llamaConfigJson, randomWeights } from '../src/model/random.js';
 import { checkpointTensors, writeCheckpoint } from '../src/model/save.js';
@@ -41,7 +41,7 @@ describe('loading a checkpoint', () => {
     const ck = loadCheckpoint(stories);
     expect(ck.architecture).toEqual(parentArchitecture(ck.config));
     expect(ck.weights.lmHead).toBe(ck.weights.embed);
-    expect(ck.weights.layers[0].attention.kind).toBe('gqa');
+    expect(ck.weights.layers[0].attention.variant.kind).toBe('gqa');
   });
 
   it('reads an untied checkpoint with its own LM head', () => {
@@ -87,9 +87,9 @@ describe('loading a checkpoint', () => {
     const loaded = loadCheckpoint(dir);
     const w = ck.weights.layers[1].ffn;
     const l = loaded.weights.layers[1].ffn;
-    if (w.kind !== 'swiglu' || l.kind !== 'swiglu') throw new Error('expected SwiGLU');
-    const truncated = new Float32Array(new Uint32Array(w.up.data.buffer.slice(0)).map((b) => b & 0xffff0000).buffer);
-    expect(l.up.data).toEqual(truncated);
+    expect([w.variant.kind, l.variant.kind]).toEqual(['swiglu', 'swiglu']);
+    const truncated = new Float32Array(new Uint32Array(w.tensors.up.data.buffer.slice(0)).map((b) => b & 0xffff0000).buffer);
+    expect(l.tensors.up.data).toEqual(truncated);
   });
 
   it('reads a DeciLM child with per-layer block_configs and linear/no-op sub-blocks', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
 import { ffnMultToIntermediate, fromDeciBlockConfigs, intermediateToFfnMult, toDeciBlockConfigs } from '../src/arch/decilm.js';
-import type { Architecture } from '../src/arch/types.js';
+import type { Architecture } from '../src/arch/variant.js';
 import { configOf } from './support/fixtures.js';
 
 describe('DeciLM block_configs', () => {

@@ -10,7 +10,7 @@ import { DecoderSession } from '../src/onnx/session.js';
 import { writeReport } from '../src/report/report.js';
 import { solve } from '../src/search/solve.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
-import { modelDir, TINYSTORIES, tempDir } from './support/fixtures.js';
+import { modelDir, TINYSTORIES, tempDir, RUNTIME } from './support/fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const root = tempDir();
@@ -38,8 +38,8 @@ describe('export, evaluate and report a solved child', async () => {
     const back = loadCheckpoint(out);
     expect(back.architecture).toEqual(solution.architecture);
     expect(back.weights).toEqual(exported.weights);
-    const before = await DecoderSession.create(exported.config, exported.weights);
-    const after = await DecoderSession.create(back.config, back.weights);
+    const before = await DecoderSession.create(exported.config, exported.weights, {}, RUNTIME);
+    const after = await DecoderSession.create(back.config, back.weights, {}, RUNTIME);
     const a = (await before.run({ ids, batch: 2, seq: 20 })).logits!;
     const b = (await after.run({ ids, batch: 2, seq: 20 })).logits!;
     expect(maxAbsDiff(a.data, b.data)).toBe(0);
@@ -48,7 +48,7 @@ describe('export, evaluate and report a solved child', async () => {
   it('ships a standalone model.onnx that onnxruntime runs to the same logits', async () => {
     const session = await ort.InferenceSession.create(join(out, 'model.onnx'));
     const r = await session.run({ input_ids: new ort.Tensor('int32', ids, [2, 20]) });
-    const reference = (await (await DecoderSession.create(exported.config, exported.weights)).run({ ids, batch: 2, seq: 20 })).logits!;
+    const reference = (await (await DecoderSession.create(exported.config, exported.weights, {}, RUNTIME)).run({ ids, batch: 2, seq: 20 })).logits!;
     expect(maxAbsDiff(r.logits.data as Float32Array, reference.data)).toBeLessThanOrEqual(1e-5);
   });
 

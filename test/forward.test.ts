@@ -1,15 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { ModelConfig } from '../src/arch/config.js';
-import type { Architecture } from '../src/arch/types.js';
+import type { Architecture } from '../src/arch/variant.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { randomWeights } from '../src/model/random.js';
 import type { ModelWeights } from '../src/model/weights.js';
-import { DecoderSession } from '../src/onnx/session.js';
+import { subBlockTaps, type TapPoint, type TapSite } from '../src/onnx/emit.js';
+import { DecoderSession, tapOf } from '../src/onnx/session.js';
+
 import { referenceForward } from '../src/reference/forward.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
-import { configOf, modelDir, SHARED_MODELS } from './support/fixtures.js';
+import { configOf, modelDir, SHARED_MODELS, RUNTIME } from './support/fixtures.js';
 
+const residuals = (layers: number[]): TapPoint[] => layers.map((layer) => ({ layer, site: 'residual' }));
 const TOLERANCE = 1e-4;
 
 function randomIds(rng: Rng, n: number, vocab: number): number[] {
@@ -18,7 +21,7 @@ function randomIds(rng: Rng, n: number, vocab: number): number[] {
 
 /** Max |Δlogit| between the ONNX graph and the plain-TypeScript reference on one sequence. */
 async function logitGap(config: ModelConfig, weights: ModelWeights, ids: number[]): Promise<number> {
-  const session = await DecoderSession.create(config, weights);
+  const session = await DecoderSession.create(config, weights, {}, RUNTIME);
   const { logits } = await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length });
   await session.release();
   const ref = referenceForward(config, weights, ids);
@@ -74,7 +77,7 @@ describe('decoder sessions', () => {
   const E = config.hiddenSize;
 
   it('give each row of a batch the logits it gets alone', async () => {
-    const session = await DecoderSession.create(config, weights);
+    const session = await DecoderSession.create(config, weights, {}, RUNTIME);
     const together = (await session.run({ ids, batch, seq })).logits!;
     expect(together.shape).toEqual([batch, seq, V]);
     for (let b = 0; b < batch; b++) {
@@ -84,8 +87,8 @@ describe('decoder sessions', () => {
   });
 
   it('output the last position only when asked', async () => {
-    const all = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
-    const last = (await (await DecoderSession.create(config, weights, { logits: 'last' })).run({ ids, batch, seq })).logits!;
+    const all = (await (await DecoderSession.create(config, weights, {}, RUNTIME)).run({ ids, batch, seq })).logits!;
+    const last = (await (await DecoderSession.create(config, weights, { logits: 'last' }, RUNTIME)).run({ ids, batch, seq })).logits!;
     expect(last.shape).toEqual([batch, V]);
     for (let b = 0; b < batch; b++) {
       const row = all.data.subarray((b * seq + seq - 1) * V, (b * seq + seq) * V);
@@ -95,45 +98,47 @@ describe('decoder sessions', () => {
 
   it('expose residual streams and sub-block inputs/outputs that add up and match the reference', async () => {
     const layers = everyKind.map((_, i) => i);
-    const session = await DecoderSession.create(config, weights, { hiddenAt: [...layers, everyKind.length], subBlocksOf: layers });
+    const taps = [...layers.flatMap(subBlockTaps), { layer: everyKind.length, site: 'residual' as const }];
+    const session = await DecoderSession.create(config, weights, { taps }, RUNTIME);
     const r = await session.run({ ids, batch, seq });
+    const tap = (layer: number, site: TapSite) => tapOf(r, { layer, site });
     const ref = referenceForward(config, weights, Array.from(ids.subarray(0, seq)));
     for (const i of [...layers, everyKind.length]) {
-      const h = r.hidden.get(i)!;
+      const h = tap(i, 'residual')!;
       expect(h.shape).toEqual([batch, seq, E]);
       const refRows = new Float32Array(seq * E);
       ref.hidden[i].forEach((row, t) => refRows.set(row, t * E));
       expect(maxAbsDiff(h.data.subarray(0, seq * E), refRows)).toBeLessThanOrEqual(TOLERANCE);
     }
     for (const i of layers) {
-      const s = r.subBlocks.get(i)!;
       const block = everyKind[i];
-      expect(s.attentionOutput === undefined).toBe(block.attention.kind === 'noop');
-      expect(s.ffnOutput === undefined).toBe(block.ffn.kind === 'noop');
-      const mid = s.attentionInput.data.map((v, k) => v + (s.attentionOutput?.data[k] ?? 0));
-      expect(maxAbsDiff(mid, s.ffnInput.data)).toBeLessThanOrEqual(1e-6);
-      const next = s.ffnInput.data.map((v, k) => v + (s.ffnOutput?.data[k] ?? 0));
-      expect(maxAbsDiff(next, r.hidden.get(i + 1)!.data)).toBeLessThanOrEqual(1e-6);
+      const [attnOut, ffnIn, ffnOut] = [tap(i, 'attention.output'), tap(i, 'ffn.input')!, tap(i, 'ffn.output')];
+      expect(attnOut === undefined).toBe(block.attention.kind === 'noop');
+      expect(ffnOut === undefined).toBe(block.ffn.kind === 'noop');
+      const mid = tap(i, 'residual')!.data.map((v, k) => v + (attnOut?.data[k] ?? 0));
+      expect(maxAbsDiff(mid, ffnIn.data)).toBeLessThanOrEqual(1e-6);
+      const next = ffnIn.data.map((v, k) => v + (ffnOut?.data[k] ?? 0));
+      expect(maxAbsDiff(next, tap(i + 1, 'residual')!.data)).toBeLessThanOrEqual(1e-6);
     }
   });
 
   it('run layers i..L from a given residual stream to the same logits (partial graphs)', async () => {
-    const full = await DecoderSession.create(config, weights, { hiddenAt: [0, 1, 2, 3, 4, 5] });
+    const full = await DecoderSession.create(config, weights, { taps: residuals([0, 1, 2, 3, 4, 5]) }, RUNTIME);
     const r = await full.run({ ids, batch, seq });
     for (const from of [1, 3, 5]) {
-      const partial = await DecoderSession.create(config, weights, { fromLayer: from });
-      const out = await partial.run(r.hidden.get(from)!);
+      const partial = await DecoderSession.create(config, weights, { fromLayer: from }, RUNTIME);
+      const out = await partial.run(tapOf(r, { layer: from, site: 'residual' })!);
       expect(maxAbsDiff(out.logits!.data, r.logits!.data)).toBeLessThanOrEqual(1e-5);
     }
   });
 
   it('stop at a layer boundary without logits', async () => {
-    const full = await DecoderSession.create(config, weights, { hiddenAt: [1, 4] });
+    const full = await DecoderSession.create(config, weights, { taps: residuals([1, 4]) }, RUNTIME);
     const r = await full.run({ ids, batch, seq });
-    const middle = await DecoderSession.create(config, weights, { fromLayer: 1, toLayer: 4 });
-    const out = await middle.run(r.hidden.get(1)!);
+    const middle = await DecoderSession.create(config, weights, { fromLayer: 1, toLayer: 4 }, RUNTIME);
+    const out = await middle.run(tapOf(r, { layer: 1, site: 'residual' })!);
     expect(out.logits).toBeUndefined();
-    expect(maxAbsDiff(out.hidden.get(4)!.data, r.hidden.get(4)!.data)).toBeLessThanOrEqual(1e-5);
+    expect(maxAbsDiff(tapOf(out, { layer: 4, site: 'residual' })!.data, tapOf(r, { layer: 4, site: 'residual' })!.data)).toBeLessThanOrEqual(1e-5);
   });
 });
 
@@ -141,8 +146,8 @@ describe('graphs loaded through a file with external data (the path for models o
   it('give the same logits as the in-memory graph', async () => {
     const ck = loadCheckpoint(modelDir('stories260K'));
     const ids = Int32Array.from(randomIds(new Rng(10), 20, ck.config.vocabSize));
-    const memory = await DecoderSession.create(ck.config, ck.weights);
-    const file = await DecoderSession.create(ck.config, ck.weights, {}, { viaFile: true });
+    const memory = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME);
+    const file = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME, { viaFile: true });
     const a = (await memory.run({ ids, batch: 1, seq: 20 })).logits!;
     const b = (await file.run({ ids, batch: 1, seq: 20 })).logits!;
     expect(b.data).toEqual(a.data);
@@ -158,8 +163,8 @@ describe('incremental decoding with a K/V cache', () => {
       const steps = 4;
       const seq = prompt + steps;
       const ids = Int32Array.from(randomIds(new Rng(12), batch * seq, config.vocabSize));
-      const full = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
-      const inc = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' });
+      const full = (await (await DecoderSession.create(config, weights, {}, RUNTIME)).run({ ids, batch, seq })).logits!;
+      const inc = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' }, RUNTIME);
       expect(inc.cachedLayers).toEqual([0, 1, 4]);
       const kvHeads = (i: number) => (everyKind[i].attention as { kvHeads: number }).kvHeads;
       const rows = (from: number, to: number) => Int32Array.from({ length: batch * (to - from) }, (_, k) => ids[Math.floor(k / (to - from)) * seq + from + (k % (to - from))]);
@@ -195,14 +200,14 @@ describe('scoring and inspection outputs', () => {
 
   it('give per-position KL from reference log-probs and NLL of targets, as computed in plain TypeScript', async () => {
     const other = randomWeights(config, everyKind, new Rng(15));
-    const refLogits = (await (await DecoderSession.create(config, other)).run({ ids, batch, seq })).logits!;
+    const refLogits = (await (await DecoderSession.create(config, other, {}, RUNTIME)).run({ ids, batch, seq })).logits!;
     const logprobs = new Float32Array(refLogits.data.length);
     for (let r = 0; r < batch * seq; r++) logprobs.set(logSoftmax(refLogits.data.subarray(r * V, (r + 1) * V)), r * V);
     const targets = Int32Array.from(randomIds(new Rng(16), batch * seq, V));
-    const scoring = await DecoderSession.create(config, weights, { logits: 'score' });
+    const scoring = await DecoderSession.create(config, weights, { logits: 'score' }, RUNTIME);
     const r = await scoring.run({ ids, batch, seq }, new Map(), { logprobs: { data: logprobs, shape: [batch, seq, V] }, targets });
     expect(r.logits).toBeUndefined();
-    const own = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
+    const own = (await (await DecoderSession.create(config, weights, {}, RUNTIME)).run({ ids, batch, seq })).logits!;
     for (let p = 0; p < batch * seq; p++) {
       const lp = logSoftmax(own.data.subarray(p * V, (p + 1) * V));
       const ref = logprobs.subarray(p * V, (p + 1) * V);
@@ -214,18 +219,17 @@ describe('scoring and inspection outputs', () => {
   });
 
   it('give zero KL against the model\'s own distribution', async () => {
-    const own = (await (await DecoderSession.create(config, weights)).run({ ids, batch, seq })).logits!;
+    const own = (await (await DecoderSession.create(config, weights, {}, RUNTIME)).run({ ids, batch, seq })).logits!;
     const logprobs = new Float32Array(own.data.length);
     for (let p = 0; p < batch * seq; p++) logprobs.set(logSoftmax(own.data.subarray(p * V, (p + 1) * V)), p * V);
-    const r = await (await DecoderSession.create(config, weights, { logits: 'score' })).run({ ids, batch, seq }, new Map(), { logprobs: { data: logprobs, shape: [batch, seq, V] }, targets: ids });
+    const r = await (await DecoderSession.create(config, weights, { logits: 'score' }, RUNTIME)).run({ ids, batch, seq }, new Map(), { logprobs: { data: logprobs, shape: [batch, seq, V] }, targets: ids });
     for (const v of r.kl!.data) expect(Math.abs(v)).toBeLessThan(1e-6);
   });
 
   it('expose the attention context and SwiGLU activations that o_proj and down_proj map to the sub-block outputs', async () => {
-    const s = await DecoderSession.create(config, weights, { attentionContextOf: [0], ffnActivationOf: [0], subBlocksOf: [0] });
+    const s = await DecoderSession.create(config, weights, { taps: [...subBlockTaps(0), { layer: 0, site: 'attention.context' }, { layer: 0, site: 'ffn.activation' }] }, RUNTIME);
     const r = await s.run({ ids, batch, seq });
     const layer = weights.layers[0];
-    if (layer.attention.kind !== 'gqa' || layer.ffn.kind !== 'swiglu') throw new Error('layer 0 is a full layer');
     const project = (w: { data: Float32Array; shape: readonly number[] }, x: Float32Array) => {
       const [out, inDim] = w.shape;
       const rows = x.length / inDim;
@@ -237,8 +241,9 @@ describe('scoring and inspection outputs', () => {
       }
       return y;
     };
-    expect(r.attentionContext.get(0)!.shape).toEqual([batch, seq, config.numHeads * config.headDim]);
-    expect(maxAbsDiff(project(layer.attention.o, r.attentionContext.get(0)!.data), r.subBlocks.get(0)!.attentionOutput!.data)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(project(layer.ffn.down, r.ffnActivation.get(0)!.data), r.subBlocks.get(0)!.ffnOutput!.data)).toBeLessThan(1e-5);
+    const tap = (site: TapSite) => tapOf(r, { layer: 0, site })!;
+    expect(tap('attention.context').shape).toEqual([batch, seq, config.numHeads * config.headDim]);
+    expect(maxAbsDiff(project(layer.attention.tensors.o, tap('attention.context').data), tap('attention.output').data)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(project(layer.ffn.tensors.down, tap('ffn.activation').data), tap('ffn.output').data)).toBeLessThan(1e-5);
   });
 });

@@ -3,12 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { toDeciBlockConfigs } from '../src/arch/decilm.js';
-import type { Architecture } from '../src/arch/types.js';
+import type { Architecture } from '../src/arch/variant.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { measureModel } from '../src/hardware/measure.js';
 import { parentArchitecture } from '../src/arch/config.js';
-import { modelDir, tempDir } from './support/fixtures.js';
+import { modelDir, RUNTIME, tempDir } from './support/fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const tessera = (...args: string[]) => {
@@ -74,7 +74,7 @@ describe('tessera profile', () => {
 describe('whole-model measurement', () => {
   it('times a prefill and the decode steps of a scenario', async () => {
     const ck = loadCheckpoint(stories);
-    const t = await measureModel(ck.config, ck.weights, parentArchitecture(ck.config), { name: 's', prefillTokens: 8, generatedTokens: 4, batch: 2 }, { threads: 1, repeats: 1, warmup: 0 });
+    const t = await measureModel(ck.config, ck.weights, parentArchitecture(ck.config), { name: 's', prefillTokens: 8, generatedTokens: 4, batch: 2 }, { runtime: RUNTIME, repeats: 1, warmup: 0 });
     expect(t.prefillSeconds).toBeGreaterThan(0);
     expect(t.decodeSeconds).toBeGreaterThan(0);
   });

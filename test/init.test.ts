@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { channelImportance, linearAttentionInit, meanPoolKvHeads, sliceChannels, topChannels } from '../src/bld/init.js';
+import { asGqa, meanPoolKvHeads } from '../src/arch/variants/gqa.js';
+import { linearAttentionInit } from '../src/arch/variants/linear.js';
+import { asSwiGlu, channelImportance, sliceChannels, topChannels } from '../src/arch/variants/swiglu.js';
 import { randomWeights } from '../src/model/random.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { Rng } from '../src/util/rng.js';
@@ -7,21 +9,22 @@ import { configOf } from './support/fixtures.js';
 
 const config = configOf({ hidden: 6, layers: 1, heads: 4, kvHeads: 2, headDim: 2, intermediate: 5, vocab: 3 });
 const layer = randomWeights(config, parentArchitecture(config), new Rng(1)).layers[0];
-if (layer.attention.kind !== 'gqa' || layer.ffn.kind !== 'swiglu') throw new Error('parent layer');
-const attn = layer.attention;
-const ffn = layer.ffn;
+const attnWeights = asGqa(layer.attention, 0);
+const ffnWeights = asSwiGlu(layer.ffn, 0);
+const attn = attnWeights.tensors;
+const ffn = ffnWeights.tensors;
 
 describe('candidate initialisation', () => {
   it('mean-pools consecutive K/V heads', () => {
-    const pooled = meanPoolKvHeads(config, attn, 1);
+    const pooled = meanPoolKvHeads(config, attnWeights, 1).tensors;
     expect(pooled.k.shape).toEqual([2, 6]);
     for (let k = 0; k < 12; k++) expect(pooled.k.data[k]).toBeCloseTo((attn.k.data[k] + attn.k.data[12 + k]) / 2, 6);
     expect(pooled.q).toBe(attn.q);
-    expect(meanPoolKvHeads(config, attn, 2).v.data).toEqual(attn.v.data);
+    expect(meanPoolKvHeads(config, attnWeights, 2).tensors.v.data).toEqual(attn.v.data);
   });
 
   it('builds the linear attention W_O·W_V with query heads paired to their K/V head', () => {
-    const W = linearAttentionInit(config, attn);
+    const W = linearAttentionInit(config, attnWeights);
     // Query heads 0,1 read K/V head 0; heads 2,3 read K/V head 1 (head dim 2, hidden 6).
     const E = 6;
     for (let o = 0; o < E; o++) for (let i = 0; i < E; i++) {
@@ -34,7 +37,7 @@ describe('candidate initialisation', () => {
   it('ranks channels by mean |activation| × ‖down column‖ and keeps them in order', () => {
     const tokens = 3;
     const act = Float32Array.from({ length: tokens * 5 }, (_, k) => ((k % 5) - 2) * (k % 2 ? 1 : -1));
-    const imp = channelImportance(ffn, 'activation', { data: act, tokens });
+    const imp = channelImportance(ffnWeights, 'activation', { data: act, tokens });
     for (let j = 0; j < 5; j++) {
       let a = 0;
       for (let t = 0; t < tokens; t++) a += Math.abs(act[t * 5 + j]);
@@ -46,9 +49,9 @@ describe('candidate initialisation', () => {
   });
 
   it('slices gate/up rows and down columns, so the kept channels compute exactly what they did', () => {
-    const s = sliceChannels(ffn, [1, 4]);
+    const s = sliceChannels(ffnWeights, [1, 4]).tensors;
     expect(Array.from(s.gate.data.subarray(6, 12))).toEqual(Array.from(ffn.gate.data.subarray(24, 30)));
     expect(s.down.data[0 * 2 + 1]).toBe(ffn.down.data[0 * 5 + 4]);
-    expect(sliceChannels(ffn, [0, 1, 2, 3, 4]).down.data).toEqual(ffn.down.data);
+    expect(sliceChannels(ffnWeights, [0, 1, 2, 3, 4]).tensors.down.data).toEqual(ffn.down.data);
   });
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cpuRuntime } from '../src/onnx/runtime.js';
 import { paragraphSequences } from '../src/data/sequences.js';
 import { paragraphs, readText } from '../src/data/text.js';
 import { greedyGenerate } from '../src/eval/generate.js';
@@ -9,7 +10,7 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
 import { DecoderSession } from '../src/onnx/session.js';
 import { referenceForward } from '../src/reference/forward.js';
-import { modelDir, SHARED, SHARED_MODELS } from './support/fixtures.js';
+import { modelDir, SHARED, SHARED_MODELS, RUNTIME } from './support/fixtures.js';
 
 /** Known-good values shipped with each shared model (from the upstream llama2.c forward). */
 interface Reference {
@@ -32,7 +33,7 @@ for (const name of SHARED_MODELS) {
 
     it('gives the probe logits (≤ 1e-3), in the ONNX graph and in the reference forward', async () => {
       const ids = ref.probe.token_ids_with_bos;
-      const session = await DecoderSession.create(ck.config, ck.weights);
+      const session = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME);
       const logits = (await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length })).logits!.data;
       await session.release();
       const last = (ids.length - 1) * V;
@@ -47,7 +48,7 @@ for (const name of SHARED_MODELS) {
 
     it('generates the greedy token ids', async () => {
       const g = ref.greedy_generation;
-      const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, { threads: 1 });
+      const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, cpuRuntime(1));
       const ids = await greedyGenerate(session, tokenizer.encode(g.prompt), g.steps_incl_bos, [g.bos_id]);
       await session.release();
       expect(ids).toEqual(g.token_ids);
@@ -57,7 +58,7 @@ for (const name of SHARED_MODELS) {
       const e = ref.eval_tinystories_head;
       const docs = paragraphs(readText(join(SHARED, e.corpus))).slice(0, 300);
       const seqs = paragraphSequences(tokenizer, docs, ck.config.maxPositions);
-      const session = await DecoderSession.create(ck.config, ck.weights, {}, { threads: 1 });
+      const session = await DecoderSession.create(ck.config, ck.weights, {}, cpuRuntime(1));
       const r = await evaluateNll(session, seqs);
       await session.release();
       expect(r.tokens).toBe(e.tokens);

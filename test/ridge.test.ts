@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RUNTIME } from './support/fixtures.js';
 import { fitLinear } from '../src/bld/fit.js';
 import { solveRidge } from '../src/linalg/ridge.js';
 import { MatrixOps } from '../src/onnx/matmul.js';
@@ -88,7 +89,7 @@ describe('fitting a linear map with a held-out choice of ridge', () => {
   }
 
   it('recovers the generating map from a poor initialisation', async () => {
-    const ops = await MatrixOps.create();
+    const ops = await MatrixOps.create(RUNTIME);
     const fit = await fitLinear(ops, x, { data: y, rows, cols: m }, { data: new Float32Array(m * k), shape: [m, k] }, [1e-3, 1e-1]);
     expect(fit.ridge).toBe(1e-3);
     expect(fit.weight.shape).toEqual([m, k]);
@@ -96,7 +97,7 @@ describe('fitting a linear map with a held-out choice of ridge', () => {
   });
 
   it('keeps an initialisation that no ridge solution beats on held-out rows', async () => {
-    const ops = await MatrixOps.create();
+    const ops = await MatrixOps.create(RUNTIME);
     const exact = { data: new Float32Array(rows * m), rows, cols: m };
     for (let r = 0; r < rows; r++) for (let o = 0; o < m; o++) {
       let s = 0;
@@ -113,7 +114,7 @@ describe('blocked Cholesky with onnxruntime products', () => {
   it('solves (G + λI) W = C like the plain float64 solver, across block boundaries', async () => {
     const { blockedCholesky, blockedCholeskySolve } = await import('../src/linalg/blocked.js');
     const { regularised } = await import('../src/linalg/ridge.js');
-    const ops = await MatrixOps.create();
+    const ops = await MatrixOps.create(RUNTIME);
     const k = 300; // three blocks of 128, the last partial
     const m = 7;
     const { gram, cross } = problem(11, 400, k, m);

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
-import type { BlockConfig } from '../src/arch/types.js';
+import type { BlockConfig } from '../src/arch/variant.js';
 import { fromDeciBlockConfigs } from '../src/arch/decilm.js';
 import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
 import { costModelFor } from '../src/hardware/cost-model.js';

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { attentionKey, blockKey, ffnKey } from '../src/arch/types.js';
+import { attentionKey, blockKey, ffnKey } from '../src/arch/variants/registry.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { expandSearchSpace, loadSearchSpace } from '../src/space/expand.js';
 import { configOf, modelDir } from './support/fixtures.js';

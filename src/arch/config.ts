@@ -1,4 +1,5 @@
-import type { Architecture, BlockConfig } from './types.js';
+import { kindOf } from './variants/registry.js';
+import { SUB_BLOCKS, type Architecture, type BlockConfig } from './variant.js';
 
 export type RopeScaling =
   | { readonly type: 'linear'; readonly factor: number }
@@ -36,11 +37,12 @@ export interface ModelConfig {
 
 /** The parent itself: every layer at the config's own sizes. */
 export function parentArchitecture(config: ModelConfig): Architecture {
-  const block: BlockConfig = {
-    attention: { kind: 'gqa', kvHeads: config.numKvHeads },
-    ffn: { kind: 'swiglu', intermediate: config.intermediateSize },
-  };
-  return Array.from({ length: config.numLayers }, () => block);
+  return Array.from({ length: config.numLayers }, () => parentBlock(config));
+}
+
+/** The parent's own block: GQA at its K/V heads, SwiGLU at its width. */
+export function parentBlock(config: ModelConfig): BlockConfig {
+  return { attention: { kind: 'gqa', kvHeads: config.numKvHeads }, ffn: { kind: 'swiglu', intermediate: config.intermediateSize } };
 }
 
 /** Problems with an architecture for this config, as readable strings (empty when valid). */
@@ -50,14 +52,7 @@ export function architectureProblems(config: ModelConfig, arch: Architecture): s
     problems.push(`has ${arch.length} layers, the model has ${config.numLayers}`);
   }
   arch.forEach((block, i) => {
-    const a = block.attention;
-    if (a.kind === 'gqa' && (!Number.isInteger(a.kvHeads) || a.kvHeads < 1 || config.numHeads % a.kvHeads !== 0)) {
-      problems.push(`layer ${i}: ${a.kvHeads} KV heads does not divide the ${config.numHeads} query heads`);
-    }
-    const f = block.ffn;
-    if (f.kind === 'swiglu' && (!Number.isInteger(f.intermediate) || f.intermediate < 1)) {
-      problems.push(`layer ${i}: FFN width ${f.intermediate} is not a positive integer`);
-    }
+    for (const sub of SUB_BLOCKS) for (const p of kindOf(sub, block[sub]).problems(config, block[sub])) problems.push(`layer ${i}: ${p}`);
   });
   return problems;
 }

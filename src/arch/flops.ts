@@ -1,30 +1,14 @@
 import type { ModelConfig } from './config.js';
-import type { Architecture, AttentionVariant, FfnVariant } from './types.js';
+import { kindOf } from './variants/registry.js';
+import type { Architecture, SubBlock, VariantOf } from './variant.js';
 
 /**
- * Floating-point operations (multiply and add counted apart) of a forward pass over `batch`
- * sequences of `seq` tokens, as the graphs execute them: attention scores and their weighted sum over
- * the full seq × seq square (the causal mask zeroes half of it after the fact).
+ * Floating-point operations (multiply and add counted apart) of a forward pass over `batch` sequences of
+ * `seq` tokens, as the graphs execute them; each variant kind counts its own.
  */
-export function attentionFlops(config: ModelConfig, v: AttentionVariant, batch: number, seq: number): number {
-  const N = batch * seq;
-  const E = config.hiddenSize;
-  if (v.kind === 'noop') return 0;
-  if (v.kind === 'linear') return 2 * N * E * E;
-  const qDim = config.numHeads * config.headDim;
-  const kvDim = v.kvHeads * config.headDim;
-  const projections = 2 * N * E * (qDim + 2 * kvDim) + 2 * N * qDim * E;
-  const scoresAndMix = 2 * (2 * batch * config.numHeads * seq * seq * config.headDim);
-  return projections + scoresAndMix;
-}
-
-export function ffnFlops(config: ModelConfig, v: FfnVariant, batch: number, seq: number): number {
-  const N = batch * seq;
-  const E = config.hiddenSize;
-  if (v.kind === 'noop') return 0;
-  if (v.kind === 'linear') return 2 * N * E * E;
-  return 2 * N * E * 3 * v.intermediate;
-}
+export const subBlockFlops = <S extends SubBlock>(config: ModelConfig, sub: S, v: VariantOf[S], batch: number, seq: number) => kindOf(sub, v).flops(config, v, batch, seq);
+export const attentionFlops = (config: ModelConfig, v: VariantOf['attention'], batch: number, seq: number) => subBlockFlops(config, 'attention', v, batch, seq);
+export const ffnFlops = (config: ModelConfig, v: VariantOf['ffn'], batch: number, seq: number) => subBlockFlops(config, 'ffn', v, batch, seq);
 
 export function lmHeadFlops(config: ModelConfig, batch: number, seq: number): number {
   return 2 * batch * seq * config.hiddenSize * config.vocabSize;

@@ -1,22 +1,12 @@
 import type { ModelConfig } from './config.js';
-import type { Architecture, AttentionVariant, FfnVariant } from './types.js';
+import { kindOf } from './variants/registry.js';
+import type { Architecture, SubBlock, VariantOf } from './variant.js';
 
 /** Parameter counts and KV-cache sizes, from shapes alone (pure; used by inspect and the cost model). */
 
-export function attentionParams(config: ModelConfig, v: AttentionVariant): number {
-  const E = config.hiddenSize;
-  const D = config.headDim;
-  if (v.kind === 'noop') return 0;
-  if (v.kind === 'linear') return E * E + E;
-  return E * config.numHeads * D * 2 + E * v.kvHeads * D * 2 + E;
-}
-
-export function ffnParams(config: ModelConfig, v: FfnVariant): number {
-  const E = config.hiddenSize;
-  if (v.kind === 'noop') return 0;
-  if (v.kind === 'linear') return E * E + E;
-  return 3 * E * v.intermediate + E;
-}
+export const subBlockParams = <S extends SubBlock>(config: ModelConfig, sub: S, v: VariantOf[S]) => kindOf(sub, v).params(config, v);
+export const attentionParams = (config: ModelConfig, v: VariantOf['attention']) => subBlockParams(config, 'attention', v);
+export const ffnParams = (config: ModelConfig, v: VariantOf['ffn']) => subBlockParams(config, 'ffn', v);
 
 /** Embedding, final norm and (when untied) the LM head. */
 export function nonLayerParams(config: ModelConfig): number {
@@ -28,9 +18,9 @@ export function modelParams(config: ModelConfig, arch: Architecture): number {
   return arch.reduce((s, b) => s + attentionParams(config, b.attention) + ffnParams(config, b.ffn), nonLayerParams(config));
 }
 
-/** K and V cache elements one token adds in this attention sub-block (0 unless it is GQA). */
-export function kvCacheElementsPerToken(config: ModelConfig, v: AttentionVariant): number {
-  return v.kind === 'gqa' ? 2 * v.kvHeads * config.headDim : 0;
+/** K and V cache elements one token adds in this attention sub-block (0 when it keeps no cache). */
+export function kvCacheElementsPerToken(config: ModelConfig, v: VariantOf['attention']): number {
+  return 2 * kindOf('attention', v).cachedKvHeads(config, v) * config.headDim;
 }
 
 export function modelKvCacheElementsPerToken(config: ModelConfig, arch: Architecture): number {

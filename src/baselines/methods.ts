@@ -1,5 +1,7 @@
 import type { ModelConfig } from '../arch/config.js';
-import { sameAttention, sameFfn, type Architecture, type BlockConfig } from '../arch/types.js';
+import { removesSubBlock, sameAttention, sameFfn } from '../arch/variants/registry.js';
+import { parentBlock } from '../arch/config.js';
+import { type Architecture, type BlockConfig } from '../arch/variant.js';
 import type { Formulation } from '../search/formulate.js';
 import { objectiveOf, usageOf, violations, type Choice, type ChoiceProblem } from '../search/problem.js';
 import type { Rng } from '../util/rng.js';
@@ -10,8 +12,8 @@ import type { Rng } from '../util/rng.js';
  * reach the budget.
  */
 
-const isParentAttention = (config: ModelConfig, b: BlockConfig) => b.attention.kind === 'gqa' && b.attention.kvHeads === config.numKvHeads;
-const isParentFfn = (config: ModelConfig, b: BlockConfig) => b.ffn.kind === 'swiglu' && b.ffn.intermediate === config.intermediateSize;
+const isParentAttention = (config: ModelConfig, b: BlockConfig) => sameAttention(b.attention, parentBlock(config).attention);
+const isParentFfn = (config: ModelConfig, b: BlockConfig) => sameFfn(b.ffn, parentBlock(config).ffn);
 
 function parentChoice(config: ModelConfig, f: Formulation): number[] {
   return f.blocks.map((bs) => bs.findIndex((b) => isParentAttention(config, b) && isParentFfn(config, b)));
@@ -50,7 +52,7 @@ export function depthByBlockInfluence(config: ModelConfig, f: Formulation, block
   const order = blockInfluence.map((bi, i) => [bi, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   for (const [, i] of order) {
     if (violations(f.problem, choice).length === 0) return choice;
-    const drop = f.blocks[i].findIndex((b) => b.attention.kind === 'noop' && b.ffn.kind === 'noop');
+    const drop = f.blocks[i].findIndex((b) => removesSubBlock('attention', b.attention) && removesSubBlock('ffn', b.ffn));
     if (drop < 0) return null;
     choice[i] = drop;
   }

@@ -1,18 +1,19 @@
 import type { ModelConfig } from '../arch/config.js';
-import type { ModelWeights } from '../model/weights.js';
-import { DecoderSession } from '../onnx/session.js';
-import { hasTarget, referenceNll } from '../eval/kl.js';
+import { SUB_BLOCKS, type SubBlock } from '../arch/variant.js';
 import { windowBatches, type WindowSet } from '../data/sequences.js';
+import { hasTarget, referenceNll } from '../eval/kl.js';
+import type { ModelWeights } from '../model/weights.js';
+import { subBlockTaps, tapName, type TapSite } from '../onnx/emit.js';
+import type { Runtime } from '../onnx/runtime.js';
+import { DecoderSession } from '../onnx/session.js';
 
-/** One layer's sub-block inputs and outputs over every token of a window set, each [tokens, hidden]. */
-export interface LayerActivations {
-  /** The residual stream entering the layer (attention's input). */
-  readonly attnIn: Float32Array;
-  readonly attnOut: Float32Array;
-  /** The stream after attention (the FFN's input). */
-  readonly ffnIn: Float32Array;
-  readonly ffnOut: Float32Array;
+/** A sub-block's input and output (what it adds to the residual stream) over every token of a window set, each [tokens, hidden]. */
+export interface SubBlockActivations {
+  readonly input: Float32Array;
+  readonly output: Float32Array;
 }
+
+export type LayerActivations = { readonly [S in SubBlock]: SubBlockActivations };
 
 /** Activations of the parent on a window set. Arrays live in SharedArrayBuffers, so workers read them without copies. */
 export interface ActivationSet {
@@ -37,26 +38,34 @@ export const sharedFloats = (n: number) => new Float32Array(new SharedArrayBuffe
 
 export { hasTarget } from '../eval/kl.js';
 
+/** Which tap holds each sub-block's input and output. */
+const SITES: { readonly [S in SubBlock]: { readonly input: TapSite; readonly output: TapSite } } = {
+  attention: { input: 'residual', output: 'attention.output' },
+  ffn: { input: 'ffn.input', output: 'ffn.output' },
+};
+
 /** Runs the parent over a window set, keeping every layer's sub-block activations (and, for validation, its log-probabilities). */
-export async function parentActivations(config: ModelConfig, weights: ModelWeights, set: WindowSet, seqLen: number, withLogprobs: boolean, threads: number, batchTokens = 2048): Promise<ActivationSet | ValidationSet> {
+export async function parentActivations(config: ModelConfig, weights: ModelWeights, set: WindowSet, seqLen: number, withLogprobs: boolean, runtime: Runtime, batchTokens = 2048): Promise<ActivationSet | ValidationSet> {
   const L = weights.layers.length;
   const E = config.hiddenSize;
   const V = config.vocabSize;
   const tokens = set.count * seqLen;
-  const layers = Array.from({ length: L }, () => ({ attnIn: sharedFloats(tokens * E), attnOut: sharedFloats(tokens * E), ffnIn: sharedFloats(tokens * E), ffnOut: sharedFloats(tokens * E) }));
+  const pair = () => ({ input: sharedFloats(tokens * E), output: sharedFloats(tokens * E) });
+  const layers: LayerActivations[] = Array.from({ length: L }, () => ({ attention: pair(), ffn: pair() }));
   const logprobs = withLogprobs ? sharedFloats(tokens * V) : null;
   const all = Array.from({ length: L }, (_, i) => i);
-  const session = await DecoderSession.create(config, weights, { subBlocksOf: all, logits: withLogprobs ? 'all' : 'none' }, { threads });
+  const session = await DecoderSession.create(config, weights, { taps: all.flatMap(subBlockTaps), logits: withLogprobs ? 'all' : 'none' }, runtime);
   try {
     for (const { batch, from: offset, to } of windowBatches(set.count, seqLen, batchTokens)) {
       const r = await session.run({ ids: set.ids.subarray(offset, to), batch, seq: seqLen });
       for (const i of all) {
-        const s = r.subBlocks.get(i)!;
-        const zero = (t?: { data: Float32Array }) => t?.data ?? new Float32Array(batch * seqLen * E);
-        layers[i].attnIn.set(s.attentionInput.data, offset * E);
-        layers[i].attnOut.set(zero(s.attentionOutput), offset * E);
-        layers[i].ffnIn.set(s.ffnInput.data, offset * E);
-        layers[i].ffnOut.set(zero(s.ffnOutput), offset * E);
+        for (const sub of SUB_BLOCKS) {
+          for (const end of ['input', 'output'] as const) {
+            // A sub-block with no output (a no-op) adds zeros.
+            const t = r.taps.get(tapName({ layer: i, site: SITES[sub][end] }));
+            layers[i][sub][end].set(t?.data ?? new Float32Array(batch * seqLen * E), offset * E);
+          }
+        }
       }
       if (logprobs !== null) logSoftmaxRows(r.logits!.data, V, logprobs, offset * V);
     }

@@ -9,6 +9,9 @@ export interface LinearFit {
   readonly ridge: number | null;
 }
 
+/** A row-major [rows, cols] view of activations laid out token by token. */
+export const matrix = (data: Float32Array, cols: number): Matrix => ({ data, rows: data.length / cols, cols });
+
 const rowsOf = (m: Matrix, from: number, to: number): Matrix => ({ data: m.data.subarray(from * m.cols, to * m.cols), rows: to - from, cols: m.cols });
 
 function add(a: Float32Array, b: Float32Array): Float32Array {

@@ -6,7 +6,7 @@ import { fail } from '../util/errors.js';
 import type { Tensor } from '../util/tensor.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import type { TextRange } from '../data/sequences.js';
-import type { CandidateScore } from './job.js';
+import type { CandidateScore } from './candidate.js';
 
 export const LIBRARY_FORMAT = 'tessera-block-library';
 

@@ -12,11 +12,12 @@ import { parentArchitecture } from '../arch/config.js';
 import { openTensorSource } from '../model/tensor-source.js';
 import { parentActivations, type ActivationSet, type ValidationSet } from './activations.js';
 import { distillationData } from './data.js';
-import type { ChannelRanking } from './init.js';
-import { jobKey, type CandidateScore, type JobSpec } from './job.js';
+import type { ChannelRanking } from './derive.js';
+import { candidateKey, type CandidateScore, type CandidateSpec } from './candidate.js';
 import { BlockLibrary, LIBRARY_FORMAT, sha256, type LibraryManifest } from './library.js';
 import type { Tensor } from '../util/tensor.js';
 import type { WorkerTask } from './worker.js';
+import { cpuRuntime } from '../onnx/runtime.js';
 
 /** Relative ridge strengths tried for every refit (chosen on held-out calibration rows). */
 export const RIDGE_GRID: readonly number[] = [1e-3, 1e-1];
@@ -51,10 +52,10 @@ export interface ScoreResult {
 const WORKER = join(PROJECT_ROOT, 'dist/bld/worker.js');
 
 /** Every (layer, sub-block, variant) the space allows, layer by layer so that workers reuse per-layer sessions. */
-export function libraryJobs(space: ReturnType<typeof loadSearchSpace>): JobSpec[] {
+export function libraryCandidates(space: ReturnType<typeof loadSearchSpace>): CandidateSpec[] {
   return space.layers.flatMap((l, layer) => [
-    ...l.attention.map((variant): JobSpec => ({ layer, subBlock: 'attention', variant })),
-    ...l.ffn.map((variant): JobSpec => ({ layer, subBlock: 'ffn', variant })),
+    ...l.attention.map((variant): CandidateSpec => ({ layer, subBlock: 'attention', variant })),
+    ...l.ffn.map((variant): CandidateSpec => ({ layer, subBlock: 'ffn', variant })),
   ]);
 }
 
@@ -85,8 +86,8 @@ export async function buildLibrary(options: ScoreOptions): Promise<ScoreResult> 
     created: new Date().toISOString(),
   };
   const library = BlockLibrary.open(o.out, manifest);
-  const all = libraryJobs(space);
-  const todo = all.filter((j) => !library.has(jobKey(j)));
+  const all = libraryCandidates(space);
+  const todo = all.filter((c) => !library.has(candidateKey(c)));
   const resumed = all.length - todo.length;
   const seconds = { activations: 0, jobs: 0 };
   if (todo.length === 0) {
@@ -98,8 +99,9 @@ export async function buildLibrary(options: ScoreOptions): Promise<ScoreResult> 
   const threads = 1;
   o.onStage?.(`parent activations on ${data.calibration.range.tokens} calibration and ${data.validation.range.tokens} validation tokens`);
   let t0 = performance.now();
-  const calibration = (await parentActivations(ck.config, ck.weights, data.calibration, o.seqLen, false, Math.max(o.workers, 1))) as ActivationSet;
-  const validation = (await parentActivations(ck.config, ck.weights, data.validation, o.seqLen, true, Math.max(o.workers, 1))) as ValidationSet;
+  const runtime = cpuRuntime(Math.max(o.workers, 1));
+  const calibration = (await parentActivations(ck.config, ck.weights, data.calibration, o.seqLen, false, runtime)) as ActivationSet;
+  const validation = (await parentActivations(ck.config, ck.weights, data.validation, o.seqLen, true, runtime)) as ValidationSet;
   seconds.activations = (performance.now() - t0) / 1000;
 
   o.onStage?.(`${todo.length} candidates to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
@@ -113,15 +115,15 @@ export async function buildLibrary(options: ScoreOptions): Promise<ScoreResult> 
   const queue = [...todo];
   const lane = async () => {
     while (queue.length > 0 && !o.signal?.aborted && failure === null) {
-      const job = queue.shift()!;
-      const task: WorkerTask = { modelDir: o.model, calibration, validation, job, threads, ranking: o.ranking, ridgeGrid: o.ridgeGrid };
+      const candidate = queue.shift()!;
+      const task: WorkerTask = { modelDir: o.model, calibration, validation, candidate, runtime: runtime.withThreads(threads).spec, options: { ranking: o.ranking, ridgeGrid: o.ridgeGrid } };
       try {
         const result: { score: CandidateScore; tensors: Record<string, Tensor> } = await pool.run(task);
         library.write(result.score, result.tensors);
         done++;
         o.onProgress?.(resumed + done, all.length);
       } catch (e) {
-        failure ??= workerError(e, jobKey(job));
+        failure ??= workerError(e, candidateKey(candidate));
       }
     }
   };

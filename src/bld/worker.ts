@@ -1,22 +1,22 @@
 /**
- * A piscina worker: builds, fits and scores candidates. Each worker loads the parent once and keeps its
+ * A piscina worker: derives, fits and scores candidates. Each worker loads the parent once and keeps its
  * own onnxruntime sessions; activations arrive in SharedArrayBuffers, so no task copies them.
  */
 import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { MatrixOps } from '../onnx/matmul.js';
+import { Runtime, type RuntimeSpec } from '../onnx/runtime.js';
 import { DecoderSession } from '../onnx/session.js';
 import type { ActivationSet, ValidationSet } from './activations.js';
-import type { ChannelRanking } from './init.js';
-import { runJob, type JobSpec } from './job.js';
+import { buildCandidate, type CandidateSpec } from './candidate.js';
+import type { DeriveOptions } from './derive.js';
 
 export interface WorkerTask {
   readonly modelDir: string;
   readonly calibration: ActivationSet;
   readonly validation: ValidationSet;
-  readonly job: JobSpec;
-  readonly threads: number;
-  readonly ranking: ChannelRanking;
-  readonly ridgeGrid: readonly number[];
+  readonly candidate: CandidateSpec;
+  readonly runtime: RuntimeSpec;
+  readonly options: DeriveOptions;
 }
 
 let parent: Checkpoint | undefined;
@@ -28,10 +28,11 @@ export default async function score(task: WorkerTask) {
     parent = loadCheckpoint(task.modelDir);
     await releaseAll(cache);
   }
-  ops ??= await MatrixOps.create(task.threads);
-  return runJob(
-    { config: parent.config, parent: parent.weights, calibration: task.calibration, validation: task.validation, ops, threads: task.threads, ranking: task.ranking, ridgeGrid: task.ridgeGrid, cache },
-    task.job,
+  const runtime = new Runtime(task.runtime);
+  ops ??= await MatrixOps.create(runtime);
+  return buildCandidate(
+    { config: parent.config, parent: parent.weights, calibration: task.calibration, validation: task.validation, ops, runtime, options: task.options, cache },
+    task.candidate,
   );
 }
 

@@ -6,6 +6,7 @@ import { paragraphSequences, takeWindows, type Sequences } from '../data/sequenc
 import { evaluateNll, type NllResult } from '../eval/nll.js';
 import { greedyGenerate } from '../eval/generate.js';
 import { DecoderSession } from '../onnx/session.js';
+import { cpuRuntime } from '../onnx/runtime.js';
 import { fail } from '../util/errors.js';
 import { inspectReport } from './inspect.js';
 import { progressReporter } from './progress.js';
@@ -43,7 +44,7 @@ export function evalSequences(ck: Checkpoint, text: string, opts: Omit<EvalOptio
 export async function evalCommand(modelDir: string, opts: EvalOptions, print: Print): Promise<NllResult> {
   const ck = loadCheckpoint(modelDir);
   const seqs = evalSequences(ck, readText(opts.data), opts);
-  const session = await DecoderSession.create(ck.config, ck.weights, {}, { threads: opts.threads });
+  const session = await DecoderSession.create(ck.config, ck.weights, {}, cpuRuntime(opts.threads));
   try {
     const r = await evaluateNll(session, seqs, { onProgress: progressReporter('eval') });
     const protocol = opts.protocol === 'paragraphs' ? `first ${opts.paragraphs} paragraphs, each with BOS` : `windows of ${seqs[0].length} tokens`;
@@ -60,7 +61,7 @@ export async function generateCommand(modelDir: string, opts: { prompt: string; 
   const tokenizer = loadTokenizer(modelDir);
   const prompt = tokenizer.encode(opts.prompt);
   const limit = Math.min(prompt.length + opts.tokens, ck.config.maxPositions);
-  const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, { threads: opts.threads });
+  const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, cpuRuntime(opts.threads));
   try {
     // llama2.c-trained models mark a story boundary with BOS, so it ends a continuation like EOS does.
     const stop = [...ck.config.eosTokenIds, ...(ck.config.bosTokenId !== null ? [ck.config.bosTokenId] : [])];

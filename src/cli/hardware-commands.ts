@@ -11,6 +11,7 @@ import { isObject, readJsonFile } from '../model/json.js';
 import { loadSearchSpace } from '../space/expand.js';
 import { distinctVariants } from '../space/variants.js';
 import { writeJsonAtomic } from '../util/atomic.js';
+import { cpuRuntime } from '../onnx/runtime.js';
 import { fail } from '../util/errors.js';
 import type { Print } from './commands.js';
 import { bytes, int, table } from './format.js';
@@ -58,7 +59,7 @@ export async function profileCommand(opts: { model: string; space: string; hardw
   const baseJson = readJsonFile(opts.hardware, 'hardware profile');
   if (!isObject(baseJson)) fail(`${opts.hardware}: expected a JSON object`);
   const variants = distinctVariants(space);
-  const measureOptions: MeasureOptions = { threads: opts.threads, repeats: opts.repeats, warmup: 2 };
+  const measureOptions: MeasureOptions = { runtime: cpuRuntime(opts.threads), repeats: opts.repeats, warmup: 2 };
   const scenarios: Record<string, Record<string, ScenarioTime>> = {};
   for (const s of base.workload.scenarios) {
     const t = await measureSubBlocks(config, variants, s, measureOptions, progressReporter(`profile ${s.name}`));

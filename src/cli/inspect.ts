@@ -1,5 +1,5 @@
 import { attentionParams, ffnParams, kvCacheElementsPerToken, modelKvCacheElementsPerToken, modelParams, nonLayerParams } from '../arch/params.js';
-import { describeAttention, describeFfn } from '../arch/types.js';
+import { describeVariant } from '../arch/variants/registry.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { bytes, int, table } from './format.js';
 
@@ -9,9 +9,9 @@ export function inspectReport(ck: Checkpoint): string {
   const scaling = c.ropeScaling === null ? 'no scaling' : `${c.ropeScaling.type} scaling ×${c.ropeScaling.factor}`;
   const rows = ck.architecture.map((b, i) => [
     String(i),
-    describeAttention(b.attention),
+    describeVariant('attention', b.attention),
     int(attentionParams(c, b.attention)),
-    describeFfn(b.ffn),
+    describeVariant('ffn', b.ffn),
     int(ffnParams(c, b.ffn)),
     int(kvCacheElementsPerToken(c, b.attention) * 4),
   ]);

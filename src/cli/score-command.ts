@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { buildLibrary, RIDGE_GRID } from '../bld/run.js';
 import { defaultThreads, positiveInt } from './options.js';
 import { DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT } from './paths.js';
-import type { ChannelRanking } from '../bld/init.js';
+import type { ChannelRanking } from '../bld/derive.js';
 import type { Print } from './commands.js';
 import { progressReporter } from './progress.js';
 

@@ -8,11 +8,12 @@ import { bytes, int, table } from './format.js';
 import { defaultThreads, nonNegativeInt, nonNegativeNumber, positiveInt } from './options.js';
 import { DEFAULT_HARDWARE, PROJECT_ROOT } from './paths.js';
 import { addLibraryOptions, scoreCommand } from './score-command.js';
-import type { ChannelRanking } from '../bld/init.js';
+import type { ChannelRanking } from '../bld/derive.js';
 import { profileCommand } from './hardware-commands.js';
 import { existsSync } from 'node:fs';
 import { evaluateCommand, exportCommand, reportCommand } from './model-commands.js';
 import { fail } from '../util/errors.js';
+import { labelVariant } from '../arch/variants/registry.js';
 
 const positiveNumber = (option: string) => (v: string) => {
   const n = Number(v);
@@ -74,7 +75,7 @@ export async function solveCommand(run: string, f: SolveFlags, print: Print): Pr
 }
 
 function printSolution(s: Solution, print: Print): void {
-  const row = (b: Solution['architecture'][number], i: number) => [String(i), b.attention.kind === 'gqa' ? `GQA ${b.attention.kvHeads}` : b.attention.kind, b.ffn.kind === 'swiglu' ? `SwiGLU ${b.ffn.intermediate}` : b.ffn.kind];
+  const row = (b: Solution['architecture'][number], i: number) => [String(i), labelVariant('attention', b.attention), labelVariant('ffn', b.ffn)];
   print(`\nsolution ${s.id} → ${s.dir}/spec.json`);
   print(table(['layer', 'attention', 'FFN'], s.architecture.map(row)));
   print(`\nparameters ${int(s.params)} of the parent's ${int(s.parentParams)} (${((100 * s.params) / s.parentParams).toFixed(1)}%)`);

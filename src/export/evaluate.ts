@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture } from '../arch/variant.js';
 import { takeWindows, type TextRange } from '../data/sequences.js';
 import { paragraphs, readText } from '../data/text.js';
 import { greedyGenerate } from '../eval/generate.js';
@@ -13,6 +13,7 @@ import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { isObject, readJsonFile } from '../model/json.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { DecoderSession } from '../onnx/session.js';
+import { cpuRuntime } from '../onnx/runtime.js';
 import { referenceDistribution } from '../search/evaluate.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
@@ -66,7 +67,7 @@ function unseenStart(childDir: string, data: string): { start: number; note: str
 }
 
 async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: number[][], tokens: number, threads: number) {
-  const make = (ck: Checkpoint) => DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, { threads });
+  const make = (ck: Checkpoint) => DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, cpuRuntime(threads));
   const [ps, cs] = await Promise.all([make(parent), make(child)]);
   let same = 0;
   let total = 0;
@@ -107,7 +108,7 @@ export async function evaluateChild(childDir: string, o: EvaluateOptions): Promi
   o.onStage?.(`quality on ${windows.range.tokens} unseen tokens (${note})`);
   const reference = await referenceDistribution(parent.config, parent.weights, windows, seqLen, o.threads);
   const parentNll = referenceNll(reference);
-  const scoring = await DecoderSession.create(child.config, child.weights, { logits: 'score' }, { threads: o.threads });
+  const scoring = await DecoderSession.create(child.config, child.weights, { logits: 'score' }, cpuRuntime(o.threads));
   let quality: { kl: number; lmLoss: number };
   try {
     quality = await compareToReference(scoring, reference, (from, to, batch) => ({ ids: windows.ids.subarray(from, to), batch, seq: seqLen }));
@@ -139,7 +140,7 @@ export async function evaluateChild(childDir: string, o: EvaluateOptions): Promi
     const [p, c] = await measureModels([
       { config: parent.config, weights: parent.weights, arch: parent.architecture },
       { config: child.config, weights: child.weights, arch: child.architecture },
-    ], s, { threads: o.threads, repeats: o.repeats, warmup: 2 });
+    ], s, { runtime: cpuRuntime(o.threads), repeats: o.repeats, warmup: 2 });
     const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: t.prefillSeconds + t.decodeSeconds });
     latency.push({
       scenario: s.name,

@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import { fromDeciBlockConfigs, toDeciBlockConfigs } from '../arch/decilm.js';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture } from '../arch/variant.js';
 import { BlockLibrary, readLibraryManifest } from '../bld/library.js';
 import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { readModelConfig } from '../model/config.js';
@@ -72,7 +72,7 @@ export function exportArchitecture(ck: Checkpoint, library: BlockLibrary, archit
   const out = resolve(outDir);
   if (existsSync(out) && !opts.replace) fail(`${out}: already exists; choose another --out or remove it`);
   const { raw } = readModelConfig(ck.dir);
-  const weights = new ChildAssembler(ck.weights, library).weights(architecture);
+  const weights = new ChildAssembler(ck.config, ck.weights, library).weights(architecture);
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });

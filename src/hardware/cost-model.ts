@@ -1,5 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
-import { attentionKey, ffnKey, type AttentionVariant, type FfnVariant } from '../arch/types.js';
+import { attentionKey, ffnKey } from '../arch/variants/registry.js';
+import { type AttentionVariant, type FfnVariant } from '../arch/variant.js';
 import { fail } from '../util/errors.js';
 import { attentionKernels, ffnKernels, kernelSeconds, restKernels, type Kernel, type Step } from './roofline.js';
 import type { HardwareProfile, Scenario, ScenarioTime } from './types.js';

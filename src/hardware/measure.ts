@@ -1,8 +1,10 @@
 import type { ModelConfig } from '../arch/config.js';
-import type { Architecture, AttentionVariant, BlockConfig, FfnVariant } from '../arch/types.js';
+import { EMPTY_BLOCK, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant } from '../arch/variant.js';
 import { randomWeights } from '../model/random.js';
 import type { ModelWeights } from '../model/weights.js';
+import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession, type KvCache } from '../onnx/session.js';
+import { kindOf, removesSubBlock } from '../arch/variants/registry.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { argmax } from '../eval/generate.js';
@@ -10,7 +12,7 @@ import { median, medianSeconds } from '../util/timing.js';
 import type { Scenario, ScenarioTime } from './types.js';
 
 export interface MeasureOptions {
-  readonly threads: number;
+  readonly runtime: Runtime;
   /** Timed runs per measurement (the median is kept), after `warmup` untimed ones. */
   readonly repeats: number;
   readonly warmup: number;
@@ -53,11 +55,11 @@ async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOpti
 }
 
 /** A stack of STACK copies of one block, run from the residual stream (weights are seeded noise: speed does not depend on them). */
-async function blockSession(config: ModelConfig, block: BlockConfig, threads: number, rng: Rng) {
+async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Runtime, rng: Rng) {
   const arch: Architecture = Array.from({ length: STACK }, () => block);
   const weights = randomWeights({ ...config, numLayers: STACK }, arch, rng);
-  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none' }, { threads });
-  const kvHeads = () => (block.attention.kind === 'gqa' ? block.attention.kvHeads : 0);
+  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none' }, runtime);
+  const kvHeads = () => kindOf('attention', block.attention).cachedKvHeads(config, block.attention);
   return { session, kvHeads };
 }
 
@@ -87,7 +89,7 @@ export async function measureSubBlocks(
   const tick = () => onProgress(++done, total);
   const hidden = (batch: number, seq: number) => noise(rng, [batch, seq, config.hiddenSize]);
   const time = async (block: BlockConfig) => {
-    const { session, kvHeads } = await blockSession(config, block, o.threads, rng);
+    const { session, kvHeads } = await blockSession(config, block, o.runtime, rng);
     try {
       return await timeScenario(session, s, o, hidden, kvHeads, rng);
     } finally {
@@ -95,7 +97,7 @@ export async function measureSubBlocks(
       tick();
     }
   };
-  const empty = await time({ attention: { kind: 'noop' }, ffn: { kind: 'noop' } });
+  const empty = await time(EMPTY_BLOCK);
   const minus = (t: ScenarioTime): ScenarioTime => ({
     prefillSeconds: Math.max(0, t.prefillSeconds - empty.prefillSeconds) / STACK,
     decodeSeconds: Math.max(0, t.decodeSeconds - empty.decodeSeconds) / STACK,
@@ -103,14 +105,14 @@ export async function measureSubBlocks(
   // A no-op stack is the empty stack itself: it costs nothing by construction.
   const nothing: ScenarioTime = { prefillSeconds: 0, decodeSeconds: 0 };
   const attention = new Map<string, ScenarioTime>();
-  for (const [key, v] of variants.attention) attention.set(key, v.kind === 'noop' ? (tick(), nothing) : minus(await time({ attention: v, ffn: { kind: 'noop' } })));
+  for (const [key, v] of variants.attention) attention.set(key, removesSubBlock('attention', v) ? (tick(), nothing) : minus(await time({ ...EMPTY_BLOCK, attention: v })));
   const ffn = new Map<string, ScenarioTime>();
-  for (const [key, v] of variants.ffn) ffn.set(key, v.kind === 'noop' ? (tick(), nothing) : minus(await time({ attention: { kind: 'noop' }, ffn: v })));
+  for (const [key, v] of variants.ffn) ffn.set(key, removesSubBlock('ffn', v) ? (tick(), nothing) : minus(await time({ ...EMPTY_BLOCK, ffn: v })));
 
   // The rest: token ids in, last-position logits out, through an empty layer.
   const restConfig = { ...config, numLayers: 1 };
-  const restWeights = randomWeights(restConfig, [{ attention: { kind: 'noop' }, ffn: { kind: 'noop' } }], rng);
-  const session = await DecoderSession.create(restConfig, restWeights, { logits: 'last' }, { threads: o.threads });
+  const restWeights = randomWeights(restConfig, [EMPTY_BLOCK], rng);
+  const session = await DecoderSession.create(restConfig, restWeights, { logits: 'last' }, o.runtime);
   const ids = (batch: number, seq: number) => ({ ids: Int32Array.from({ length: batch * seq }, () => rng.int(config.vocabSize)), batch, seq });
   let rest: ScenarioTime;
   try {
@@ -123,11 +125,11 @@ export async function measureSubBlocks(
 }
 
 /** A model as a scenario runs it, ready to time: one call runs the whole scenario once. */
-async function scenarioRunner(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, threads: number) {
-  const session = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' }, { threads });
+async function scenarioRunner(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, runtime: Runtime) {
+  const session = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' }, runtime);
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
-  const kvHeads = (i: number) => (arch[i].attention as { kvHeads: number }).kvHeads;
+  const kvHeads = (i: number) => kindOf('attention', arch[i].attention).cachedKvHeads(config, arch[i].attention);
   const run = async (): Promise<ScenarioTime> => {
     const t0 = performance.now();
     let r = await session.run({ ids: prompt, batch: s.batch, seq: s.prefillTokens }, session.emptyCache(s.batch, kvHeads));
@@ -160,7 +162,7 @@ export async function measureModel(config: ModelConfig, weights: ModelWeights, a
 export async function measureModels(models: readonly { config: ModelConfig; weights: ModelWeights; arch: Architecture }[], s: Scenario, o: MeasureOptions): Promise<ScenarioTime[]> {
   const runners = [];
   try {
-    for (const m of models) runners.push(await scenarioRunner(m.config, m.weights, m.arch, s, o.threads));
+    for (const m of models) runners.push(await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime));
     for (const r of runners) for (let i = 0; i < o.warmup; i++) await r.run();
     const times: ScenarioTime[][] = runners.map(() => []);
     for (let i = 0; i < o.repeats; i++) for (const [k, r] of runners.entries()) times[k].push(await r.run());

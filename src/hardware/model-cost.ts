@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
 import { attentionParams, ffnParams, kvCacheElementsPerToken, nonLayerParams } from '../arch/params.js';
-import type { Architecture, AttentionVariant, FfnVariant } from '../arch/types.js';
+import type { Architecture, AttentionVariant, FfnVariant } from '../arch/variant.js';
 import type { CostModel } from './cost-model.js';
 import { DTYPE_BYTES, type HardwareProfile, type Scenario, type Workload } from './types.js';
 

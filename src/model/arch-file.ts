@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../arch/config.js';
 import { architectureProblems } from '../arch/config.js';
 import { fromDeciBlockConfigs } from '../arch/decilm.js';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture } from '../arch/variant.js';
 import { fail } from '../util/errors.js';
 import { isObject, readJsonFile } from './json.js';
 

@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../arch/config.js';
 import { architectureProblems, parentArchitecture } from '../arch/config.js';
 import { fromDeciBlockConfigs } from '../arch/decilm.js';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture } from '../arch/variant.js';
 import { fail } from '../util/errors.js';
 import { sameShape, type Tensor } from '../util/tensor.js';
 import { DECI_FAMILY, readModelConfig } from './config.js';
@@ -28,7 +28,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
     const read = (spec: TensorSpec, usedBy: string) => readChecked(source, spec, usedBy);
     const embed = read(specs.embed, 'the token embedding');
     const layers = architecture.map((block, i) =>
-      layerWeightsFrom(block, (key) => read(specs.layers[i][key], `layer ${i} ${key.split('.')[0]}`)),
+      layerWeightsFrom(config, block, (key) => read(specs.layers[i][key], `layer ${i} ${key.split('.')[0]}`)),
     );
     const finalNorm = read(specs.finalNorm, 'the final norm');
     const lmHead = specs.lmHead === null ? embed : read(specs.lmHead, 'the LM head (tie_word_embeddings is false)');

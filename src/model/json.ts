@@ -95,6 +95,22 @@ export class FieldReader {
     return list as number[];
   }
 
+  /** A non-empty list of positive numbers (`what` names them in the error). */
+  positiveNumbers(key: string, what: string): number[] {
+    const v = this.obj[key];
+    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
+      fail(`${this.where(key)} is ${JSON.stringify(v)}; expected a non-empty list of ${what}`);
+    }
+    return v as number[];
+  }
+
+  /** Refuses any key not in `allowed`, naming the first unknown one. */
+  onlyKeys(allowed: readonly string[]): void {
+    for (const key of Object.keys(this.obj)) {
+      if (!allowed.includes(key)) fail(`${this.file}: unknown field "${this.prefix}${key}"; expected one of ${allowed.join(', ')}`);
+    }
+  }
+
   problem(key: string, expected: string): never {
     fail(`${this.where(key)} is ${JSON.stringify(this.obj[key])}; expected ${expected}`);
   }

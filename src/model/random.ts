@@ -1,5 +1,5 @@
 import type { ModelConfig } from '../arch/config.js';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture } from '../arch/variant.js';
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { checkpointTensorSpecs, layerWeightsFrom, type ModelWeights } from './weights.js';
@@ -22,7 +22,7 @@ export function randomWeights(config: ModelConfig, arch: Architecture, rng: Rng)
   const embed = make(specs.embed.shape);
   return {
     embed,
-    layers: arch.map((block, i) => layerWeightsFrom(block, (key) => make(specs.layers[i][key].shape))),
+    layers: arch.map((block, i) => layerWeightsFrom(config, block, (key) => make(specs.layers[i][key].shape))),
     finalNorm: make(specs.finalNorm.shape),
     lmHead: specs.lmHead === null ? embed : make(specs.lmHead.shape),
   };

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture } from '../arch/variant.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import type { Tensor } from '../util/tensor.js';
 import { writeSafetensors } from './safetensors.js';
@@ -11,7 +11,7 @@ export function checkpointTensors(config: ModelConfig, arch: Architecture, weigh
   const specs = checkpointTensorSpecs(config, arch);
   const out = new Map<string, Tensor>([[specs.embed.name, weights.embed]]);
   weights.layers.forEach((layer, i) => {
-    for (const [key, t] of Object.entries(layerTensors(layer))) out.set(specs.layers[i][key].name, t);
+    for (const [key, t] of Object.entries(layerTensors(config, layer))) out.set(specs.layers[i][key].name, t);
   });
   out.set(specs.finalNorm.name, weights.finalNorm);
   if (specs.lmHead !== null) out.set(specs.lmHead.name, weights.lmHead);

@@ -1,17 +1,16 @@
 import type { ModelConfig } from '../arch/config.js';
-import type { Architecture, AttentionVariant, BlockConfig, FfnVariant } from '../arch/types.js';
+import { kindOf } from '../arch/variants/registry.js';
+import { SUB_BLOCKS, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant, type SubBlock, type Variant } from '../arch/variant.js';
 import type { Tensor } from '../util/tensor.js';
 
-/** Linear weights keep HuggingFace's nn.Linear layout: [out_features, in_features]. */
-export type AttentionWeights =
-  | { readonly kind: 'gqa'; readonly norm: Tensor; readonly q: Tensor; readonly k: Tensor; readonly v: Tensor; readonly o: Tensor }
-  | { readonly kind: 'linear'; readonly norm: Tensor; readonly weight: Tensor }
-  | { readonly kind: 'noop' };
+/** One sub-block's weights: its variant, and its tensors by role (each kind's `tensors` lists them). Linear weights keep nn.Linear's [out, in] layout. */
+export interface SubBlockWeights<V extends Variant = Variant> {
+  readonly variant: V;
+  readonly tensors: Readonly<Record<string, Tensor>>;
+}
 
-export type FfnWeights =
-  | { readonly kind: 'swiglu'; readonly norm: Tensor; readonly gate: Tensor; readonly up: Tensor; readonly down: Tensor }
-  | { readonly kind: 'linear'; readonly norm: Tensor; readonly weight: Tensor }
-  | { readonly kind: 'noop' };
+export type AttentionWeights = SubBlockWeights<AttentionVariant>;
+export type FfnWeights = SubBlockWeights<FfnVariant>;
 
 export interface LayerWeights {
   readonly attention: AttentionWeights;
@@ -26,55 +25,40 @@ export interface ModelWeights {
   readonly lmHead: Tensor;
 }
 
-export function attentionVariantOf(config: ModelConfig, w: AttentionWeights): AttentionVariant {
-  return w.kind === 'gqa' ? { kind: 'gqa', kvHeads: w.k.shape[0] / config.headDim } : { kind: w.kind };
-}
-
-export function ffnVariantOf(w: FfnWeights): FfnVariant {
-  return w.kind === 'swiglu' ? { kind: 'swiglu', intermediate: w.gate.shape[0] } : { kind: w.kind };
-}
-
 /** The architecture that a set of weights implements. */
-export function architectureOf(config: ModelConfig, weights: ModelWeights): Architecture {
-  return weights.layers.map((l): BlockConfig => ({ attention: attentionVariantOf(config, l.attention), ffn: ffnVariantOf(l.ffn) }));
+export function architectureOf(weights: ModelWeights): Architecture {
+  return weights.layers.map((l): BlockConfig => ({ attention: l.attention.variant, ffn: l.ffn.variant }));
 }
 
-/** One tensor a layer of this architecture needs, under its HuggingFace / DeciLM name. */
+/** One tensor a model of this architecture needs, under its checkpoint name. */
 export interface TensorSpec {
   readonly name: string;
   readonly shape: readonly number[];
 }
 
+/** A layer tensor's key: its sub-block and role, e.g. `attention.q` (the names inside library candidate files). */
+export const tensorKey = (subBlock: SubBlock, role: string) => `${subBlock}.${role}`;
+
+export interface CheckpointTensorSpecs {
+  /** Per layer, keyed by `tensorKey`, in checkpoint order. */
+  readonly layers: readonly Readonly<Record<string, TensorSpec>>[];
+  readonly embed: TensorSpec;
+  readonly finalNorm: TensorSpec;
+  /** null when tied to the embedding. */
+  readonly lmHead: TensorSpec | null;
+}
+
 /**
- * The tensors of a checkpoint with this architecture, by HuggingFace name: Llama's names for GQA and
- * SwiGLU sub-blocks, DeciLM's (`self_attn.linear_attn`, `mlp.linear_mlp`) for linear ones; no-op
- * sub-blocks have no tensors, not even their norm.
+ * The tensors of a checkpoint with this architecture, by checkpoint name: each sub-block's kind names its
+ * own (Llama's for GQA and SwiGLU, DeciLM's `self_attn.linear_attn` / `mlp.linear_mlp` for linear ones; none
+ * for a no-op, not even its norm).
  */
-export function checkpointTensorSpecs(config: ModelConfig, arch: Architecture): { layers: Record<string, TensorSpec>[]; embed: TensorSpec; finalNorm: TensorSpec; lmHead: TensorSpec | null } {
+export function checkpointTensorSpecs(config: ModelConfig, arch: Architecture): CheckpointTensorSpecs {
   const E = config.hiddenSize;
-  const D = config.headDim;
   const layers = arch.map((block, i) => {
-    const p = `model.layers.${i}.`;
     const specs: Record<string, TensorSpec> = {};
-    const add = (key: string, name: string, shape: number[]) => (specs[key] = { name: p + name, shape });
-    const a = block.attention;
-    if (a.kind !== 'noop') add('attention.norm', 'input_layernorm.weight', [E]);
-    if (a.kind === 'gqa') {
-      add('attention.q', 'self_attn.q_proj.weight', [config.numHeads * D, E]);
-      add('attention.k', 'self_attn.k_proj.weight', [a.kvHeads * D, E]);
-      add('attention.v', 'self_attn.v_proj.weight', [a.kvHeads * D, E]);
-      add('attention.o', 'self_attn.o_proj.weight', [E, config.numHeads * D]);
-    } else if (a.kind === 'linear') {
-      add('attention.weight', 'self_attn.linear_attn.weight', [E, E]);
-    }
-    const f = block.ffn;
-    if (f.kind !== 'noop') add('ffn.norm', 'post_attention_layernorm.weight', [E]);
-    if (f.kind === 'swiglu') {
-      add('ffn.gate', 'mlp.gate_proj.weight', [f.intermediate, E]);
-      add('ffn.up', 'mlp.up_proj.weight', [f.intermediate, E]);
-      add('ffn.down', 'mlp.down_proj.weight', [E, f.intermediate]);
-    } else if (f.kind === 'linear') {
-      add('ffn.weight', 'mlp.linear_mlp.weight', [E, E]);
+    for (const sub of SUB_BLOCKS) {
+      for (const r of kindOf(sub, block[sub]).tensors(config, block[sub])) specs[tensorKey(sub, r.role)] = { name: `model.layers.${i}.${r.name}`, shape: r.shape };
     }
     return specs;
   });
@@ -86,35 +70,28 @@ export function checkpointTensorSpecs(config: ModelConfig, arch: Architecture): 
   };
 }
 
-/** Assembles typed layer weights from tensors keyed as in `checkpointTensorSpecs` (e.g. "attention.q"). */
-export function layerWeightsFrom(block: BlockConfig, get: (key: string) => Tensor): LayerWeights {
-  const a = block.attention;
-  const attention: AttentionWeights =
-    a.kind === 'gqa'
-      ? { kind: 'gqa', norm: get('attention.norm'), q: get('attention.q'), k: get('attention.k'), v: get('attention.v'), o: get('attention.o') }
-      : a.kind === 'linear'
-        ? { kind: 'linear', norm: get('attention.norm'), weight: get('attention.weight') }
-        : { kind: 'noop' };
-  const f = block.ffn;
-  const ffn: FfnWeights =
-    f.kind === 'swiglu'
-      ? { kind: 'swiglu', norm: get('ffn.norm'), gate: get('ffn.gate'), up: get('ffn.up'), down: get('ffn.down') }
-      : f.kind === 'linear'
-        ? { kind: 'linear', norm: get('ffn.norm'), weight: get('ffn.weight') }
-        : { kind: 'noop' };
-  return { attention, ffn };
+/** A sub-block's weights from a source of tensors by role. */
+export function subBlockWeights<V extends Variant>(config: ModelConfig, sub: SubBlock, v: V, get: (role: string) => Tensor): SubBlockWeights<V> {
+  const tensors: Record<string, Tensor> = {};
+  for (const r of kindOf(sub, v).tensors(config, v)) tensors[r.role] = get(r.role);
+  return { variant: v, tensors };
 }
 
-/** The inverse of the above: each tensor of a layer under its spec key. */
-export function layerTensors(layer: LayerWeights): Record<string, Tensor> {
+/** Assembles a layer's weights from tensors keyed as in `checkpointTensorSpecs` (e.g. "attention.q"). */
+export function layerWeightsFrom(config: ModelConfig, block: BlockConfig, get: (key: string) => Tensor): LayerWeights {
+  return {
+    attention: subBlockWeights(config, 'attention', block.attention, (role) => get(tensorKey('attention', role))),
+    ffn: subBlockWeights(config, 'ffn', block.ffn, (role) => get(tensorKey('ffn', role))),
+  };
+}
+
+/** The inverse of `layerWeightsFrom`: each tensor of the given sub-blocks under its key, in checkpoint order. */
+export function layerTensors(config: ModelConfig, layer: Partial<LayerWeights>): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
-  const a = layer.attention;
-  if (a.kind !== 'noop') out['attention.norm'] = a.norm;
-  if (a.kind === 'gqa') Object.assign(out, { 'attention.q': a.q, 'attention.k': a.k, 'attention.v': a.v, 'attention.o': a.o });
-  if (a.kind === 'linear') out['attention.weight'] = a.weight;
-  const f = layer.ffn;
-  if (f.kind !== 'noop') out['ffn.norm'] = f.norm;
-  if (f.kind === 'swiglu') Object.assign(out, { 'ffn.gate': f.gate, 'ffn.up': f.up, 'ffn.down': f.down });
-  if (f.kind === 'linear') out['ffn.weight'] = f.weight;
+  for (const sub of SUB_BLOCKS) {
+    const w = layer[sub];
+    if (w === undefined) continue;
+    for (const r of kindOf(sub, w.variant).tensors(config, w.variant)) out[tensorKey(sub, r.role)] = w.tensors[r.role];
+  }
   return out;
 }

@@ -1,6 +1,6 @@
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
 import { DataType, GraphBuilder } from './graph-builder.js';
-import { ortFloat32, sessionOptions } from './session.js';
+import { float32Tensor, type Runtime } from './runtime.js';
 
 /** A row-major matrix. */
 export interface Matrix {
@@ -20,14 +20,14 @@ export class MatrixOps {
     private readonly atb: ort.InferenceSession,
   ) {}
 
-  static async create(threads = 1): Promise<MatrixOps> {
+  static async create(runtime: Runtime): Promise<MatrixOps> {
     const build = (transA: boolean) => {
       const g = new GraphBuilder(transA ? 'matmul_at_b' : 'matmul_a_b');
       const a = g.input('a', DataType.FLOAT, transA ? ['k', 'n'] : ['n', 'k']);
       const b = g.input('b', DataType.FLOAT, ['k', 'm']);
       const y = transA ? g.node('Gemm', [a, b], { transA: 1 }) : g.node('MatMul', [a, b]);
       g.expose(y, 'y', ['n', 'm']);
-      return ort.InferenceSession.create(g.toBytes(), sessionOptions({ threads }));
+      return runtime.session(g);
     };
     const ab = await build(false);
     try {
@@ -52,8 +52,8 @@ export class MatrixOps {
 
   private async run(session: ort.InferenceSession, a: Matrix, b: Matrix, rows: number, cols: number): Promise<Matrix> {
     const out = await session.run({
-      a: ortFloat32(a.data, [a.rows, a.cols]),
-      b: ortFloat32(b.data, [b.rows, b.cols]),
+      a: float32Tensor(a.data, [a.rows, a.cols]),
+      b: float32Tensor(b.data, [b.rows, b.cols]),
     });
     return { data: out.y.data as Float32Array, rows, cols };
   }

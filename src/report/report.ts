@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fromDeciBlockConfigs } from '../arch/decilm.js';
-import type { Architecture } from '../arch/types.js';
+import type { Architecture } from '../arch/variant.js';
 import type { Evaluation } from '../export/evaluate.js';
 import { readSpec, type SpecFile } from '../export/export.js';
 import { readJsonFile } from '../model/json.js';

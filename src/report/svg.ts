@@ -1,24 +1,14 @@
 import type { ModelConfig } from '../arch/config.js';
-import { describeAttention, describeFfn, type Architecture, type AttentionVariant, type FfnVariant } from '../arch/types.js';
+import { describeVariant, kindOf } from '../arch/variants/registry.js';
+import { type Architecture, type AttentionVariant, type FfnVariant } from '../arch/variant.js';
 
 /** Plain SVG drawings for the report: no library, no network, readable as files or inline in HTML. */
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** Colour by kind, shade by how much of the parent is kept (darker = more). */
-function attentionColour(config: ModelConfig, v: AttentionVariant): string {
-  if (v.kind === 'noop') return '#e5e7eb';
-  if (v.kind === 'linear') return '#f59e0b';
-  const keep = v.kvHeads / config.numKvHeads;
-  return `hsl(217, 80%, ${Math.round(80 - 45 * keep)}%)`;
-}
-
-function ffnColour(config: ModelConfig, v: FfnVariant): string {
-  if (v.kind === 'noop') return '#e5e7eb';
-  if (v.kind === 'linear') return '#f59e0b';
-  const keep = v.intermediate / config.intermediateSize;
-  return `hsl(142, 60%, ${Math.round(82 - 47 * keep)}%)`;
-}
+/** Colour by kind, shade by how much of the parent is kept (darker = more): each kind picks its own. */
+const attentionColour = (config: ModelConfig, v: AttentionVariant) => kindOf('attention', v).colour(config, v);
+const ffnColour = (config: ModelConfig, v: FfnVariant) => kindOf('ffn', v).colour(config, v);
 
 /** One row per layer, attention and FFN side by side, for each architecture given (parent first). */
 export function architectureSvg(config: ModelConfig, columns: readonly { title: string; arch: Architecture }[]): string {
@@ -35,10 +25,10 @@ export function architectureSvg(config: ModelConfig, columns: readonly { title: 
     c.arch.forEach((b, i) => {
       const y = top + i * row;
       parts.push(
-        `<rect x="${x0}" y="${y}" width="${cell}" height="${row - 2}" fill="${attentionColour(config, b.attention)}"><title>layer ${i} attention: ${esc(describeAttention(b.attention))}</title></rect>`,
-        `<text x="${x0 + 4}" y="${y + 12}" font-size="10">${esc(describeAttention(b.attention))}</text>`,
-        `<rect x="${x0 + cell + 4}" y="${y}" width="${cell}" height="${row - 2}" fill="${ffnColour(config, b.ffn)}"><title>layer ${i} FFN: ${esc(describeFfn(b.ffn))}</title></rect>`,
-        `<text x="${x0 + cell + 8}" y="${y + 12}" font-size="10">${esc(describeFfn(b.ffn))}</text>`,
+        `<rect x="${x0}" y="${y}" width="${cell}" height="${row - 2}" fill="${attentionColour(config, b.attention)}"><title>layer ${i} attention: ${esc(describeVariant('attention', b.attention))}</title></rect>`,
+        `<text x="${x0 + 4}" y="${y + 12}" font-size="10">${esc(describeVariant('attention', b.attention))}</text>`,
+        `<rect x="${x0 + cell + 4}" y="${y}" width="${cell}" height="${row - 2}" fill="${ffnColour(config, b.ffn)}"><title>layer ${i} FFN: ${esc(describeVariant('ffn', b.ffn))}</title></rect>`,
+        `<text x="${x0 + cell + 8}" y="${y + 12}" font-size="10">${esc(describeVariant('ffn', b.ffn))}</text>`,
       );
     });
   });

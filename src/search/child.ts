@@ -1,4 +1,6 @@
-import { attentionKey, ffnKey, type Architecture } from '../arch/types.js';
+import { variantKey } from '../arch/variants/registry.js';
+import { SUB_BLOCKS, type Architecture } from '../arch/variant.js';
+import type { ModelConfig } from '../arch/config.js';
 import type { BlockLibrary } from '../bld/library.js';
 import { layerWeightsFrom, type ModelWeights } from '../model/weights.js';
 import { fail } from '../util/errors.js';
@@ -12,6 +14,7 @@ export class ChildAssembler {
   private readonly cache = new Map<string, Record<string, Tensor>>();
 
   constructor(
+    private readonly config: ModelConfig,
     private readonly parent: ModelWeights,
     private readonly library: BlockLibrary,
   ) {}
@@ -24,10 +27,9 @@ export class ChildAssembler {
 
   weights(arch: Architecture): ModelWeights {
     const layers = arch.map((block, i) => {
-      const a = block.attention.kind === 'noop' ? {} : this.tensors(`${i}.${attentionKey(block.attention)}`);
-      const f = block.ffn.kind === 'noop' ? {} : this.tensors(`${i}.${ffnKey(block.ffn)}`);
-      const all: Record<string, Tensor> = { ...a, ...f };
-      return layerWeightsFrom(block, (key) => {
+      const all: Record<string, Tensor> = {};
+      for (const sub of SUB_BLOCKS) Object.assign(all, this.tensors(`${i}.${variantKey(sub, block[sub])}`));
+      return layerWeightsFrom(this.config, block, (key) => {
         const t = all[key];
         if (t === undefined) fail(`${this.library.dir}: candidate of layer ${i} lacks tensor "${key}"; the library is corrupted, rebuild it`);
         return t;

@@ -1,8 +1,9 @@
 import type { ModelConfig } from '../arch/config.js';
 import { parentArchitecture } from '../arch/config.js';
 import { attentionParams, ffnParams, modelParams, nonLayerParams } from '../arch/params.js';
-import { attentionKey, ffnKey, type BlockConfig } from '../arch/types.js';
-import type { CandidateScore } from '../bld/job.js';
+import { attentionKey, ffnKey } from '../arch/variants/registry.js';
+import { type BlockConfig } from '../arch/variant.js';
+import type { CandidateScore } from '../bld/candidate.js';
 import type { CostModel } from '../hardware/cost-model.js';
 import { architectureCost, attentionMemory, ffnMemory, restMemory } from '../hardware/model-cost.js';
 import type { HardwareProfile, Scenario } from '../hardware/types.js';

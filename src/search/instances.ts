@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
-import { attentionKey, ffnKey } from '../arch/types.js';
-import type { CandidateScore } from '../bld/job.js';
+import { attentionKey, ffnKey } from '../arch/variants/registry.js';
+import type { CandidateScore } from '../bld/candidate.js';
 import type { SearchSpace } from '../space/types.js';
 import type { Rng } from '../util/rng.js';
 import type { ChoiceProblem } from './problem.js';

@@ -4,10 +4,11 @@ import type { ModelConfig } from '../arch/config.js';
 import { parentArchitecture } from '../arch/config.js';
 import { toDeciBlockConfigs } from '../arch/decilm.js';
 import { modelParams } from '../arch/params.js';
-import { attentionKey, ffnKey, type Architecture, type BlockConfig } from '../arch/types.js';
+import { attentionKey, ffnKey } from '../arch/variants/registry.js';
+import { type Architecture, type BlockConfig } from '../arch/variant.js';
 import { distillationData } from '../bld/data.js';
 import { BlockLibrary, readLibraryManifest, sha256, type LibraryManifest } from '../bld/library.js';
-import { libraryJobs } from '../bld/run.js';
+import { libraryCandidates } from '../bld/run.js';
 import { paragraphs, readText } from '../data/text.js';
 import { costModelFor, type CostModel } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
@@ -75,7 +76,7 @@ function openRun(run: string): { manifest: LibraryManifest; ck: Checkpoint; spac
   const space = loadSearchSpace(manifest.space.file, ck.config);
   if (sha256(JSON.stringify(space.layers)) !== manifest.space.sha256) fail(`${manifest.space.file}: changed since the library in ${run} was built; rebuild the library`);
   const library = BlockLibrary.open(run, manifest);
-  const missing = libraryJobs(space).length - library.completed;
+  const missing = libraryCandidates(space).length - library.completed;
   if (missing > 0) fail(`${run}: the block library is incomplete (${missing} candidates missing); run \`tessera score\` with the same options to finish it`);
   return { manifest, ck, space, library };
 }
@@ -119,7 +120,7 @@ export async function openSearch(run: string, hardware: string, threads: number,
   });
   if (JSON.stringify(data.validation.range) !== JSON.stringify(manifest.data.validation)) fail(`${manifest.data.validation.file}: changed since the library was built; rebuild the library`);
   const reference = await referenceDistribution(ck.config, ck.weights, data.validation, manifest.data.seqLen, threads);
-  const assembler = new ChildAssembler(ck.weights, library);
+  const assembler = new ChildAssembler(ck.config, ck.weights, library);
   const parentKey = JSON.stringify(ck.architecture);
   const weightsOf = (a: Architecture) => (JSON.stringify(a) === parentKey ? ck.weights : assembler.weights(a));
   const evaluator = new ChildEvaluator(ck.config, data.validation, reference, weightsOf, threads);

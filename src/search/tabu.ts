@@ -1,4 +1,5 @@
-import { sameAttention, sameFfn, type BlockConfig } from '../arch/types.js';
+import { sameAttention, sameFfn } from '../arch/variants/registry.js';
+import { type BlockConfig } from '../arch/variant.js';
 import type { Rng } from '../util/rng.js';
 import { layersDiffering, objectiveOf, usageOf, type Budget, type Choice, type ChoiceProblem } from './problem.js';
 

@@ -1,4 +1,4 @@
-import type { AttentionVariant, BlockConfig, FfnVariant } from '../arch/types.js';
+import type { AttentionVariant, BlockConfig, FfnVariant } from '../arch/variant.js';
 
 /** What one layer may become: its attention and FFN options and the (attention, FFN) pairs allowed together. */
 export interface LayerChoices {

@@ -1,4 +1,5 @@
-import { attentionKey, ffnKey, type AttentionVariant, type FfnVariant } from '../arch/types.js';
+import { attentionKey, ffnKey } from '../arch/variants/registry.js';
+import { type AttentionVariant, type FfnVariant } from '../arch/variant.js';
 import type { SearchSpace } from './types.js';
 
 /** Every distinct attention and FFN variant a space allows anywhere, keyed by variant key. */

@@ -29,3 +29,9 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
+
+/** Rows [from, to) of a 2-D tensor, as a view. */
+export function rows(t: Tensor, from: number, to: number): Float32Array {
+  const cols = t.shape[1];
+  return t.data.subarray(from * cols, to * cols);
+}

@@ -5,6 +5,10 @@ import { afterAll } from 'vitest';
 import type { ModelConfig } from '../../src/arch/config.js';
 import { parseModelConfig } from '../../src/model/config.js';
 import { llamaConfigJson } from '../../src/model/random.js';
+import { cpuRuntime } from '../../src/onnx/runtime.js';
+
+/** One onnxruntime thread: test files run two at a time on two cores. */
+export const RUNTIME = cpuRuntime(1);
 
 export const SHARED = resolve(import.meta.dirname, '../../../shared');
 export const SHARED_MODELS = ['stories260K', 'babyllama-tok105-1M'] as const;

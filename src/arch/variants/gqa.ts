@@ -1,0 +1,221 @@
+import { fitLinear, matrix } from '../../bld/fit.js';
+import { withTensors } from '../../bld/derive.js';
+import { elementBytes, matmulKernel, rmsNormKernel } from '../../hardware/kernels.js';
+import type { SubBlockWeights } from '../../model/weights.js';
+import { pastKeyName, pastValueName, presentKeyName, presentValueName, rmsNorm, rope } from '../../onnx/emit.js';
+import { transposeConcat } from '../../onnx/layout.js';
+import { applyRope, matVec, rmsNorm as rmsNormRow } from '../../reference/math.js';
+import { fail } from '../../util/errors.js';
+import { rows, type Tensor } from '../../util/tensor.js';
+import type { ModelConfig } from '../config.js';
+import { ropeInverseFrequencies } from '../rope.js';
+import type { AttentionVariant } from '../variant.js';
+import type { VariantKind } from './kind.js';
+
+export type Gqa = Extract<AttentionVariant, { kind: 'gqa' }>;
+
+/**
+ * Grouped-query attention with `kvHeads` K/V heads (the parent's own count, or fewer: Puzzle's
+ * n_heads_in_group). Query heads are always the parent's; each K/V head serves numHeads / kvHeads of them.
+ */
+export const gqa: VariantKind<Gqa> = {
+  subBlock: 'attention',
+  kind: 'gqa',
+  removesSubBlock: false,
+  key: (v) => `attn-gqa${v.kvHeads}`,
+  label: (v) => `GQA ${v.kvHeads}`,
+  describe: (v) => `GQA ${v.kvHeads} KV heads`,
+  problems: (config, v) =>
+    !Number.isInteger(v.kvHeads) || v.kvHeads < 1 || config.numHeads % v.kvHeads !== 0 ? [`${v.kvHeads} KV heads does not divide the ${config.numHeads} query heads`] : [],
+  params: (config, v) => {
+    const E = config.hiddenSize;
+    const D = config.headDim;
+    return E * config.numHeads * D * 2 + E * v.kvHeads * D * 2 + E;
+  },
+  cachedKvHeads: (_config, v) => v.kvHeads,
+
+  /** Projections, plus scores and their weighted sum over the full seq × seq square (the mask zeroes half of it after the fact). */
+  flops: (config, v, batch, seq) => {
+    const N = batch * seq;
+    const E = config.hiddenSize;
+    const qDim = config.numHeads * config.headDim;
+    const kvDim = v.kvHeads * config.headDim;
+    const projections = 2 * N * E * (qDim + 2 * kvDim) + 2 * N * qDim * E;
+    const scoresAndMix = 2 * (2 * batch * config.numHeads * seq * seq * config.headDim);
+    return projections + scoresAndMix;
+  },
+
+  kernels: (config, v, step, workload) => {
+    const b = elementBytes(workload);
+    const E = config.hiddenSize;
+    const N = step.batch * step.tokens;
+    const H = config.numHeads;
+    const D = config.headDim;
+    const K = v.kvHeads;
+    const total = step.pastTokens + step.tokens;
+    // Query i of a step sees pastTokens + i keys (causal); a fused kernel skips the masked rest.
+    const pairs = step.tokens * step.pastTokens + (step.tokens * (step.tokens + 1)) / 2;
+    return [
+      rmsNormKernel(N, E, b),
+      matmulKernel(N, E, (H + 2 * K) * D, b),
+      // RoPE on q and k, and the new K/V written to the cache.
+      { flops: 6 * N * (H + K) * D, bytes: 2 * N * (H + K) * D * b.a + 2 * N * K * D * b.kv },
+      // Scores and weighted sum over the whole cache: every K/V position is read once per sequence.
+      { flops: 4 * step.batch * H * D * pairs, bytes: step.batch * total * 2 * K * D * b.kv + 2 * N * H * D * b.a },
+      matmulKernel(N, H * D, E, b),
+    ];
+  },
+
+  tensors: (config, v) => {
+    const E = config.hiddenSize;
+    const D = config.headDim;
+    return [
+      { role: 'norm', name: 'input_layernorm.weight', shape: [E] },
+      { role: 'q', name: 'self_attn.q_proj.weight', shape: [config.numHeads * D, E] },
+      { role: 'k', name: 'self_attn.k_proj.weight', shape: [v.kvHeads * D, E] },
+      { role: 'v', name: 'self_attn.v_proj.weight', shape: [v.kvHeads * D, E] },
+      { role: 'o', name: 'self_attn.o_proj.weight', shape: [E, config.numHeads * D] },
+    ];
+  },
+
+  toDeci: (config, v) => ({ n_heads_in_group: config.numHeads / v.kvHeads, no_op: false, replace_with_linear: false }),
+  fromDeci: (entry, config, where) => {
+    if (entry.no_op === true || entry.replace_with_linear === true) return null;
+    const g = entry.n_heads_in_group;
+    if (typeof g !== 'number' || !Number.isInteger(g) || g < 1 || config.numHeads % g !== 0) {
+      fail(`${where('attention.n_heads_in_group')} is ${JSON.stringify(g)}; expected a divisor of num_attention_heads (${config.numHeads})`);
+    }
+    return { kind: 'gqa', kvHeads: config.numHeads / g };
+  },
+
+  spaceKeys: ['kvHeads'],
+  fromSpace: (section, config, at) => {
+    const kv = section.object('kvHeads');
+    if (kv === null) return [];
+    kv.onlyKeys(['values', 'fractions', 'headsInGroup', 'onlyWhereValid']);
+    const lenient = kv.boolean('onlyWhereValid', false);
+    const H = config.numHeads;
+    const out: Gqa[] = [];
+    const add = (count: number, sub: string, source: string) => {
+      // Fewer K/V heads are built by mean-pooling groups of the parent's, so the count must divide those too.
+      const valid = Number.isInteger(count) && count >= 1 && H % count === 0 && config.numKvHeads % count === 0;
+      if (valid) out.push({ kind: 'gqa', kvHeads: count });
+      else if (!lenient) {
+        fail(`${at.file}: field "${at.field}.kvHeads.${sub}" (layer ${at.layer}): ${source} gives ${count} KV heads; expected a divisor of both the ${H} query heads and the parent's ${config.numKvHeads} KV heads (or set onlyWhereValid)`);
+      }
+    };
+    if (kv.has('values')) for (const v of kv.positiveNumbers('values', 'KV-head counts')) add(v, 'values', `${v}`);
+    if (kv.has('fractions')) for (const f of kv.positiveNumbers('fractions', 'fractions of the parent\'s KV heads')) add(config.numKvHeads * f, 'fractions', `fraction ${f} of ${config.numKvHeads}`);
+    if (kv.has('headsInGroup')) for (const g of kv.positiveNumbers('headsInGroup', 'n_heads_in_group values')) add(H / g, 'headsInGroup', `n_heads_in_group ${g}`);
+    return out;
+  },
+
+  emit: ({ g, config, layer: i, seq, tap }, w, x) => {
+    const t = w.tensors;
+    const p = `l${i}_attn`;
+    const n = rmsNorm(g, x, t.norm, config.rmsNormEps, `${p}_norm`);
+    const E = config.hiddenSize;
+    const H = config.numHeads;
+    const D = config.headDim;
+    const K = w.variant.kvHeads;
+    const group = H / K;
+    // Softmax's 1/sqrt(D) is folded into W_q: RoPE is linear, so scaling before or after it is the same.
+    const qkvT = transposeConcat([t.q, t.k, t.v], [1 / Math.sqrt(D), 1, 1]);
+    const qkv = g.node('MatMul', [n, g.initializer(`${p}_qkv_t`, qkvT, [E, (H + 2 * K) * D])], {}, `${p}_qkv`);
+    const [qk, v] = g.nodeN('Split', [qkv, g.int64([(H + K) * D, K * D])], 2, { axis: -1 }, `${p}_qk_v`);
+    const qkHeads = rope(g, g.node('Reshape', [qk, g.int64([0, 0, H + K, D])], {}, `${p}_qk_heads`), seq, D / 2, `${p}_qk`);
+    const [q, k] = g.nodeN('Split', [qkHeads, g.int64([H, K])], 2, { axis: 2 }, `${p}_q_k`);
+    // K/V as [B, K, S, D] (the cache layout), extended by the past when decoding incrementally.
+    let keys = g.node('Transpose', [k], { perm: [0, 2, 1, 3] }, `${p}_k_bktd`);
+    let values = g.node('Transpose', [g.node('Reshape', [v, g.int64([0, 0, K, D])], {}, `${p}_v_heads`)], { perm: [0, 2, 1, 3] }, `${p}_v_bktd`);
+    if (seq.cached) {
+      keys = g.node('Concat', [pastKeyName(i), keys], { axis: 2 }, `${p}_keys`);
+      values = g.node('Concat', [pastValueName(i), values], { axis: 2 }, `${p}_values`);
+      g.expose(keys, presentKeyName(i), ['batch', K, 'total', D]);
+      g.expose(values, presentValueName(i), ['batch', K, 'total', D]);
+    }
+    // Grouped heads without copying K/V: queries as [B, K, group, T, D] broadcast against keys [B, K, 1, D, S].
+    const q5 = g.node('Transpose', [g.node('Reshape', [q, g.int64([0, 0, K, group, D])], {}, `${p}_q5`)], { perm: [0, 2, 3, 1, 4] }, `${p}_q_bkgtd`);
+    const kT = g.node('Transpose', [g.node('Unsqueeze', [keys, g.int64([2])], {}, `${p}_k5`)], { perm: [0, 1, 2, 4, 3] }, `${p}_k_bk1ds`);
+    const v5 = g.node('Unsqueeze', [values, g.int64([2])], {}, `${p}_v_bk1sd`);
+    const scores = g.node('Add', [g.node('MatMul', [q5, kT], {}, `${p}_qk_scores`), seq.mask], {}, `${p}_scores`);
+    const probs = g.node('Softmax', [scores], { axis: -1 }, `${p}_probs`);
+    const ctxHeads = g.node('MatMul', [probs, v5], {}, `${p}_ctx`);
+    const merged = g.node('Reshape', [g.node('Transpose', [ctxHeads], { perm: [0, 3, 1, 2, 4] }, `${p}_ctx_btkgd`), g.int64([0, 0, H * D])], {}, `${p}_merged`);
+    tap('attention.context', merged, ['batch', 'seq', H * D]);
+    return g.node('MatMul', [merged, g.initializer(`${p}_o_t`, transposeConcat([t.o]), [H * D, E])], {}, `${p}_out`);
+  },
+
+  reference: (config, w, x) => {
+    const t = w.tensors;
+    const normed = x.map((row) => rmsNormRow(row, t.norm, config.rmsNormEps));
+    const H = config.numHeads;
+    const D = config.headDim;
+    const K = w.variant.kvHeads;
+    const invFreq = ropeInverseFrequencies(config);
+    const head = (v: Float32Array, h: number) => v.slice(h * D, (h + 1) * D);
+    const q = normed.map((row, pos) => Array.from({ length: H }, (_, h) => applyRope(head(matVec(t.q, row), h), pos, invFreq)));
+    const k = normed.map((row, pos) => Array.from({ length: K }, (_, h) => applyRope(head(matVec(t.k, row), h), pos, invFreq)));
+    const v = normed.map((row) => Array.from({ length: K }, (_, h) => head(matVec(t.v, row), h)));
+    const window = config.slidingWindow ?? Infinity;
+    return x.map((_, pos) => {
+      const merged = new Float32Array(H * D);
+      for (let h = 0; h < H; h++) {
+        const kvHead = Math.floor(h / (H / K)); // repeat_kv: query head h reads K/V head h // group
+        const visible: number[] = [];
+        for (let s = 0; s <= pos; s++) if (pos - s < window) visible.push(s);
+        const scores = visible.map((s) => {
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q[pos][h][d] * k[s][kvHead][d];
+          return dot / Math.sqrt(D);
+        });
+        const max = Math.max(...scores);
+        const exps = scores.map((sc) => Math.exp(sc - max));
+        const total = exps.reduce((a, b) => a + b, 0);
+        visible.forEach((s, j) => {
+          for (let d = 0; d < D; d++) merged[h * D + d] += (exps[j] / total) * v[s][kvHead][d];
+        });
+      }
+      return matVec(t.o, merged);
+    });
+  },
+
+  derive: async (ctx, v) => {
+    const parent = asGqa(ctx.parent, ctx.layer);
+    if (v.kvHeads === parent.variant.kvHeads) return { init: parent, fitted: parent, ridge: undefined };
+    const init = meanPoolKvHeads(ctx.config, parent, v.kvHeads);
+    // Refit o_proj on the pooled heads' context: the exact least-squares optimum for that matrix.
+    const context = await ctx.tap(init, 'attention.context');
+    const hd = ctx.config.numHeads * ctx.config.headDim;
+    const fit = await fitLinear(ctx.ops, matrix(context, hd), matrix(ctx.output, ctx.config.hiddenSize), init.tensors.o, ctx.options.ridgeGrid);
+    return { init, fitted: withTensors(init, { o: fit.weight }), ridge: fit.ridge };
+  },
+
+  colour: (config, v) => `hsl(217, 80%, ${Math.round(80 - 45 * (v.kvHeads / config.numKvHeads))}%)`,
+};
+
+/** The parent's attention as GQA weights, which every attention candidate is derived from. */
+export function asGqa(w: SubBlockWeights, layer: number): SubBlockWeights<Gqa> {
+  if (w.variant.kind !== 'gqa') throw new Error(`layer ${layer} of the parent has no GQA attention to derive candidates from`);
+  return w as SubBlockWeights<Gqa>;
+}
+
+/** Fewer K/V heads: each new head is the mean of the consecutive parent heads it replaces; queries keep all heads. */
+export function meanPoolKvHeads(config: ModelConfig, w: SubBlockWeights<Gqa>, kvHeads: number): SubBlockWeights<Gqa> {
+  const D = config.headDim;
+  const parentKv = w.variant.kvHeads;
+  if (parentKv % kvHeads !== 0) throw new Error(`cannot pool ${parentKv} KV heads into ${kvHeads}`);
+  const group = parentKv / kvHeads;
+  const E = w.tensors.k.shape[1];
+  const pool = (t: Tensor): Tensor => {
+    const out = new Float32Array(kvHeads * D * E);
+    for (let h = 0; h < kvHeads; h++) {
+      for (let g = 0; g < group; g++) {
+        const src = rows(t, (h * group + g) * D, (h * group + g + 1) * D);
+        for (let k = 0; k < D * E; k++) out[h * D * E + k] += src[k] / group;
+      }
+    }
+    return { data: out, shape: [kvHeads * D, E] };
+  };
+  return { variant: { kind: 'gqa', kvHeads }, tensors: { ...w.tensors, k: pool(w.tensors.k), v: pool(w.tensors.v) } };
+}

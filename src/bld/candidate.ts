@@ -1,0 +1,178 @@
+import type { ModelConfig } from '../arch/config.js';
+import { kindOf, variantKey } from '../arch/variants/registry.js';
+import { EMPTY_BLOCK, type AttentionVariant, type FfnVariant, type SubBlock, type VariantOf } from '../arch/variant.js';
+import { windowBatches } from '../data/sequences.js';
+import { compareToReference } from '../eval/kl.js';
+import { layerTensors, type LayerWeights, type ModelWeights, type SubBlockWeights } from '../model/weights.js';
+import { tapName, type TapPoint, type TapSite } from '../onnx/emit.js';
+import type { MatrixOps } from '../onnx/matmul.js';
+import type { Runtime } from '../onnx/runtime.js';
+import { DecoderSession } from '../onnx/session.js';
+import type { Tensor } from '../util/tensor.js';
+import type { ActivationSet, ValidationSet } from './activations.js';
+import type { DeriveContext, DeriveOptions } from './derive.js';
+import { nmse } from './fit.js';
+
+/** One candidate of the block library: a variant for one sub-block of one layer. */
+export type CandidateSpec =
+  | { readonly layer: number; readonly subBlock: 'attention'; readonly variant: AttentionVariant }
+  | { readonly layer: number; readonly subBlock: 'ffn'; readonly variant: FfnVariant };
+
+export const candidateKey = (c: CandidateSpec) => `${c.layer}.${variantKey(c.subBlock, c.variant)}`;
+
+/** A candidate's scores. Deterministic: the same inputs give the same numbers bit for bit. */
+export interface CandidateScore {
+  readonly layer: number;
+  readonly subBlock: SubBlock;
+  readonly key: string;
+  readonly variant: AttentionVariant | FfnVariant;
+  readonly params: number;
+  /** Whether refit weights replaced the initialisation (the parent's own sub-block and no-ops need no fit). */
+  readonly fitted: boolean;
+  /** The relative ridge strength chosen on held-out calibration rows; null when the initialisation was kept. */
+  readonly ridge: number | null;
+  /** Local validation NMSE of the sub-block output, from the initialisation and after fitting. */
+  readonly nmseInit: number;
+  readonly nmse: number;
+  /** Mean KL(parent ‖ parent-with-this-candidate) per validation token, and the LM loss with it. */
+  readonly kl: number;
+  readonly lmLoss: number;
+  readonly lmLossDelta: number;
+}
+
+/** What building candidates needs: the parent, its activations, products in onnxruntime, and sessions kept between candidates. */
+export interface CandidateContext {
+  readonly config: ModelConfig;
+  readonly parent: ModelWeights;
+  readonly calibration: ActivationSet;
+  readonly validation: ValidationSet;
+  readonly ops: MatrixOps;
+  readonly runtime: Runtime;
+  readonly options: DeriveOptions;
+  /** Sessions and activations worth keeping between candidates of one layer (parent suffix graphs, parent taps). */
+  readonly cache: Map<string, unknown>;
+}
+
+/** A layer with only `sub` present (the other sub-block a no-op): how a sub-block is run alone. */
+function alone<S extends SubBlock>(sub: S, w: SubBlockWeights<VariantOf[S]>): LayerWeights {
+  const empty = { attention: { variant: EMPTY_BLOCK.attention, tensors: {} }, ffn: { variant: EMPTY_BLOCK.ffn, tensors: {} } };
+  return { ...empty, [sub]: w };
+}
+
+/** Runs one layer (given explicitly) over every window of a set, from a residual-stream input; returns the requested taps as [tokens, width]. */
+async function runLayer(ctx: CandidateContext, layer: LayerWeights, input: Float32Array, set: ActivationSet, sites: readonly TapSite[]): Promise<Map<TapSite, Float32Array>> {
+  const E = ctx.config.hiddenSize;
+  const taps: TapPoint[] = sites.map((site) => ({ layer: site === 'residual' ? 1 : 0, site }));
+  const session = await DecoderSession.create({ ...ctx.config, numLayers: 1 }, { ...ctx.parent, layers: [layer] }, { hiddenInput: true, logits: 'none', taps }, ctx.runtime);
+  const tokens = set.windows * set.seqLen;
+  const out = new Map<TapSite, Float32Array>();
+  try {
+    for (const { batch, from: offset, to } of windowBatches(set.windows, set.seqLen, 2048)) {
+      const r = await session.run({ data: input.slice(offset * E, to * E), shape: [batch, set.seqLen, E] });
+      for (const tap of taps) {
+        const t: Tensor | undefined = r.taps.get(tapName(tap));
+        if (t === undefined) continue;
+        const width = t.data.length / (t.shape[0] * t.shape[1]);
+        if (!out.has(tap.site)) out.set(tap.site, new Float32Array(tokens * width));
+        out.get(tap.site)!.set(t.data, offset * width);
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  return out;
+}
+
+/** Local NMSE of a sub-block alone against the parent's output on a set (a sub-block that adds nothing predicts zeros: NMSE 1). */
+async function localNmse(ctx: CandidateContext, sub: SubBlock, w: SubBlockWeights, layer: number, set: ActivationSet): Promise<number> {
+  const a = set.layers[layer][sub];
+  const out = (await runLayer(ctx, alone(sub, w), a.input, set, [`${sub}.output`])).get(`${sub}.output`);
+  return nmse(out ?? new Float32Array(a.output.length), a.output);
+}
+
+/** What a variant kind derives a candidate from, for one layer and sub-block of the parent. */
+function deriveContext(ctx: CandidateContext, layer: number, sub: SubBlock): DeriveContext {
+  const cal = ctx.calibration.layers[layer][sub];
+  const parent = ctx.parent.layers[layer][sub];
+  const tap = async (w: SubBlockWeights, site: TapSite) => {
+    const t = (await runLayer(ctx, alone(sub, w), cal.input, ctx.calibration, [site])).get(site);
+    if (t === undefined) throw new Error(`layer ${layer} ${sub}: the ${w.variant.kind} sub-block has no "${site}" tap`);
+    return t;
+  };
+  return {
+    config: ctx.config,
+    layer,
+    parent,
+    input: cal.input,
+    output: cal.output,
+    tap,
+    parentTap: async (site) => {
+      const key = `parent-tap.${layer}.${sub}.${site}`;
+      let t = ctx.cache.get(key) as Float32Array | undefined;
+      if (t === undefined) {
+        t = await tap(parent, site);
+        // Keep one layer's parent taps: candidates run layer by layer.
+        for (const k of ctx.cache.keys()) if (k.startsWith('parent-tap.') && !k.startsWith(`parent-tap.${layer}.`)) ctx.cache.delete(k);
+        ctx.cache.set(key, t);
+      }
+      return t;
+    },
+    ops: ctx.ops,
+    options: ctx.options,
+  };
+}
+
+/** The parent's layers after `layer`, ending in the in-graph KL/NLL scoring head; kept across a layer's candidates. */
+async function suffixSession(ctx: CandidateContext, layer: number): Promise<DecoderSession> {
+  const key = `suffix.${layer}`;
+  let s = ctx.cache.get(key) as DecoderSession | undefined;
+  if (s === undefined) {
+    for (const [k, old] of ctx.cache) {
+      if (k.startsWith('suffix.')) {
+        await (old as DecoderSession).release();
+        ctx.cache.delete(k);
+      }
+    }
+    s = await DecoderSession.create(ctx.config, ctx.parent, { fromLayer: layer + 1, logits: 'score' }, ctx.runtime);
+    ctx.cache.set(key, s);
+  }
+  return s;
+}
+
+/** Global score: the parent with only this layer changed, KL from the parent and LM loss on validation tokens. */
+async function globalScore(ctx: CandidateContext, layer: number, child: LayerWeights): Promise<{ kl: number; lmLoss: number }> {
+  const val = ctx.validation;
+  const E = ctx.config.hiddenSize;
+  const hiddenOut = (await runLayer(ctx, child, val.layers[layer].attention.input, val, ['residual'])).get('residual')!;
+  const suffix = await suffixSession(ctx, layer);
+  const reference = { windows: val.windows, seqLen: val.seqLen, vocab: ctx.config.vocabSize, logprobs: val.logprobs, targets: val.targets };
+  return compareToReference(suffix, reference, (from, to, batch) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
+}
+
+/** Derives, fits and scores one candidate; returns its score and its fitted weights (by tensor key, e.g. "attention.o"). */
+export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<{ score: CandidateScore; tensors: Record<string, Tensor> }> {
+  const sub = c.subBlock;
+  const kind = kindOf(sub, c.variant);
+  const d = await kind.derive(deriveContext(ctx, c.layer, sub), c.variant);
+  const nmseInit = await localNmse(ctx, sub, d.init, c.layer, ctx.validation);
+  const nmseFitted = typeof d.ridge === 'number' ? await localNmse(ctx, sub, d.fitted, c.layer, ctx.validation) : nmseInit;
+  const child: LayerWeights = { ...ctx.parent.layers[c.layer], [sub]: d.fitted };
+  const { kl, lmLoss } = await globalScore(ctx, c.layer, child);
+  return {
+    score: {
+      layer: c.layer,
+      subBlock: sub,
+      key: candidateKey(c),
+      variant: c.variant,
+      params: kind.params(ctx.config, c.variant),
+      fitted: typeof d.ridge === 'number',
+      ridge: d.ridge ?? null,
+      nmseInit,
+      nmse: nmseFitted,
+      kl,
+      lmLoss,
+      lmLossDelta: lmLoss - ctx.validation.parentNll,
+    },
+    tensors: layerTensors(ctx.config, { [sub]: d.fitted }),
+  };
+}

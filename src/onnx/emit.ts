@@ -1,0 +1,75 @@
+import type { ModelConfig } from '../arch/config.js';
+import type { Tensor } from '../util/tensor.js';
+import type { Dim, GraphBuilder } from './graph-builder.js';
+
+/**
+ * What a variant kind emits its sub-block with: the graph, the model, the layer, the per-sequence tensors
+ * every layer shares, and the taps it may expose. The op helpers below (RMSNorm, RoPE) are the vocabulary
+ * blocks are written in.
+ */
+export interface EmitContext {
+  readonly g: GraphBuilder;
+  readonly config: ModelConfig;
+  readonly layer: number;
+  readonly seq: SequenceContext;
+  /** Exposes `tensor` as this layer's tap `site` when the graph was asked for it. */
+  tap(site: TapSite, tensor: string, dims: readonly Dim[]): void;
+}
+
+/** Per-sequence tensors every attention layer shares: the causal mask and RoPE's cos/sin tables. */
+export interface SequenceContext {
+  /** [seq, past + seq]: 0 where a query may attend to a key, -inf elsewhere. */
+  readonly mask: string;
+  /** [seq, 1, headDim], broadcast over batch and heads. */
+  readonly cos: string;
+  readonly sin: string;
+  /** Scalar int64: seq - 1. */
+  readonly lastIndex: string;
+  /** Whether attention appends to past K/V inputs (incremental decoding). */
+  readonly cached: boolean;
+}
+
+/**
+ * Tensors a graph can return besides its logits, per layer: the residual stream entering the layer
+ * (`residual`; layer = numLayers is after the last), what attention adds, the FFN's input and what it adds,
+ * the attention context before o_proj, the SwiGLU activation before down_proj.
+ */
+export type TapSite = 'residual' | 'attention.output' | 'ffn.input' | 'ffn.output' | 'attention.context' | 'ffn.activation';
+
+export interface TapPoint {
+  readonly layer: number;
+  readonly site: TapSite;
+}
+
+/** The graph output name of a tap. */
+export const tapName = (t: TapPoint) => `${t.site}.${t.layer}`;
+
+/** The four taps around a layer's two sub-blocks. */
+export const subBlockTaps = (layer: number): TapPoint[] =>
+  (['residual', 'attention.output', 'ffn.input', 'ffn.output'] as const).map((site) => ({ layer, site }));
+
+export const pastKeyName = (i: number) => `past_key.${i}`;
+export const pastValueName = (i: number) => `past_value.${i}`;
+export const presentKeyName = (i: number) => `present_key.${i}`;
+export const presentValueName = (i: number) => `present_value.${i}`;
+
+/**
+ * RMSNorm written in the op pattern (Pow → ReduceMean → Add → Sqrt → Div → Mul) that onnxruntime
+ * fuses into one SimplifiedLayerNormalization kernel.
+ */
+export function rmsNorm(g: GraphBuilder, x: string, weight: Tensor, eps: number, prefix: string): string {
+  const sq = g.node('Pow', [x, g.float(2)], {}, `${prefix}_sq`);
+  const mean = g.node('ReduceMean', [sq], { axes: [-1], keepdims: 1 }, `${prefix}_ms`);
+  const rms = g.node('Sqrt', [g.node('Add', [mean, g.float(eps)], {}, `${prefix}_ms_eps`)], {}, `${prefix}_rms`);
+  const normed = g.node('Div', [x, rms], {}, `${prefix}_unit`);
+  return g.node('Mul', [normed, g.initializer(`${prefix}_weight`, weight.data, weight.shape)], {}, prefix);
+}
+
+/** HuggingFace's rotate-half RoPE on [batch, seq, heads, headDim]. */
+export function rope(g: GraphBuilder, x: string, seq: SequenceContext, half: number, prefix: string): string {
+  const [x1, x2] = g.nodeN('Split', [x, g.int64([half, half])], 2, { axis: -1 }, `${prefix}_half`);
+  const rotated = g.node('Concat', [g.node('Neg', [x2], {}, `${prefix}_neg`), x1], { axis: -1 }, `${prefix}_rot`);
+  const a = g.node('Mul', [x, seq.cos], {}, `${prefix}_cos`);
+  const b = g.node('Mul', [rotated, seq.sin], {}, `${prefix}_sin`);
+  return g.node('Add', [a, b], {}, `${prefix}_roped`);
+}

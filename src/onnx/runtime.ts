@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import type { GraphBuilder } from './graph-builder.js';
+
+/** The execution providers Tessera runs graphs on. */
+export type ExecutionProvider = 'cpu';
+
+/** Where a runtime's sessions leave their outputs: in host memory, or in device buffers for the next call. */
+export type OutputLocation = 'cpu';
+
+/** A runtime as plain data, so it can cross into worker threads. */
+export interface RuntimeSpec {
+  readonly provider: ExecutionProvider;
+  /** onnxruntime intra-op threads; keep workers × threads ≤ cores. */
+  readonly threads: number;
+  readonly outputs: OutputLocation;
+}
+
+// Protobuf refuses messages over 2 GiB; leave room for the graph itself.
+const IN_MEMORY_LIMIT_BYTES = 1.5 * 2 ** 30;
+
+/**
+ * Where Tessera's graphs execute: the execution provider, its threads and where outputs live. It is the one
+ * place that creates onnxruntime sessions, so a new provider is a change here, not in every stage.
+ */
+export class Runtime {
+  constructor(readonly spec: RuntimeSpec) {}
+
+  get threads(): number {
+    return this.spec.threads;
+  }
+
+  /** The same runtime with another thread count (e.g. one thread per worker). */
+  withThreads(threads: number): Runtime {
+    return new Runtime({ ...this.spec, threads });
+  }
+
+  sessionOptions(): ort.InferenceSession.SessionOptions {
+    return {
+      executionProviders: [this.spec.provider],
+      intraOpNumThreads: this.spec.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    };
+  }
+
+  /**
+   * A session for a graph: handed over in memory, or through a temporary file with external data when the
+   * weights are beyond protobuf's limit (or `viaFile` asks for it).
+   */
+  async session(graph: GraphBuilder, o: { viaFile?: boolean } = {}): Promise<ort.InferenceSession> {
+    if (!o.viaFile && graph.initializerBytes < IN_MEMORY_LIMIT_BYTES) return ort.InferenceSession.create(graph.toBytes(), this.sessionOptions());
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-graph-'));
+    try {
+      graph.writeTo(join(dir, 'model.onnx'));
+      return await ort.InferenceSession.create(join(dir, 'model.onnx'), this.sessionOptions());
+    } finally {
+      // onnxruntime has read (or mapped) the files by now; an unlinked mapping stays valid on Linux.
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The CPU runtime with `threads` intra-op threads. */
+export const cpuRuntime = (threads: number) => new Runtime({ provider: 'cpu', threads, outputs: 'cpu' });
+
+/**
+ * onnxruntime-node cannot wrap memory of a SharedArrayBuffer (its native side aborts the process), so
+ * shared arrays are copied into an ordinary buffer first.
+ */
+export function float32Tensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('float32', data.buffer instanceof SharedArrayBuffer ? data.slice() : data, [...dims]);
+}
+
+export function int32Tensor(data: Int32Array, dims: readonly number[]): ort.Tensor {
+  return new ort.Tensor('int32', data.buffer instanceof SharedArrayBuffer ? data.slice() : data, [...dims]);
+}
