@@ -10,7 +10,7 @@ import { checkpointTensors, writeCheckpoint } from '../src/model/save.js';
 import { writeSafetensors } from '../src/model/safetensors.js';
 import { Rng } from '../src/util/rng.js';
 import type { Tensor } from '../src/util/tensor.js';
-import { configOf, modelDir, tempDir } from './support/fixtures.js';
+import { configOf, modelDir, SHARED, tempDir } from './support/fixtures.js';
 
 const root = tempDir();
 const stories = modelDir('stories260K');
@@ -133,6 +133,19 @@ describe('bad checkpoints get one line naming the file and the problem', () => {
   it('an untied config whose LM head is absent', () => {
     const dir = smallCheckpoint('no-head', (t) => t.delete('lm_head.weight'));
     expect(() => loadCheckpoint(dir)).toThrow(/tensor "lm_head\.weight" is missing \(needed by the LM head/);
+  });
+
+  it('a tensor the architecture does not use, instead of dropping it', () => {
+    const bias = { data: new Float32Array(16), shape: [16] };
+    const dir = smallCheckpoint('extra', (t) => t.set('model.layers.0.self_attn.q_proj.bias', bias));
+    expect(() => loadCheckpoint(dir)).toThrow(/extra\/model\.safetensors: tensor "model\.layers\.0\.self_attn\.q_proj\.bias" is not used by a LlamaForCausalLM with this config\.json; Tessera would drop it from the computation/);
+    // A Qwen2 checkpoint relabelled as Llama: its 12 q/k/v bias tensors are named, not silently lost.
+    const qwen = join(root, 'qwen2-as-llama');
+    mkdirSync(qwen);
+    const json = JSON.parse(readFileSync(join(SHARED, 'models/tiny-random-qwen2/config.json'), 'utf8'));
+    writeFileSync(join(qwen, 'config.json'), JSON.stringify({ ...json, architectures: ['LlamaForCausalLM'], model_type: 'llama' }));
+    copyFileSync(join(SHARED, 'models/tiny-random-qwen2/model.safetensors'), join(qwen, 'model.safetensors'));
+    expect(() => loadCheckpoint(qwen)).toThrow(/tensor "model\.layers\.\d\.self_attn\.[qkv]_proj\.bias" \(and 11 more\) is not used by a LlamaForCausalLM/);
   });
 
   it('a tensor of the wrong shape', () => {

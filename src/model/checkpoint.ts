@@ -1,12 +1,11 @@
 import type { ModelConfig } from '../arch/config.js';
-import { architectureProblems, parentArchitecture } from '../arch/config.js';
-import { fromDeciBlockConfigs } from '../arch/decilm.js';
 import type { Architecture } from '../arch/variant.js';
 import { fail } from '../util/errors.js';
 import { sameShape, type Tensor } from '../util/tensor.js';
-import { DECI_FAMILY, readModelConfig } from './config.js';
+import { readModelConfig, type ModelSpec } from './config.js';
 import { openTensorSource, type TensorSource } from './tensor-source.js';
-import { checkpointTensorSpecs, layerWeightsFrom, type ModelWeights, type TensorSpec } from './weights.js';
+import { familyOf } from './families/registry.js';
+import { checkpointTensorSpecs, layerWeightsFrom, type CheckpointTensorSpecs, type ModelWeights, type TensorSpec } from './weights.js';
 
 /** A loaded checkpoint: its global config, the architecture its layers have, and float32 weights. */
 export interface Checkpoint {
@@ -25,6 +24,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
   const source = openTensorSource(dir);
   try {
     const specs = checkpointTensorSpecs(config, architecture);
+    refuseUnused(source, specs, config);
     const read = (spec: TensorSpec, usedBy: string) => readChecked(source, spec, usedBy);
     const embed = read(specs.embed, 'the token embedding');
     const layers = architecture.map((block, i) =>
@@ -39,14 +39,25 @@ export function loadCheckpoint(dir: string): Checkpoint {
 }
 
 /** A checkpoint's config and per-layer architecture from config.json alone, without its weights. */
-export function readModelSpec(dir: string): { config: ModelConfig; architecture: Architecture } {
-  const { config: parsed, raw, file } = readModelConfig(dir);
-  const isDeci = (DECI_FAMILY as readonly string[]).includes(parsed.sourceArchitecture);
-  const architecture = isDeci ? fromDeciBlockConfigs(file, parsed, raw.block_configs) : parentArchitecture(parsed);
-  const config = isDeci ? withDeciParentSizes(parsed, architecture) : parsed;
-  const problems = architectureProblems(config, architecture);
-  if (problems.length > 0) fail(`${file}: ${problems[0]}`);
+export function readModelSpec(dir: string): ModelSpec {
+  const { config, architecture } = readModelConfig(dir);
   return { config, architecture };
+}
+
+/** RoPE frequency buffers some checkpoints carry: recomputed from the config, never needed. */
+const IGNORABLE = /(^|\.)rotary_emb\.inv_freq$/;
+
+/**
+ * A tensor the architecture does not use would be dropped from the computation without a word (a Qwen2
+ * checkpoint relabelled as Llama loses its q/k/v biases): name it instead. A tied head stored anyway is allowed.
+ */
+function refuseUnused(source: TensorSource, specs: CheckpointTensorSpecs, config: ModelConfig): void {
+  const used = new Set([specs.embed, specs.finalNorm, ...(specs.lmHead ? [specs.lmHead] : []), ...specs.layers.flatMap((l) => Object.values(l))].map((s) => s.name));
+  if (specs.lmHead === null) used.add(familyOf(config).tensorNames.lmHead);
+  const unused = source.names().filter((n) => !used.has(n) && !IGNORABLE.test(n));
+  if (unused.length > 0) {
+    fail(`${source.fileOf(unused[0])}: tensor "${unused[0]}"${unused.length > 1 ? ` (and ${unused.length - 1} more)` : ''} is not used by a ${config.sourceArchitecture} with this config.json; Tessera would drop it from the computation`);
+  }
 }
 
 function readChecked(source: TensorSource, spec: TensorSpec, usedBy: string): Tensor {
@@ -56,15 +67,4 @@ function readChecked(source: TensorSource, spec: TensorSpec, usedBy: string): Te
     fail(`${source.fileOf(spec.name)}: tensor "${spec.name}" has shape [${entry.shape.join(', ')}]; expected [${spec.shape.join(', ')}] from config.json`);
   }
   return source.read(spec.name);
-}
-
-/** DeciLM leaves the global KV heads and FFN width null; take the widest layer's as the parent's sizes. */
-function withDeciParentSizes(config: ModelConfig, arch: Architecture): ModelConfig {
-  let kv = 0;
-  let ffn = 0;
-  for (const b of arch) {
-    if (b.attention.kind === 'gqa') kv = Math.max(kv, b.attention.kvHeads);
-    if (b.ffn.kind === 'swiglu') ffn = Math.max(ffn, b.ffn.intermediate);
-  }
-  return { ...config, numKvHeads: kv || config.numKvHeads, intermediateSize: ffn || config.intermediateSize };
 }

@@ -12,6 +12,8 @@ export interface TensorSource {
   /** The file a tensor is (or would be) in, for error messages. */
   fileOf(name: string): string;
   entry(name: string): SafetensorsEntry | undefined;
+  /** Every tensor name the checkpoint holds. */
+  names(): string[];
   read(name: string): Tensor;
   close(): void;
 }
@@ -29,6 +31,7 @@ function singleFile(file: SafetensorsFile): TensorSource {
     files: [file.path],
     fileOf: () => file.path,
     entry: (name) => file.entries.get(name),
+    names: () => [...file.entries.keys()],
     read: (name) => file.read(name),
     close: () => file.close(),
   };
@@ -57,6 +60,7 @@ function sharded(indexPath: string): TensorSource {
   return {
     files: [...new Set(Object.values(weightMap))].map((f) => join(dirname(indexPath), f)),
     fileOf: (name) => (weightMap[name] !== undefined ? join(dirname(indexPath), weightMap[name]) : indexPath),
+    names: () => Object.keys(weightMap),
     entry: (name) => {
       const f = shard(name);
       const e = f?.entries.get(name);

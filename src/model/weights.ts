@@ -2,6 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { kindOf } from '../arch/variants/registry.js';
 import { SUB_BLOCKS, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant, type SubBlock, type Variant } from '../arch/variant.js';
 import type { Tensor } from '../util/tensor.js';
+import { familyOf } from './families/registry.js';
 
 /** One sub-block's weights: its variant, and its tensors by role (each kind's `tensors` lists them). Linear weights keep nn.Linear's [out, in] layout. */
 export interface SubBlockWeights<V extends Variant = Variant> {
@@ -55,18 +56,19 @@ export interface CheckpointTensorSpecs {
  */
 export function checkpointTensorSpecs(config: ModelConfig, arch: Architecture): CheckpointTensorSpecs {
   const E = config.hiddenSize;
+  const names = familyOf(config).tensorNames;
   const layers = arch.map((block, i) => {
     const specs: Record<string, TensorSpec> = {};
     for (const sub of SUB_BLOCKS) {
-      for (const r of kindOf(sub, block[sub]).tensors(config, block[sub])) specs[tensorKey(sub, r.role)] = { name: `model.layers.${i}.${r.name}`, shape: r.shape };
+      for (const r of kindOf(sub, block[sub]).tensors(config, block[sub])) specs[tensorKey(sub, r.role)] = { name: names.layerPrefix(i) + r.name, shape: r.shape };
     }
     return specs;
   });
   return {
     layers,
-    embed: { name: 'model.embed_tokens.weight', shape: [config.vocabSize, E] },
-    finalNorm: { name: 'model.norm.weight', shape: [E] },
-    lmHead: config.tieEmbeddings ? null : { name: 'lm_head.weight', shape: [config.vocabSize, E] },
+    embed: { name: names.embed, shape: [config.vocabSize, E] },
+    finalNorm: { name: names.finalNorm, shape: [E] },
+    lmHead: config.tieEmbeddings ? null : { name: names.lmHead, shape: [config.vocabSize, E] },
   };
 }
 
