@@ -1,48 +1,47 @@
 /**
  * Tessera against the methods users would otherwise pick, on both shared models, at speed-ups ×1.25, ×1.5,
  * ×2, ×3 priced two ways (the cpu-local roofline, and a profile measured with `tessera profile`). Every
- * method's child goes through the same export path and is measured the same way: real onnxruntime speed-up
- * on this machine (slowest scenario of cpu-local), KL and perplexity on TinyStories text the search never
- * saw, and perplexity on WikiText (out of domain). Writes results/baselines.{json,md} and one SVG per model.
+ * method is a search strategy solved through the same stage, and its child goes through the same export
+ * path and is measured the same way: real onnxruntime speed-up on this machine (slowest scenario of
+ * cpu-local), KL and perplexity on TinyStories text the search never saw, and perplexity on WikiText (out of
+ * domain). Writes results/baselines.{json,md} and one SVG per model and pricing.
  *
  *   npm run bench:baselines
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { additive, architectureOf, blockInfluence, depthByBlockInfluence, greedy, randomSearch, uniformKvHeads, uniformWidth } from '../src/baselines/methods.js';
-import { distillationData } from '../src/bld/data.js';
-import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
-import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/cli/paths.js';
-import { profileCommand } from '../src/cli/hardware-commands.js';
-import { paragraphs, readText } from '../src/data/text.js';
-import { evaluateChild, type Evaluation } from '../src/export/evaluate.js';
-import { exportArchitecture } from '../src/export/export.js';
-import { architectureCost } from '../src/hardware/model-cost.js';
-import { loadTokenizer } from '../src/model/tokenizer.js';
-import { DecoderSession, tapOf } from '../src/onnx/session.js';
+import { RIDGE_GRID } from '../src/bld/derive.js';
+import { score } from '../src/bld/score.js';
+import { evaluateChild, type Evaluation } from '../src/evaluate/evaluate.js';
+import { exportSolution } from '../src/export/export.js';
+import { profileRun } from '../src/hardware/profile.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import { PALETTE, speedQualitySvg } from '../src/report/svg.js';
-import { formulate } from '../src/search/formulate.js';
-import { highsBackend } from '../src/search/highs-backend.js';
-import type { Choice } from '../src/search/problem.js';
-import { openSearch, refine, type SearchContext } from '../src/search/solve.js';
+import { childFiles } from '../src/run/paths.js';
+import { Run } from '../src/run/run.js';
+import { solve, type Solution, type SolveOptions } from '../src/search/solve.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
-import { Rng } from '../src/util/rng.js';
+import { TesseraError } from '../src/util/errors.js';
+import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { machine, writeResult } from './support.js';
 
 const MODELS = ['stories260K', 'babyllama-tok105-1M'];
 const SPEEDUPS = [1.25, 1.5, 2, 3];
-const METHODS = ['tessera', 'greedy', 'random search', 'uniform FFN width', 'uniform KV heads', 'depth (Block Influence)'] as const;
+/** Each method is a strategy of `tessera solve`; the labels are the tables'. */
+const METHODS = { tessera: 'mip-tabu', greedy: 'greedy', 'random search': 'random', 'uniform FFN width': 'uniform-width', 'uniform KV heads': 'uniform-kv-heads', 'depth (Block Influence)': 'depth' } as const;
+type Method = keyof typeof METHODS;
+const METHOD_NAMES = Object.keys(METHODS) as Method[];
 const WIKITEXT = join(SHARED_DIR, 'corpus/wikitext2_wiki.test.raw');
 const OUT = join(PROJECT_ROOT, 'results/baselines');
 const THREADS = machine().cores;
+const runtime = cpuRuntime(THREADS);
 
 interface Row {
   model: string;
   costs: string;
   budget: number;
-  method: (typeof METHODS)[number];
+  method: Method;
   reached: boolean;
   predictedSpeedup: number | null;
   measuredSpeedup: number | null;
@@ -53,16 +52,24 @@ interface Row {
   evaluations: number | null;
 }
 
-/** BI of every layer from the parent's residual streams on the library's calibration windows (first 1024 tokens). */
-async function parentBlockInfluence(ctx: SearchContext): Promise<number[]> {
-  const m = ctx.manifest;
-  const data = distillationData(loadTokenizer(ctx.ck.dir), paragraphs(readText(m.data.calibration.file)), m.data.calibration.file, { seqLen: m.data.seqLen, calibTokens: m.data.calibration.tokens, validTokens: m.data.validation.tokens });
-  const L = ctx.ck.config.numLayers;
-  const windows = Math.max(1, Math.floor(1024 / m.data.seqLen));
-  const session = await DecoderSession.create(ctx.ck.config, ctx.ck.weights, { taps: Array.from({ length: L + 1 }, (_, layer) => ({ layer, site: 'residual' as const })), logits: 'none' }, cpuRuntime(THREADS));
-  const r = await session.run({ ids: data.calibration.ids.subarray(0, windows * m.data.seqLen), batch: windows, seq: m.data.seqLen });
-  await session.release();
-  return blockInfluence(Array.from({ length: L + 1 }, (_, layer) => tapOf(r, { layer, site: 'residual' })!.data), ctx.ck.config.hiddenSize);
+/** A strategy's solution, or null when it cannot reach the budget. */
+async function solved(run: Run, o: SolveOptions): Promise<Solution | null> {
+  try {
+    return (await solve(run, o))[0];
+  } catch (e) {
+    if (e instanceof TesseraError) return null;
+    throw e;
+  }
+}
+
+/**
+ * Times a child against its parent with the evaluate stage in a fresh process, as a user runs `tessera
+ * evaluate`: this long run's heap and garbage collector would otherwise add noise to the children's timings.
+ */
+function timedInFreshProcess(childDir: string, parentDir: string): Evaluation {
+  const r = spawnSync(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench/evaluate-child.ts'), childDir, parentDir, DEFAULT_TEXT, DEFAULT_HARDWARE, String(THREADS)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`evaluating ${childDir} failed: ${r.stderr}`);
+  return JSON.parse(readFileSync(childFiles.evaluation(childDir), 'utf8')) as Evaluation;
 }
 
 async function main() {
@@ -70,52 +77,32 @@ async function main() {
   const parents: Record<string, { perplexity: number; wikiPerplexity: number }> = {};
   for (const model of MODELS) {
     const modelDir = join(SHARED_DIR, 'models', model);
-    const run = join(OUT, model, 'library');
     process.stderr.write(`${model}: block library\n`);
-    await buildLibrary({ model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, out: run, calibTokens: 4096, validTokens: 2048, seqLen: 128, workers: THREADS, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
-    const measured = join(OUT, model, 'measured-cpu-local.json');
-    if (!existsSync(measured)) await profileCommand({ model: modelDir, space: DEFAULT_SPACE, hardware: DEFAULT_HARDWARE, out: measured, threads: THREADS, repeats: 5 }, () => {});
+    const run = Run.create(join(OUT, model), { model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: 4096, validTokens: 2048, seqLen: 128, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+    await score(run, { workers: THREADS });
+    const measured = await profileRun(run, DEFAULT_HARDWARE, { runtime, repeats: 5 });
     for (const [costsName, hardware] of [['cpu-local roofline', DEFAULT_HARDWARE], ['measured cpu-local', measured]] as const) {
-      const ctx = await openSearch(run, hardware, THREADS);
-      const bi = await parentBlockInfluence(ctx);
-      const parentCost = architectureCost(ctx.ck.config, ctx.ck.architecture, ctx.profile, ctx.costs);
       for (const speedup of SPEEDUPS) {
-        const f = formulate(ctx.ck.config, ctx.space, ctx.library.scores(), ctx.profile, ctx.costs, { speedup }, 'kl');
-        const objective = (c: Choice) => ctx.evaluator.evaluate(architectureOf(f, c)).then((r) => r.kl);
-        const mip = await highsBackend.solve(f.problem, { timeLimitSeconds: 60 });
-        const tabu = mip.choice !== undefined ? await refine(f.problem, f.blocks, mip.choice, objective, ctx.ck.config.numLayers, { iterations: 50, seconds: 600, seed: 0 }) : null;
-        const random = tabu !== null ? await randomSearch(f, tabu.evaluations, objective, new Rng(7)) : null;
-        const choices: Record<(typeof METHODS)[number], Choice | null> = {
-          tessera: tabu?.best ?? null,
-          greedy: greedy(ctx.ck.config, f),
-          'random search': random?.choice ?? null,
-          'uniform FFN width': uniformWidth(ctx.ck.config, f),
-          'uniform KV heads': uniformKvHeads(ctx.ck.config, f),
-          'depth (Block Influence)': depthByBlockInfluence(ctx.ck.config, f, bi),
-        };
-        for (const method of METHODS) {
-          const c = choices[method];
-          const row: Row = { model, costs: costsName, budget: speedup, method, reached: c !== null, predictedSpeedup: null, measuredSpeedup: null, kl: null, perplexity: null, wikiPerplexity: null, additiveKl: null, evaluations: method === 'tessera' ? tabu?.evaluations ?? null : method === 'random search' ? tabu?.evaluations ?? null : null };
-          if (c !== null) {
+        const base: SolveOptions = { hardware, budget: { speedup }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime };
+        const tessera = await solved(run, base);
+        // Random search draws as many architectures as Tabu evaluated.
+        const samples = tessera?.spec.search.tabu?.evaluations ?? 100;
+        for (const method of METHOD_NAMES) {
+          const s = method === 'tessera' ? tessera : await solved(run, { ...base, strategy: METHODS[method], samples });
+          const row: Row = { model, costs: costsName, budget: speedup, method, reached: s !== null, predictedSpeedup: null, measuredSpeedup: null, kl: null, perplexity: null, wikiPerplexity: null, additiveKl: null, evaluations: null };
+          if (s !== null) {
             process.stderr.write(`${model} · ${costsName} · ×${speedup} · ${method}\n`);
-            const arch = architectureOf(f, c);
-            const dir = join(OUT, model, 'children', `${costsName.replace(/\W+/g, '-')}-${speedup}-${method.replace(/\W+/g, '-')}`);
-            mkdirSync(join(OUT, model, 'children'), { recursive: true });
-            exportArchitecture(ctx.ck, ctx.library, arch, dir, { hardware: DEFAULT_HARDWARE, method, budget: { speedup }, costs: hardware }, { replace: true });
-            // Timed in a fresh process, as a user runs `tessera evaluate`: this long run's heap and garbage
-            // collector would otherwise add noise to the children's timings.
-            const cli = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/tessera.js'), 'evaluate', dir, '--parent', modelDir, '--data', DEFAULT_TEXT, '--tokens', '2048', '--seq-len', '128', '--prompts', '0', '--hardware', DEFAULT_HARDWARE, '--repeats', '7', '--threads', String(THREADS)], { encoding: 'utf8' });
-            if (cli.status !== 0) throw new Error(`tessera evaluate ${dir} failed: ${cli.stderr}`);
-            const e = JSON.parse(readFileSync(join(dir, 'evaluation.json'), 'utf8')) as Evaluation;
-            const wiki = await evaluateChild(dir, { parent: modelDir, data: WIKITEXT, tokens: 2048, seqLen: 128, prompts: 0, promptTokens: 8, generateTokens: 0, timing: false, repeats: 1, threads: THREADS });
-            const cost = architectureCost(ctx.ck.config, arch, ctx.profile, ctx.costs);
+            const child = exportSolution(run, s.id);
+            const e = timedInFreshProcess(child.dir, modelDir);
+            const wiki = await evaluateChild(child.dir, run.parent(), { data: WIKITEXT, tokens: 2048, seqLen: 128, prompts: 0, promptTokens: 8, generateTokens: 0, timing: null, runtime });
             Object.assign(row, {
-              predictedSpeedup: Math.min(...cost.map((x, k) => parentCost[k].totalSeconds / x.totalSeconds)),
+              predictedSpeedup: Math.min(...s.spec.predicted.map((p) => p.speedup)),
               measuredSpeedup: Math.min(...e.latency.map((l) => l.measuredSpeedup)),
               kl: e.kl,
               perplexity: e.perplexity.child,
               wikiPerplexity: wiki.perplexity.child,
-              additiveKl: additive(f, c),
+              additiveKl: s.spec.quality.additive,
+              evaluations: s.spec.search.tabu?.evaluations ?? s.spec.search.samples ?? null,
             });
             parents[model] = { perplexity: e.perplexity.parent, wikiPerplexity: wiki.perplexity.parent };
           }
@@ -132,7 +119,7 @@ async function main() {
     md.push(`## ${model}`, '', `Parent: perplexity ${parents[model]?.perplexity.toFixed(2)}, wiki ${parents[model]?.wikiPerplexity.toFixed(1)}.`, '');
     for (const costs of ['cpu-local roofline', 'measured cpu-local']) {
       md.push(`### priced by ${costs}`, '', `| method | ${SPEEDUPS.map((s) => `×${s}`).join(' | ')} |`, `|---|${SPEEDUPS.map(() => '---').join('|')}|`);
-      for (const method of METHODS) md.push(`| ${method} | ${SPEEDUPS.map((s) => cell(rows.find((r) => r.model === model && r.costs === costs && r.budget === s && r.method === method))).join(' | ')} |`);
+      for (const method of METHOD_NAMES) md.push(`| ${method} | ${SPEEDUPS.map((s) => cell(rows.find((r) => r.model === model && r.costs === costs && r.budget === s && r.method === method))).join(' | ')} |`);
       md.push('');
       // Tessera loses where a baseline has lower KL, or the same KL at a higher measured speed, or where its
       // own child falls short of the budget when measured.
@@ -149,7 +136,7 @@ async function main() {
         return out;
       });
       md.push(losses.length === 0 ? 'Tessera has the lowest KL at every budget here, and its children reach the budgets when measured.' : `**Where Tessera does not win:** ${losses.join('; ')}.`, '');
-      const svg = speedQualitySvg(METHODS.map((method, k) => ({
+      const svg = speedQualitySvg(METHOD_NAMES.map((method, k) => ({
         name: method,
         colour: PALETTE[k % PALETTE.length],
         line: true,

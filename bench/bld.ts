@@ -10,9 +10,11 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentArchitecture } from '../src/arch/config.js';
-import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
-import { table } from '../src/cli/format.js';
-import { DEFAULT_SPACE, DEFAULT_TEXT, SHARED_DIR } from '../src/cli/paths.js';
+import { RIDGE_GRID } from '../src/bld/derive.js';
+import { score } from '../src/bld/score.js';
+import { Run } from '../src/run/run.js';
+import { table } from '../src/util/format.js';
+import { DEFAULT_SPACE, DEFAULT_TEXT, SHARED_DIR } from '../src/util/project.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson, randomWeights } from '../src/model/random.js';
 import { writeCheckpoint } from '../src/model/save.js';
@@ -45,9 +47,10 @@ async function main() {
       process.stderr.write(`${m.name}, ${workers} worker(s)\n`);
       const out = join(scratch, `${m.name.replace(/\W+/g, '-')}-${workers}`);
       const t0 = performance.now();
-      const r = await buildLibrary({ model: m.dir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, out, calibTokens: m.calibTokens, validTokens: m.validTokens, seqLen: m.seqLen, workers, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+      const run = Run.create(out, { model: m.dir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: m.calibTokens, validTokens: m.validTokens, seqLen: m.seqLen, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+      const r = await score(run, { workers });
       const total = (performance.now() - t0) / 1000;
-      rows.push({ model: m.name, workers, candidates: r.computed, calibTokens: m.calibTokens, validTokens: m.validTokens, activationsSeconds: r.seconds.activations, candidatesSeconds: r.seconds.jobs, totalSeconds: total });
+      rows.push({ model: m.name, workers, candidates: r.computed, calibTokens: m.calibTokens, validTokens: m.validTokens, activationsSeconds: r.seconds.activations, candidatesSeconds: r.seconds.candidates, totalSeconds: total });
     }
   }
   const speedups = models.flatMap((m) => {

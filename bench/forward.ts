@@ -6,8 +6,8 @@
 import ort from 'onnxruntime-node';
 import { parentArchitecture, type ModelConfig } from '../src/arch/config.js';
 import { forwardFlops } from '../src/arch/flops.js';
-import { DEFAULT_MODEL, SHARED_DIR } from '../src/cli/paths.js';
-import { table } from '../src/cli/format.js';
+import { DEFAULT_MODEL, SHARED_DIR } from '../src/util/project.js';
+import { table } from '../src/util/format.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson, randomWeights } from '../src/model/random.js';

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson } from '../src/model/random.js';
-import { table } from '../src/cli/format.js';
+import { table } from '../src/util/format.js';
 import { PROJECT_ROOT } from '../src/util/project.js';
 import { rooflineCostModel } from '../src/hardware/cost-model.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';

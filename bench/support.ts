@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { PROJECT_ROOT } from '../src/cli/paths.js';
+import { PROJECT_ROOT } from '../src/util/project.js';
 import { writeJsonAtomic } from '../src/util/atomic.js';
 
 export const RESULTS_DIR = join(PROJECT_ROOT, 'results');

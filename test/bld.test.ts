@@ -2,11 +2,10 @@ import { readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:f
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CandidateScore } from '../src/bld/candidate.js';
-import { buildLibrary, RIDGE_GRID, type ScoreOptions } from '../src/bld/run.js';
-import { modelDir, TINYSTORIES, tempDir } from './support/fixtures.js';
+import { buildLibrary, modelDir, TINYSTORIES, tempDir, type LibraryBuild } from './support/fixtures.js';
 
 const root = tempDir();
-const base = (out: string, workers: number, model = 'stories260K'): ScoreOptions => ({
+const base = (out: string, workers: number, model = 'stories260K'): LibraryBuild => ({
   model: modelDir(model),
   space: 'search-spaces/puzzle.json',
   data: TINYSTORIES,
@@ -15,9 +14,6 @@ const base = (out: string, workers: number, model = 'stories260K'): ScoreOptions
   validTokens: 512,
   seqLen: 64,
   workers,
-  ranking: 'activation',
-  ridgeGrid: RIDGE_GRID,
-  seed: 0,
 });
 
 const byKey = (scores: CandidateScore[]) => new Map(scores.map((s) => [s.key, s]));
@@ -100,9 +96,9 @@ describe('stories260K block library', async () => {
 
   it('resumes an interrupted run without recomputing finished candidates', async () => {
     const abort = new AbortController();
-    const o = { ...base('resume', 2), signal: abort.signal, onProgress: (done: number) => done >= 20 && abort.abort() };
+    const o = { ...base('resume', 2), signal: abort.signal, onProgress: (done: number) => void (done >= 20 && abort.abort()) };
     const first = await buildLibrary(o);
-    expect(first.interrupted).toBe(true);
+    expect(first.status).toBe('interrupted');
     const finished = first.library.completed;
     expect(finished).toBeGreaterThanOrEqual(20);
     expect(finished).toBeLessThan(70);
@@ -119,15 +115,15 @@ describe('stories260K block library', async () => {
   });
 
   it('refuses a library built for other inputs, a foreign directory and a corrupted record', async () => {
-    await expect(buildLibrary({ ...base('w1', 1), calibTokens: 2048 })).rejects.toThrow(/w1\/manifest\.json: this library was built for another data/);
+    await expect(buildLibrary({ ...base('w1', 1), calibTokens: 2048 })).rejects.toThrow(/w1\/library\/manifest\.json: this library was built for another data/);
     await expect(buildLibrary({ ...base('w1', 1), model: modelDir('babyllama-tok105-1M') })).rejects.toThrow(/this library was built for another parent/);
     const foreign = join(root, 'foreign');
     mkdirSync(foreign);
     writeFileSync(join(foreign, 'notes.txt'), 'mine');
-    await expect(buildLibrary({ ...base('foreign', 1) })).rejects.toThrow(/foreign: exists and is not a Tessera block library/);
-    writeFileSync(join(two.library.dir, 'jobs', '1.ffn-linear.json'), '{"score": ');
-    await expect(buildLibrary(base('w2', 2))).rejects.toThrow(/w2\/jobs\/1\.ffn-linear\.json: corrupted job record/);
-    rmSync(join(two.library.dir, 'jobs', '1.ffn-linear.json'));
+    await expect(buildLibrary({ ...base('foreign', 1) })).rejects.toThrow(/foreign: exists and is not a Tessera run directory/);
+    writeFileSync(join(two.library.dir, 'candidates', '1.ffn-linear.json'), '{"score": ');
+    await expect(buildLibrary(base('w2', 2))).rejects.toThrow(/w2\/library\/candidates\/1\.ffn-linear\.json: corrupted candidate record/);
+    rmSync(join(two.library.dir, 'candidates', '1.ffn-linear.json'));
     writeFileSync(join(two.library.dir, 'candidates', '3.attn-gqa2.safetensors'), 'tampered');
     await expect(buildLibrary(base('w2', 2))).rejects.toThrow(/3\.attn-gqa2\.safetensors: missing or does not match its record/);
   });

@@ -26,8 +26,8 @@ describe('tessera CLI', () => {
     expect(r.stdout).toContain('KV cache per token: 2.50 KiB at fp32, 1.25 KiB at fp16/bf16');
   });
 
-  it('eval prints NLL, perplexity and throughput', () => {
-    const r = tessera('eval', modelDir('stories260K'), '--data', TINYSTORIES, '--tokens', '2048', '--seq-len', '256', '--threads', '1');
+  it('perplexity prints NLL, perplexity and throughput', () => {
+    const r = tessera('perplexity', modelDir('stories260K'), '--data', TINYSTORIES, '--tokens', '2048', '--seq-len', '256', '--threads', '1');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/windows of 256 tokens\): 2040 predicted tokens/);
     const nll = Number(/mean NLL ([\d.]+)/.exec(r.stdout)![1]);
@@ -45,8 +45,8 @@ describe('tessera CLI', () => {
   it('answers bad input with one line and a non-zero exit, never a stack trace', () => {
     for (const [args, message] of [
       [['inspect', '/no/such/model'], /^tessera: \/no\/such\/model\/config\.json: model config not found\n$/],
-      [['eval', modelDir('stories260K'), '--data', '/no/such.txt'], /^tessera: \/no\/such\.txt: text file not found\n$/],
-      [['eval', modelDir('stories260K'), '--tokens', 'many'], /^tessera: option --tokens: "many" is not a positive integer\n$/],
+      [['perplexity', modelDir('stories260K'), '--data', '/no/such.txt'], /^tessera: \/no\/such\.txt: text file not found\n$/],
+      [['perplexity', modelDir('stories260K'), '--tokens', 'many'], /^tessera: option --tokens: "many" is not a positive integer\n$/],
     ] as const) {
       const r = tessera(...args);
       expect(r.code).toBe(1);

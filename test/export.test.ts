@@ -1,16 +1,18 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
-import { evaluateChild } from '../src/export/evaluate.js';
-import { exportChild } from '../src/export/export.js';
+import { evaluateChild } from '../src/evaluate/evaluate.js';
+import { exportSolution } from '../src/export/export.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { DecoderSession } from '../src/onnx/session.js';
 import { writeReport } from '../src/report/report.js';
+import { Run } from '../src/run/run.js';
+import { ChildAssembler } from '../src/search/child.js';
 import { solve } from '../src/search/solve.js';
+import { readSpec } from '../src/run/spec.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
-import { modelDir, TINYSTORIES, tempDir, RUNTIME } from './support/fixtures.js';
+import { buildLibrary, modelDir, TINYSTORIES, tempDir, RUNTIME } from './support/fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const root = tempDir();
@@ -18,13 +20,16 @@ const run = join(root, 'run');
 const CPU = join(ROOT, 'hardware-profiles/cpu-local.json');
 
 describe('export, evaluate and report a solved child', async () => {
-  await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 2, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
-  const [solution] = await solve({ run, hardware: CPU, budget: { paramsRatio: 0.75 }, metric: 'kl', solver: 'highs', timeLimitSeconds: 30, solutions: 1, diversity: 2, tabuSeconds: 0, tabuIterations: 1, threads: 1, seed: 0 });
+  const { run: built } = await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 2 });
+  const [solution] = await solve(built, { hardware: CPU, budget: { paramsRatio: 0.75 }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 30, solutions: 1, diversity: 2, tabuIterations: 0, samples: 1, seed: 0, runtime: RUNTIME });
   const out = join(root, 'child');
-  const exported = exportChild(solution.dir, out);
+  const exported = exportSolution(built, solution.id, { out });
+  const parent = built.parent();
+  const assembled = new ChildAssembler(parent.config, parent.weights, built.library()).weights(solution.architecture);
   const ids = Int32Array.from({ length: 2 * 20 }, (_, k) => (k * 37 + 11) % 512);
 
   it('writes a DeciLM config with block_configs, null global sizes, and the tokenizer', () => {
+    expect(exported).toMatchObject({ dir: out, architecture: solution.architecture, reused: false });
     const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
     expect(config.architectures).toEqual(['DeciLMForCausalLM']);
     expect(config.model_type).toBe('nemotron-nas');
@@ -37,8 +42,8 @@ describe('export, evaluate and report a solved child', async () => {
   it('loads back into Tessera with the same architecture, weights and logits', async () => {
     const back = loadCheckpoint(out);
     expect(back.architecture).toEqual(solution.architecture);
-    expect(back.weights).toEqual(exported.weights);
-    const before = await DecoderSession.create(exported.config, exported.weights, {}, RUNTIME);
+    expect(back.weights).toEqual(assembled);
+    const before = await DecoderSession.create(parent.config, assembled, {}, RUNTIME);
     const after = await DecoderSession.create(back.config, back.weights, {}, RUNTIME);
     const a = (await before.run({ ids, batch: 2, seq: 20 })).logits!;
     const b = (await after.run({ ids, batch: 2, seq: 20 })).logits!;
@@ -48,18 +53,23 @@ describe('export, evaluate and report a solved child', async () => {
   it('ships a standalone model.onnx that onnxruntime runs to the same logits', async () => {
     const session = await ort.InferenceSession.create(join(out, 'model.onnx'));
     const r = await session.run({ input_ids: new ort.Tensor('int32', ids, [2, 20]) });
-    const reference = (await (await DecoderSession.create(exported.config, exported.weights, {}, RUNTIME)).run({ ids, batch: 2, seq: 20 })).logits!;
+    const reference = (await (await DecoderSession.create(parent.config, assembled, {}, RUNTIME)).run({ ids, batch: 2, seq: 20 })).logits!;
     expect(maxAbsDiff(r.logits.data as Float32Array, reference.data)).toBeLessThanOrEqual(1e-5);
   });
 
-  it('refuses to overwrite an existing directory', () => {
-    expect(() => exportChild(solution.dir, out)).toThrow(/child: already exists; choose another --out or remove it/);
+  it('keeps a child already exported from the same spec, and refuses to overwrite any other directory', () => {
+    const written = statSync(join(out, 'model.safetensors')).mtimeMs;
+    expect(exportSolution(built, solution.id, { out }).reused).toBe(true);
+    expect(statSync(join(out, 'model.safetensors')).mtimeMs).toBe(written);
+    const other = join(root, 'not-a-child');
+    mkdirSync(other);
+    expect(() => exportSolution(built, solution.id, { out: other })).toThrow(/not-a-child: already exists; choose another --out or remove it/);
   });
 
   it('evaluates the child on text after what the search used, and times it against the parent', async () => {
-    const e = await evaluateChild(out, { parent: modelDir('stories260K'), data: TINYSTORIES, tokens: 512, seqLen: 64, prompts: 2, promptTokens: 8, generateTokens: 8, repeats: 1, threads: 1 });
+    const e = await evaluateChild(out, built.parent(), { data: TINYSTORIES, tokens: 512, seqLen: 64, prompts: 2, promptTokens: 8, generateTokens: 8, timing: { hardware: CPU, repeats: 1 }, runtime: RUNTIME });
     const provenance = JSON.parse(readFileSync(join(out, 'tessera.json'), 'utf8'));
-    expect(e.text.paragraphs[0]).toBe(provenance.libraryData.validation.paragraphs[1]);
+    expect(e.text.paragraphs[0]).toBe(provenance.data.validation.paragraphs[1]);
     expect(e.kl).toBeGreaterThan(0);
     expect(e.perplexity.child).toBeGreaterThan(e.perplexity.parent * 0.9);
     expect(e.greedyAgreement.tokens).toBe(16);
@@ -69,14 +79,24 @@ describe('export, evaluate and report a solved child', async () => {
   });
 
   it('writes a self-contained report with the architecture picture, the frontier and the commands', async () => {
-    const r = await writeReport(run, { speedups: [1.1, 1.5], threads: 1 });
+    const r = await writeReport(built, { speedups: [1.1, 1.5], runtime: RUNTIME });
     const html = readFileSync(r.html, 'utf8');
     const md = readFileSync(r.md, 'utf8');
     expect(html.match(/<svg /g)).toHaveLength(2);
     expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:\/\//);
-    expect(md).toContain('![frontier](report-frontier.svg)');
-    expect(md).toContain(`npx tessera solve --run ${run} --hardware ${CPU} --params-ratio 0.75`);
+    expect(md).toContain('![frontier](frontier.svg)');
+    expect(md).toContain(`npx tessera solve --run ${run} --hardware ${CPU} --params-ratio 0.75 --strategy mip-tabu`);
     expect(md).toMatch(/\| budget ×1\.1 \| ×[\d.]+ \| [\d.]+ \| [\d.]+ \|/);
-    expect(existsSync(join(run, 'report-architectures.svg'))).toBe(true);
+    expect(existsSync(join(run, 'report', 'architectures.svg'))).toBe(true);
+    // The frontier's points are solutions of the run, traced with the solution's own strategy and options.
+    const frontier = ['speedup1.1-mip-tabu-cpu-local-1', 'speedup1.5-mip-tabu-cpu-local-1'].map((id) => readSpec(join(run, 'solutions', id, 'spec.json')));
+    for (const f of frontier) expect([f.origin, f.request.tabuIterations]).toEqual(['frontier', 0]);
+  });
+
+  it('re-solves nothing the run already solved when the report is written again', async () => {
+    const spec = join(run, 'solutions', 'speedup1.5-mip-tabu-cpu-local-1', 'spec.json');
+    const written = statSync(spec).mtimeMs;
+    await writeReport(Run.open(run), { speedups: [1.1, 1.5], runtime: RUNTIME });
+    expect(statSync(spec).mtimeMs).toBe(written);
   });
 });

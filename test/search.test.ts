@@ -1,11 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
 import type { BlockConfig } from '../src/arch/variant.js';
 import { fromDeciBlockConfigs } from '../src/arch/decilm.js';
-import { buildLibrary, RIDGE_GRID } from '../src/bld/run.js';
 import { costModelFor } from '../src/hardware/cost-model.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
@@ -14,16 +13,18 @@ import { bruteForce } from '../src/search/exact.js';
 import { formulate } from '../src/search/formulate.js';
 import { objectiveOf, violations, type ChoiceProblem } from '../src/search/problem.js';
 import { solve } from '../src/search/solve.js';
+import { STRATEGIES } from '../src/search/strategies/registry.js';
+import { Run } from '../src/run/run.js';
 import { neighbours, tabuSearch } from '../src/search/tabu.js';
 import { loadSearchSpace } from '../src/space/expand.js';
 import { Rng } from '../src/util/rng.js';
-import { modelDir, TINYSTORIES, tempDir } from './support/fixtures.js';
+import { buildLibrary, modelDir, RUNTIME, TINYSTORIES, tempDir } from './support/fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const root = tempDir();
 const run = join(root, 'run');
 const CPU = join(ROOT, 'hardware-profiles/cpu-local.json');
-const solveDefaults = { hardware: CPU, metric: 'kl' as const, solver: 'highs', timeLimitSeconds: 30, solutions: 1, diversity: 2, tabuSeconds: 10, tabuIterations: 15, threads: 1, seed: 0 };
+const solveDefaults = { hardware: CPU, metric: 'kl' as const, strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 30, solutions: 1, diversity: 2, tabuIterations: 15, samples: 20, seed: 0, runtime: RUNTIME };
 
 describe('Tabu search', () => {
   // Four blocks per layer; the true objective adds a penalty when neighbouring layers both drop attention,
@@ -91,14 +92,13 @@ describe('Tabu search', () => {
 });
 
 describe('solving on a real block library', async () => {
-  await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 2, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+  const { run: built, library } = await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 2 });
   const ck = loadCheckpoint(modelDir('stories260K'));
   const profile = loadHardwareProfile(CPU);
   const costs = costModelFor(ck.config, profile);
 
   it('formulates options as the space\'s blocks priced by the cost model, with limits from the parent', async () => {
     const space = loadSearchSpace(join(ROOT, 'search-spaces/puzzle.json'), ck.config);
-    const { library } = await buildLibrary({ model: modelDir('stories260K'), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: run, calibTokens: 1024, validTokens: 512, seqLen: 64, workers: 1, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
     const { problem, blocks } = formulate(ck.config, space, library.scores(), profile, costs, { speedup: 2, paramsRatio: 0.8 }, 'kl');
     expect(problem.layers).toHaveLength(5);
     expect(blocks[0]).toHaveLength(45);
@@ -112,26 +112,55 @@ describe('solving on a real block library', async () => {
   });
 
   it('finds a child within budget, refines it with Tabu, and writes a spec that interoperates as DeciLM block_configs', async () => {
-    const [s] = await solve({ ...solveDefaults, run, budget: { speedup: 1.5 } });
-    expect(s.mip.status).toBe('optimal');
-    for (const [k, c] of s.predicted.entries()) expect(s.parentPredicted[k].totalSeconds / c.totalSeconds).toBeGreaterThanOrEqual(1.5 - 1e-9);
-    expect(s.evaluated.kl).toBeLessThanOrEqual(s.evaluated.mipKl);
+    const [s] = await solve(built, { ...solveDefaults, budget: { speedup: 1.5 } });
+    const parent = architectureCost(ck.config, parentArchitecture(ck.config), profile, costs);
+    const child = architectureCost(ck.config, s.architecture, profile, costs);
+    for (const [k, c] of child.entries()) expect(parent[k].totalSeconds / c.totalSeconds).toBeGreaterThanOrEqual(1.5 - 1e-9);
+    expect(s.spec.quality.kl).toBeLessThanOrEqual(s.spec.search.start!.kl);
     const spec = JSON.parse(readFileSync(join(s.dir, 'spec.json'), 'utf8'));
     expect(fromDeciBlockConfigs('spec.json', ck.config, spec.block_configs)).toEqual(s.architecture);
-    expect(spec.quality.evaluated.kl).toBe(s.evaluated.kl);
-    expect(spec.solver).toMatchObject({ backend: 'highs', status: 'optimal', gap: 0 });
+    expect(spec.quality.kl).toBe(s.spec.quality.kl);
+    expect(spec.search.solver).toMatchObject({ backend: 'highs', status: 'optimal', gap: 0 });
     expect(spec.predicted[0].speedup).toBeGreaterThanOrEqual(1.5 - 1e-9);
+    expect(s.id).toBe('speedup1.5-mip-tabu-cpu-local-1');
   });
 
   it('finds diverse solutions and re-solves a new budget on the same library', async () => {
-    const sols = await solve({ ...solveDefaults, run, budget: { paramsRatio: 0.7 }, solutions: 3, diversity: 2, tabuSeconds: 0 });
+    const sols = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.7 }, solutions: 3, diversity: 2, tabuIterations: 0 });
     expect(sols).toHaveLength(3);
     const diff = (a: readonly BlockConfig[], b: readonly BlockConfig[]) => a.filter((x, i) => JSON.stringify(x) !== JSON.stringify(b[i])).length;
     expect(diff(sols[0].architecture, sols[1].architecture)).toBeGreaterThanOrEqual(2);
     expect(diff(sols[2].architecture, sols[0].architecture)).toBeGreaterThanOrEqual(2);
     expect(diff(sols[2].architecture, sols[1].architecture)).toBeGreaterThanOrEqual(2);
-    for (const s of sols) expect(s.params).toBeLessThanOrEqual(0.7 * s.parentParams);
-    expect(sols[1].additiveObjective.mip).toBeGreaterThanOrEqual(sols[0].additiveObjective.mip - 1e-12);
+    for (const s of sols) expect(s.spec.params).toBeLessThanOrEqual(0.7 * s.spec.parent.params);
+    expect(sols[1].spec.quality.additive).toBeGreaterThanOrEqual(sols[0].spec.quality.additive - 1e-12);
+  });
+
+  it('reads a solved request back instead of solving it again, and solves again when the request changes', async () => {
+    const [a] = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.8 }, tabuIterations: 0 });
+    const written = statSync(join(a.dir, 'spec.json')).mtimeMs;
+    const [b] = await solve(Run.open(run), { ...solveDefaults, budget: { paramsRatio: 0.8 }, tabuIterations: 0 });
+    expect(b.reused).toBe(true);
+    expect(b.spec).toEqual(a.spec);
+    expect(statSync(join(a.dir, 'spec.json')).mtimeMs).toBe(written);
+    const [c] = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.8 }, tabuIterations: 2 });
+    expect(c.reused).toBe(false);
+    expect(c.spec.request.tabuIterations).toBe(2);
+  });
+
+  it('offers every strategy through one interface; each child meets the budget or the strategy says it cannot', async () => {
+    for (const strategy of STRATEGIES) {
+      const o = { ...solveDefaults, strategy: strategy.name, budget: { paramsRatio: 0.8 }, tabuIterations: 2 };
+      try {
+        const [s] = await solve(built, o);
+        expect(s.id).toBe(`params0.8x-${strategy.name}-cpu-local-1`);
+        expect(s.spec.params, strategy.name).toBeLessThanOrEqual(0.8 * s.spec.parent.params);
+        expect(s.spec.request.strategy).toBe(strategy.name);
+      } catch (e) {
+        expect((e as Error).message, strategy.name).toMatch(new RegExp(`^${strategy.name} finds no architecture within the budgets on cpu-local`));
+        expect(['uniform-kv-heads']).toContain(strategy.name);
+      }
+    }
   });
 
   it('answers an impossible budget with the constraint that cannot be met, through the CLI', () => {

@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../arch/config.js';
 import { SUB_BLOCKS, type SubBlock } from '../arch/variant.js';
 import { windowBatches, type WindowSet } from '../data/sequences.js';
-import { hasTarget, referenceNll } from '../eval/kl.js';
+import { logSoftmaxRows, nextTokens, referenceNll } from '../lm/divergence.js';
 import type { ModelWeights } from '../model/weights.js';
 import { subBlockTaps, tapName, type TapSite } from '../onnx/emit.js';
 import type { Runtime } from '../onnx/runtime.js';
@@ -35,8 +35,6 @@ export interface ValidationSet extends ActivationSet {
 }
 
 export const sharedFloats = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
-
-export { hasTarget } from '../eval/kl.js';
 
 /** Which tap holds each sub-block's input and output. */
 const SITES: { readonly [S in SubBlock]: { readonly input: TapSite; readonly output: TapSite } } = {
@@ -76,20 +74,6 @@ export async function parentActivations(config: ModelConfig, weights: ModelWeigh
   ids.set(set.ids);
   const base = { windows: set.count, seqLen, hidden: E, ids, layers };
   if (logprobs === null) return base;
-  const targets = new Int32Array(new SharedArrayBuffer(tokens * 4));
-  for (let t = 0; t < tokens; t++) if (hasTarget(t, seqLen)) targets[t] = ids[t + 1];
+  const targets = nextTokens(ids, seqLen, new Int32Array(new SharedArrayBuffer(tokens * 4)));
   return { ...base, logprobs, targets, parentNll: referenceNll({ windows: set.count, seqLen, vocab: V, logprobs, targets }) };
-}
-
-/** Row-wise log-softmax of [rows, n] logits into `out` at `outOffset` (float64 accumulation). */
-export function logSoftmaxRows(logits: Float32Array, n: number, out: Float32Array, outOffset: number): void {
-  for (let r = 0; r < logits.length / n; r++) {
-    const row = logits.subarray(r * n, (r + 1) * n);
-    let max = -Infinity;
-    for (const v of row) if (v > max) max = v;
-    let sum = 0;
-    for (const v of row) sum += Math.exp(v - max);
-    const lse = max + Math.log(sum);
-    for (let k = 0; k < n; k++) out[outOffset + r * n + k] = row[k] - lse;
-  }
 }

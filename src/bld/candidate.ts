@@ -2,7 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { kindOf, variantKey } from '../arch/variants/registry.js';
 import { EMPTY_BLOCK, type AttentionVariant, type FfnVariant, type SubBlock, type VariantOf } from '../arch/variant.js';
 import { windowBatches } from '../data/sequences.js';
-import { compareToReference } from '../eval/kl.js';
+import { divergence } from '../lm/divergence.js';
 import { layerTensors, type LayerWeights, type ModelWeights, type SubBlockWeights } from '../model/weights.js';
 import { tapName, type TapPoint, type TapSite } from '../onnx/emit.js';
 import type { MatrixOps } from '../onnx/matmul.js';
@@ -146,7 +146,7 @@ async function globalScore(ctx: CandidateContext, layer: number, child: LayerWei
   const hiddenOut = (await runLayer(ctx, child, val.layers[layer].attention.input, val, ['residual'])).get('residual')!;
   const suffix = await suffixSession(ctx, layer);
   const reference = { windows: val.windows, seqLen: val.seqLen, vocab: ctx.config.vocabSize, logprobs: val.logprobs, targets: val.targets };
-  return compareToReference(suffix, reference, (from, to, batch) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
+  return divergence(suffix, reference, (from, to, batch) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
 }
 
 /** Derives, fits and scores one candidate; returns its score and its fitted weights (by tensor key, e.g. "attention.o"). */

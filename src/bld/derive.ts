@@ -7,6 +7,9 @@ import type { TapSite } from '../onnx/emit.js';
 /** Channel ranking for FFN width pruning: activation × ‖W_down column‖ (Minitron/Puzzle), or weight magnitude. */
 export type ChannelRanking = 'activation' | 'magnitude';
 
+/** Relative ridge strengths tried for every refit (chosen on held-out calibration rows). */
+export const RIDGE_GRID: readonly number[] = [1e-3, 1e-1];
+
 export interface DeriveOptions {
   readonly ranking: ChannelRanking;
   /** Relative ridge strengths tried for every refit (chosen on held-out calibration rows). */

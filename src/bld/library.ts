@@ -1,12 +1,14 @@
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import type { TextRange } from '../data/sequences.js';
+import { isObject } from '../model/json.js';
+import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
+import type { RunPaths } from '../run/paths.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
+import { sha256 } from '../util/hash.js';
 import type { Tensor } from '../util/tensor.js';
-import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
-import type { TextRange } from '../data/sequences.js';
 import type { CandidateScore } from './candidate.js';
+import type { ChannelRanking } from './derive.js';
 
 export const LIBRARY_FORMAT = 'tessera-block-library';
 
@@ -17,58 +19,61 @@ export interface LibraryManifest {
   readonly parent: { readonly dir: string; readonly configSha256: string; readonly weightsFingerprint: string; readonly sourceArchitecture: string };
   readonly space: { readonly file: string; readonly name: string; readonly sha256: string };
   readonly data: { readonly seqLen: number; readonly calibration: TextRange; readonly validation: TextRange };
-  readonly options: { readonly ranking: string; readonly ridgeGrid: readonly number[]; readonly seed: number };
+  readonly options: { readonly ranking: ChannelRanking; readonly ridgeGrid: readonly number[]; readonly seed: number };
   readonly versions: Readonly<Record<string, string>>;
   readonly created: string;
 }
 
-/** A job's record on disk: its score, and the hash of its weights file, written last so it marks completion. */
-interface JobRecord {
+/** A candidate's record on disk: its score, and the hash of its weights file; written last, so it marks completion. */
+interface CandidateRecord {
   readonly score: CandidateScore;
   readonly weightsSha256: string;
 }
 
-export const sha256 = (bytes: string | Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
 /** The fields that decide whether an existing library is this run's: everything but paths, dates and versions. */
-function identity(m: LibraryManifest) {
+export function libraryIdentity(m: LibraryManifest) {
   return { parent: { configSha256: m.parent.configSha256, weightsFingerprint: m.parent.weightsFingerprint }, space: m.space.sha256, data: m.data, options: m.options };
 }
 
 /**
- * A block library directory: manifest.json, jobs/<layer>.<variant>.json (scores) and
- * candidates/<layer>.<variant>.safetensors (fitted weights). Every file is written atomically, weights
- * before their record, so a killed run resumes with nothing half-done and nothing finished redone.
+ * A run's block library: manifest.json, and per candidate its fitted weights (`<layer>.<variant>.safetensors`)
+ * and its record (`<layer>.<variant>.json`: scores). Every file is written atomically, weights before their
+ * record, so a killed run resumes with nothing half-done and nothing finished redone.
  */
 export class BlockLibrary {
   private constructor(
-    readonly dir: string,
+    readonly paths: RunPaths,
     readonly manifest: LibraryManifest,
     private readonly done: Map<string, CandidateScore>,
   ) {}
 
-  /** Opens the library at `dir`, creating it if absent; refuses a foreign or corrupted one. */
-  static open(dir: string, manifest: LibraryManifest): BlockLibrary {
-    const manifestPath = join(dir, 'manifest.json');
-    if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(manifestPath)) {
-      fail(`${dir}: exists and is not a Tessera block library (no manifest.json); choose another --out or empty it`);
+  get dir(): string {
+    return this.paths.library;
+  }
+
+  /** Opens the run's library, creating it for `manifest` if absent; refuses a foreign directory or a library of other inputs. */
+  static open(paths: RunPaths, manifest: LibraryManifest): BlockLibrary {
+    if (existsSync(paths.dir) && readdirSync(paths.dir).length > 0 && !existsSync(paths.manifest)) {
+      fail(`${paths.dir}: exists and is not a Tessera run directory (no library/manifest.json); choose another --out or empty it`);
     }
-    if (!existsSync(manifestPath)) {
-      writeJsonAtomic(manifestPath, manifest); // first, so a kill right after leaves a library, not a stranger
-      mkdirSync(join(dir, 'jobs'), { recursive: true });
-      mkdirSync(join(dir, 'candidates'), { recursive: true });
-      return new BlockLibrary(dir, manifest, new Map());
+    if (!existsSync(paths.manifest)) {
+      writeJsonAtomic(paths.manifest, manifest); // first, so a kill right after leaves a library, not a stranger
+      mkdirSync(paths.candidates, { recursive: true });
+      return new BlockLibrary(paths, manifest, new Map());
     }
-    const existing = readLibraryManifest(dir);
-    const a = JSON.stringify(identity(existing));
-    const b = JSON.stringify(identity(manifest));
-    if (a !== b) {
-      const field = (['parent', 'space', 'data', 'options'] as const).find((k) => JSON.stringify(identity(existing)[k]) !== JSON.stringify(identity(manifest)[k]));
-      fail(`${manifestPath}: this library was built for another ${field} (${JSON.stringify(identity(existing)[field!])} vs ${JSON.stringify(identity(manifest)[field!])}); use another --out to build a new one`);
+    const existing = readLibraryManifest(paths);
+    const [a, b] = [libraryIdentity(existing), libraryIdentity(manifest)];
+    const field = (['parent', 'space', 'data', 'options'] as const).find((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+    if (field !== undefined) {
+      fail(`${paths.manifest}: this library was built for another ${field} (${JSON.stringify(a[field])} vs ${JSON.stringify(b[field])}); use another --out to build a new one`);
     }
-    mkdirSync(join(dir, 'jobs'), { recursive: true });
-    mkdirSync(join(dir, 'candidates'), { recursive: true });
-    return new BlockLibrary(dir, existing, readJobs(dir));
+    return BlockLibrary.read(paths, existing);
+  }
+
+  /** The library as it is on disk. */
+  static read(paths: RunPaths, manifest = readLibraryManifest(paths)): BlockLibrary {
+    mkdirSync(paths.candidates, { recursive: true });
+    return new BlockLibrary(paths, manifest, readRecords(paths));
   }
 
   has(key: string): boolean {
@@ -79,12 +84,12 @@ export class BlockLibrary {
     return this.done.size;
   }
 
-  /** Records a finished job: weights first, then the record that vouches for them. */
+  /** Records a finished candidate: weights first, then the record that vouches for them. */
   write(score: CandidateScore, tensors: Record<string, Tensor>): void {
-    const weightsPath = join(this.dir, 'candidates', `${score.key}.safetensors`);
+    const weightsPath = this.paths.candidateWeights(score.key);
     writeSafetensors(weightsPath, new Map(Object.entries(tensors)), { layer: String(score.layer), subBlock: score.subBlock });
-    const record: JobRecord = { score, weightsSha256: sha256(readFileSync(weightsPath)) };
-    writeJsonAtomic(join(this.dir, 'jobs', `${score.key}.json`), record);
+    const record: CandidateRecord = { score, weightsSha256: sha256(readFileSync(weightsPath)) };
+    writeJsonAtomic(this.paths.candidateRecord(score.key), record);
     this.done.set(score.key, score);
   }
 
@@ -92,9 +97,9 @@ export class BlockLibrary {
     return [...this.done.values()].sort((a, b) => a.layer - b.layer || a.subBlock.localeCompare(b.subBlock) || a.key.localeCompare(b.key));
   }
 
-  /** Reads a candidate's fitted weights back (by checkpoint spec key, e.g. "attention.o"). */
+  /** Reads a candidate's fitted weights back (by tensor key, e.g. "attention.o"). */
   weights(key: string): Record<string, Tensor> {
-    const f = SafetensorsFile.open(join(this.dir, 'candidates', `${key}.safetensors`));
+    const f = SafetensorsFile.open(this.paths.candidateWeights(key));
     try {
       return Object.fromEntries([...f.entries.keys()].map((name) => [name, f.read(name)]));
     } finally {
@@ -107,36 +112,42 @@ export class BlockLibrary {
     const scores = this.scores();
     const parentNll = scores.length > 0 ? scores[0].lmLoss - scores[0].lmLossDelta : null;
     const summary = { manifest: this.manifest, parent: { validationNll: parentNll }, candidates: scores };
-    writeFileAtomic(join(this.dir, 'scores.json'), JSON.stringify(summary, null, 2) + '\n');
+    writeFileAtomic(this.paths.scores, JSON.stringify(summary, null, 2) + '\n');
   }
 }
 
-export function readLibraryManifest(dir: string): LibraryManifest {
-  const path = join(dir, 'manifest.json');
-  let m: LibraryManifest;
+/** A run's library manifest; a directory that holds none is named for what it is. */
+export function readLibraryManifest(paths: RunPaths): LibraryManifest {
+  const path = paths.manifest;
+  if (!existsSync(paths.dir)) fail(`${paths.dir}: no such run directory; build one with \`tessera score --out ${paths.dir}\``);
+  if (!existsSync(path)) {
+    const what = existsSync(`${paths.dir}/config.json`) ? 'a model directory, not a run directory' : 'not a run directory';
+    fail(`${paths.dir}: ${what} (no library/manifest.json); a run directory is what \`tessera score --out\` or \`tessera search --out\` builds`);
+  }
+  let m: unknown;
   try {
     m = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    fail(`${path}: corrupted block-library manifest (${(e as Error).message}); delete the directory to rebuild`);
+    fail(`${path}: corrupted block-library manifest (${(e as Error).message}); delete the run directory to rebuild`);
   }
-  if (m?.format !== LIBRARY_FORMAT) fail(`${path}: field "format" is ${JSON.stringify(m?.format)}; expected "${LIBRARY_FORMAT}"`);
-  return m;
+  if (!isObject(m) || m.format !== LIBRARY_FORMAT) fail(`${path}: field "format" is ${JSON.stringify(isObject(m) ? m.format : m)}; expected "${LIBRARY_FORMAT}"`);
+  return m as unknown as LibraryManifest;
 }
 
-function readJobs(dir: string): Map<string, CandidateScore> {
+function readRecords(paths: RunPaths): Map<string, CandidateScore> {
   const done = new Map<string, CandidateScore>();
-  for (const name of readdirSync(join(dir, 'jobs'))) {
+  for (const name of readdirSync(paths.candidates).sort()) {
     if (!name.endsWith('.json')) continue;
-    const path = join(dir, 'jobs', name);
-    let record: JobRecord;
+    const key = name.slice(0, -'.json'.length);
+    const path = paths.candidateRecord(key);
+    let record: CandidateRecord;
     try {
       record = JSON.parse(readFileSync(path, 'utf8'));
     } catch {
-      fail(`${path}: corrupted job record (not JSON); delete it to recompute that candidate`);
+      fail(`${path}: corrupted candidate record (not JSON); delete it to recompute that candidate`);
     }
-    const key = name.slice(0, -'.json'.length);
-    if (record?.score?.key !== key || typeof record.weightsSha256 !== 'string') fail(`${path}: corrupted job record (fields "score.key" / "weightsSha256"); delete it to recompute that candidate`);
-    const weights = join(dir, 'candidates', `${key}.safetensors`);
+    if (record?.score?.key !== key || typeof record.weightsSha256 !== 'string') fail(`${path}: corrupted candidate record (fields "score.key" / "weightsSha256"); delete it to recompute that candidate`);
+    const weights = paths.candidateWeights(key);
     if (!existsSync(weights) || sha256(readFileSync(weights)) !== record.weightsSha256) {
       fail(`${weights}: missing or does not match its record ${path}; delete both to recompute that candidate`);
     }

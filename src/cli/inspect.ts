@@ -1,7 +1,7 @@
 import { attentionParams, ffnParams, kvCacheElementsPerToken, modelKvCacheElementsPerToken, modelParams, nonLayerParams } from '../arch/params.js';
 import { describeVariant } from '../arch/variants/registry.js';
 import type { Checkpoint } from '../model/checkpoint.js';
-import { bytes, int, table } from './format.js';
+import { bytes, int, table } from '../util/format.js';
 
 /** The text `tessera inspect` prints: the architecture, parameters per layer and sub-block, KV cache per token. */
 export function inspectReport(ck: Checkpoint): string {

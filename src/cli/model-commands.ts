@@ -1,78 +1,91 @@
-import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
-import { evaluateChild, type Evaluation } from '../export/evaluate.js';
-import { exportChild } from '../export/export.js';
-import { writeReport } from '../report/report.js';
-import type { Print } from './commands.js';
-import { table } from './format.js';
-import { defaultThreads, nonNegativeInt, positiveInt } from './options.js';
-import { DEFAULT_MODEL, DEFAULT_TEXT } from './paths.js';
+import { Option, type Command } from 'commander';
+import { paragraphSequences, takeWindows, type Sequences } from '../data/sequences.js';
+import { paragraphs, readText } from '../data/text.js';
+import { greedyGenerate } from '../lm/generate.js';
+import { perplexity } from '../lm/perplexity.js';
+import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import { DecoderSession } from '../onnx/session.js';
+import { fail } from '../util/errors.js';
+import { DEFAULT_MODEL, DEFAULT_TEXT } from '../util/project.js';
+import { inspectReport } from './inspect.js';
+import { positiveInt, runtimeOf, threadsOption } from './options.js';
+import type { Print } from './print.js';
+import { progressLine } from './reporter.js';
 
-export function exportCommand(solutionDir: string, out: string | undefined, print: Print, replace = false): string {
-  const target = out ?? join(resolve(solutionDir), '..', '..', 'children', resolve(solutionDir).split('/').pop()!);
-  const r = exportChild(solutionDir, target, { replace });
-  print(`exported ${r.architecture.length}-layer child to ${r.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);
-  return r.dir;
-}
-
-export interface EvaluateFlags {
-  parent: string;
+interface PerplexityFlags {
   data: string;
   tokens: number;
-  seqLen: number;
-  prompts: number;
-  generateTokens: number;
-  hardware?: string;
-  repeats: number;
+  seqLen?: number;
+  protocol: 'stream' | 'paragraphs';
+  paragraphs: number;
   threads: number;
 }
 
-export async function evaluateCommand(childDir: string, f: EvaluateFlags, print: Print): Promise<Evaluation> {
-  const e = await evaluateChild(childDir, { ...f, promptTokens: 8, onStage: (s) => print(s) });
-  print(`\n${e.child} vs ${e.parent} on ${e.text.tokens} tokens of ${e.text.file} (${e.text.note})`);
-  const agreement = e.greedyAgreement.tokens > 0 ? ` · greedy agreement ${(100 * e.greedyAgreement.share).toFixed(1)}% of ${e.greedyAgreement.tokens} tokens` : '';
-  print(`KL ${e.kl.toFixed(4)} nats/token · perplexity parent ${e.perplexity.parent.toFixed(3)}, child ${e.perplexity.child.toFixed(3)}${agreement}`);
-  if (e.latency.length > 0) {
-    print(table(['scenario', 'parent ms', 'child ms', 'measured speed-up', 'predicted speed-up'], e.latency.map((l) => [
-      l.scenario, (l.parentSeconds.total * 1e3).toFixed(1), (l.childSeconds.total * 1e3).toFixed(1), `×${l.measuredSpeedup.toFixed(2)}`, `×${l.predictedSpeedup.toFixed(2)}`,
-    ])));
+/** The sequences `tessera perplexity` scores: equal windows of the concatenated text, or one per paragraph. */
+export function perplexitySequences(ck: Checkpoint, text: string, f: Omit<PerplexityFlags, 'data' | 'threads'>): Sequences {
+  const tokenizer = loadTokenizer(ck.dir);
+  const seqLen = Math.min(f.seqLen ?? ck.config.maxPositions, ck.config.maxPositions);
+  const docs = paragraphs(text);
+  if (f.protocol === 'paragraphs') {
+    const seqs = paragraphSequences(tokenizer, docs.slice(0, f.paragraphs), seqLen);
+    if (seqs.length === 0) fail(`the text has no paragraph of 2 or more tokens to evaluate`);
+    return seqs;
   }
-  for (const s of e.skippedScenarios) print(`not timed: ${s}`);
-  print(`wrote ${join(e.child, 'evaluation.json')}`);
-  return e;
+  const { ids, count } = takeWindows(tokenizer, docs, 0, '', seqLen, f.tokens);
+  const windows = Array.from({ length: count }, (_, w) => Array.from(ids.subarray(w * seqLen, (w + 1) * seqLen)));
+  if (windows.length === 0) fail(`the text holds fewer than --seq-len ${seqLen} tokens; use a longer text or a smaller --seq-len`);
+  return windows;
 }
 
-export async function reportCommand(run: string, f: { hardware?: string; threads: number }, print: Print): Promise<string> {
-  const r = await writeReport(run, { hardware: f.hardware, speedups: [1.1, 1.25, 1.5, 2, 2.5, 3], threads: f.threads, onStage: (s) => print(s) });
-  print(`report: ${r.html} (and ${r.md})`);
-  return r.html;
-}
-
+/** Commands about one model: what it is, how well it predicts a text, what it generates. */
 export function addModelCommands(p: Command, print: Print): void {
-  p.command('export')
-    .description('write a solution as a model directory: DeciLM config.json, model.safetensors, model.onnx, tokenizer')
-    .argument('<solution-dir>', 'results/<run>/solutions/<id>')
-    .option('--out <dir>', 'model directory (default results/<run>/children/<id>)')
-    .action((dir: string, opts: { out?: string }) => void exportCommand(dir, opts.out, print));
+  p.command('inspect')
+    .description('print the architecture, parameters per layer and sub-block, and KV-cache bytes per token')
+    .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
+    .action((dir: string) => print(inspectReport(loadCheckpoint(dir))));
 
-  p.command('evaluate')
-    .description('a child against its parent on unseen text (KL, perplexity, greedy agreement) and real latency per scenario')
-    .argument('<child-dir>', 'an exported child')
-    .option('--parent <dir>', 'the parent checkpoint', DEFAULT_MODEL)
-    .option('--data <text>', 'text; the part the search saw is skipped', DEFAULT_TEXT)
-    .option('--tokens <n>', 'evaluation tokens', positiveInt('--tokens'), 4096)
-    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
-    .option('--prompts <n>', 'greedy-generation prompts (0: skip)', nonNegativeInt('--prompts'), 16)
-    .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
-    .option('--hardware <profile>', 'profile whose scenarios are timed (default: the one searched for)')
-    .option('--repeats <n>', 'timed runs per scenario, parent and child interleaved (median kept)', positiveInt('--repeats'), 5)
-    .option('--threads <n>', 'onnxruntime threads', positiveInt('--threads'), defaultThreads())
-    .action(async (dir: string, opts: EvaluateFlags) => void (await evaluateCommand(dir, opts, print)));
+  p.command('perplexity')
+    .description('a model\'s mean next-token NLL, perplexity and throughput on a text file')
+    .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
+    .option('--data <text>', 'text file', DEFAULT_TEXT)
+    .option('--tokens <n>', 'tokens to evaluate (stream protocol)', positiveInt('--tokens'), 16384)
+    .option('--seq-len <n>', 'sequence length (default: the model\'s max positions)', positiveInt('--seq-len'))
+    .addOption(new Option('--protocol <p>', 'stream: equal windows of the concatenated text; paragraphs: one sequence per blank-line paragraph').choices(['stream', 'paragraphs']).default('stream'))
+    .option('--paragraphs <n>', 'paragraphs to use (paragraphs protocol)', positiveInt('--paragraphs'), 300)
+    .addOption(threadsOption())
+    .action(async (dir: string, f: PerplexityFlags) => {
+      const ck = loadCheckpoint(dir);
+      const seqs = perplexitySequences(ck, readText(f.data), f);
+      const session = await DecoderSession.create(ck.config, ck.weights, {}, runtimeOf(f));
+      try {
+        const r = await perplexity(session, seqs, { onProgress: progressLine('perplexity') });
+        const protocol = f.protocol === 'paragraphs' ? `first ${f.paragraphs} paragraphs, each with BOS` : `windows of ${seqs[0].length} tokens`;
+        print(`data ${f.data} (${protocol}): ${r.tokens} predicted tokens`);
+        print(`mean NLL ${r.meanNll.toFixed(5)} nats/token · perplexity ${r.perplexity.toFixed(4)} · ${r.tokensPerSecond.toFixed(0)} tokens/s (${f.threads} threads)`);
+      } finally {
+        await session.release();
+      }
+    });
 
-  p.command('report')
-    .description('results/<run>/report.md and report.html: architectures, frontier, predicted vs measured, commands')
-    .requiredOption('--run <dir>', 'a run directory with solutions')
-    .option('--hardware <profile>', 'profile for the frontier (default: the solutions\')')
-    .option('--threads <n>', 'onnxruntime threads', positiveInt('--threads'), defaultThreads())
-    .action(async (opts: { run: string; hardware?: string; threads: number }) => void (await reportCommand(opts.run, opts, print)));
+  p.command('generate')
+    .description('greedy continuation of a prompt')
+    .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
+    .requiredOption('--prompt <text>', 'prompt text')
+    .option('--tokens <n>', 'new tokens to generate at most', positiveInt('--tokens'), 60)
+    .addOption(threadsOption())
+    .action(async (dir: string, f: { prompt: string; tokens: number; threads: number }) => {
+      const ck = loadCheckpoint(dir);
+      const tokenizer = loadTokenizer(dir);
+      const prompt = tokenizer.encode(f.prompt);
+      const limit = Math.min(prompt.length + f.tokens, ck.config.maxPositions);
+      const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, runtimeOf(f));
+      try {
+        // llama2.c-trained models mark a story boundary with BOS, so it ends a continuation like EOS does.
+        const stop = [...ck.config.eosTokenIds, ...(ck.config.bosTokenId !== null ? [ck.config.bosTokenId] : [])];
+        print(tokenizer.decode(await greedyGenerate(session, prompt, limit, stop)));
+      } finally {
+        await session.release();
+      }
+    });
 }

@@ -1,7 +1,9 @@
 import { availableParallelism } from 'node:os';
+import { Option, type Command } from 'commander';
+import { cpuRuntime, type Runtime } from '../onnx/runtime.js';
 import { fail } from '../util/errors.js';
 
-/** A commander argument parser for positive integers that names the option in its error. */
+/** Commander argument parsers that name the option in their error. */
 export function positiveInt(option: string) {
   return (value: string): number => {
     const n = Number(value);
@@ -18,12 +20,19 @@ export function nonNegativeInt(option: string) {
   };
 }
 
-export function nonNegativeNumber(option: string) {
+export function positiveNumber(option: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n < 0) fail(`option ${option}: "${value}" is not a non-negative number`);
+    if (!(n > 0) || !Number.isFinite(n)) fail(`option ${option}: "${value}" is not a positive number`);
     return n;
   };
 }
 
 export const defaultThreads = () => availableParallelism();
+
+/** `--threads`: the runtime every command's graphs run in. */
+export const threadsOption = () => new Option('--threads <n>', 'onnxruntime threads').argParser(positiveInt('--threads')).default(defaultThreads());
+export const runtimeOf = (flags: { threads: number }): Runtime => cpuRuntime(flags.threads);
+
+/** Adds options to a command; returns it, for chaining. */
+export const withOptions = (c: Command, ...groups: ((c: Command) => Command)[]) => groups.reduce((acc, g) => g(acc), c);

@@ -7,7 +7,7 @@ import { DecoderSession, type KvCache } from '../onnx/session.js';
 import { kindOf, removesSubBlock } from '../arch/variants/registry.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
-import { argmax } from '../eval/generate.js';
+import { argmax } from '../lm/generate.js';
 import { median, medianSeconds } from '../util/timing.js';
 import type { Scenario, ScenarioTime } from './types.js';
 

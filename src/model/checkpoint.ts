@@ -13,6 +13,8 @@ export interface Checkpoint {
   readonly config: ModelConfig;
   readonly architecture: Architecture;
   readonly weights: ModelWeights;
+  /** Identifies the weight files' contents (see `TensorSource.fingerprint`), read through the handles that loaded them. */
+  readonly fingerprint: string;
 }
 
 /**
@@ -32,7 +34,7 @@ export function loadCheckpoint(dir: string): Checkpoint {
     );
     const finalNorm = read(specs.finalNorm, 'the final norm');
     const lmHead = specs.lmHead === null ? embed : read(specs.lmHead, 'the LM head (tie_word_embeddings is false)');
-    return { dir, config, architecture, weights: { embed, layers, finalNorm, lmHead } };
+    return { dir, config, architecture, weights: { embed, layers, finalNorm, lmHead }, fingerprint: source.fingerprint() };
   } finally {
     source.close();
   }

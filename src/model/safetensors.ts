@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
 import { fail } from '../util/errors.js';
 import { numel, type Tensor } from '../util/tensor.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -69,6 +71,20 @@ export class SafetensorsFile {
       got += n;
     }
     return { data: decode(e.dtype, bytes), shape: e.shape };
+  }
+
+  /**
+   * What identifies the file's contents without reading them all: its size and the hash of its first and
+   * last MiB (the header and a sample of the data), read through the already-open handle.
+   */
+  fingerprint(): string {
+    const size = fstatSync(this.fd).size;
+    const n = Math.min(size, 1 << 20);
+    const head = Buffer.alloc(n);
+    const tail = Buffer.alloc(n);
+    readSync(this.fd, head, 0, n, 0);
+    readSync(this.fd, tail, 0, n, size - n);
+    return `${basename(this.path)}:${size}:${createHash('sha256').update(Buffer.concat([head, tail])).digest('hex')}`;
   }
 
   close(): void {

@@ -4,11 +4,14 @@ import { fail } from '../util/errors.js';
 import type { Tensor } from '../util/tensor.js';
 import { isObject, readJsonFile } from './json.js';
 import { SafetensorsFile, type SafetensorsEntry } from './safetensors.js';
+import { sha256 } from '../util/hash.js';
 
 /** Where a checkpoint's tensors live: one safetensors file, or shards listed by an index. */
 export interface TensorSource {
-  /** Every weight file, for fingerprints. */
+  /** Every weight file. */
   readonly files: readonly string[];
+  /** Identifies the weights (each file's size and a hash of its ends) without reading them all; see `SafetensorsFile.fingerprint`. */
+  fingerprint(): string;
   /** The file a tensor is (or would be) in, for error messages. */
   fileOf(name: string): string;
   entry(name: string): SafetensorsEntry | undefined;
@@ -29,6 +32,7 @@ export function openTensorSource(dir: string): TensorSource {
 function singleFile(file: SafetensorsFile): TensorSource {
   return {
     files: [file.path],
+    fingerprint: () => sha256(file.fingerprint()),
     fileOf: () => file.path,
     entry: (name) => file.entries.get(name),
     names: () => [...file.entries.keys()],
@@ -45,20 +49,20 @@ function sharded(indexPath: string): TensorSource {
   }
   const weightMap = map as Record<string, string>;
   const shards = new Map<string, SafetensorsFile>();
-  const shard = (name: string): SafetensorsFile | undefined => {
-    const fileName = weightMap[name];
-    if (fileName === undefined) return undefined;
+  const shardFile = (fileName: string, forTensor?: string): SafetensorsFile => {
     let f = shards.get(fileName);
     if (f === undefined) {
       const path = join(dirname(indexPath), fileName);
-      if (!existsSync(path)) fail(`${indexPath}: shard "${fileName}" listed for tensor "${name}" does not exist`);
+      if (!existsSync(path)) fail(`${indexPath}: shard "${fileName}" listed${forTensor ? ` for tensor "${forTensor}"` : ''} does not exist`);
       f = SafetensorsFile.open(path);
       shards.set(fileName, f);
     }
     return f;
   };
+  const shard = (name: string): SafetensorsFile | undefined => (weightMap[name] === undefined ? undefined : shardFile(weightMap[name], name));
   return {
     files: [...new Set(Object.values(weightMap))].map((f) => join(dirname(indexPath), f)),
+    fingerprint: () => sha256([...new Set(Object.values(weightMap))].map((f) => shardFile(f).fingerprint()).join('|')),
     fileOf: (name) => (weightMap[name] !== undefined ? join(dirname(indexPath), weightMap[name]) : indexPath),
     names: () => Object.keys(weightMap),
     entry: (name) => {

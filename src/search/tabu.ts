@@ -83,7 +83,8 @@ function deltaEvaluator(p: ChoiceProblem, c: Choice) {
 
 export interface TabuOptions {
   readonly maxIterations: number;
-  readonly maxSeconds: number;
+  /** An explicit time limit (none by default: a stopping rule that counts work gives the same result on any machine). */
+  readonly maxSeconds?: number;
   /** Iterations during which a layer just changed may not change again. */
   readonly tenure: number;
   /** Moves whose true objective is evaluated per iteration: the best by the additive surrogate, plus random ones. */
@@ -125,7 +126,7 @@ export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly Bl
   let iteration = 0;
   let stoppedBy: TabuResult['stoppedBy'] = 'iterations';
   while (iteration < o.maxIterations) {
-    if ((performance.now() - t0) / 1000 >= o.maxSeconds) {
+    if ((performance.now() - t0) / 1000 >= (o.maxSeconds ?? Infinity)) {
       stoppedBy = 'time';
       break;
     }
@@ -149,7 +150,7 @@ export async function tabuSearch(p: ChoiceProblem, blocks: readonly (readonly Bl
 
     let chosen: { move: Move; value: number } | null = null;
     for (const m of list) {
-      if ((performance.now() - t0) / 1000 >= o.maxSeconds) break;
+      if ((performance.now() - t0) / 1000 >= (o.maxSeconds ?? Infinity)) break;
       const v = await value(apply(m));
       const tabu = m.changes.some(([i]) => (tabuUntil.get(i) ?? 0) > iteration);
       if (tabu && v >= best.value) continue;

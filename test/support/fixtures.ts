@@ -6,6 +6,11 @@ import type { ModelConfig } from '../../src/arch/config.js';
 import { parseModelConfig } from '../../src/model/config.js';
 import { llamaConfigJson } from '../../src/model/random.js';
 import { cpuRuntime } from '../../src/onnx/runtime.js';
+import { RIDGE_GRID } from '../../src/bld/derive.js';
+import { score, type ScoreResult } from '../../src/bld/score.js';
+import type { BlockLibrary } from '../../src/bld/library.js';
+import { Run } from '../../src/run/run.js';
+import { silent } from '../../src/util/reporter.js';
 
 /** One onnxruntime thread: test files run two at a time on two cores. */
 export const RUNTIME = cpuRuntime(1);
@@ -24,4 +29,25 @@ export function tempDir(): string {
 
 export function configOf(sizes: Parameters<typeof llamaConfigJson>[0]): ModelConfig {
   return parseModelConfig('test-config.json', llamaConfigJson(sizes));
+}
+
+/** What tests vary when they build a block library (the rest: activation ranking, the default ridge grid, seed 0). */
+export interface LibraryBuild {
+  model: string;
+  space: string;
+  data: string;
+  out: string;
+  calibTokens: number;
+  validTokens: number;
+  seqLen: number;
+  workers: number;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Creates (or reopens) a run and runs its score stage, as `tessera score` does. */
+export async function buildLibrary(b: LibraryBuild): Promise<ScoreResult & { run: Run; library: BlockLibrary }> {
+  const run = Run.create(b.out, { ...b, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+  const r = await score(run, { workers: b.workers, signal: b.signal, reporter: { ...silent, progress: () => b.onProgress ?? (() => {}) } });
+  return { ...r, run, library: run.library() };
 }

@@ -1,3 +1,4 @@
+/** Plain-text formatting for tables and sizes (CLI output, benchmark summaries). */
 export const int = (n: number) => n.toLocaleString('en-US');
 
 export function bytes(n: number): string {

@@ -1,8 +1,15 @@
+import type { Reporter } from '../util/reporter.js';
+import type { Print } from './print.js';
+
 /**
- * Progress for long work: a self-rewriting line with an ETA on a terminal, plain log lines otherwise
- * (at most one every few seconds, so CI logs stay readable).
+ * The CLI's reporter: stage lines on stdout; progress as a self-rewriting line with an ETA on a terminal,
+ * plain log lines on stderr otherwise (at most one every few seconds, so CI logs stay readable).
  */
-export function progressReporter(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
+export function cliReporter(print: Print, stream: NodeJS.WriteStream = process.stderr): Reporter {
+  return { stage: print, progress: (label) => progressLine(label, stream) };
+}
+
+export function progressLine(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
   const start = performance.now();
   let lastLine = 0;
   return (done, total) => {

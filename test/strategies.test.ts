@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { BlockConfig } from '../src/arch/variant.js';
-import { blockInfluence, depthByBlockInfluence, greedy, randomFeasible, randomSearch, uniformKvHeads, uniformWidth } from '../src/baselines/methods.js';
+import { blockInfluence, depthChoice } from '../src/search/strategies/depth.js';
+import { greedyChoice } from '../src/search/strategies/greedy.js';
+import { randomFeasible, randomSearch } from '../src/search/strategies/random.js';
+import type { SearchStrategy } from '../src/search/strategies/strategy.js';
+import { uniformKvHeads } from '../src/search/strategies/uniform-kv-heads.js';
+import { uniformWidth } from '../src/search/strategies/uniform-width.js';
+import { highsBackend } from '../src/search/highs-backend.js';
 import type { Formulation } from '../src/search/formulate.js';
 import { violations } from '../src/search/problem.js';
 import { Rng } from '../src/util/rng.js';
@@ -30,7 +36,13 @@ function formulation(limit: number, layerWeight = [1, 1, 1, 1]): Formulation {
 }
 const full = 4 * 10;
 
-describe('baseline methods', () => {
+/** A strategy's choice on a formulation, with nothing else in play. */
+async function choose(s: SearchStrategy, f: Formulation) {
+  const options = { solver: highsBackend, timeLimitSeconds: 10, tabuIterations: 0, samples: 1, seed: 0 };
+  return (await s.search({ config, formulation: f, problem: f.problem, objective: async () => 0, index: 0, options, blockInfluence: async () => [] }))?.choice ?? null;
+}
+
+describe('baseline strategies', () => {
   it('Block Influence is 1 − mean cosine of a layer\'s input and output', () => {
     const a = Float32Array.of(1, 0, 0, 1);
     expect(blockInfluence([a, a], 2)[0]).toBeCloseTo(0, 12);
@@ -38,27 +50,27 @@ describe('baseline methods', () => {
     expect(blockInfluence([a, Float32Array.of(-1, 0, 0, -1)], 2)[0]).toBeCloseTo(2, 12);
   });
 
-  it('uniform width keeps attention and gives every FFN the widest width that fits', () => {
+  it('uniform width keeps attention and gives every FFN the widest width that fits', async () => {
     const f = formulation(full - 4 * 3);
-    const c = uniformWidth(config, f)!;
+    const c = (await choose(uniformWidth, f))!;
     expect(c.map((j) => f.blocks[0][j])).toEqual(Array(4).fill({ attention: attention[0], ffn: ffn[1] }));
-    expect(uniformWidth(config, formulation(10))).toBeNull();
+    expect(await choose(uniformWidth, formulation(10))).toBeNull();
   });
 
-  it('uniform KV heads keeps FFNs and gives every attention the most heads that fit', () => {
+  it('uniform KV heads keeps FFNs and gives every attention the most heads that fit', async () => {
     const f = formulation(full - 4);
-    expect(uniformKvHeads(config, f)!.map((j) => f.blocks[0][j])).toEqual(Array(4).fill({ attention: attention[1], ffn: ffn[0] }));
+    expect((await choose(uniformKvHeads, f))!.map((j) => f.blocks[0][j])).toEqual(Array(4).fill({ attention: attention[1], ffn: ffn[0] }));
   });
 
   it('depth pruning drops the least influential whole layers until the budget is met', () => {
     const f = formulation(full - 20);
-    const c = depthByBlockInfluence(config, f, [0.5, 0.1, 0.9, 0.2])!;
+    const c = depthChoice(config, f, [0.5, 0.1, 0.9, 0.2])!;
     expect(c.map((j) => f.blocks[0][j].attention.kind)).toEqual(['gqa', 'noop', 'gqa', 'noop']);
   });
 
   it('greedy takes the least loss per saved cost and ends within budget', () => {
     const f = formulation(full - 1, [1, 5, 5, 5]);
-    const c = greedy(config, f)!;
+    const c = greedyChoice(config, f)!;
     expect(violations(f.problem, c)).toEqual([]);
     // Saving one unit is cheapest through layer 0's attention (loss 0.1 for 1 unit; the others weigh 5×).
     expect(f.blocks[0][c[0]]).toEqual({ attention: attention[1], ffn: ffn[0] });

@@ -19,7 +19,7 @@ export function sequenceNll(logits: Float32Array, offset: number, ids: readonly 
   return total;
 }
 
-export interface NllResult {
+export interface PerplexityResult {
   readonly meanNll: number;
   readonly perplexity: number;
   /** Predicted tokens (each sequence's length minus one). */
@@ -29,11 +29,11 @@ export interface NllResult {
 }
 
 /** Mean next-token NLL of a model over sequences, batched by equal length. */
-export async function evaluateNll(
+export async function perplexity(
   session: DecoderSession,
   seqs: Sequences,
   opts: { batchTokens?: number; onProgress?: (done: number, total: number) => void } = {},
-): Promise<NllResult> {
+): Promise<PerplexityResult> {
   const vocab = session.config.vocabSize;
   let nll = 0;
   let predicted = 0;

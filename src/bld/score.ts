@@ -1,0 +1,115 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
+import { cpuRuntime } from '../onnx/runtime.js';
+import type { Run } from '../run/run.js';
+import type { SearchSpace } from '../space/types.js';
+import { fail, TesseraError } from '../util/errors.js';
+import { PROJECT_ROOT } from '../util/project.js';
+import { silent, type Reporter } from '../util/reporter.js';
+import type { Tensor } from '../util/tensor.js';
+import { parentActivations, type ActivationSet, type ValidationSet } from './activations.js';
+import { candidateKey, type CandidateScore, type CandidateSpec } from './candidate.js';
+import type { WorkerTask } from './worker.js';
+
+export interface ScoreOptions {
+  /** Worker threads, one onnxruntime thread each. */
+  readonly workers: number;
+  /** Stops starting new candidates; finished ones stay in the library (Ctrl-C). */
+  readonly signal?: AbortSignal;
+  readonly reporter?: Reporter;
+}
+
+export interface ScoreResult {
+  /** Complete: every candidate of the space is in the library. Interrupted: the signal stopped it; rerun to resume. */
+  readonly status: 'complete' | 'interrupted';
+  /** Candidates computed by this call, and found finished from an earlier one. */
+  readonly computed: number;
+  readonly resumed: number;
+  readonly seconds: { readonly activations: number; readonly candidates: number };
+}
+
+const WORKER = join(PROJECT_ROOT, 'dist/bld/worker.js');
+
+/** Every (layer, sub-block, variant) the space allows, layer by layer so that workers reuse per-layer sessions. */
+export function libraryCandidates(space: SearchSpace): CandidateSpec[] {
+  return space.layers.flatMap((l, layer) => [
+    ...l.attention.map((variant): CandidateSpec => ({ layer, subBlock: 'attention', variant })),
+    ...l.ffn.map((variant): CandidateSpec => ({ layer, subBlock: 'ffn', variant })),
+  ]);
+}
+
+/**
+ * The score stage: builds (or resumes) the run's block library — the parent's activations on calibration
+ * and validation text, then every candidate derived, fitted and scored in a piscina worker pool. The
+ * parent's validation distribution it computes on the way is kept for every later stage.
+ */
+export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
+  const reporter = o.reporter ?? silent;
+  if (!existsSync(WORKER)) fail(`${WORKER} is missing: run \`npm run build\` (npm ci does it)`);
+  const library = run.library();
+  const all = libraryCandidates(run.space());
+  const todo = all.filter((c) => !library.has(candidateKey(c)));
+  const resumed = all.length - todo.length;
+  const seconds = { activations: 0, candidates: 0 };
+  if (todo.length === 0) {
+    library.writeSummary();
+    return { status: 'complete', computed: 0, resumed, seconds };
+  }
+
+  const { calibration: calibWindows, validation: validWindows, seqLen } = run.data();
+  const ck = run.parent();
+  reporter.stage(`parent activations on ${calibWindows.range.tokens} calibration and ${validWindows.range.tokens} validation tokens`);
+  let t0 = performance.now();
+  const runtime = cpuRuntime(Math.max(o.workers, 1));
+  const calibration = (await parentActivations(ck.config, ck.weights, calibWindows, seqLen, false, runtime)) as ActivationSet;
+  const validation = (await parentActivations(ck.config, ck.weights, validWindows, seqLen, true, runtime)) as ValidationSet;
+  run.keepReference({ windows: validation.windows, seqLen, vocab: ck.config.vocabSize, logprobs: validation.logprobs, targets: validation.targets });
+  seconds.activations = (performance.now() - t0) / 1000;
+
+  reporter.stage(`${todo.length} candidates to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
+  // The worker is compiled JavaScript: it needs none of the parent's loader flags (tsx's would break its imports).
+  const pool = new Piscina({ filename: WORKER, minThreads: o.workers, maxThreads: o.workers, idleTimeout: 1000, execArgv: [] });
+  const progress = reporter.progress('candidates');
+  const { ranking, ridgeGrid } = run.manifest.options;
+  let done = 0;
+  let failure: unknown = null;
+  t0 = performance.now();
+  progress(resumed, all.length);
+  // Keep just enough candidates in flight to fill the workers, so that an interrupt (or a failure) starts nothing new.
+  const queue = [...todo];
+  const lane = async () => {
+    while (queue.length > 0 && !o.signal?.aborted && failure === null) {
+      const candidate = queue.shift()!;
+      // One onnxruntime thread per worker: workers × threads never oversubscribe the cores.
+      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidate, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid } };
+      try {
+        const result: { score: CandidateScore; tensors: Record<string, Tensor> } = await pool.run(task);
+        library.write(result.score, result.tensors);
+        done++;
+        progress(resumed + done, all.length);
+      } catch (e) {
+        failure ??= workerError(e, candidateKey(candidate));
+      }
+    }
+  };
+  try {
+    await Promise.allSettled(Array.from({ length: o.workers }, lane));
+  } finally {
+    await pool.destroy();
+  }
+  if (failure !== null) throw failure;
+  const interrupted = queue.length > 0;
+  seconds.candidates = (performance.now() - t0) / 1000;
+  if (!interrupted) library.writeSummary();
+  return { status: interrupted ? 'interrupted' : 'complete', computed: done, resumed, seconds };
+}
+
+/** Errors cross the worker boundary as plain Errors: restore user errors as TesseraError, name the candidate in all. */
+function workerError(e: unknown, key: string): Error {
+  const err = e as Error;
+  if (err?.name === 'TesseraError') return new TesseraError(`candidate ${key}: ${err.message}`);
+  const wrapped = new Error(`candidate ${key}: ${err?.message ?? String(e)}`);
+  wrapped.stack = err?.stack;
+  return wrapped;
+}

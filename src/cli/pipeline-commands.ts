@@ -1,0 +1,197 @@
+import { basename, join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import { RIDGE_GRID, type ChannelRanking } from '../bld/derive.js';
+import { score, type ScoreResult } from '../bld/score.js';
+import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
+import { exportSolution } from '../export/export.js';
+import { readProvenance } from '../export/provenance.js';
+import { profileRun } from '../hardware/profile.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { FRONTIER_SPEEDUPS, writeReport } from '../report/report.js';
+import { childFiles } from '../run/paths.js';
+import { Run, type RunInputs } from '../run/run.js';
+import { readSpec } from '../run/spec.js';
+import type { BudgetSpec, Metric } from '../search/formulate.js';
+import { SOLVERS, solve, type SolveOptions } from '../search/solve.js';
+import { STRATEGIES } from '../search/strategies/registry.js';
+import { fail } from '../util/errors.js';
+import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from '../util/project.js';
+import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, runtimeOf, threadsOption } from './options.js';
+import { printEvaluation, printScore, printSolution, type Print } from './print.js';
+import { cliReporter } from './reporter.js';
+
+/** The flags that define a run's block library, shared by `score` and `search`. */
+function libraryOptions(c: Command): Command {
+  return c
+    .option('--model <dir>', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
+    .option('--space <space.json>', 'search space', DEFAULT_SPACE)
+    .option('--data <text>', 'text: calibration from its start, validation from the paragraphs after', DEFAULT_TEXT)
+    .option('--calib-tokens <n>', 'calibration tokens', positiveInt('--calib-tokens'), 4096)
+    .option('--valid-tokens <n>', 'validation tokens', positiveInt('--valid-tokens'), 2048)
+    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
+    .option('--workers <n>', 'worker threads (one onnxruntime thread each)', positiveInt('--workers'), defaultThreads())
+    .addOption(new Option('--ranking <r>', 'FFN channel ranking for narrower widths').choices(['activation', 'magnitude']).default('activation'))
+    .option('--seed <n>', 'seed of every random choice (Tabu\'s candidate moves, random search)', nonNegativeInt('--seed'), 0);
+}
+
+interface LibraryFlags {
+  model: string; space: string; data: string; calibTokens: number; validTokens: number; seqLen: number; workers: number; ranking: ChannelRanking; seed: number;
+}
+
+const runInputs = (f: LibraryFlags): RunInputs => ({ model: f.model, space: f.space, data: f.data, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, ranking: f.ranking, ridgeGrid: RIDGE_GRID, seed: f.seed });
+
+/** The budget and strategy flags `solve` and `search` share. */
+function solveOptions(c: Command): Command {
+  return c
+    .option('--hardware <profile>', 'hardware profile JSON', DEFAULT_HARDWARE)
+    .option('--speedup <x>', 'each scenario at least x times faster than the parent', positiveNumber('--speedup'))
+    .option('--latency-ms <ms>', 'each scenario\'s total time at most this', positiveNumber('--latency-ms'))
+    .option('--throughput <tokens/s>', 'generated tokens per second at least this', positiveNumber('--throughput'))
+    .option('--scenario <name>', 'apply the time budgets to this scenario only')
+    .option('--memory-gb <gb>', 'weights + KV cache at most this (10^9 bytes) in every scenario', positiveNumber('--memory-gb'))
+    .option('--fit-memory', 'weights + KV cache within the device\'s memory in every scenario')
+    .option('--params <n>', 'at most this many parameters', positiveNumber('--params'))
+    .option('--params-ratio <r>', 'at most this fraction of the parent\'s parameters', positiveNumber('--params-ratio'))
+    .addOption(new Option('--strategy <s>', `how to choose the child (${STRATEGIES[0].name}: ${STRATEGIES[0].description}; the others are the baselines users compare with)`).choices(STRATEGIES.map((s) => s.name)).default(STRATEGIES[0].name))
+    .addOption(new Option('--metric <m>', 'library score the MIP sums').choices(['kl', 'nmse', 'loss']).default('kl'))
+    .addOption(new Option('--solver <s>', 'MIP backend').choices(Object.keys(SOLVERS)).default('highs'))
+    .option('--time-limit <s>', 'MIP time limit in seconds', positiveNumber('--time-limit'), 60)
+    .option('--solutions <k>', 'diverse solutions to find', positiveInt('--solutions'), 1)
+    .option('--diversity <d>', 'layers in which each further solution differs from every earlier one', positiveInt('--diversity'), 2)
+    .option('--tabu-iterations <n>', 'Tabu search iterations on the true objective after the MIP (0: none)', nonNegativeInt('--tabu-iterations'), 50)
+    .option('--tabu-seconds <s>', 'also stop Tabu search after this many seconds (results then depend on the machine\'s speed)', positiveNumber('--tabu-seconds'))
+    .option('--samples <n>', 'architectures random search evaluates', positiveInt('--samples'), 100)
+    .addOption(threadsOption());
+}
+
+interface SolveFlags {
+  hardware: string; speedup?: number; latencyMs?: number; throughput?: number; scenario?: string; memoryGb?: number; fitMemory?: boolean;
+  params?: number; paramsRatio?: number; strategy: string; metric: Metric; solver: string; timeLimit: number; solutions: number; diversity: number;
+  tabuIterations: number; tabuSeconds?: number; samples: number; seed: number; threads: number;
+}
+
+const budgetOf = (f: SolveFlags): BudgetSpec => ({ speedup: f.speedup, latencyMs: f.latencyMs, throughput: f.throughput, scenario: f.scenario, memoryGb: f.memoryGb, fitMemory: f.fitMemory, params: f.params, paramsRatio: f.paramsRatio });
+
+function solveOptionsOf(f: SolveFlags, budget: BudgetSpec, print: Print): SolveOptions {
+  return {
+    hardware: f.hardware,
+    budget,
+    metric: f.metric,
+    strategy: f.strategy,
+    solver: f.solver,
+    timeLimitSeconds: f.timeLimit,
+    tabuIterations: f.tabuIterations,
+    tabuSeconds: f.tabuSeconds,
+    samples: f.samples,
+    solutions: f.solutions,
+    diversity: f.diversity,
+    seed: f.seed,
+    runtime: runtimeOf(f),
+    reporter: cliReporter(print),
+  };
+}
+
+/** Runs the score stage with Ctrl-C stopping it cleanly (finished candidates kept). */
+async function scoreInterruptibly(run: Run, workers: number, print: Print): Promise<ScoreResult> {
+  const abort = new AbortController();
+  const onSigint = () => {
+    process.stderr.write('\ninterrupted: finishing the running candidates; run the same command again to resume\n');
+    abort.abort();
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    const r = await score(run, { workers, signal: abort.signal, reporter: cliReporter(print) });
+    printScore(r, run.library(), print);
+    return r;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** The exit code of an interrupted stage (128 + SIGINT), as shells expect. */
+export const INTERRUPTED = 130;
+
+/** The pipeline's commands: each parses flags, calls its stage, prints; `search` is the list of stages. */
+export function addPipelineCommands(p: Command, print: Print, exit: (code: number) => void): void {
+  libraryOptions(p.command('score')
+    .description('build the block library: every candidate sub-block built from the parent, fitted, and scored (resumable)'))
+    .requiredOption('--out <dir>', 'run directory, e.g. results/my-run')
+    .action(async (f: LibraryFlags & { out: string }) => {
+      const r = await scoreInterruptibly(Run.create(f.out, runInputs(f)), f.workers, print);
+      if (r.status === 'interrupted') exit(INTERRUPTED);
+    });
+
+  solveOptions(p.command('solve')
+    .description('choose one attention and one FFN variant per layer under hardware budgets (default: MIP, then Tabu search on the true objective)'))
+    .requiredOption('--run <dir>', 'a run directory whose block library `tessera score` built')
+    .option('--seed <n>', 'seed of every random choice', nonNegativeInt('--seed'), 0)
+    .action(async (f: SolveFlags & { run: string }) => {
+      for (const s of await solve(Run.open(f.run), solveOptionsOf(f, budgetOf(f), print))) printSolution(s, print);
+    });
+
+  solveOptions(libraryOptions(p.command('search')
+    .description('the whole pipeline: block library (built or reused), solve, export, evaluate, report (default budget: --speedup 1.5)')))
+    .option('--out <dir>', 'run directory (default results/<model>-<space>)')
+    .option('--measure', 'first measure every candidate sub-block on this machine (tessera profile) and search with those costs')
+    .action(async (f: LibraryFlags & SolveFlags & { out?: string; measure?: boolean }) => {
+      const run = Run.create(f.out ?? join(PROJECT_ROOT, 'results', `${basename(f.model)}-${basename(f.space, '.json')}`), runInputs(f));
+      const reporter = cliReporter(print);
+      const runtime = runtimeOf(f);
+      if ((await scoreInterruptibly(run, f.workers, print)).status === 'interrupted') return exit(INTERRUPTED);
+      // Price candidates by their real latency here rather than the roofline: small models on CPUs are overhead-bound.
+      const hardware = f.measure ? await profileRun(run, f.hardware, { runtime, repeats: 5, reporter }) : f.hardware;
+      const budget = budgetOf(f);
+      const solutions = await solve(run, solveOptionsOf({ ...f, hardware }, Object.values(budget).every((v) => v === undefined) ? { speedup: 1.5 } : budget, print));
+      for (const s of solutions) printSolution(s, print);
+      const child = exportSolution(run, solutions[0].id);
+      print(`\n${child.reused ? 'up to date' : 'exported'}: ${child.dir}`);
+      const e = await evaluateChild(child.dir, run.parent(), { data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, promptTokens: 8, generateTokens: 32, timing: { hardware, repeats: 5 }, runtime, reporter });
+      printEvaluation(e, print);
+      const report = await writeReport(run, { hardware, speedups: FRONTIER_SPEEDUPS, runtime, reporter });
+      print(`\ndone: the report is ${report.html}`);
+    });
+
+  p.command('export')
+    .description('write a solution as a model directory: DeciLM config.json, model.safetensors, model.onnx, tokenizer')
+    .argument('<solution-dir>', 'results/<run>/solutions/<id>')
+    .option('--out <dir>', 'model directory (default results/<run>/children/<id>)')
+    .action((dir: string, f: { out?: string }) => {
+      const spec = readSpec(join(dir, 'spec.json'));
+      const child = exportSolution(Run.open(spec.run), spec.id, { out: f.out });
+      print(child.reused
+        ? `${child.dir} already holds this solution's child`
+        : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);
+    });
+
+  p.command('evaluate')
+    .description('a child against its parent on unseen text (KL, perplexity, greedy agreement) and real latency per scenario')
+    .argument('<child-dir>', 'an exported child')
+    .option('--parent <dir>', 'the parent checkpoint (default: the one tessera.json names)')
+    .option('--data <text>', 'text; the part the search saw is skipped', DEFAULT_TEXT)
+    .option('--tokens <n>', 'evaluation tokens', positiveInt('--tokens'), 4096)
+    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
+    .option('--prompts <n>', 'greedy-generation prompts (0: skip)', nonNegativeInt('--prompts'), 16)
+    .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
+    .option('--hardware <profile>', 'profile whose scenarios are timed (default: the one searched for)')
+    .option('--repeats <n>', 'timed runs per scenario, parent and child interleaved (median kept)', positiveInt('--repeats'), 5)
+    .addOption(threadsOption())
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; threads: number }) => {
+      const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
+      const e = await evaluateChild(dir, loadCheckpoint(parentDir), {
+        data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
+        timing: { hardware: f.hardware ?? searchedProfile(dir), repeats: f.repeats }, runtime: runtimeOf(f), reporter: cliReporter(print),
+      });
+      printEvaluation(e, print);
+      print(`wrote ${childFiles.evaluation(resolve(dir))}`);
+    });
+
+  p.command('report')
+    .description('results/<run>/report/report.md and report.html: architectures, frontier, predicted vs measured, commands')
+    .requiredOption('--run <dir>', 'a run directory with solutions')
+    .option('--hardware <profile>', 'profile for the frontier (default: the solutions\')')
+    .addOption(threadsOption())
+    .action(async (f: { run: string; hardware?: string; threads: number }) => {
+      const r = await writeReport(Run.open(f.run), { hardware: f.hardware, speedups: FRONTIER_SPEEDUPS, runtime: runtimeOf(f), reporter: cliReporter(print) });
+      print(`report: ${r.html} (and ${r.md})`);
+    });
+}

@@ -1,0 +1,50 @@
+import { labelVariant } from '../arch/variants/registry.js';
+import type { ScoreResult } from '../bld/score.js';
+import type { Evaluation } from '../evaluate/evaluate.js';
+import type { Solution } from '../search/solve.js';
+import { bytes, int, table } from '../util/format.js';
+
+export type Print = (line: string) => void;
+
+export function printScore(r: ScoreResult, library: { dir: string; completed: number }, print: Print): void {
+  if (r.status === 'interrupted') {
+    print(`stopped after ${r.computed} new candidates; ${library.completed} are in ${library.dir}`);
+    return;
+  }
+  print(`block library ${library.dir}: ${library.completed} candidates (${r.computed} computed now, ${r.resumed} resumed)` +
+    (r.computed > 0 ? ` · activations ${r.seconds.activations.toFixed(1)} s, candidates ${r.seconds.candidates.toFixed(1)} s` : ''));
+}
+
+export function printSolution(s: Solution, print: Print): void {
+  const spec = s.spec;
+  print(`\nsolution ${s.id} → ${s.dir}/spec.json${s.reused ? ' (solved before for the same request)' : ''}`);
+  print(table(['layer', 'attention', 'FFN'], s.architecture.map((b, i) => [String(i), labelVariant('attention', b.attention), labelVariant('ffn', b.ffn)])));
+  print(`\nparameters ${int(spec.params)} of the parent's ${int(spec.parent.params)} (${((100 * spec.params) / spec.parent.params).toFixed(1)}%)`);
+  print(table(['scenario', 'predicted ms', 'parent ms', 'speed-up', 'tokens/s', 'memory'], spec.predicted.map((c) => [
+    c.scenario,
+    c.totalMs.toFixed(2),
+    (c.totalMs * c.speedup).toFixed(2),
+    `×${c.speedup.toFixed(2)}`,
+    c.tokensPerSecond.toFixed(1),
+    bytes(c.weightBytes + c.kvCacheBytes),
+  ])));
+  const { solver, start, tabu, samples } = spec.search;
+  if (solver !== undefined && start !== undefined) {
+    print(`MIP (${solver.backend}, ${solver.status}${solver.gap === 0 ? ', gap 0' : ''}): summed ${spec.quality.metric} ${start.additive.toFixed(4)}, true KL of its child ${start.kl.toFixed(4)}`);
+  }
+  if (tabu !== undefined) print(`Tabu: ${tabu.iterations} iterations (stopped by ${tabu.stoppedBy}), ${tabu.evaluations} children evaluated in ${tabu.seconds.toFixed(1)} s: true KL ${tabu.klStart.toFixed(4)} → ${tabu.klBest.toFixed(4)}`);
+  if (samples !== undefined) print(`random search: best of ${samples} architectures within the budgets`);
+  print(`child (${spec.request.strategy}): KL ${spec.quality.kl.toFixed(4)} nats/token from the parent, LM loss ${spec.quality.lmLoss.toFixed(4)} (parent ${spec.quality.parentLmLoss.toFixed(4)}) on validation text`);
+}
+
+export function printEvaluation(e: Evaluation, print: Print): void {
+  print(`\n${e.child} vs ${e.parent} on ${e.text.tokens} tokens of ${e.text.file} (${e.text.note})`);
+  const agreement = e.greedyAgreement.tokens > 0 ? ` · greedy agreement ${(100 * e.greedyAgreement.share).toFixed(1)}% of ${e.greedyAgreement.tokens} tokens` : '';
+  print(`KL ${e.kl.toFixed(4)} nats/token · perplexity parent ${e.perplexity.parent.toFixed(3)}, child ${e.perplexity.child.toFixed(3)}${agreement}`);
+  if (e.latency.length > 0) {
+    print(table(['scenario', 'parent ms', 'child ms', 'measured speed-up', 'predicted speed-up'], e.latency.map((l) => [
+      l.scenario, (l.parentSeconds.total * 1e3).toFixed(1), (l.childSeconds.total * 1e3).toFixed(1), `×${l.measuredSpeedup.toFixed(2)}`, `×${l.predictedSpeedup.toFixed(2)}`,
+    ])));
+  }
+  for (const s of e.skippedScenarios) print(`not timed: ${s}`);
+}

@@ -1,0 +1,163 @@
+import { resolve } from 'node:path';
+import { childFiles } from '../run/paths.js';
+import { takeWindows, type TextRange } from '../data/sequences.js';
+import { paragraphs, readText } from '../data/text.js';
+import { readProvenance } from '../export/provenance.js';
+import { costModelFor } from '../hardware/cost-model.js';
+import { loadHardwareProfile } from '../hardware/load.js';
+import { measureModels } from '../hardware/measure.js';
+import { architectureCost } from '../hardware/model-cost.js';
+import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.js';
+import { greedyGenerate } from '../lm/generate.js';
+import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import type { Runtime } from '../onnx/runtime.js';
+import { DecoderSession } from '../onnx/session.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { fail } from '../util/errors.js';
+import { silent, type Reporter } from '../util/reporter.js';
+
+export interface EvaluateOptions {
+  readonly data: string;
+  readonly tokens: number;
+  readonly seqLen: number;
+  readonly prompts: number;
+  readonly promptTokens: number;
+  readonly generateTokens: number;
+  /** Time the profile's scenarios, parent and child interleaved (median of `repeats`); null for quality alone. */
+  readonly timing: { readonly hardware: string; readonly repeats: number } | null;
+  readonly runtime: Runtime;
+  readonly reporter?: Reporter;
+}
+
+export interface ScenarioComparison {
+  readonly scenario: string;
+  readonly parentSeconds: { readonly prefill: number; readonly decode: number; readonly total: number };
+  readonly childSeconds: { readonly prefill: number; readonly decode: number; readonly total: number };
+  readonly measuredSpeedup: number;
+  readonly predictedSpeedup: number;
+}
+
+/** A child against its parent on text the search never saw; `tessera evaluate` writes it as evaluation.json. */
+export interface Evaluation {
+  readonly child: string;
+  readonly parent: string;
+  readonly text: TextRange & { readonly note: string };
+  readonly kl: number;
+  readonly perplexity: { readonly parent: number; readonly child: number };
+  readonly greedyAgreement: { readonly prompts: number; readonly tokens: number; readonly share: number };
+  readonly hardware: string | null;
+  readonly latency: readonly ScenarioComparison[];
+  readonly skippedScenarios: readonly string[];
+}
+
+/** Paragraph index from which the text is new to the search: after the library's calibration and validation ranges. */
+function unseenStart(childDir: string, data: string): { start: number; note: string } {
+  const ranges = readProvenance(childDir)?.data ?? null;
+  if (ranges === null) return { start: 0, note: 'no provenance (tessera.json): the whole text is used' };
+  const usedFile = resolve(ranges.validation.file);
+  if (usedFile !== resolve(data)) return { start: 0, note: `the search used ${usedFile}; this text is another file, used whole` };
+  const start = Math.max(ranges.calibration.paragraphs[1], ranges.validation.paragraphs[1]);
+  return { start, note: `paragraphs from ${start} on: after the ${ranges.calibration.paragraphs[1]} + ${ranges.validation.paragraphs[1] - ranges.validation.paragraphs[0]} the search used for calibration and validation` };
+}
+
+async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: number[][], tokens: number, runtime: Runtime) {
+  const make = (ck: Checkpoint) => DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, runtime);
+  const [ps, cs] = await Promise.all([make(parent), make(child)]);
+  let same = 0;
+  let total = 0;
+  try {
+    for (const prompt of prompts) {
+      const length = Math.min(prompt.length + tokens, parent.config.maxPositions);
+      const a = await greedyGenerate(ps, prompt, length);
+      const b = await greedyGenerate(cs, prompt, length);
+      for (let t = prompt.length; t < length; t++) {
+        total++;
+        if (a[t] === b[t]) same++;
+      }
+    }
+  } finally {
+    await Promise.all([ps.release(), cs.release()]);
+  }
+  return { prompts: prompts.length, tokens: total, share: total > 0 ? same / total : NaN };
+}
+
+/**
+ * The evaluate stage: an exported child against its parent on text the search never saw — KL, perplexity of
+ * both, greedy-generation agreement — and, with `timing`, real onnxruntime latency per scenario beside the
+ * cost model's prediction, written to the child's evaluation.json.
+ */
+export async function evaluateChild(childDir: string, parent: Checkpoint, o: EvaluateOptions): Promise<Evaluation> {
+  const reporter = o.reporter ?? silent;
+  const child = loadCheckpoint(childDir);
+  if (child.config.vocabSize !== parent.config.vocabSize || child.config.hiddenSize !== parent.config.hiddenSize) {
+    fail(`${childDir}: is not a child of ${parent.dir} (hidden ${child.config.hiddenSize} vs ${parent.config.hiddenSize}, vocab ${child.config.vocabSize} vs ${parent.config.vocabSize})`);
+  }
+  const seqLen = Math.min(o.seqLen, parent.config.maxPositions);
+  const docs = paragraphs(readText(o.data));
+  const { start, note } = unseenStart(childDir, o.data);
+  const tokenizer = loadTokenizer(parent.dir);
+  const windows = takeWindows(tokenizer, docs, start, o.data, seqLen, o.tokens);
+  if (windows.count === 0) fail(`${o.data}: no unseen text left after paragraph ${start} for a window of ${seqLen} tokens`);
+
+  reporter.stage(`quality on ${windows.range.tokens} unseen tokens (${note})`);
+  const reference = await distributionOn(parent.config, parent.weights, windows, seqLen, o.runtime);
+  const parentNll = referenceNll(reference);
+  const quality = await modelDivergence(child.config, child.weights, windows.ids, reference, o.runtime);
+
+  let agreement = { prompts: 0, tokens: 0, share: NaN };
+  if (o.prompts > 0) {
+    reporter.stage(`greedy generation from ${o.prompts} prompts of ${o.promptTokens} tokens, ${o.generateTokens} new tokens each`);
+    const later = takeWindows(tokenizer, docs, windows.range.paragraphs[1], o.data, o.promptTokens, o.prompts * o.promptTokens);
+    const prompts = Array.from({ length: later.count }, (_, k) => Array.from(later.ids.subarray(k * o.promptTokens, (k + 1) * o.promptTokens)));
+    agreement = await greedyAgreement(parent, child, prompts, o.generateTokens, o.runtime);
+  }
+
+  const latency: ScenarioComparison[] = [];
+  const skipped: string[] = [];
+  if (o.timing !== null) {
+    const profile = loadHardwareProfile(o.timing.hardware);
+    const costs = costModelFor(parent.config, profile);
+    const predictedChild = architectureCost(parent.config, child.architecture, profile, costs);
+    const predictedParent = architectureCost(parent.config, parent.architecture, profile, costs);
+    for (const [k, s] of profile.workload.scenarios.entries()) {
+      if (s.prefillTokens + s.generatedTokens > parent.config.maxPositions) {
+        skipped.push(`${s.name} (${s.prefillTokens}+${s.generatedTokens} tokens exceed the model's ${parent.config.maxPositions} positions)`);
+        continue;
+      }
+      reporter.stage(`timing scenario ${s.name} (batch ${s.batch}, ${s.prefillTokens}+${s.generatedTokens} tokens), parent and child`);
+      const [p, c] = await measureModels([
+        { config: parent.config, weights: parent.weights, arch: parent.architecture },
+        { config: child.config, weights: child.weights, arch: child.architecture },
+      ], s, { runtime: o.runtime, repeats: o.timing.repeats, warmup: 2 });
+      const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: t.prefillSeconds + t.decodeSeconds });
+      latency.push({
+        scenario: s.name,
+        parentSeconds: secs(p),
+        childSeconds: secs(c),
+        measuredSpeedup: secs(p).total / secs(c).total,
+        predictedSpeedup: predictedParent[k].totalSeconds / predictedChild[k].totalSeconds,
+      });
+    }
+  }
+  const evaluation: Evaluation = {
+    child: resolve(childDir),
+    parent: parent.dir,
+    text: { ...windows.range, note },
+    kl: quality.kl,
+    perplexity: { parent: Math.exp(parentNll), child: Math.exp(quality.lmLoss) },
+    greedyAgreement: agreement,
+    hardware: o.timing === null ? null : resolve(o.timing.hardware),
+    latency,
+    skippedScenarios: skipped,
+  };
+  if (o.timing !== null) writeJsonAtomic(childFiles.evaluation(childDir), evaluation);
+  return evaluation;
+}
+
+/** The profile a child was searched for, from its provenance: what `tessera evaluate` times by default. */
+export function searchedProfile(childDir: string): string {
+  const file = readProvenance(childDir)?.hardware;
+  if (file === undefined) fail(`${childDir}: no tessera.json naming the hardware profile; pass --hardware`);
+  return file;
+}

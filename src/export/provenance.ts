@@ -1,0 +1,36 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { TextRange } from '../data/sequences.js';
+import { isObject } from '../model/json.js';
+import { childFiles } from '../run/paths.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+
+/** tessera.json in an exported child: where it came from, and the text its search saw (so evaluation skips it). */
+export interface ChildProvenance {
+  readonly format: 'tessera-child';
+  readonly version: 1;
+  readonly parent: string;
+  readonly run: string;
+  /** The solution it was exported from, and the hash of that spec.json (a child of another spec is stale). */
+  readonly solution: string;
+  readonly specSha256: string;
+  /** The hardware profile it was searched for. */
+  readonly hardware: string;
+  /** The library's text: calibration and validation windows. */
+  readonly data: { readonly seqLen: number; readonly calibration: TextRange; readonly validation: TextRange };
+}
+
+export function writeProvenance(childDir: string, p: ChildProvenance): void {
+  writeJsonAtomic(childFiles.provenance(childDir), p);
+}
+
+/** A child's provenance, or null for a model directory Tessera did not export (or an older one). */
+export function readProvenance(childDir: string): ChildProvenance | null {
+  const path = childFiles.provenance(childDir);
+  if (!existsSync(path)) return null;
+  try {
+    const p: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    return isObject(p) && p.format === 'tessera-child' && p.version === 1 ? (p as unknown as ChildProvenance) : null;
+  } catch {
+    return null;
+  }
+}

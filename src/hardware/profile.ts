@@ -1,0 +1,65 @@
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { ModelConfig } from '../arch/config.js';
+import { isObject, readJsonFile } from '../model/json.js';
+import type { Runtime } from '../onnx/runtime.js';
+import type { Run } from '../run/run.js';
+import { distinctVariants } from '../space/variants.js';
+import type { SearchSpace } from '../space/types.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { fail } from '../util/errors.js';
+import { silent, type Reporter } from '../util/reporter.js';
+import { loadHardwareProfile } from './load.js';
+import { measureSubBlocks } from './measure.js';
+import type { MeasuredCosts, ScenarioTime } from './types.js';
+
+export interface ProfileOptions {
+  readonly runtime: Runtime;
+  /** Timed runs per measurement (the median is kept). */
+  readonly repeats: number;
+  readonly reporter?: Reporter;
+}
+
+/**
+ * Measures every distinct sub-block of a space with onnxruntime on this machine, for each scenario of a
+ * base profile; returns the base profile's JSON with a `measured` section, which the cost model then uses
+ * instead of the roofline.
+ */
+export async function measuredProfile(model: { dir: string; config: ModelConfig }, space: SearchSpace, base: string, name: string, o: ProfileOptions): Promise<Record<string, unknown>> {
+  const reporter = o.reporter ?? silent;
+  const profile = loadHardwareProfile(base);
+  const baseJson = readJsonFile(base, 'hardware profile');
+  if (!isObject(baseJson)) fail(`${base}: expected a JSON object`);
+  const { config } = model;
+  const variants = distinctVariants(space);
+  const scenarios: Record<string, Record<string, ScenarioTime>> = {};
+  for (const s of profile.workload.scenarios) {
+    const t = await measureSubBlocks(config, variants, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2 }, reporter.progress(`profile ${s.name}`));
+    scenarios[s.name] = { ...Object.fromEntries(t.attention), ...Object.fromEntries(t.ffn), rest: t.rest };
+  }
+  const measured: MeasuredCosts = {
+    model: { dir: model.dir, hiddenSize: config.hiddenSize, numHeads: config.numHeads, headDim: config.headDim, vocabSize: config.vocabSize },
+    threads: o.runtime.threads,
+    repeats: o.repeats,
+    scenarios,
+  };
+  const description = `Measured with onnxruntime by \`tessera profile\` on ${new Date().toISOString().slice(0, 10)} (${cpus()[0]?.model ?? 'unknown CPU'}, ${o.runtime.threads} threads): ` +
+    `every sub-block of ${space.name} for ${model.dir}, scenarios from ${profile.name}.`;
+  reporter.stage(`measured ${variants.attention.length} attention and ${variants.ffn.length} FFN variants in ${profile.workload.scenarios.length} scenarios`);
+  return { ...baseJson, name, description, measured };
+}
+
+/**
+ * The profile stage of a run: the candidates of its space timed on this machine for the scenarios of `base`,
+ * written to `measured/<base>.json` once and reused after. Returns the measured profile's path.
+ */
+export async function profileRun(run: Run, base: string, o: ProfileOptions): Promise<string> {
+  const baseName = run.profile(base).name;
+  const path = run.paths.measured(baseName);
+  if (existsSync(path)) {
+    (o.reporter ?? silent).stage(`reusing the measured profile ${path}`);
+    return path;
+  }
+  writeJsonAtomic(path, await measuredProfile({ dir: run.manifest.parent.dir, config: run.config }, run.space(), base, `measured-${baseName}`, o));
+  return path;
+}

@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import ort from 'onnxruntime-node';
+import { parentArchitecture, type ModelConfig } from '../arch/config.js';
+import { distillationData, type DistillationData } from '../bld/data.js';
+import type { ChannelRanking } from '../bld/derive.js';
+import { BlockLibrary, LIBRARY_FORMAT, readLibraryManifest, type LibraryManifest } from '../bld/library.js';
+import { paragraphs, readText } from '../data/text.js';
+import { loadHardwareProfile } from '../hardware/load.js';
+import type { HardwareProfile } from '../hardware/types.js';
+import { distributionOn, type ReferenceDistribution } from '../lm/divergence.js';
+import { loadCheckpoint, readModelSpec, type Checkpoint } from '../model/checkpoint.js';
+import type { ModelSpec } from '../model/config.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import type { Runtime } from '../onnx/runtime.js';
+import { loadSearchSpace } from '../space/expand.js';
+import type { SearchSpace } from '../space/types.js';
+import { fail } from '../util/errors.js';
+import { sha256 } from '../util/hash.js';
+import { TESSERA_VERSION } from '../util/project.js';
+import { RunPaths } from './paths.js';
+import { loadReference, storeReference } from './reference.js';
+
+/** What a run is built from: the parent, the search space, the text, and the options that define its block library. */
+export interface RunInputs {
+  readonly model: string;
+  readonly space: string;
+  readonly data: string;
+  readonly calibTokens: number;
+  readonly validTokens: number;
+  readonly seqLen: number;
+  readonly ranking: ChannelRanking;
+  readonly ridgeGrid: readonly number[];
+  readonly seed: number;
+}
+
+const spaceHash = (space: SearchSpace) => sha256(JSON.stringify(space.layers));
+
+/**
+ * A run directory and the inputs every stage of it needs, each loaded once per process: the parent (its
+ * weights read once, whatever the stages), the search space, the calibration and validation windows, the
+ * block library, hardware profiles, and the parent's distribution on the validation windows, which is also
+ * cached on disk beside the library. Inputs are checked against the manifest they were recorded in.
+ */
+export class Run {
+  readonly paths: RunPaths;
+  private parentCheckpoint?: Checkpoint;
+  private modelSpec?: ModelSpec;
+  private searchSpace?: SearchSpace;
+  private windows?: DistillationData;
+  private blockLibrary?: BlockLibrary;
+  private readonly profiles = new Map<string, HardwareProfile>();
+  private parentReference?: Promise<ReferenceDistribution>;
+
+  private constructor(paths: RunPaths, readonly manifest: LibraryManifest) {
+    this.paths = paths;
+  }
+
+  get dir(): string {
+    return this.paths.dir;
+  }
+
+  /** A run for these inputs: its library is created, or resumed when it was built from the same inputs. */
+  static create(dir: string, inputs: RunInputs): Run {
+    // Absolute paths in the manifest, so later stages work from any directory.
+    const [model, spaceFile, data] = [resolve(inputs.model), resolve(inputs.space), resolve(inputs.data)];
+    const parent = loadCheckpoint(model);
+    if (JSON.stringify(parent.architecture) !== JSON.stringify(parentArchitecture(parent.config))) {
+      fail(`${model}: has per-layer block_configs; a block library is built from a uniform Llama-family parent`);
+    }
+    const space = loadSearchSpace(spaceFile, parent.config);
+    if (inputs.seqLen > parent.config.maxPositions) fail(`option --seq-len: ${inputs.seqLen} exceeds the model's ${parent.config.maxPositions} positions`);
+    const windows = distillationData(loadTokenizer(model), paragraphs(readText(data)), data, { seqLen: inputs.seqLen, calibTokens: inputs.calibTokens, validTokens: inputs.validTokens });
+    const manifest: LibraryManifest = {
+      format: LIBRARY_FORMAT,
+      version: 1,
+      parent: { dir: model, configSha256: sha256(readFileSync(join(model, 'config.json'))), weightsFingerprint: parent.fingerprint, sourceArchitecture: parent.config.sourceArchitecture },
+      space: { file: spaceFile, name: space.name, sha256: spaceHash(space) },
+      data: { seqLen: inputs.seqLen, calibration: windows.calibration.range, validation: windows.validation.range },
+      options: { ranking: inputs.ranking, ridgeGrid: inputs.ridgeGrid, seed: inputs.seed },
+      versions: { tessera: TESSERA_VERSION, onnxruntime: ort.env.versions.common, node: process.version },
+      created: new Date().toISOString(),
+    };
+    const paths = new RunPaths(dir);
+    const library = BlockLibrary.open(paths, manifest);
+    const run = new Run(paths, library.manifest);
+    Object.assign(run, { parentCheckpoint: parent, searchSpace: space, windows, blockLibrary: library });
+    return run;
+  }
+
+  /** The run in `dir`, as its manifest recorded it; refuses inputs that changed since. */
+  static open(dir: string): Run {
+    const paths = new RunPaths(dir);
+    const manifest = readLibraryManifest(paths);
+    const config = join(manifest.parent.dir, 'config.json');
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(config);
+    } catch {
+      fail(`${config}: the parent of the run in ${paths.dir} is not readable any more`);
+    }
+    if (sha256(bytes) !== manifest.parent.configSha256) fail(`${config}: changed since the library in ${paths.dir} was built; rebuild the library`);
+    return new Run(paths, manifest);
+  }
+
+  /** The parent checkpoint, loaded once per process. */
+  parent(): Checkpoint {
+    if (this.parentCheckpoint === undefined) {
+      const ck = loadCheckpoint(this.manifest.parent.dir);
+      if (ck.fingerprint !== this.manifest.parent.weightsFingerprint) fail(`${ck.dir}: its weights changed since the library in ${this.dir} was built; rebuild the library`);
+      this.parentCheckpoint = ck;
+    }
+    return this.parentCheckpoint;
+  }
+
+  /** The parent's config and layers, from the loaded parent or config.json alone (no weights read). */
+  parentSpec(): ModelSpec {
+    this.modelSpec ??= this.parentCheckpoint ?? readModelSpec(this.manifest.parent.dir);
+    return this.modelSpec;
+  }
+
+  get config(): ModelConfig {
+    return this.parentSpec().config;
+  }
+
+  space(): SearchSpace {
+    if (this.searchSpace === undefined) {
+      const space = loadSearchSpace(this.manifest.space.file, this.config);
+      if (spaceHash(space) !== this.manifest.space.sha256) fail(`${this.manifest.space.file}: changed since the library in ${this.dir} was built; rebuild the library`);
+      this.searchSpace = space;
+    }
+    return this.searchSpace;
+  }
+
+  /** The calibration and validation windows, tokenised once. */
+  data(): DistillationData {
+    if (this.windows === undefined) {
+      const m = this.manifest.data;
+      const data = distillationData(loadTokenizer(this.manifest.parent.dir), paragraphs(readText(m.calibration.file)), m.calibration.file, {
+        seqLen: m.seqLen,
+        calibTokens: m.calibration.tokens,
+        validTokens: m.validation.tokens,
+      });
+      if (JSON.stringify(data.validation.range) !== JSON.stringify(m.validation)) fail(`${m.validation.file}: changed since the library in ${this.dir} was built; rebuild the library`);
+      this.windows = data;
+    }
+    return this.windows;
+  }
+
+  library(): BlockLibrary {
+    this.blockLibrary ??= BlockLibrary.read(this.paths, this.manifest);
+    return this.blockLibrary;
+  }
+
+  /** A hardware profile, parsed once per file. */
+  profile(file: string): HardwareProfile {
+    const path = resolve(file);
+    let p = this.profiles.get(path);
+    if (p === undefined) this.profiles.set(path, (p = loadHardwareProfile(path)));
+    return p;
+  }
+
+  /**
+   * The parent's next-token distribution on the validation windows: what every child is scored against. Read
+   * from the library when stored there for these windows and weights; otherwise computed and stored.
+   */
+  reference(runtime: Runtime): Promise<ReferenceDistribution> {
+    this.parentReference ??= (async () => {
+      const { validation } = this.data();
+      const { seqLen } = this.manifest.data;
+      const fingerprint = this.manifest.parent.weightsFingerprint;
+      const stored = loadReference(this.paths, validation.ids, seqLen, this.config.vocabSize, fingerprint);
+      if (stored !== null) return stored;
+      const ck = this.parent();
+      const computed = await distributionOn(ck.config, ck.weights, validation, seqLen, runtime);
+      storeReference(this.paths, computed, validation.ids, fingerprint);
+      return computed;
+    })();
+    return this.parentReference;
+  }
+
+  /** Records a reference computed elsewhere (the block library's validation pass computes the same numbers). */
+  keepReference(ref: ReferenceDistribution): void {
+    storeReference(this.paths, ref, this.data().validation.ids, this.manifest.parent.weightsFingerprint);
+    this.parentReference = Promise.resolve(ref);
+  }
+}
