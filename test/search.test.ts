@@ -163,6 +163,12 @@ describe('solving on a real block library', async () => {
     }
   });
 
+  it('says what a directory is when it is not a run directory', () => {
+    const cli = (dir: string) => spawnSync(process.execPath, [join(ROOT, 'bin/tessera.js'), 'solve', '--run', dir, '--speedup', '2'], { encoding: 'utf8' });
+    expect(cli(modelDir('stories260K')).stderr).toMatch(/stories260K: a model directory, not a run directory \(no library\/manifest\.json\); a run directory is what `tessera score --out` or `tessera search --out` builds\n$/);
+    expect(cli(join(root, 'nowhere')).stderr).toMatch(/nowhere: no such run directory; build one with `tessera score --out/);
+  });
+
   it('answers an impossible budget with the constraint that cannot be met, through the CLI', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'bin/tessera.js'), 'solve', '--run', run, '--hardware', CPU, '--params', '1000'], { encoding: 'utf8' });
     expect(r.status).toBe(1);

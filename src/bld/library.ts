@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import type { TextRange } from '../data/sequences.js';
+import { join } from 'node:path';
 import { isObject } from '../model/json.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
 import type { RunPaths } from '../run/paths.js';
@@ -120,8 +121,11 @@ export class BlockLibrary {
 export function readLibraryManifest(paths: RunPaths): LibraryManifest {
   const path = paths.manifest;
   if (!existsSync(paths.dir)) fail(`${paths.dir}: no such run directory; build one with \`tessera score --out ${paths.dir}\``);
+  if (!existsSync(path) && existsSync(join(paths.dir, 'manifest.json'))) {
+    fail(`${paths.dir}: a block library in an older Tessera's layout (manifest.json at the top); build it again with \`tessera score --out\` into a new directory`);
+  }
   if (!existsSync(path)) {
-    const what = existsSync(`${paths.dir}/config.json`) ? 'a model directory, not a run directory' : 'not a run directory';
+    const what = existsSync(join(paths.dir, 'config.json')) ? 'a model directory, not a run directory' : 'not a run directory';
     fail(`${paths.dir}: ${what} (no library/manifest.json); a run directory is what \`tessera score --out\` or \`tessera search --out\` builds`);
   }
   let m: unknown;

@@ -101,7 +101,7 @@ async function scoreInterruptibly(run: Run, workers: number, print: Print): Prom
   process.once('SIGINT', onSigint);
   try {
     const r = await score(run, { workers, signal: abort.signal, reporter: cliReporter(print) });
-    printScore(r, run.library(), print);
+    printScore(r, run, print);
     return r;
   } finally {
     process.off('SIGINT', onSigint);

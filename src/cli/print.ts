@@ -1,18 +1,21 @@
 import { labelVariant } from '../arch/variants/registry.js';
 import type { ScoreResult } from '../bld/score.js';
 import type { Evaluation } from '../evaluate/evaluate.js';
+import type { Run } from '../run/run.js';
 import type { Solution } from '../search/solve.js';
 import { bytes, int, table } from '../util/format.js';
 
 export type Print = (line: string) => void;
 
-export function printScore(r: ScoreResult, library: { dir: string; completed: number }, print: Print): void {
+export function printScore(r: ScoreResult, run: Run, print: Print): void {
+  const library = run.library();
   if (r.status === 'interrupted') {
     print(`stopped after ${r.computed} new candidates; ${library.completed} are in ${library.dir}`);
     return;
   }
   print(`block library ${library.dir}: ${library.completed} candidates (${r.computed} computed now, ${r.resumed} resumed)` +
     (r.computed > 0 ? ` · activations ${r.seconds.activations.toFixed(1)} s, candidates ${r.seconds.candidates.toFixed(1)} s` : ''));
+  print(`scores: ${run.paths.scores}`);
 }
 
 export function printSolution(s: Solution, print: Print): void {

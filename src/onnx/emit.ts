@@ -34,7 +34,8 @@ export interface SequenceContext {
  * (`residual`; layer = numLayers is after the last), what attention adds, the FFN's input and what it adds,
  * the attention context before o_proj, the SwiGLU activation before down_proj.
  */
-export type TapSite = 'residual' | 'attention.output' | 'ffn.input' | 'ffn.output' | 'attention.context' | 'ffn.activation';
+export const TAP_SITES = ['residual', 'attention.output', 'ffn.input', 'ffn.output', 'attention.context', 'ffn.activation'] as const;
+export type TapSite = (typeof TAP_SITES)[number];
 
 export interface TapPoint {
   readonly layer: number;
@@ -43,6 +44,14 @@ export interface TapPoint {
 
 /** The graph output name of a tap. */
 export const tapName = (t: TapPoint) => `${t.site}.${t.layer}`;
+
+/** The tap a graph output name stands for, or null for another output (logits, K/V cache, scores). */
+export function parseTapName(name: string): TapPoint | null {
+  const dot = name.lastIndexOf('.');
+  const site = name.slice(0, dot) as TapSite;
+  const layer = Number(name.slice(dot + 1));
+  return dot > 0 && TAP_SITES.includes(site) && Number.isInteger(layer) ? { layer, site } : null;
+}
 
 /** The four taps around a layer's two sub-blocks. */
 export const subBlockTaps = (layer: number): TapPoint[] =>

@@ -3,7 +3,7 @@ import type { ModelConfig } from '../arch/config.js';
 import type { ModelWeights } from '../model/weights.js';
 import type { Tensor } from '../util/tensor.js';
 import { buildDecoderGraph, HIDDEN_IN, INPUT_IDS, KL, LOGITS, NLL, REFERENCE_LOGPROBS, TARGETS, type DecoderGraphOptions } from './decoder-graph.js';
-import { pastKeyName, pastValueName, presentKeyName, presentValueName, tapName, type TapPoint } from './emit.js';
+import { parseTapName, pastKeyName, pastValueName, presentKeyName, presentValueName, tapName, type TapPoint } from './emit.js';
 import { float32Tensor, int32Tensor, type Runtime } from './runtime.js';
 
 /** A batch of equal-length token sequences, row-major [batch, seq]. */
@@ -101,10 +101,7 @@ export class DecoderSession {
       return t === undefined ? undefined : { data: t.data as Float32Array, shape: t.dims.map(Number) };
     };
     const taps = new Map<string, Tensor>();
-    for (const name of this.session.outputNames) {
-      const t = get(name);
-      if (t !== undefined && /^(residual|attention|ffn)\./.test(name)) taps.set(name, t);
-    }
+    for (const name of this.session.outputNames) if (parseTapName(name) !== null) taps.set(name, get(name)!);
     const present = new Map<number, KvCache>();
     for (const i of this.cachedLayers) present.set(i, { key: get(presentKeyName(i))!, value: get(presentValueName(i))! });
     return { logits: get(LOGITS), taps, present, kl: get(KL), nll: get(NLL) };

@@ -52,8 +52,12 @@ export class Run {
   private readonly profiles = new Map<string, HardwareProfile>();
   private parentReference?: Promise<ReferenceDistribution>;
 
-  private constructor(paths: RunPaths, readonly manifest: LibraryManifest) {
+  private constructor(paths: RunPaths, readonly manifest: LibraryManifest, loaded: { parent?: Checkpoint; space?: SearchSpace; windows?: DistillationData; library?: BlockLibrary } = {}) {
     this.paths = paths;
+    this.parentCheckpoint = loaded.parent;
+    this.searchSpace = loaded.space;
+    this.windows = loaded.windows;
+    this.blockLibrary = loaded.library;
   }
 
   get dir(): string {
@@ -83,9 +87,7 @@ export class Run {
     };
     const paths = new RunPaths(dir);
     const library = BlockLibrary.open(paths, manifest);
-    const run = new Run(paths, library.manifest);
-    Object.assign(run, { parentCheckpoint: parent, searchSpace: space, windows, blockLibrary: library });
-    return run;
+    return new Run(paths, library.manifest, { parent, space, windows, library });
   }
 
   /** The run in `dir`, as its manifest recorded it; refuses inputs that changed since. */
