@@ -5,7 +5,7 @@ import { SUB_BLOCKS } from '../arch/variant.js';
 import type { ModelWeights } from '../model/weights.js';
 import { DataType, GraphBuilder } from './graph-builder.js';
 import { pastKeyName, pastValueName, rmsNorm, tapName, type EmitContext, type SequenceContext, type TapPoint, type TapSite } from './emit.js';
-import { transposeConcat } from './layout.js';
+import { inferenceWeights, type WeightWriter } from './weight-writer.js';
 
 /**
  * What a decoder graph computes. By default: the whole model, token ids in, logits out.
@@ -25,6 +25,8 @@ export interface DecoderGraphOptions {
   readonly taps?: readonly TapPoint[];
   /** Take the residual stream as input even from layer 0 (for timing single sub-blocks). */
   readonly hiddenInput?: boolean;
+  /** Fixed [batch, seq] instead of symbolic dimensions: graphs whose every shape must be known (training). */
+  readonly shape?: { readonly batch: number; readonly seq: number };
   /**
    * Incremental decoding: each caching layer i takes `past_key.<i>` / `past_value.<i>` [batch, kvHeads, past, headDim]
    * and returns `present_key.<i>` / `present_value.<i>` with the new positions appended; positions start at `past`.
@@ -42,9 +44,26 @@ export const NLL = 'nll';
 
 /**
  * Builds the ONNX graph of a decoder whose layers may each have their own attention and FFN variant; each
- * sub-block is emitted by its variant kind. Standard opset-17 ops only, float32, batches of equal length.
+ * sub-block is emitted by its variant kind. Standard opset-17 ops only, float32, batches of equal length;
+ * weights baked in as inference initializers.
  */
 export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions = {}): GraphBuilder {
+  const g = new GraphBuilder('tessera_decoder');
+  const { logits } = emitDecoder(g, config, weights, options, inferenceWeights);
+  if (logits !== null) {
+    if (options.logits === 'score') scoringHead(g, logits, config.vocabSize);
+    else g.expose(logits, LOGITS, options.logits === 'last' ? ['batch', config.vocabSize] : ['batch', 'seq', config.vocabSize]);
+  }
+  return g;
+}
+
+/**
+ * A decoder's body in a graph: embedding (or a residual-stream input), the layers of the range, and the
+ * final norm and LM head unless the graph has no logits; weights enter as `writer` makes them. Taps and the
+ * residual stream after the last layer (for graphs without logits) are exposed as outputs; the raw logits
+ * tensor is returned for the caller to expose or to compare. With `options.shape` every dimension is fixed.
+ */
+export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions, writer: WeightWriter): { logits: string | null; hidden: string } {
   const L = weights.layers.length;
   const from = options.fromLayer ?? 0;
   const to = options.toLayer ?? L;
@@ -54,37 +73,47 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
     throw new Error(`invalid layer range [${from}, ${to}) for ${L} layers`);
   }
   const E = config.hiddenSize;
-  const g = new GraphBuilder('tessera_decoder');
+  const [batchDim, seqDim] = options.shape ? [options.shape.batch, options.shape.seq] : ['batch', 'seq'];
 
   let x: string;
   let shapeSource: string;
   if (from === 0 && !options.hiddenInput) {
-    const ids = g.input(INPUT_IDS, DataType.INT32, ['batch', 'seq']);
-    x = g.node('Gather', [g.initializer('embed_tokens', weights.embed.data, weights.embed.shape), ids], { axis: 0 }, 'embedded');
+    const ids = g.input(INPUT_IDS, DataType.INT32, [batchDim, seqDim]);
+    x = g.node('Gather', [writer.stored(g, 'embed', weights.embed, 'embed_tokens'), ids], { axis: 0 }, 'embedded');
     shapeSource = ids;
   } else {
-    x = g.input(HIDDEN_IN, DataType.FLOAT, ['batch', 'seq', E]);
+    x = g.input(HIDDEN_IN, DataType.FLOAT, [batchDim, seqDim, E]);
     shapeSource = x;
   }
   const cachedHeads = (i: number) => kindOf('attention', weights.layers[i].attention.variant).cachedKvHeads(config, weights.layers[i].attention.variant);
   const cached = options.kvCache ? weights.layers.map((_, i) => i).filter((i) => i >= from && i < to && cachedHeads(i) > 0) : [];
   for (const i of cached) {
-    g.input(pastKeyName(i), DataType.FLOAT, ['batch', cachedHeads(i), 'past', config.headDim]);
-    g.input(pastValueName(i), DataType.FLOAT, ['batch', cachedHeads(i), 'past', config.headDim]);
+    g.input(pastKeyName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
+    g.input(pastValueName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
   }
-  const seq = sequenceContext(g, config, shapeSource, cached.length > 0 ? pastKeyName(cached[0]) : null);
+  const seq = options.shape ? fixedSequenceContext(g, config, options.shape.seq) : sequenceContext(g, config, shapeSource, cached.length > 0 ? pastKeyName(cached[0]) : null);
 
   const wanted = new Set((options.taps ?? []).map(tapName));
-  const act = ['batch', 'seq', E];
+  const act = [batchDim, seqDim, E];
   for (let i = from; i < to; i++) {
     const tap = (site: TapSite, tensor: string, dims: readonly (string | number)[]) => {
       const name = tapName({ layer: i, site });
       if (wanted.has(name)) g.expose(tensor, name, dims);
     };
-    const ctx: EmitContext = { g, config, layer: i, seq, tap };
     tap('residual', x, act);
     for (const sub of SUB_BLOCKS) {
       const w = weights.layers[i][sub];
+      const key = (role: string) => `${i}.${sub}.${role}`;
+      const ctx: EmitContext = {
+        g,
+        config,
+        layer: i,
+        subBlock: sub,
+        seq,
+        tap,
+        stored: (role, t, name) => writer.stored(g, key(role), t, name),
+        transposed: (parts, name) => writer.transposed(g, parts.map((p) => ({ key: key(p.role), tensor: p.tensor, scale: p.scale })), name),
+      };
       const out = kindOf(sub, w.variant).emit(ctx, w, x);
       if (out !== null) {
         tap(`${sub}.output`, out, act);
@@ -95,18 +124,16 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
   }
   const end = tapName({ layer: to, site: 'residual' });
   if (wanted.has(end)) g.expose(x, end, act);
-
-  if (logits !== 'none') {
-    let h = rmsNorm(g, x, weights.finalNorm, config.rmsNormEps, 'final_norm');
-    if (logits === 'last') h = g.node('Gather', [h, seq.lastIndex], { axis: 1 }, 'last_hidden');
-    const head = g.initializer('lm_head_t', transposeConcat([weights.lmHead]), [E, config.vocabSize]);
-    const out = g.node('MatMul', [h, head], {}, 'logits_raw');
-    if (logits === 'score') scoringHead(g, out, config.vocabSize);
-    else g.expose(out, LOGITS, logits === 'last' ? ['batch', config.vocabSize] : ['batch', 'seq', config.vocabSize]);
+  if (logits === 'none') {
+    // A graph without logits ends in the residual stream after its last layer.
+    if (!wanted.has(end)) g.expose(x, end, act);
+    return { logits: null, hidden: x };
   }
-  // A graph without logits ends in the residual stream after its last layer.
-  if (logits === 'none' && !wanted.has(end)) g.expose(x, end, act);
-  return g;
+  let h = rmsNorm(g, x, () => writer.stored(g, 'final_norm', weights.finalNorm, 'final_norm_weight'), config.rmsNormEps, 'final_norm');
+  if (logits === 'last') h = g.node('Gather', [h, seq.lastIndex], { axis: 1 }, 'last_hidden');
+  // A tied head is the embedding itself, one weight with one gradient.
+  const head = writer.transposed(g, [{ key: weights.lmHead === weights.embed ? 'embed' : 'lm_head', tensor: weights.lmHead }], 'lm_head_t');
+  return { logits: g.node('MatMul', [h, head], {}, 'logits_raw'), hidden: x };
 }
 
 /**
@@ -149,4 +176,33 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
   const cos = g.node('Unsqueeze', [g.node('Cos', [angles], {}, 'cos_t'), g.int64([1])], {}, 'rope_cos');
   const sin = g.node('Unsqueeze', [g.node('Sin', [angles], {}, 'sin_t'), g.int64([1])], {}, 'rope_sin');
   return { mask, cos, sin, lastIndex, cached: pastSource !== null };
+}
+
+/**
+ * The same tensors for a fixed sequence length, as constants: a graph whose every shape is known (training)
+ * needs no shape arithmetic, and its mask and RoPE tables are data, not something to differentiate.
+ */
+function fixedSequenceContext(g: GraphBuilder, config: ModelConfig, seq: number): SequenceContext {
+  const D = config.headDim;
+  const window = config.slidingWindow ?? Infinity;
+  const mask = new Float32Array(seq * seq);
+  for (let q = 0; q < seq; q++) for (let k = 0; k < seq; k++) if (k > q || q - k >= window) mask[q * seq + k] = -Infinity;
+  const invFreq = ropeInverseFrequencies(config);
+  const cos = new Float32Array(seq * D);
+  const sin = new Float32Array(seq * D);
+  for (let t = 0; t < seq; t++) {
+    for (let i = 0; i < D; i++) {
+      // As the dynamic graph computes them: float32 position × float32 frequency, then cos/sin in float32.
+      const angle = Math.fround(t * invFreq[i % (D / 2)]);
+      cos[t * D + i] = Math.cos(angle);
+      sin[t * D + i] = Math.sin(angle);
+    }
+  }
+  return {
+    mask: g.initializer('attn_mask', mask, [seq, seq]),
+    cos: g.initializer('rope_cos', cos, [seq, 1, D]),
+    sin: g.initializer('rope_sin', sin, [seq, 1, D]),
+    lastIndex: g.int64([seq - 1], true),
+    cached: false,
+  };
 }

@@ -1,19 +1,27 @@
 import type { ModelConfig } from '../arch/config.js';
+import type { SubBlock } from '../arch/variant.js';
 import type { Tensor } from '../util/tensor.js';
 import type { Dim, GraphBuilder } from './graph-builder.js';
+import type { LinearPart } from './weight-writer.js';
 
 /**
  * What a variant kind emits its sub-block with: the graph, the model, the layer, the per-sequence tensors
- * every layer shares, and the taps it may expose. The op helpers below (RMSNorm, RoPE) are the vocabulary
- * blocks are written in.
+ * every layer shares, the taps it may expose, and its weights as graph values — baked in as initializers in
+ * inference graphs, graph inputs (whose gradients the graph returns) in training graphs. The op helpers below
+ * (RMSNorm, RoPE) are the vocabulary blocks are written in.
  */
 export interface EmitContext {
   readonly g: GraphBuilder;
   readonly config: ModelConfig;
   readonly layer: number;
+  readonly subBlock: SubBlock;
   readonly seq: SequenceContext;
   /** Exposes `tensor` as this layer's tap `site` when the graph was asked for it. */
   tap(site: TapSite, tensor: string, dims: readonly Dim[]): void;
+  /** A weight of this sub-block used as stored (a norm's scale), under `name` in inference graphs. */
+  stored(role: string, t: Tensor, name: string): string;
+  /** Weights [out, in] of this sub-block used as one [in, Σout] matrix (transposed, each scaled, side by side): one fused MatMul's right side. */
+  transposed(parts: readonly (Omit<LinearPart, 'key'> & { readonly role: string })[], name: string): string;
 }
 
 /** Per-sequence tensors every attention layer shares: the causal mask and RoPE's cos/sin tables. */
@@ -66,12 +74,17 @@ export const presentValueName = (i: number) => `present_value.${i}`;
  * RMSNorm written in the op pattern (Pow → ReduceMean → Add → Sqrt → Div → Mul) that onnxruntime
  * fuses into one SimplifiedLayerNormalization kernel.
  */
-export function rmsNorm(g: GraphBuilder, x: string, weight: Tensor, eps: number, prefix: string): string {
+export function rmsNorm(g: GraphBuilder, x: string, weight: () => string, eps: number, prefix: string): string {
   const sq = g.node('Pow', [x, g.float(2)], {}, `${prefix}_sq`);
   const mean = g.node('ReduceMean', [sq], { axes: [-1], keepdims: 1 }, `${prefix}_ms`);
   const rms = g.node('Sqrt', [g.node('Add', [mean, g.float(eps)], {}, `${prefix}_ms_eps`)], {}, `${prefix}_rms`);
   const normed = g.node('Div', [x, rms], {}, `${prefix}_unit`);
-  return g.node('Mul', [normed, g.initializer(`${prefix}_weight`, weight.data, weight.shape)], {}, prefix);
+  return g.node('Mul', [normed, weight()], {}, prefix);
+}
+
+/** A sub-block's RMSNorm with its `norm` weight (the weight is made where the graph needs it, keeping initializer order). */
+export function normOf(ctx: EmitContext, x: string, weight: Tensor, prefix: string): string {
+  return rmsNorm(ctx.g, x, () => ctx.stored('norm', weight, `${prefix}_weight`), ctx.config.rmsNormEps, prefix);
 }
 
 /** HuggingFace's rotate-half RoPE on [batch, seq, heads, headDim]. */

@@ -11,11 +11,20 @@ export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9 } as const;
 export type ElemType = (typeof DataType)[keyof typeof DataType];
 
 /** An ONNX attribute value; plain numbers are ints, `floatAttr()` marks a float. */
-export type AttrValue = number | readonly number[] | { readonly float: number };
+export type AttrValue = number | readonly number[] | { readonly float: number } | { readonly text: string };
 export const floatAttr = (value: number) => ({ float: value });
+export const stringAttr = (text: string) => ({ text });
 
 /** A symbolic or fixed dimension of a graph input or output. */
 export type Dim = number | string;
+
+/** A node as the builder recorded it: what graph passes (shape inference, differentiation) read. */
+export interface GraphNode {
+  readonly opType: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  readonly attrs: Readonly<Record<string, AttrValue>>;
+}
 
 /** The ONNX opset the graphs use: every op Tessera emits exists unchanged from opset 17 on. */
 export const OPSET = 17;
@@ -26,6 +35,10 @@ export const OPSET = 17;
  */
 export class GraphBuilder {
   private readonly nodes: NodeProto[] = [];
+  private readonly records: GraphNode[] = [];
+  /** Declared dimensions of inputs and initializers, and the values of small constants (axes, shapes, split sizes, scalars). */
+  private readonly dims = new Map<string, readonly Dim[]>();
+  private readonly values = new Map<string, readonly number[]>();
   private readonly initializers: { proto: TensorProto; bytes: Uint8Array }[] = [];
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
@@ -44,6 +57,7 @@ export class GraphBuilder {
 
   input(name: string, type: ElemType, dims: readonly Dim[]): string {
     this.used.add(name);
+    this.dims.set(name, [...dims]);
     this.inputs.push(valueInfo(name, type, dims));
     return name;
   }
@@ -56,12 +70,15 @@ export class GraphBuilder {
   expose(tensor: string, outputName: string, dims: readonly Dim[]): void {
     this.used.add(outputName);
     this.nodes.push(onnx.NodeProto.create({ opType: 'Identity', input: [tensor], output: [outputName], name: `expose_${outputName}` }));
+    this.records.push({ opType: 'Identity', inputs: [tensor], outputs: [outputName], attrs: {} });
     this.output(outputName, DataType.FLOAT, dims);
   }
 
   initializer(prefix: string, data: Float32Array | BigInt64Array, dims: readonly number[]): string {
     const name = this.fresh(prefix);
     const type = data instanceof Float32Array ? DataType.FLOAT : DataType.INT64;
+    this.dims.set(name, [...dims]);
+    if (data.length <= 16) this.values.set(name, Array.from(data, Number));
     this.initializers.push({
       proto: onnx.TensorProto.create({ name, dataType: type, dims: [...dims] }),
       bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -94,6 +111,7 @@ export class GraphBuilder {
   /** Adds a node with `outputs` fresh outputs named after `prefix`; returns their names. */
   nodeN(opType: string, inputs: readonly string[], outputs: number, attrs: Record<string, AttrValue> = {}, prefix = opType.toLowerCase()): string[] {
     const outs = Array.from({ length: outputs }, (_, i) => this.fresh(outputs === 1 ? prefix : `${prefix}_${i}`));
+    this.records.push({ opType, inputs: [...inputs], outputs: outs, attrs });
     this.nodes.push(
       onnx.NodeProto.create({
         opType,
@@ -109,6 +127,21 @@ export class GraphBuilder {
   /** A single-output node. */
   node(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, prefix?: string): string {
     return this.nodeN(opType, inputs, 1, attrs, prefix)[0];
+  }
+
+  /** The nodes so far, in the order they were added (a topological order). */
+  get nodeList(): readonly GraphNode[] {
+    return this.records;
+  }
+
+  /** The declared dimensions of an input or initializer. */
+  declaredDims(name: string): readonly Dim[] | undefined {
+    return this.dims.get(name);
+  }
+
+  /** The values of a small constant initializer (at most 16 elements). */
+  constantValues(name: string): readonly number[] | undefined {
+    return this.values.get(name);
   }
 
   /** Bytes of all initializers: above ~2 GB a graph must keep them as external data (`writeTo`). */
@@ -174,6 +207,7 @@ function attribute(name: string, v: AttrValue) {
   const T = onnx.AttributeProto.AttributeType;
   if (typeof v === 'number') return onnx.AttributeProto.create({ name, type: T.INT, i: v });
   if (Array.isArray(v)) return onnx.AttributeProto.create({ name, type: T.INTS, ints: [...v] });
+  if ('text' in (v as object)) return onnx.AttributeProto.create({ name, type: T.STRING, s: new TextEncoder().encode((v as { text: string }).text) });
   return onnx.AttributeProto.create({ name, type: T.FLOAT, f: (v as { float: number }).float });
 }
 

@@ -6,13 +6,13 @@ import { add, matVec, rmsNorm } from './math.js';
 
 /**
  * A slow, obvious, plain-TypeScript forward pass of one sequence, written straight from the Llama
- * equations (float64 accumulation); each sub-block is computed by its variant kind's reference. It exists
+ * equations in float64; each sub-block is computed by its variant kind's reference. It exists
  * to check the ONNX graphs against an independent implementation on small inputs; nothing on a hot path uses it.
  */
-export function referenceForward(config: ModelConfig, weights: ModelWeights, ids: readonly number[]): { logits: Float32Array[]; hidden: Float32Array[][] } {
+export function referenceForward(config: ModelConfig, weights: ModelWeights, ids: readonly number[]): { logits: Float64Array[]; hidden: Float64Array[][] } {
   const E = config.hiddenSize;
-  let x: Float32Array[] = ids.map((id) => weights.embed.data.slice(id * E, (id + 1) * E));
-  const hidden: Float32Array[][] = [x];
+  let x: Float64Array[] = ids.map((id) => Float64Array.from(weights.embed.data.subarray(id * E, (id + 1) * E)));
+  const hidden: Float64Array[][] = [x];
   for (const layer of weights.layers) {
     for (const sub of SUB_BLOCKS) {
       const w = layer[sub];

@@ -2,8 +2,7 @@ import { fitLinear, matrix } from '../../bld/fit.js';
 import { withTensors } from '../../bld/derive.js';
 import { elementBytes, matmulKernel, rmsNormKernel } from '../../hardware/kernels.js';
 import type { SubBlockWeights } from '../../model/weights.js';
-import { pastKeyName, pastValueName, presentKeyName, presentValueName, rmsNorm, rope } from '../../onnx/emit.js';
-import { transposeConcat } from '../../onnx/layout.js';
+import { normOf, pastKeyName, pastValueName, presentKeyName, presentValueName, rope } from '../../onnx/emit.js';
 import { applyRope, matVec, rmsNorm as rmsNormRow } from '../../reference/math.js';
 import { fail } from '../../util/errors.js';
 import { rows, type Tensor } from '../../util/tensor.js';
@@ -110,18 +109,18 @@ export const gqa: VariantKind<Gqa> = {
     return out;
   },
 
-  emit: ({ g, config, layer: i, seq, tap }, w, x) => {
+  emit: (ctx, w, x) => {
+    const { g, config, layer: i, seq, tap } = ctx;
     const t = w.tensors;
     const p = `l${i}_attn`;
-    const n = rmsNorm(g, x, t.norm, config.rmsNormEps, `${p}_norm`);
-    const E = config.hiddenSize;
+    const n = normOf(ctx, x, t.norm, `${p}_norm`);
     const H = config.numHeads;
     const D = config.headDim;
     const K = w.variant.kvHeads;
     const group = H / K;
-    // Softmax's 1/sqrt(D) is folded into W_q: RoPE is linear, so scaling before or after it is the same.
-    const qkvT = transposeConcat([t.q, t.k, t.v], [1 / Math.sqrt(D), 1, 1]);
-    const qkv = g.node('MatMul', [n, g.initializer(`${p}_qkv_t`, qkvT, [E, (H + 2 * K) * D])], {}, `${p}_qkv`);
+    // Softmax's 1/sqrt(D) scales W_q: RoPE is linear, so scaling before or after it is the same.
+    const qkvT = ctx.transposed([{ role: 'q', tensor: t.q, scale: 1 / Math.sqrt(D) }, { role: 'k', tensor: t.k }, { role: 'v', tensor: t.v }], `${p}_qkv_t`);
+    const qkv = g.node('MatMul', [n, qkvT], {}, `${p}_qkv`);
     const [qk, v] = g.nodeN('Split', [qkv, g.int64([(H + K) * D, K * D])], 2, { axis: -1 }, `${p}_qk_v`);
     const qkHeads = rope(g, g.node('Reshape', [qk, g.int64([0, 0, H + K, D])], {}, `${p}_qk_heads`), seq, D / 2, `${p}_qk`);
     const [q, k] = g.nodeN('Split', [qkHeads, g.int64([H, K])], 2, { axis: 2 }, `${p}_q_k`);
@@ -143,7 +142,7 @@ export const gqa: VariantKind<Gqa> = {
     const ctxHeads = g.node('MatMul', [probs, v5], {}, `${p}_ctx`);
     const merged = g.node('Reshape', [g.node('Transpose', [ctxHeads], { perm: [0, 3, 1, 2, 4] }, `${p}_ctx_btkgd`), g.int64([0, 0, H * D])], {}, `${p}_merged`);
     tap('attention.context', merged, ['batch', 'seq', H * D]);
-    return g.node('MatMul', [merged, g.initializer(`${p}_o_t`, transposeConcat([t.o]), [H * D, E])], {}, `${p}_out`);
+    return g.node('MatMul', [merged, ctx.transposed([{ role: 'o', tensor: t.o }], `${p}_o_t`)], {}, `${p}_out`);
   },
 
   reference: (config, w, x) => {
@@ -153,13 +152,13 @@ export const gqa: VariantKind<Gqa> = {
     const D = config.headDim;
     const K = w.variant.kvHeads;
     const invFreq = ropeInverseFrequencies(config);
-    const head = (v: Float32Array, h: number) => v.slice(h * D, (h + 1) * D);
+    const head = (v: Float64Array, h: number) => v.slice(h * D, (h + 1) * D);
     const q = normed.map((row, pos) => Array.from({ length: H }, (_, h) => applyRope(head(matVec(t.q, row), h), pos, invFreq)));
     const k = normed.map((row, pos) => Array.from({ length: K }, (_, h) => applyRope(head(matVec(t.k, row), h), pos, invFreq)));
     const v = normed.map((row) => Array.from({ length: K }, (_, h) => head(matVec(t.v, row), h)));
     const window = config.slidingWindow ?? Infinity;
     return x.map((_, pos) => {
-      const merged = new Float32Array(H * D);
+      const merged = new Float64Array(H * D);
       for (let h = 0; h < H; h++) {
         const kvHead = Math.floor(h / (H / K)); // repeat_kv: query head h reads K/V head h // group
         const visible: number[] = [];

@@ -63,7 +63,7 @@ export interface VariantKind<V extends Variant = Variant> {
   /** Emits the sub-block into a decoder graph; returns what it adds to the residual stream, or null for nothing. */
   emit(ctx: EmitContext, w: SubBlockWeights<V>, x: string): string | null;
   /** The same computation in plain TypeScript over one sequence (rows of the residual stream), or null for nothing. */
-  reference(config: ModelConfig, w: SubBlockWeights<V>, x: readonly Float32Array[]): Float32Array[] | null;
+  reference(config: ModelConfig, w: SubBlockWeights<V>, x: readonly Float64Array[]): Float64Array[] | null;
   /** The candidate built from the parent's sub-block (initialisation) and fitted on the parent's activations. */
   derive(ctx: DeriveContext, v: V): Promise<Derived<V>>;
   /** Fill colour in architecture pictures. */

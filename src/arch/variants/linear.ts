@@ -2,8 +2,7 @@ import { fitLinear, matrix, rmsNormRows } from '../../bld/fit.js';
 import type { DeriveContext } from '../../bld/derive.js';
 import { elementBytes, matmulKernel, rmsNormKernel } from '../../hardware/kernels.js';
 import type { SubBlockWeights } from '../../model/weights.js';
-import { rmsNorm } from '../../onnx/emit.js';
-import { transposeConcat } from '../../onnx/layout.js';
+import { normOf } from '../../onnx/emit.js';
 import { matVec, rmsNorm as rmsNormRow } from '../../reference/math.js';
 import { rows, type Tensor } from '../../util/tensor.js';
 import type { ModelConfig } from '../config.js';
@@ -56,11 +55,10 @@ function linearKind<V extends LinearAttention | LinearFfn>(spec: LinearSpec): Va
     fromDeci: (entry) => (entry.replace_with_linear === true ? ({ kind: 'linear' } as V) : null),
     spaceKeys: ['linear'],
     fromSpace: (section) => (section.boolean('linear', false) ? [{ kind: 'linear' } as V] : []),
-    emit: ({ g, config, layer }, w, x) => {
-      const p = `l${layer}_${spec.graphPrefix}`;
-      const E = config.hiddenSize;
-      const n = rmsNorm(g, x, w.tensors.norm, config.rmsNormEps, `${p}_norm`);
-      return g.node('MatMul', [n, g.initializer(`${p}_linear_t`, transposeConcat([w.tensors.weight]), [E, E])], {}, `${p}_out`);
+    emit: (ctx, w, x) => {
+      const p = `l${ctx.layer}_${spec.graphPrefix}`;
+      const n = normOf(ctx, x, w.tensors.norm, `${p}_norm`);
+      return ctx.g.node('MatMul', [n, ctx.transposed([{ role: 'weight', tensor: w.tensors.weight }], `${p}_linear_t`)], {}, `${p}_out`);
     },
     reference: (config, w, x) => x.map((row) => matVec(w.tensors.weight, rmsNormRow(row, w.tensors.norm, config.rmsNormEps))),
     derive: async (ctx) => {

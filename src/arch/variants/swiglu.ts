@@ -2,8 +2,7 @@ import { withTensors, type ChannelRanking } from '../../bld/derive.js';
 import { fitLinear, matrix, selectColumns } from '../../bld/fit.js';
 import { elementBytes, matmulKernel, rmsNormKernel } from '../../hardware/kernels.js';
 import type { SubBlockWeights } from '../../model/weights.js';
-import { rmsNorm } from '../../onnx/emit.js';
-import { transposeConcat } from '../../onnx/layout.js';
+import { normOf } from '../../onnx/emit.js';
 import { matVec, rmsNorm as rmsNormRow } from '../../reference/math.js';
 import { fail } from '../../util/errors.js';
 import { rows, type Tensor } from '../../util/tensor.js';
@@ -92,18 +91,18 @@ export const swiglu: VariantKind<SwiGlu> = {
     return out;
   },
 
-  emit: ({ g, config, layer: i, tap }, w, x) => {
+  emit: (ctx, w, x) => {
+    const { g, layer: i, tap } = ctx;
     const t = w.tensors;
     const p = `l${i}_ffn`;
-    const E = config.hiddenSize;
     const M = w.variant.intermediate;
-    const n = rmsNorm(g, x, t.norm, config.rmsNormEps, `${p}_norm`);
-    const gateUp = g.node('MatMul', [n, g.initializer(`${p}_gate_up_t`, transposeConcat([t.gate, t.up]), [E, 2 * M])], {}, `${p}_gate_up`);
+    const n = normOf(ctx, x, t.norm, `${p}_norm`);
+    const gateUp = g.node('MatMul', [n, ctx.transposed([{ role: 'gate', tensor: t.gate }, { role: 'up', tensor: t.up }], `${p}_gate_up_t`)], {}, `${p}_gate_up`);
     const [gate, up] = g.nodeN('Split', [gateUp, g.int64([M, M])], 2, { axis: -1 }, `${p}_gu`);
     const silu = g.node('Mul', [gate, g.node('Sigmoid', [gate], {}, `${p}_sig`)], {}, `${p}_silu`);
     const hidden = g.node('Mul', [silu, up], {}, `${p}_act`);
     tap('ffn.activation', hidden, ['batch', 'seq', M]);
-    return g.node('MatMul', [hidden, g.initializer(`${p}_down_t`, transposeConcat([t.down]), [M, E])], {}, `${p}_out`);
+    return g.node('MatMul', [hidden, ctx.transposed([{ role: 'down', tensor: t.down }], `${p}_down_t`)], {}, `${p}_out`);
   },
 
   reference: (config, w, x) => {

@@ -1,0 +1,61 @@
+import type { Tensor } from '../util/tensor.js';
+import { DataType, type GraphBuilder } from './graph-builder.js';
+import { transposeConcat } from './layout.js';
+
+/** One nn.Linear weight [out, in] of a fused projection, named by its key; `scale` multiplies it (softmax's 1/√d on W_q). */
+export interface LinearPart {
+  readonly key: string;
+  readonly tensor: Tensor;
+  readonly scale?: number;
+}
+
+/**
+ * How weights enter a graph: the one place the inference and training writers differ in what a block means.
+ * Keys name each weight (`<layer>.<sub-block>.<role>`, `embed`, `final_norm`, `lm_head`).
+ */
+export interface WeightWriter {
+  /** A weight used as stored (a norm's scale, the embedding table). */
+  stored(g: GraphBuilder, key: string, t: Tensor, name: string): string;
+  /** Weights [out, in] used as one [in, Σout] matrix: each transposed and scaled, side by side. */
+  transposed(g: GraphBuilder, parts: readonly LinearPart[], name: string): string;
+}
+
+/**
+ * Inference graphs bake weights in as initializers, pre-transposed and fused (Q/K/V into one matrix, gate/up
+ * into another) with scales folded in: fewer, larger GEMMs, and nothing to compute at load time.
+ */
+export const inferenceWeights: WeightWriter = {
+  stored: (g, _key, t, name) => g.initializer(name, t.data, t.shape),
+  transposed: (g, parts, name) => {
+    const inDim = parts[0].tensor.shape[1];
+    const outDim = parts.reduce((s, p) => s + p.tensor.shape[0], 0);
+    return g.initializer(name, transposeConcat(parts.map((p) => p.tensor), parts.map((p) => p.scale ?? 1)), [inDim, outDim]);
+  },
+};
+
+/**
+ * Training graphs take every weight as a graph input named by its key (declared once, however often it is
+ * used: a tied LM head is the embedding), and transpose, scale and concatenate in the graph, so that the
+ * gradient of each weight as stored can be derived.
+ */
+export function trainingWeights(): WeightWriter & { readonly keys: ReadonlyMap<string, Tensor> } {
+  const keys = new Map<string, Tensor>();
+  const input = (g: GraphBuilder, key: string, t: Tensor) => {
+    if (!keys.has(key)) {
+      keys.set(key, t);
+      g.input(key, DataType.FLOAT, t.shape);
+    }
+    return key;
+  };
+  return {
+    keys,
+    stored: (g, key, t) => input(g, key, t),
+    transposed: (g, parts, name) => {
+      const columns = parts.map((p, k) => {
+        const t = g.node('Transpose', [input(g, p.key, p.tensor)], { perm: [1, 0] }, `${name}_${k}_t`);
+        return p.scale === undefined || p.scale === 1 ? t : g.node('Mul', [t, g.float(p.scale)], {}, `${name}_${k}_scaled`);
+      });
+      return columns.length === 1 ? columns[0] : g.node('Concat', columns, { axis: 1 }, name);
+    },
+  };
+}

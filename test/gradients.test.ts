@@ -1,0 +1,135 @@
+import ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import type { ModelConfig } from '../src/arch/config.js';
+import type { Architecture } from '../src/arch/variant.js';
+import { randomWeights } from '../src/model/random.js';
+import type { ModelWeights } from '../src/model/weights.js';
+import { gradName } from '../src/onnx/autodiff.js';
+import { INPUT_IDS } from '../src/onnx/decoder-graph.js';
+import { float32Tensor, int32Tensor } from '../src/onnx/runtime.js';
+import { referenceForward } from '../src/reference/forward.js';
+import { buildTrainingGraph, REFERENCE_HIDDEN, REFERENCE_LOGPROBS, TARGETS, LOSS, type LossWeights } from '../src/train/graph.js';
+import { Rng } from '../src/util/rng.js';
+import { configOf, RUNTIME } from './support/fixtures.js';
+
+// Every variant kind, on a config whose heads × head_dim ≠ hidden; one layer is dropped whole.
+const everyKind: Architecture = [
+  { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', intermediate: 12 } },
+  { attention: { kind: 'gqa', kvHeads: 1 }, ffn: { kind: 'linear' } },
+  { attention: { kind: 'linear' }, ffn: { kind: 'noop' } },
+  { attention: { kind: 'noop' }, ffn: { kind: 'swiglu', intermediate: 3 } },
+  { attention: { kind: 'gqa', kvHeads: 4 }, ffn: { kind: 'swiglu', intermediate: 5 } },
+  { attention: { kind: 'noop' }, ffn: { kind: 'noop' } },
+];
+const B = 2;
+const T = 5;
+
+interface Targets {
+  ids: Int32Array;
+  logprobs: Float32Array;
+  hidden: Float32Array[];
+  next: Int32Array;
+}
+
+function targetsFor(config: ModelConfig, rng: Rng): Targets {
+  const V = config.vocabSize;
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(V));
+  const logprobs = new Float32Array(B * T * V);
+  for (let p = 0; p < B * T; p++) {
+    const row = Array.from({ length: V }, () => 2 * rng.normal());
+    const lse = Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+    row.forEach((v, k) => (logprobs[p * V + k] = v - lse));
+  }
+  const hidden = everyKind.map(() => rng.normalArray(B * T * config.hiddenSize));
+  const next = Int32Array.from({ length: B * T }, () => rng.int(V));
+  return { ids, logprobs, hidden, next };
+}
+
+/** The same losses as the training graph, from the plain-TypeScript forward pass in float64. */
+function referenceLoss(config: ModelConfig, weights: ModelWeights, t: Targets, loss: LossWeights): number {
+  const V = config.vocabSize;
+  const E = config.hiddenSize;
+  let kl = 0;
+  let lm = 0;
+  let cos = 0;
+  for (let b = 0; b < B; b++) {
+    const r = referenceForward(config, weights, Array.from(t.ids.subarray(b * T, (b + 1) * T)));
+    for (let pos = 0; pos < T; pos++) {
+      const row = r.logits[pos];
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+      const p = b * T + pos;
+      for (let v = 0; v < V; v++) kl += Math.exp(t.logprobs[p * V + v]) * (t.logprobs[p * V + v] - (row[v] - lse));
+      if (pos < T - 1) lm -= row[t.next[p]] - lse;
+      everyKind.forEach((_, i) => {
+        const h = r.hidden[i + 1][pos];
+        const ref = t.hidden[i].subarray(p * E, (p + 1) * E);
+        let dot = 0;
+        let hh = 0;
+        let pp = 0;
+        for (let k = 0; k < E; k++) {
+          dot += h[k] * ref[k];
+          hh += h[k] * h[k];
+          pp += ref[k] * ref[k];
+        }
+        cos += dot / Math.sqrt(hh * pp);
+      });
+    }
+  }
+  return (loss.kl ?? 0) * (kl / (B * T)) + (loss.lm ?? 0) * (lm / (B * (T - 1))) + (loss.cosine ?? 0) * (1 - cos / (B * T * everyKind.length));
+}
+
+/** Central finite differences of the float64 reference loss, element by element (each step as float32 actually stores it). */
+function finiteDifferences(config: ModelConfig, weights: ModelWeights, data: Float32Array, t: Targets, loss: LossWeights): Float64Array {
+  const out = new Float64Array(data.length);
+  for (let k = 0; k < data.length; k++) {
+    const w = data[k];
+    const h = 1e-3 * Math.max(1, Math.abs(w));
+    data[k] = w + h;
+    const up = data[k] - w;
+    const plus = referenceLoss(config, weights, t, loss);
+    data[k] = w - h;
+    const down = w - data[k];
+    const minus = referenceLoss(config, weights, t, loss);
+    data[k] = w;
+    out[k] = (plus - minus) / (up + down);
+  }
+  return out;
+}
+
+const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
+
+describe('training graphs: every weight\'s gradient against finite differences of the float64 reference forward', () => {
+  for (const [name, tied, loss] of [
+    ['KL on logits', false, { kl: 1 }],
+    ['LM loss', true, { lm: 1 }],
+    ['cosine on hidden states', false, { cosine: 1 }],
+    ['KL + cosine, tied embeddings', true, { kl: 1, cosine: 0.5 }],
+  ] as const) {
+    it(`${name}: relative error ≤ 1e-3 on each tensor`, async () => {
+      const config = configOf({ hidden: 12, layers: everyKind.length, heads: 4, kvHeads: 4, headDim: 2, intermediate: 12, vocab: 19, tied });
+      const weights = randomWeights(config, everyKind, new Rng(21));
+      const t = targetsFor(config, new Rng(22));
+      const training = buildTrainingGraph(config, weights, B, T, loss);
+      const session = await RUNTIME.session(training.graph);
+      const feeds: Record<string, ort.Tensor> = { [INPUT_IDS]: int32Tensor(t.ids, [B, T]) };
+      if (loss.kl) feeds[REFERENCE_LOGPROBS] = float32Tensor(t.logprobs, [B, T, config.vocabSize]);
+      if ('lm' in loss) feeds[TARGETS] = int32Tensor(t.next, [B, T]);
+      if (loss.cosine) everyKind.forEach((_, i) => (feeds[REFERENCE_HIDDEN(i + 1)] = float32Tensor(t.hidden[i], [B, T, config.hiddenSize])));
+      for (const [key, tensor] of training.weights) feeds[key] = float32Tensor(tensor.data, tensor.shape);
+      const out = await session.run(feeds);
+      await session.release();
+      expect(out[LOSS].data[0]).toBeCloseTo(referenceLoss(config, weights, t, loss), 4);
+      // Every weight of the model is trained: the embedding, each layer's tensors, the final norm and (untied) the head.
+      expect(training.weights.size).toBe(weights.layers.reduce((s, l) => s + Object.keys(l.attention.tensors).length + Object.keys(l.ffn.tensors).length, 2 + (tied ? 0 : 1)));
+      for (const [key, tensor] of training.weights) {
+        const fd = finiteDifferences(config, weights, tensor.data, t, loss);
+        const grad = out[gradName(key)].data as Float32Array;
+        expect(grad.length, key).toBe(fd.length);
+        const error = norm(Array.from(fd, (v, k) => v - grad[k]));
+        if (norm(fd) < 1e-9) expect(norm(grad), `${key}: no gradient expected`).toBeLessThan(1e-6);
+        else expect(error / norm(fd), key).toBeLessThanOrEqual(1e-3);
+      }
+    });
+  }
+});
