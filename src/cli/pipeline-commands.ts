@@ -2,6 +2,7 @@ import { basename, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { RIDGE_GRID, type ChannelRanking } from '../bld/derive.js';
 import { score, type ScoreResult } from '../bld/score.js';
+import { checkpointDirOf, distillChild, parseLoss } from '../distill/distill.js';
 import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
 import { exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
@@ -17,7 +18,7 @@ import { STRATEGIES } from '../search/strategies/registry.js';
 import { fail } from '../util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from '../util/project.js';
 import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, runtimeOf, threadsOption } from './options.js';
-import { printEvaluation, printScore, printSolution, type Print } from './print.js';
+import { printDistillation, printEvaluation, printScore, printSolution, type Print } from './print.js';
 import { cliReporter } from './reporter.js';
 
 /** The flags that define a run's block library, shared by `score` and `search`. */
@@ -91,21 +92,25 @@ function solveOptionsOf(f: SolveFlags, budget: BudgetSpec, print: Print): SolveO
   };
 }
 
-/** Runs the score stage with Ctrl-C stopping it cleanly (finished candidates kept). */
-async function scoreInterruptibly(run: Run, workers: number, print: Print): Promise<ScoreResult> {
+/** Runs a stage with Ctrl-C asking it to stop cleanly (it keeps what it finished). */
+async function interruptibly<T>(stage: (signal: AbortSignal) => Promise<T>, message: string): Promise<T> {
   const abort = new AbortController();
   const onSigint = () => {
-    process.stderr.write('\ninterrupted: finishing the running candidates; run the same command again to resume\n');
+    process.stderr.write(`\ninterrupted: ${message}\n`);
     abort.abort();
   };
   process.once('SIGINT', onSigint);
   try {
-    const r = await score(run, { workers, signal: abort.signal, reporter: cliReporter(print) });
-    printScore(r, run, print);
-    return r;
+    return await stage(abort.signal);
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+async function scoreInterruptibly(run: Run, workers: number, print: Print): Promise<ScoreResult> {
+  const r = await interruptibly((signal) => score(run, { workers, signal, reporter: cliReporter(print) }), 'finishing the running candidates; run the same command again to resume');
+  printScore(r, run, print);
+  return r;
 }
 
 /** The exit code of an interrupted stage (128 + SIGINT), as shells expect. */
@@ -183,6 +188,36 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       });
       printEvaluation(e, print);
       print(`wrote ${childFiles.evaluation(resolve(dir))}`);
+    });
+
+  p.command('distill')
+    .description('train an exported child back toward its parent (global distillation) on the first 60% of a text; judge it on the last 20%')
+    .argument('<child-dir>', 'an exported child')
+    .option('--parent <dir>', 'the parent checkpoint (default: the one tessera.json names)')
+    .option('--data <text>', 'text', DEFAULT_TEXT)
+    .option('--tokens <n>', 'training tokens', positiveInt('--tokens'), 100_000)
+    .requiredOption('--out <dir>', 'the distilled child\'s directory (default format: as tessera export writes)')
+    .option('--loss <terms>', 'kl, cosine, lm, joined by + with optional =weight', 'kl+cosine')
+    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay)', positiveNumber('--lr'), 2e-3)
+    .option('--warmup <steps>', 'warm-up steps', nonNegativeInt('--warmup'), 20)
+    .option('--batch <n>', 'windows per step', positiveInt('--batch'), 16)
+    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
+    .option('--clip <x>', 'maximum global gradient norm', positiveNumber('--clip'), 1)
+    .option('--seed <n>', 'seed of the batch order', nonNegativeInt('--seed'), 0)
+    .option('--checkpoint-every <steps>', 'steps between checkpoints (an interrupted run resumes from the latest)', positiveInt('--checkpoint-every'), 50)
+    .option('--eval-tokens <n>', 'unseen tokens for the before/after comparison', positiveInt('--eval-tokens'), 4096)
+    .addOption(threadsOption())
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number }) => {
+      const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
+      const r = await interruptibly((signal) => distillChild(dir, loadCheckpoint(parentDir), f.out, {
+        data: f.data, tokens: f.tokens, loss: parseLoss(f.loss), lr: f.lr, warmup: f.warmup, batch: f.batch, seqLen: f.seqLen, clip: f.clip, seed: f.seed,
+        checkpointEvery: f.checkpointEvery, evalTokens: f.evalTokens, runtime: runtimeOf(f), reporter: cliReporter(print), signal,
+      }), 'stopping after this step; run the same command again to resume');
+      if (r.status === 'interrupted') {
+        print(`stopped after step ${r.steps}; the checkpoint is in ${checkpointDirOf(f.out)}`);
+        return exit(INTERRUPTED);
+      }
+      printDistillation(r.dir, r.record, print);
     });
 
   p.command('report')

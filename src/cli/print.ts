@@ -1,6 +1,7 @@
 import { labelVariant } from '../arch/variants/registry.js';
 import type { ScoreResult } from '../bld/score.js';
 import type { Evaluation } from '../evaluate/evaluate.js';
+import type { DistillationRecord } from '../export/provenance.js';
 import type { Run } from '../run/run.js';
 import type { Solution } from '../search/solve.js';
 import { bytes, int, table } from '../util/format.js';
@@ -50,4 +51,9 @@ export function printEvaluation(e: Evaluation, print: Print): void {
     ])));
   }
   for (const s of e.skippedScenarios) print(`not timed: ${s}`);
+}
+
+export function printDistillation(dir: string, r: DistillationRecord, print: Print): void {
+  print(`\ndistilled ${r.from} → ${dir}: ${r.steps} steps, ${int(r.tokens)} tokens, loss ${Object.entries(r.loss).map(([k, w]) => (w === 1 ? k : `${w}·${k}`)).join(' + ')}`);
+  print(`on ${r.evaluation.tokens} unseen tokens (paragraphs ${r.evaluation.paragraphs.join('–')}): KL ${r.before.kl.toFixed(4)} → ${r.after.kl.toFixed(4)} · perplexity ${r.before.perplexity.toFixed(3)} → ${r.after.perplexity.toFixed(3)} (parent ${r.parentPerplexity.toFixed(3)}) · ${(100 * r.nllGapClosed).toFixed(0)}% of the NLL gap closed`);
 }

@@ -46,6 +46,17 @@ export function takeWindows(tokenizer: TextTokenizer, docs: readonly string[], s
   };
 }
 
+/** Every whole window of `seqLen` tokens in paragraphs [from, to): a training set. */
+export function allWindows(tokenizer: TextTokenizer, docs: readonly string[], from: number, to: number, file: string, seqLen: number): WindowSet {
+  const tokens = docs.slice(from, to).flatMap((d) => tokenizer.encode(d));
+  const windows = Math.floor(tokens.length / seqLen);
+  return {
+    ids: Int32Array.from(tokens.slice(0, windows * seqLen)),
+    count: windows,
+    range: { file, paragraphs: [from, to], windows, tokens: windows * seqLen },
+  };
+}
+
 /** One batch of whole windows: `batch` windows, covering token positions [from, to). */
 export interface WindowBatch {
   readonly batch: number;

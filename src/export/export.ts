@@ -1,24 +1,17 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import { fromDeciBlockConfigs, toDeciBlockConfigs } from '../arch/decilm.js';
 import type { Architecture } from '../arch/variant.js';
 import type { BlockLibrary } from '../bld/library.js';
 import type { Checkpoint } from '../model/checkpoint.js';
 import { readModelConfig } from '../model/config.js';
-import { writeSafetensors } from '../model/safetensors.js';
-import { checkpointTensors } from '../model/save.js';
-import { buildDecoderGraph } from '../onnx/decoder-graph.js';
 import type { Run } from '../run/run.js';
 import { readSpec } from '../run/spec.js';
 import { ChildAssembler } from '../search/child.js';
-import { writeJsonAtomic } from '../util/atomic.js';
-import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
-import { readProvenance, writeProvenance, type ChildProvenance } from './provenance.js';
-
-/** Files that travel with a model besides its weights, copied from the parent when present. */
-const COMPANIONS = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+import { refuseExisting, writeModelDirectory } from './model-dir.js';
+import { readProvenance, type ChildProvenance } from './provenance.js';
 
 /** An exported child: its directory and architecture. */
 export interface ExportedChild {
@@ -44,32 +37,15 @@ export function deciConfigJson(parentRaw: Record<string, unknown>, config: Model
 }
 
 /**
- * Writes any architecture of a library's candidates as a model directory: config.json (DeciLM block_configs),
- * model.safetensors (DeciLM tensor names), model.onnx (+ model.onnx.data), the parent's tokenizer files and
- * tessera.json (provenance). It is built in a temporary sibling directory and renamed into place, so a kill
- * never leaves a half-written model.
+ * Writes any architecture of a library's candidates as a model directory (config.json with DeciLM
+ * block_configs, DeciLM tensor names): the one export path solutions and baselines share.
  */
 export function exportArchitecture(parent: Checkpoint, library: BlockLibrary, architecture: Architecture, outDir: string, provenance: ChildProvenance, o: { replace?: boolean } = {}): ExportedChild {
-  const out = resolve(outDir);
-  if (existsSync(out) && !o.replace) fail(`${out}: already exists; choose another --out or remove it`);
+  refuseExisting(outDir, o.replace);
   const { raw } = readModelConfig(parent.dir);
   const weights = new ChildAssembler(parent.config, parent.weights, library).weights(architecture);
-  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  try {
-    writeJsonAtomic(join(tmp, 'config.json'), deciConfigJson(raw, parent.config, architecture));
-    writeSafetensors(join(tmp, 'model.safetensors'), checkpointTensors(parent.config, architecture, weights), { format: 'pt' });
-    buildDecoderGraph(parent.config, weights).writeTo(join(tmp, 'model.onnx'));
-    for (const f of COMPANIONS) if (existsSync(join(parent.dir, f))) copyFileSync(join(parent.dir, f), join(tmp, f));
-    writeProvenance(tmp, provenance);
-    if (o.replace) rmSync(out, { recursive: true, force: true });
-    renameSync(tmp, out);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return { dir: out, architecture, reused: false };
+  const dir = writeModelDirectory(outDir, { configJson: deciConfigJson(raw, parent.config, architecture), config: parent.config, architecture, weights, companionsFrom: parent.dir, provenance }, o);
+  return { dir, architecture, reused: false };
 }
 
 /**

@@ -15,8 +15,30 @@ export interface ChildProvenance {
   readonly specSha256: string;
   /** The hardware profile it was searched for. */
   readonly hardware: string;
-  /** The library's text: calibration and validation windows. */
+  /** The text the child has seen: the library's calibration and validation windows (and, distilled, its training text as calibration). */
   readonly data: { readonly seqLen: number; readonly calibration: TextRange; readonly validation: TextRange };
+  /** For a distilled child: how it was trained, and how it compared with its parent before and after. */
+  readonly distillation?: DistillationRecord;
+}
+
+/** A distillation as the child records it. */
+export interface DistillationRecord {
+  readonly from: string;
+  readonly loss: Readonly<Record<string, number>>;
+  readonly tokens: number;
+  readonly steps: number;
+  readonly batch: number;
+  readonly seqLen: number;
+  readonly lr: number;
+  readonly warmup: number;
+  readonly seed: number;
+  readonly train: TextRange;
+  readonly evaluation: TextRange;
+  readonly before: { readonly kl: number; readonly perplexity: number };
+  readonly after: { readonly kl: number; readonly perplexity: number };
+  readonly parentPerplexity: number;
+  /** Of the gap in log-perplexity between child and parent, the part distillation closed. */
+  readonly nllGapClosed: number;
 }
 
 export function writeProvenance(childDir: string, p: ChildProvenance): void {

@@ -1,0 +1,144 @@
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { allWindows, takeWindows } from '../data/sequences.js';
+import { paragraphs, readText } from '../data/text.js';
+import { refuseExisting, writeModelDirectory } from '../export/model-dir.js';
+import { readProvenance, type ChildProvenance, type DistillationRecord } from '../export/provenance.js';
+import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.js';
+import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { readJsonFile } from '../model/json.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import type { Runtime } from '../onnx/runtime.js';
+import type { LossWeights } from '../train/graph.js';
+import { train } from '../train/loop.js';
+import { fail } from '../util/errors.js';
+import { sha256 } from '../util/hash.js';
+import { silent, type Reporter } from '../util/reporter.js';
+
+export interface DistillOptions {
+  readonly data: string;
+  /** Training tokens: steps × batch × seqLen, rounded up to whole steps. */
+  readonly tokens: number;
+  readonly loss: LossWeights;
+  readonly lr: number;
+  readonly warmup: number;
+  readonly batch: number;
+  readonly seqLen: number;
+  readonly clip: number;
+  readonly seed: number;
+  readonly checkpointEvery: number;
+  /** Unseen tokens on which the child is compared with its parent before and after. */
+  readonly evalTokens: number;
+  readonly runtime: Runtime;
+  readonly reporter?: Reporter;
+  readonly signal?: AbortSignal;
+}
+
+/** The split of a text: distillation trains on its first 60% of paragraphs and is judged on its last 20%. */
+export const TRAIN_SHARE = 0.6;
+export const EVAL_FROM = 0.8;
+
+export type DistillResult = { readonly status: 'interrupted'; readonly steps: number } | { readonly status: 'complete'; readonly dir: string; readonly record: DistillationRecord };
+
+/** Where a distillation keeps its checkpoints while it runs: beside its output, removed when it is written. */
+export const checkpointDirOf = (outDir: string) => `${resolve(outDir)}.checkpoint`;
+
+/**
+ * The distill stage (global knowledge distillation): trains every weight of an exported child toward its
+ * parent on the first part of a text — KL on logits, cosine on hidden states, LM loss, or a weighted sum —
+ * and writes the result as a model directory in the format `tessera export` writes, comparing child and
+ * parent on the text's last part before and after. Interrupted, it keeps a checkpoint; rerun, it resumes.
+ */
+export async function distillChild(childDir: string, parent: Checkpoint, outDir: string, o: DistillOptions): Promise<DistillResult> {
+  const reporter = o.reporter ?? silent;
+  const out = refuseExisting(outDir);
+  const parentOfOut = dirname(out);
+  try {
+    mkdirSync(parentOfOut, { recursive: true });
+    accessSync(parentOfOut, constants.W_OK);
+  } catch {
+    fail(`${out}: cannot write there (${parentOfOut} is not a writable directory); choose another --out`);
+  }
+  const child = loadCheckpoint(childDir);
+  if (child.config.vocabSize !== parent.config.vocabSize || child.config.hiddenSize !== parent.config.hiddenSize) {
+    fail(`${childDir}: is not a child of ${parent.dir} (hidden ${child.config.hiddenSize} vs ${parent.config.hiddenSize}, vocab ${child.config.vocabSize} vs ${parent.config.vocabSize})`);
+  }
+  const seqLen = Math.min(o.seqLen, parent.config.maxPositions);
+  const docs = paragraphs(readText(o.data));
+  const tokenizer = loadTokenizer(parent.dir);
+  const trainWindows = allWindows(tokenizer, docs, 0, Math.floor(TRAIN_SHARE * docs.length), o.data, seqLen);
+  if (trainWindows.count < o.batch) {
+    fail(`${o.data}: its first ${Math.round(100 * TRAIN_SHARE)}% holds ${trainWindows.count} windows of ${seqLen} tokens, fewer than one batch of ${o.batch}; use a longer text or a smaller --batch / --seq-len`);
+  }
+  const evalWindows = takeWindows(tokenizer, docs, Math.floor(EVAL_FROM * docs.length), o.data, seqLen, o.evalTokens);
+  if (evalWindows.count === 0) fail(`${o.data}: its last ${Math.round(100 * (1 - EVAL_FROM))}% holds no window of ${seqLen} tokens to evaluate on`);
+  const steps = Math.ceil(o.tokens / (o.batch * seqLen));
+
+  reporter.stage(`the child against its parent on ${evalWindows.range.tokens} unseen tokens (paragraphs ${evalWindows.range.paragraphs.join('–')}), before distillation`);
+  const reference = await distributionOn(parent.config, parent.weights, evalWindows, seqLen, o.runtime);
+  const parentNll = referenceNll(reference);
+  const before = await modelDivergence(child.config, child.weights, evalWindows.ids, reference, o.runtime);
+
+  reporter.stage(`distilling ${child.dir} toward ${parent.dir}: ${steps} steps of ${o.batch} × ${seqLen} tokens (${steps * o.batch * seqLen} tokens) from paragraphs ${trainWindows.range.paragraphs.join('–')}, loss ${describeLoss(o.loss)}`);
+  const checkpointDir = checkpointDirOf(out);
+  const identity = sha256(JSON.stringify({ child: child.fingerprint, parent: parent.fingerprint, text: sha256(readFileSync(o.data)), steps, seqLen, o: { ...o, runtime: undefined, reporter: undefined, signal: undefined } }));
+  const trained = await train(child.config, child.weights, parent, trainWindows, {
+    steps, batch: o.batch, seqLen, lr: o.lr, warmup: o.warmup, clip: o.clip, loss: o.loss, seed: o.seed,
+    checkpointEvery: o.checkpointEvery, checkpointDir, identity, runtime: o.runtime, reporter, signal: o.signal,
+  });
+  if (trained.status === 'interrupted') return { status: 'interrupted', steps: trained.steps };
+
+  const after = await modelDivergence(child.config, child.weights, evalWindows.ids, reference, o.runtime);
+  const record: DistillationRecord = {
+    from: child.dir,
+    loss: { ...o.loss },
+    tokens: steps * o.batch * seqLen,
+    steps,
+    batch: o.batch,
+    seqLen,
+    lr: o.lr,
+    warmup: o.warmup,
+    seed: o.seed,
+    train: trainWindows.range,
+    evaluation: evalWindows.range,
+    before: { kl: before.kl, perplexity: Math.exp(before.lmLoss) },
+    after: { kl: after.kl, perplexity: Math.exp(after.lmLoss) },
+    parentPerplexity: Math.exp(parentNll),
+    nllGapClosed: (before.lmLoss - after.lmLoss) / (before.lmLoss - parentNll),
+  };
+  const earlier = readProvenance(child.dir);
+  const provenance: ChildProvenance = {
+    format: 'tessera-child',
+    version: 1,
+    parent: parent.dir,
+    run: earlier?.run ?? '',
+    solution: earlier?.solution ?? '',
+    specSha256: earlier?.specSha256 ?? '',
+    hardware: earlier?.hardware ?? '',
+    data: { seqLen, calibration: trainWindows.range, validation: earlier?.data.validation ?? trainWindows.range },
+    distillation: record,
+  };
+  const configJson = readJsonFile(`${child.dir}/config.json`, 'model config') as Record<string, unknown>;
+  const dir = writeModelDirectory(out, {
+    configJson, config: child.config, architecture: child.architecture, weights: child.weights, companionsFrom: child.dir, provenance,
+    extra: { 'distillation.json': { ...record, losses: trained.losses } },
+  });
+  if (existsSync(checkpointDir)) rmSync(checkpointDir, { recursive: true, force: true });
+  return { status: 'complete', dir, record };
+}
+
+export function describeLoss(loss: LossWeights): string {
+  return Object.entries(loss).filter(([, w]) => (w ?? 0) > 0).map(([k, w]) => (w === 1 ? k : `${w}·${k}`)).join(' + ');
+}
+
+/** Parses `--loss`: terms joined by `+`, each `name` or `name=weight` (kl, cosine, lm). */
+export function parseLoss(text: string): LossWeights {
+  const out: Record<string, number> = {};
+  for (const part of text.split('+').map((p) => p.trim())) {
+    const [name, weight = '1'] = part.split('=');
+    const w = Number(weight);
+    if (!['kl', 'cosine', 'lm'].includes(name) || !(w > 0)) fail(`option --loss: "${text}" is not a loss; expected terms kl, cosine, lm joined by +, each optionally =weight (e.g. kl+cosine or kl=1+lm=0.5)`);
+    out[name] = w;
+  }
+  return out;
+}

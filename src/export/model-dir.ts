@@ -1,0 +1,60 @@
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { ModelConfig } from '../arch/config.js';
+import type { Architecture } from '../arch/variant.js';
+import { writeSafetensors } from '../model/safetensors.js';
+import { checkpointTensors } from '../model/save.js';
+import type { ModelWeights } from '../model/weights.js';
+import { buildDecoderGraph } from '../onnx/decoder-graph.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { fail } from '../util/errors.js';
+import { writeProvenance, type ChildProvenance } from './provenance.js';
+
+/** Files that travel with a model besides its weights, copied from where it came from when present. */
+const COMPANIONS = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+
+/** What a child model directory holds. */
+export interface ModelDirectory {
+  readonly configJson: Record<string, unknown>;
+  readonly config: ModelConfig;
+  readonly architecture: Architecture;
+  readonly weights: ModelWeights;
+  /** The directory whose tokenizer files it carries. */
+  readonly companionsFrom: string;
+  readonly provenance: ChildProvenance;
+  /** Further JSON files, by name. */
+  readonly extra?: Readonly<Record<string, unknown>>;
+}
+
+/** The absolute output directory; an existing one is refused unless it may be replaced. */
+export function refuseExisting(outDir: string, replace = false): string {
+  const out = resolve(outDir);
+  if (existsSync(out) && !replace) fail(`${out}: already exists; choose another --out or remove it`);
+  return out;
+}
+
+/**
+ * Writes a model directory: config.json, model.safetensors (float32, checkpoint names), model.onnx (+ .data),
+ * the tokenizer files and tessera.json (provenance). It is built in a temporary sibling directory and renamed
+ * into place, so a kill never leaves a half-written model; an existing `out` is refused unless `replace`.
+ */
+export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { replace?: boolean } = {}): string {
+  const out = refuseExisting(outDir, o.replace);
+  const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    writeJsonAtomic(join(tmp, 'config.json'), m.configJson);
+    writeSafetensors(join(tmp, 'model.safetensors'), checkpointTensors(m.config, m.architecture, m.weights), { format: 'pt' });
+    buildDecoderGraph(m.config, m.weights).writeTo(join(tmp, 'model.onnx'));
+    for (const f of COMPANIONS) if (existsSync(join(m.companionsFrom, f))) copyFileSync(join(m.companionsFrom, f), join(tmp, f));
+    writeProvenance(tmp, m.provenance);
+    for (const [name, value] of Object.entries(m.extra ?? {})) writeJsonAtomic(join(tmp, name), value);
+    if (o.replace) rmSync(out, { recursive: true, force: true });
+    renameSync(tmp, out);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  return out;
+}

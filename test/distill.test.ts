@@ -1,0 +1,134 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Architecture } from '../src/arch/variant.js';
+import { checkpointDirOf, distillChild, type DistillOptions } from '../src/distill/distill.js';
+import { deciConfigJson } from '../src/export/export.js';
+import { readProvenance } from '../src/export/provenance.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { readModelConfig } from '../src/model/config.js';
+import { writeCheckpoint } from '../src/model/save.js';
+import type { ModelWeights } from '../src/model/weights.js';
+import { adamWState, adamWStep, learningRate } from '../src/train/optimizer.js';
+import { modelDir, RUNTIME, TINYSTORIES, tempDir } from './support/fixtures.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const root = tempDir();
+const parent = loadCheckpoint(modelDir('stories260K'));
+
+/** A child of stories260K with two attention sub-blocks removed, written as an exported child would be. */
+function writeChild(): string {
+  const dir = join(root, 'child');
+  const copy = (t: { data: Float32Array; shape: readonly number[] }) => ({ data: t.data.slice(), shape: t.shape });
+  const arch: Architecture = parent.architecture.map((b, i) => (i === 1 || i === 3 ? { ...b, attention: { kind: 'noop' } } : b));
+  const embed = copy(parent.weights.embed);
+  const weights: ModelWeights = {
+    embed,
+    lmHead: embed,
+    finalNorm: copy(parent.weights.finalNorm),
+    layers: parent.weights.layers.map((l, i) => ({
+      attention: i === 1 || i === 3 ? { variant: { kind: 'noop' }, tensors: {} } : { variant: l.attention.variant, tensors: Object.fromEntries(Object.entries(l.attention.tensors).map(([k, t]) => [k, copy(t)])) },
+      ffn: { variant: l.ffn.variant, tensors: Object.fromEntries(Object.entries(l.ffn.tensors).map(([k, t]) => [k, copy(t)])) },
+    })),
+  };
+  writeCheckpoint(dir, deciConfigJson(readModelConfig(parent.dir).raw, parent.config, arch), parent.config, arch, weights);
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(parent.dir, f), join(dir, f));
+  return dir;
+}
+
+const child = writeChild();
+const options = (extra: Partial<DistillOptions> = {}): DistillOptions => ({
+  data: TINYSTORIES, tokens: 24 * 4 * 64, loss: { kl: 1, cosine: 1 }, lr: 2e-3, warmup: 4, batch: 4, seqLen: 64, clip: 1, seed: 0,
+  checkpointEvery: 5, evalTokens: 1024, runtime: RUNTIME, ...extra,
+});
+
+describe('the optimizer', () => {
+  it('takes AdamW steps as torch.optim.AdamW does (closed form of the first two steps)', () => {
+    const p = Float32Array.of(1, -2);
+    const state = adamWState([2]);
+    const lr = 0.1;
+    adamWStep([p], [Float32Array.of(0.5, 0.5)], state, lr);
+    // Step 1: m̂ = g, v̂ = g², so the update is lr·g/(|g| + eps) after decay by (1 − lr·wd).
+    expect(p[0]).toBeCloseTo(1 * (1 - lr * 0.01) - lr * (0.5 / (0.5 + 1e-8)), 6);
+    expect(p[1]).toBeCloseTo(-2 * (1 - lr * 0.01) - lr * (0.5 / (0.5 + 1e-8)), 6);
+    const before = p[0];
+    adamWStep([p], [Float32Array.of(-0.5, 0.5)], state, lr);
+    const m = (0.9 * 0.05 - 0.05) / (1 - 0.9 ** 2);
+    const v = (0.999 * 0.00025 + 0.00025) / (1 - 0.999 ** 2);
+    expect(p[0]).toBeCloseTo(before * (1 - lr * 0.01) - (lr * m) / (Math.sqrt(v) + 1e-8), 6);
+  });
+
+  it('warms up linearly and decays by a cosine to zero', () => {
+    expect(learningRate(0, 1, 4, 20)).toBeCloseTo(0.25, 12);
+    expect(learningRate(3, 1, 4, 20)).toBeCloseTo(1, 12);
+    expect(learningRate(12, 1, 4, 20)).toBeCloseTo(0.5, 12);
+    expect(learningRate(20, 1, 4, 20)).toBeCloseTo(0, 12);
+  });
+});
+
+describe('tessera distill', () => {
+  it('brings the child closer to its parent on text it never trained on, and writes it as export does', async () => {
+    const out = join(root, 'distilled');
+    const r = await distillChild(child, parent, out, options());
+    if (r.status !== 'complete') throw new Error('interrupted');
+    expect(r.record.after.kl).toBeLessThan(0.9 * r.record.before.kl);
+    expect(r.record.after.perplexity).toBeLessThan(r.record.before.perplexity);
+    expect(r.record.train.paragraphs[1]).toBeLessThanOrEqual(r.record.evaluation.paragraphs[0]);
+    const back = loadCheckpoint(out);
+    expect(back.architecture).toEqual(loadCheckpoint(child).architecture);
+    for (const f of ['config.json', 'model.safetensors', 'model.onnx', 'model.onnx.data', 'tokenizer.json', 'tessera.json', 'distillation.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    const provenance = readProvenance(out)!;
+    expect(provenance.distillation!.steps).toBe(24);
+    expect(provenance.data.calibration).toEqual(r.record.train);
+    expect(existsSync(`${out}.checkpoint`)).toBe(false);
+  });
+
+  it('resumes an interrupted run and ends with the same weights, bit for bit, as an uninterrupted one', async () => {
+    const whole = join(root, 'whole');
+    await distillChild(child, parent, whole, options({ tokens: 12 * 4 * 64, checkpointEvery: 4 }));
+    const resumed = join(root, 'resumed');
+    const abort = new AbortController();
+    const stop = { stage: () => {}, progress: () => (done: number) => void (done >= 6 && abort.abort()) };
+    const first = await distillChild(child, parent, resumed, options({ tokens: 12 * 4 * 64, checkpointEvery: 4, signal: abort.signal, reporter: stop }));
+    expect(first).toEqual({ status: 'interrupted', steps: 6 });
+    expect(existsSync(resumed)).toBe(false);
+    const second = await distillChild(child, parent, resumed, options({ tokens: 12 * 4 * 64, checkpointEvery: 4 }));
+    expect(second.status).toBe('complete');
+    expect(readFileSync(join(resumed, 'model.safetensors')).equals(readFileSync(join(whole, 'model.safetensors')))).toBe(true);
+  });
+
+  it('survives kill -9 at a random point: rerun, it resumes and ends with the same weights', async () => {
+    const whole = join(root, 'whole');
+    const killed = join(root, 'killed');
+    const args = [join(ROOT, 'bin/tessera.js'), 'distill', child, '--parent', parent.dir, '--out', killed, '--tokens', String(12 * 4 * 64), '--batch', '4', '--seq-len', '64', '--warmup', '4', '--checkpoint-every', '4', '--eval-tokens', '1024', '--threads', '1'];
+    const proc = spawn(process.execPath, args, { stdio: 'ignore' });
+    // Kill it once it has written a checkpoint, at a moment the test does not choose.
+    while (!existsSync(join(checkpointDirOf(killed), 'latest.json'))) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, Math.random() * 300));
+    proc.kill('SIGKILL');
+    await new Promise((r) => proc.once('exit', r));
+    const rerun = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    expect(rerun.status, rerun.stderr).toBe(0);
+    expect(readFileSync(join(killed, 'model.safetensors')).equals(readFileSync(join(whole, 'model.safetensors')))).toBe(true);
+  });
+
+  it('answers bad input with one line and writes nothing', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/tessera.js'), 'distill', ...args], { encoding: 'utf8' });
+    const short = join(root, 'short.txt');
+    writeFileSync(short, 'Once upon a time.\n\nThe end.\n');
+    for (const [args, message] of [
+      [[child, '--out', join(root, 'x1'), '--tokens', '0'], /option --tokens: "0" is not a positive integer/],
+      [[child, '--out', join(root, 'x2'), '--parent', modelDir('babyllama-tok105-1M')], /child: is not a child of .*babyllama-tok105-1M \(hidden 64 vs 128, vocab 512 vs 105\)/],
+      [[child, '--out', join(root, 'x3'), '--parent', parent.dir, '--data', short], /short\.txt: its first 60% holds 0 windows of 128 tokens, fewer than one batch of 16/],
+      [[child, '--out', child, '--parent', parent.dir], /child: already exists; choose another --out or remove it/],
+      [[child, '--out', join(short, 'out'), '--parent', parent.dir], /short\.txt\/out: cannot write there \(.*short\.txt is not a writable directory\)/],
+    ] as const) {
+      const r = cli(...args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    }
+    for (const d of ['x1', 'x2', 'x3']) expect(existsSync(join(root, d))).toBe(false);
+  });
+});
