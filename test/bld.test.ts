@@ -128,3 +128,23 @@ describe('stories260K block library', async () => {
     await expect(buildLibrary(base('w2', 2))).rejects.toThrow(/3\.attn-gqa2\.safetensors: missing or does not match its record/);
   });
 });
+
+describe('trained blockwise local distillation (--bld-tokens)', async () => {
+  const trained = (await buildLibrary({ ...base('bld', 2), bldTokens: 2048 })).library.scores();
+  const closed = new Map((await buildLibrary(base('w1', 1))).library.scores().map((s) => [s.key, s]));
+
+  it('trains every derived candidate from its closed-form fit, records both fits, and keeps the better one', () => {
+    const withBld = trained.filter((s) => s.bld !== undefined);
+    // Every candidate but the parent's own sub-blocks and the no-ops: 5 layers × (3 attention + 7 FFN).
+    expect(withBld).toHaveLength(5 * 10);
+    for (const s of withBld) {
+      const b = s.bld!;
+      expect(b.nmseClosedForm, s.key).toBe(closed.get(s.key)!.nmse);
+      expect(s.nmse, s.key).toBe(Math.min(b.nmseClosedForm, b.nmseTrained));
+      expect(b.kept, s.key).toBe(b.nmseTrained < b.nmseClosedForm ? 'trained' : 'closed-form');
+    }
+    // Gradient descent improves on the closed-form fits of the blocks that are not linear maps.
+    const nonlinear = withBld.filter((s) => s.variant.kind === 'gqa' || s.variant.kind === 'swiglu');
+    expect(nonlinear.filter((s) => s.bld!.kept === 'trained').length).toBeGreaterThan(0.8 * nonlinear.length);
+  });
+});

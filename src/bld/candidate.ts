@@ -1,9 +1,9 @@
 import type { ModelConfig } from '../arch/config.js';
 import { kindOf, variantKey } from '../arch/variants/registry.js';
-import { EMPTY_BLOCK, type AttentionVariant, type FfnVariant, type SubBlock, type VariantOf } from '../arch/variant.js';
+import type { AttentionVariant, FfnVariant, SubBlock } from '../arch/variant.js';
 import { windowBatches } from '../data/sequences.js';
 import { divergence } from '../lm/divergence.js';
-import { layerTensors, type LayerWeights, type ModelWeights, type SubBlockWeights } from '../model/weights.js';
+import { layerTensors, subBlockAlone, type LayerWeights, type ModelWeights, type SubBlockWeights } from '../model/weights.js';
 import { tapName, type TapPoint, type TapSite } from '../onnx/emit.js';
 import type { MatrixOps } from '../onnx/matmul.js';
 import type { Runtime } from '../onnx/runtime.js';
@@ -12,6 +12,7 @@ import type { Tensor } from '../util/tensor.js';
 import type { ActivationSet, ValidationSet } from './activations.js';
 import type { DeriveContext, DeriveOptions } from './derive.js';
 import { nmse } from './fit.js';
+import { trainSubBlock } from './train-block.js';
 
 /** One candidate of the block library: a variant for one sub-block of one layer. */
 export type CandidateSpec =
@@ -38,6 +39,8 @@ export interface CandidateScore {
   readonly kl: number;
   readonly lmLoss: number;
   readonly lmLossDelta: number;
+  /** With trained BLD: both fits' local validation NMSE, and which one the candidate keeps (the better). */
+  readonly bld?: { readonly tokens: number; readonly steps: number; readonly nmseClosedForm: number; readonly nmseTrained: number; readonly kept: 'trained' | 'closed-form' };
 }
 
 /** What building candidates needs: the parent, its activations, products in onnxruntime, and sessions kept between candidates. */
@@ -49,14 +52,10 @@ export interface CandidateContext {
   readonly ops: MatrixOps;
   readonly runtime: Runtime;
   readonly options: DeriveOptions;
+  /** Tokens of gradient training (blockwise local distillation) after the closed-form fit; 0: none. */
+  readonly bldTokens: number;
   /** Sessions and activations worth keeping between candidates of one layer (parent suffix graphs, parent taps). */
   readonly cache: Map<string, unknown>;
-}
-
-/** A layer with only `sub` present (the other sub-block a no-op): how a sub-block is run alone. */
-function alone<S extends SubBlock>(sub: S, w: SubBlockWeights<VariantOf[S]>): LayerWeights {
-  const empty = { attention: { variant: EMPTY_BLOCK.attention, tensors: {} }, ffn: { variant: EMPTY_BLOCK.ffn, tensors: {} } };
-  return { ...empty, [sub]: w };
 }
 
 /** Runs one layer (given explicitly) over every window of a set, from a residual-stream input; returns the requested taps as [tokens, width]. */
@@ -86,7 +85,7 @@ async function runLayer(ctx: CandidateContext, layer: LayerWeights, input: Float
 /** Local NMSE of a sub-block alone against the parent's output on a set (a sub-block that adds nothing predicts zeros: NMSE 1). */
 async function localNmse(ctx: CandidateContext, sub: SubBlock, w: SubBlockWeights, layer: number, set: ActivationSet): Promise<number> {
   const a = set.layers[layer][sub];
-  const out = (await runLayer(ctx, alone(sub, w), a.input, set, [`${sub}.output`])).get(`${sub}.output`);
+  const out = (await runLayer(ctx, subBlockAlone(sub, w), a.input, set, [`${sub}.output`])).get(`${sub}.output`);
   return nmse(out ?? new Float32Array(a.output.length), a.output);
 }
 
@@ -95,7 +94,7 @@ function deriveContext(ctx: CandidateContext, layer: number, sub: SubBlock): Der
   const cal = ctx.calibration.layers[layer][sub];
   const parent = ctx.parent.layers[layer][sub];
   const tap = async (w: SubBlockWeights, site: TapSite) => {
-    const t = (await runLayer(ctx, alone(sub, w), cal.input, ctx.calibration, [site])).get(site);
+    const t = (await runLayer(ctx, subBlockAlone(sub, w), cal.input, ctx.calibration, [site])).get(site);
     if (t === undefined) throw new Error(`layer ${layer} ${sub}: the ${w.variant.kind} sub-block has no "${site}" tap`);
     return t;
   };
@@ -155,8 +154,18 @@ export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): P
   const kind = kindOf(sub, c.variant);
   const d = await kind.derive(deriveContext(ctx, c.layer, sub), c.variant);
   const nmseInit = await localNmse(ctx, sub, d.init, c.layer, ctx.validation);
-  const nmseFitted = typeof d.ridge === 'number' ? await localNmse(ctx, sub, d.fitted, c.layer, ctx.validation) : nmseInit;
-  const child: LayerWeights = { ...ctx.parent.layers[c.layer], [sub]: d.fitted };
+  let weights = d.fitted;
+  let nmseFitted = typeof d.ridge === 'number' ? await localNmse(ctx, sub, d.fitted, c.layer, ctx.validation) : nmseInit;
+  let bld: CandidateScore['bld'];
+  // Only candidates that were derived and fitted train further: the parent's own sub-block and no-ops have nothing to learn.
+  if (ctx.bldTokens > 0 && d.ridge !== undefined) {
+    const trained = await trainSubBlock(ctx, sub, d.fitted, c.layer, ctx.bldTokens);
+    const nmseTrained = await localNmse(ctx, sub, trained.weights, c.layer, ctx.validation);
+    const kept = nmseTrained < nmseFitted ? 'trained' : 'closed-form';
+    bld = { tokens: ctx.bldTokens, steps: trained.steps, nmseClosedForm: nmseFitted, nmseTrained, kept };
+    if (kept === 'trained') [weights, nmseFitted] = [trained.weights, nmseTrained];
+  }
+  const child: LayerWeights = { ...ctx.parent.layers[c.layer], [sub]: weights };
   const { kl, lmLoss } = await globalScore(ctx, c.layer, child);
   return {
     score: {
@@ -172,7 +181,8 @@ export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): P
       kl,
       lmLoss,
       lmLossDelta: lmLoss - ctx.validation.parentNll,
+      ...(bld !== undefined ? { bld } : {}),
     },
-    tensors: layerTensors(ctx.config, { [sub]: d.fitted }),
+    tensors: layerTensors(ctx.config, { [sub]: weights }),
   };
 }

@@ -20,7 +20,7 @@ export interface LibraryManifest {
   readonly parent: { readonly dir: string; readonly configSha256: string; readonly weightsFingerprint: string; readonly sourceArchitecture: string };
   readonly space: { readonly file: string; readonly name: string; readonly sha256: string };
   readonly data: { readonly seqLen: number; readonly calibration: TextRange; readonly validation: TextRange };
-  readonly options: { readonly ranking: ChannelRanking; readonly ridgeGrid: readonly number[]; readonly seed: number };
+  readonly options: { readonly ranking: ChannelRanking; readonly ridgeGrid: readonly number[]; readonly seed: number; readonly bldTokens?: number };
   readonly versions: Readonly<Record<string, string>>;
   readonly created: string;
 }

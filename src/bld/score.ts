@@ -71,7 +71,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   // The worker is compiled JavaScript: it needs none of the parent's loader flags (tsx's would break its imports).
   const pool = new Piscina({ filename: WORKER, minThreads: o.workers, maxThreads: o.workers, idleTimeout: 1000, execArgv: [] });
   const progress = reporter.progress('candidates');
-  const { ranking, ridgeGrid } = run.manifest.options;
+  const { ranking, ridgeGrid, bldTokens = 0 } = run.manifest.options;
   let done = 0;
   let failure: unknown = null;
   t0 = performance.now();
@@ -82,7 +82,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
     while (queue.length > 0 && !o.signal?.aborted && failure === null) {
       const candidate = queue.shift()!;
       // One onnxruntime thread per worker: workers × threads never oversubscribe the cores.
-      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidate, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid } };
+      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidate, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens };
       try {
         const result: { score: CandidateScore; tensors: Record<string, Tensor> } = await pool.run(task);
         library.write(result.score, result.tensors);

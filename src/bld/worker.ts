@@ -17,6 +17,7 @@ export interface WorkerTask {
   readonly candidate: CandidateSpec;
   readonly runtime: RuntimeSpec;
   readonly options: DeriveOptions;
+  readonly bldTokens: number;
 }
 
 let parent: Checkpoint | undefined;
@@ -31,7 +32,7 @@ export default async function score(task: WorkerTask) {
   const runtime = new Runtime(task.runtime);
   ops ??= await MatrixOps.create(runtime);
   return buildCandidate(
-    { config: parent.config, parent: parent.weights, calibration: task.calibration, validation: task.validation, ops, runtime, options: task.options, cache },
+    { config: parent.config, parent: parent.weights, calibration: task.calibration, validation: task.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache },
     task.candidate,
   );
 }

@@ -32,14 +32,15 @@ function libraryOptions(c: Command): Command {
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
     .option('--workers <n>', 'worker threads (one onnxruntime thread each)', positiveInt('--workers'), defaultThreads())
     .addOption(new Option('--ranking <r>', 'FFN channel ranking for narrower widths').choices(['activation', 'magnitude']).default('activation'))
-    .option('--seed <n>', 'seed of every random choice (Tabu\'s candidate moves, random search)', nonNegativeInt('--seed'), 0);
+    .option('--seed <n>', 'seed of every random choice (Tabu\'s candidate moves, random search)', nonNegativeInt('--seed'), 0)
+    .option('--bld-tokens <n>', 'train each candidate by gradient descent on its local loss for this many tokens after its closed-form fit (0: fits only)', nonNegativeInt('--bld-tokens'), 0);
 }
 
 interface LibraryFlags {
-  model: string; space: string; data: string; calibTokens: number; validTokens: number; seqLen: number; workers: number; ranking: ChannelRanking; seed: number;
+  model: string; space: string; data: string; calibTokens: number; validTokens: number; seqLen: number; workers: number; ranking: ChannelRanking; seed: number; bldTokens: number;
 }
 
-const runInputs = (f: LibraryFlags): RunInputs => ({ model: f.model, space: f.space, data: f.data, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, ranking: f.ranking, ridgeGrid: RIDGE_GRID, seed: f.seed });
+const runInputs = (f: LibraryFlags): RunInputs => ({ model: f.model, space: f.space, data: f.data, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, ranking: f.ranking, ridgeGrid: RIDGE_GRID, seed: f.seed, bldTokens: f.bldTokens });
 
 /** The budget and strategy flags `solve` and `search` share. */
 function solveOptions(c: Command): Command {

@@ -10,7 +10,7 @@ import { readJsonFile } from '../model/json.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { Runtime } from '../onnx/runtime.js';
 import type { LossWeights } from '../train/graph.js';
-import { train } from '../train/loop.js';
+import { distil } from '../train/distillation.js';
 import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 import { silent, type Reporter } from '../util/reporter.js';
@@ -82,9 +82,9 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   reporter.stage(`distilling ${child.dir} toward ${parent.dir}: ${steps} steps of ${o.batch} × ${seqLen} tokens (${steps * o.batch * seqLen} tokens) from paragraphs ${trainWindows.range.paragraphs.join('–')}, loss ${describeLoss(o.loss)}`);
   const checkpointDir = checkpointDirOf(out);
   const identity = sha256(JSON.stringify({ child: child.fingerprint, parent: parent.fingerprint, text: sha256(readFileSync(o.data)), steps, seqLen, o: { ...o, runtime: undefined, reporter: undefined, signal: undefined } }));
-  const trained = await train(child.config, child.weights, parent, trainWindows, {
+  const trained = await distil(child.config, child.weights, parent, trainWindows, {
     steps, batch: o.batch, seqLen, lr: o.lr, warmup: o.warmup, clip: o.clip, loss: o.loss, seed: o.seed,
-    checkpointEvery: o.checkpointEvery, checkpointDir, identity, runtime: o.runtime, reporter, signal: o.signal,
+    checkpoint: { every: o.checkpointEvery, dir: checkpointDir, identity }, runtime: o.runtime, reporter, signal: o.signal,
   });
   if (trained.status === 'interrupted') return { status: 'interrupted', steps: trained.steps };
 

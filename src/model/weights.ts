@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
 import { kindOf } from '../arch/variants/registry.js';
-import { SUB_BLOCKS, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant, type SubBlock, type Variant } from '../arch/variant.js';
+import { EMPTY_BLOCK, SUB_BLOCKS, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant, type SubBlock, type Variant, type VariantOf } from '../arch/variant.js';
 import type { Tensor } from '../util/tensor.js';
 import { familyOf } from './families/registry.js';
 
@@ -29,6 +29,12 @@ export interface ModelWeights {
 /** The architecture that a set of weights implements. */
 export function architectureOf(weights: ModelWeights): Architecture {
   return weights.layers.map((l): BlockConfig => ({ attention: l.attention.variant, ffn: l.ffn.variant }));
+}
+
+/** A layer with only `sub` present (the other sub-block removed): how a sub-block is run, timed or trained alone. */
+export function subBlockAlone<S extends SubBlock>(sub: S, w: SubBlockWeights<VariantOf[S]>): LayerWeights {
+  const empty = { attention: { variant: EMPTY_BLOCK.attention, tensors: {} }, ffn: { variant: EMPTY_BLOCK.ffn, tensors: {} } };
+  return { ...empty, [sub]: w };
 }
 
 /** One tensor a model of this architecture needs, under its checkpoint name. */

@@ -32,6 +32,8 @@ export interface RunInputs {
   readonly ranking: ChannelRanking;
   readonly ridgeGrid: readonly number[];
   readonly seed: number;
+  /** Tokens of trained blockwise local distillation per candidate (0: closed-form fits only). */
+  readonly bldTokens?: number;
 }
 
 const spaceHash = (space: SearchSpace) => sha256(JSON.stringify(space.layers));
@@ -81,7 +83,7 @@ export class Run {
       parent: { dir: model, configSha256: sha256(readFileSync(join(model, 'config.json'))), weightsFingerprint: parent.fingerprint, sourceArchitecture: parent.config.sourceArchitecture },
       space: { file: spaceFile, name: space.name, sha256: spaceHash(space) },
       data: { seqLen: inputs.seqLen, calibration: windows.calibration.range, validation: windows.validation.range },
-      options: { ranking: inputs.ranking, ridgeGrid: inputs.ridgeGrid, seed: inputs.seed },
+      options: { ranking: inputs.ranking, ridgeGrid: inputs.ridgeGrid, seed: inputs.seed, ...(inputs.bldTokens ? { bldTokens: inputs.bldTokens } : {}) },
       versions: { tessera: TESSERA_VERSION, onnxruntime: ort.env.versions.common, node: process.version },
       created: new Date().toISOString(),
     };

@@ -1,5 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
-import type { ModelWeights } from '../model/weights.js';
+import type { SubBlock } from '../arch/variant.js';
+import type { LayerWeights, ModelWeights } from '../model/weights.js';
 import { appendGradients } from '../onnx/autodiff.js';
 import { emitDecoder, INPUT_IDS } from '../onnx/decoder-graph.js';
 import { tapName } from '../onnx/emit.js';
@@ -21,13 +22,14 @@ export const REFERENCE_LOGPROBS = 'reference_logprobs';
 export const REFERENCE_HIDDEN = (layer: number) => `reference_hidden.${layer}`;
 export const TARGETS = 'targets';
 export const LOSS = 'loss';
-export const lossTerm = (name: keyof LossWeights) => `loss.${name}`;
+export const lossTerm = (name: string) => `loss.${name}`;
+export const BLOCK_TARGET = 'block_target';
 
 /** A training graph and what it takes: the key and tensor of every weight it returns a gradient for. */
 export interface TrainingGraph {
   readonly graph: GraphBuilder;
   readonly weights: ReadonlyMap<string, Tensor>;
-  readonly terms: readonly (keyof LossWeights)[];
+  readonly terms: readonly string[];
 }
 
 /**
@@ -80,6 +82,27 @@ export function buildTrainingGraph(config: ModelConfig, weights: ModelWeights, b
   for (const [name, t] of terms) g.expose(t, lossTerm(name), []);
   appendGradients(g, total, [...writer.keys.keys()]);
   return { graph: g, weights: writer.keys, terms: terms.map(([name]) => name) };
+}
+
+/**
+ * The graph of one step of blockwise local distillation: a sub-block alone, from its input [batch, seq,
+ * hidden] (`hidden_in`) to what it adds to the residual stream, against the parent block's output
+ * (`block_target`); the loss is their normalised MSE, Σ(ŷ − y)² / Σy², and every weight of the sub-block gets a gradient.
+ */
+export function buildBlockTrainingGraph(config: ModelConfig, layer: LayerWeights, sub: SubBlock, batch: number, seq: number): TrainingGraph {
+  const g = new GraphBuilder('tessera_block_training');
+  const writer = trainingWeights();
+  const site = `${sub}.output` as const;
+  const noLayers = { embed: { data: new Float32Array(0), shape: [0, config.hiddenSize] }, finalNorm: { data: new Float32Array(0), shape: [0] } };
+  emitDecoder(g, { ...config, numLayers: 1 }, { ...noLayers, lmHead: noLayers.embed, layers: [layer] }, { hiddenInput: true, shape: { batch, seq }, logits: 'none', taps: [{ layer: 0, site }] }, writer);
+  const y = g.input(BLOCK_TARGET, DataType.FLOAT, [batch, seq, config.hiddenSize]);
+  const every = g.int64([0, 1, 2]);
+  const error = g.node('ReduceSum', [g.node('Pow', [g.node('Sub', [tapName({ layer: 0, site }), y]), g.float(2)]), every], { keepdims: 0 });
+  const nmse = g.node('Div', [error, g.node('ReduceSum', [g.node('Pow', [y, g.float(2)]), every], { keepdims: 0 })], {}, 'nmse');
+  g.expose(nmse, LOSS, []);
+  g.expose(nmse, lossTerm('nmse'), []);
+  appendGradients(g, nmse, [...writer.keys.keys()]);
+  return { graph: g, weights: writer.keys, terms: ['nmse'] };
 }
 
 export { INPUT_IDS };

@@ -1,44 +1,29 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type ort from 'onnxruntime-node';
-import type { ModelConfig } from '../arch/config.js';
-import type { WindowSet } from '../data/sequences.js';
-import { nextTokens } from '../lm/divergence.js';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
-import type { ModelWeights } from '../model/weights.js';
 import { gradName } from '../onnx/autodiff.js';
-import { emitDecoder, INPUT_IDS } from '../onnx/decoder-graph.js';
-import { tapName } from '../onnx/emit.js';
-import { GraphBuilder } from '../onnx/graph-builder.js';
-import { float32Tensor, int32Tensor, type Runtime } from '../onnx/runtime.js';
-import { inferenceWeights } from '../onnx/weight-writer.js';
+import { float32Tensor, type Runtime } from '../onnx/runtime.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
-import { buildTrainingGraph, LOSS, lossTerm, REFERENCE_HIDDEN, REFERENCE_LOGPROBS, TARGETS, type LossWeights } from './graph.js';
+import { LOSS, lossTerm, type TrainingGraph } from './graph.js';
 import { adamWState, adamWStep, clipGradients, learningRate, type AdamWState } from './optimizer.js';
 
 export interface TrainingOptions {
   readonly steps: number;
-  /** Windows per step, and tokens per window. */
-  readonly batch: number;
-  readonly seqLen: number;
   /** Peak learning rate, reached after `warmup` steps and decayed to zero by a cosine. */
   readonly lr: number;
   readonly warmup: number;
   /** Maximum global gradient norm. */
   readonly clip: number;
-  readonly loss: LossWeights;
-  readonly seed: number;
-  /** Steps between checkpoints in `checkpointDir` (the loop resumes from the latest one). */
-  readonly checkpointEvery: number;
-  readonly checkpointDir: string;
-  /** What the checkpoints are of (inputs and options): a checkpoint of anything else is refused. */
-  readonly identity: string;
+  /** Checkpoints every `every` steps in `dir` (the loop resumes from the latest), of a run identified by `identity`. */
+  readonly checkpoint?: { readonly every: number; readonly dir: string; readonly identity: string };
   readonly runtime: Runtime;
   readonly reporter?: Reporter;
+  readonly progressLabel?: string;
   /** Stops after the current step (a checkpoint is written); rerun to resume. */
   readonly signal?: AbortSignal;
 }
@@ -68,15 +53,6 @@ export function batchWindows(windows: number, batch: number, seed: number, step:
     out.push(order[k % windows]);
   }
   return out;
-}
-
-/** The parent as a teacher: its log-probabilities and (for the cosine loss) its residual stream after each layer. */
-function teacherGraph(config: ModelConfig, weights: ModelWeights, batch: number, seq: number, hidden: boolean): GraphBuilder {
-  const g = new GraphBuilder('tessera_teacher');
-  const taps = hidden ? weights.layers.map((_, i) => ({ layer: i + 1, site: 'residual' as const })) : [];
-  const { logits } = emitDecoder(g, config, weights, { shape: { batch, seq }, logits: 'all', taps }, inferenceWeights);
-  g.expose(g.node('LogSoftmax', [logits!], { axis: -1 }), REFERENCE_LOGPROBS, [batch, seq, config.vocabSize]);
-  return g;
 }
 
 interface Checkpoint {
@@ -132,38 +108,33 @@ function loadCheckpoint(dir: string, identity: string, keys: readonly string[], 
   return record;
 }
 
-function arraysOf(w: ModelWeights): Float32Array[] {
-  return [w.embed.data, w.finalNorm.data, w.lmHead.data, ...w.layers.flatMap((l) => [...Object.values(l.attention.tensors), ...Object.values(l.ffn.tensors)].map((t) => t.data))];
-}
+/** What one step trains on: the training graph's inputs other than its weights (ids, targets), for step `step`. */
+export type StepInputs = (step: number) => Promise<Record<string, ort.Tensor>>;
 
 /**
- * Distils `student` toward `teacher` in place: each step draws a batch of windows, runs the teacher for its
- * targets and the student's training graph for the loss and every gradient, clips them, and takes an AdamW
- * step under warm-up and cosine decay. Checkpoints every `checkpointEvery` steps (and when interrupted); a
- * rerun resumes from the latest and ends with the same weights, bit for bit, as a run never interrupted.
+ * Trains the weights of a training graph in place: each step feeds the step's inputs and the current weights,
+ * reads the loss and every gradient, clips them, and takes an AdamW step under warm-up and cosine decay. With
+ * `checkpoint`, it saves every `every` steps (and when interrupted); a rerun resumes from the latest and ends
+ * with the same weights, bit for bit, as a run never interrupted.
  */
-export async function train(config: ModelConfig, student: ModelWeights, teacher: { config: ModelConfig; weights: ModelWeights }, windows: WindowSet, o: TrainingOptions): Promise<TrainingResult> {
+export async function optimize(training: TrainingGraph, inputs: StepInputs, o: TrainingOptions): Promise<TrainingResult> {
   const reporter = o.reporter ?? silent;
-  if (windows.count === 0) fail(`${windows.range.file}: too little text for one window of ${o.seqLen} tokens`);
-  const training = buildTrainingGraph(config, student, o.batch, o.seqLen, o.loss);
   const keys = [...training.weights.keys()];
   const params = keys.map((k) => training.weights.get(k)!);
-  const teacherArrays = new Set(arraysOf(teacher.weights));
-  if (params.some((p) => teacherArrays.has(p.data))) throw new Error('the student shares weight arrays with its teacher; training it in place would change the teacher');
   const adam = adamWState(params.map((p) => p.data.length));
-  mkdirSync(o.checkpointDir, { recursive: true });
-  const resumed = loadCheckpoint(o.checkpointDir, o.identity, keys, params, adam);
+  let resumed: Checkpoint | null = null;
+  if (o.checkpoint !== undefined) {
+    mkdirSync(o.checkpoint.dir, { recursive: true });
+    resumed = loadCheckpoint(o.checkpoint.dir, o.checkpoint.identity, keys, params, adam);
+  }
   const losses = [...(resumed?.losses ?? [])];
   const first = resumed?.step ?? 0;
-  if (first > 0) reporter.stage(`resuming from the checkpoint at step ${first} of ${o.steps} (${basename(o.checkpointDir)})`);
-
-  const cosine = (o.loss.cosine ?? 0) > 0;
-  const [studentSession, teacherSession] = [
-    await o.runtime.session(training.graph),
-    await o.runtime.session(teacherGraph(teacher.config, teacher.weights, o.batch, o.seqLen, cosine)),
-  ];
-  const checkpoint = (step: number) => saveCheckpoint(o.checkpointDir, step, keys, params, adam, { format: 'tessera-training-checkpoint', identity: o.identity, step, losses });
-  const progress = reporter.progress('distillation steps');
+  if (first > 0) reporter.stage(`resuming from the checkpoint at step ${first} of ${o.steps} (${basename(o.checkpoint!.dir)})`);
+  const checkpoint = (step: number) => {
+    if (o.checkpoint !== undefined) saveCheckpoint(o.checkpoint.dir, step, keys, params, adam, { format: 'tessera-training-checkpoint', identity: o.checkpoint.identity, step, losses });
+  };
+  const session = await o.runtime.session(training.graph);
+  const progress = reporter.progress(o.progressLabel ?? 'training steps');
   let step = first;
   try {
     for (; step < o.steps; step++) {
@@ -171,25 +142,18 @@ export async function train(config: ModelConfig, student: ModelWeights, teacher:
         checkpoint(step);
         return { status: 'interrupted', steps: step, resumedFrom: first, losses };
       }
-      const ids = new Int32Array(o.batch * o.seqLen);
-      batchWindows(windows.count, o.batch, o.seed, step).forEach((w, b) => ids.set(windows.ids.subarray(w * o.seqLen, (w + 1) * o.seqLen), b * o.seqLen));
-      const input = int32Tensor(ids, [o.batch, o.seqLen]);
-      const targets = await teacherSession.run({ [INPUT_IDS]: input });
-      const feeds: Record<string, ort.Tensor> = { [INPUT_IDS]: input };
-      if ((o.loss.kl ?? 0) > 0) feeds[REFERENCE_LOGPROBS] = targets[REFERENCE_LOGPROBS];
-      if ((o.loss.lm ?? 0) > 0) feeds[TARGETS] = int32Tensor(nextTokens(ids, o.seqLen), [o.batch, o.seqLen]);
-      if (cosine) student.layers.forEach((_, i) => (feeds[REFERENCE_HIDDEN(i + 1)] = targets[tapName({ layer: i + 1, site: 'residual' })]));
+      const feeds = await inputs(step);
       keys.forEach((k, i) => (feeds[k] = float32Tensor(params[i].data, params[i].shape)));
-      const out = await studentSession.run(feeds);
+      const out = await session.run(feeds);
       const grads = keys.map((k) => out[gradName(k)].data as Float32Array);
       clipGradients(grads, o.clip);
       adamWStep(params.map((p) => p.data), grads, adam, learningRate(step, o.lr, o.warmup, o.steps));
       losses.push({ step, loss: out[LOSS].data[0] as number, terms: Object.fromEntries(training.terms.map((t) => [t, out[lossTerm(t)].data[0] as number])) });
       progress(step + 1, o.steps);
-      if ((step + 1) % o.checkpointEvery === 0 && step + 1 < o.steps) checkpoint(step + 1);
+      if (o.checkpoint !== undefined && (step + 1) % o.checkpoint.every === 0 && step + 1 < o.steps) checkpoint(step + 1);
     }
   } finally {
-    await Promise.all([studentSession.release(), teacherSession.release()]);
+    await session.release();
   }
   return { status: 'complete', steps: step, resumedFrom: first, losses };
 }

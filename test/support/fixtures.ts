@@ -41,6 +41,7 @@ export interface LibraryBuild {
   validTokens: number;
   seqLen: number;
   workers: number;
+  bldTokens?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
