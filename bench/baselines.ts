@@ -94,7 +94,7 @@ async function main() {
             process.stderr.write(`${model} · ${costsName} · ×${speedup} · ${method}\n`);
             const child = exportSolution(run, s.id);
             const e = timedInFreshProcess(child.dir, modelDir);
-            const wiki = await evaluateChild(child.dir, run.parent(), { data: WIKITEXT, tokens: 2048, seqLen: 128, prompts: 0, promptTokens: 8, generateTokens: 0, timing: null, runtime });
+            const wiki = await evaluateChild(child.dir, run.parent(), { data: WIKITEXT, tokens: 2048, seqLen: 128, prompts: 0, promptTokens: 8, generateTokens: 0, timing: null, record: false, runtime });
             Object.assign(row, {
               predictedSpeedup: Math.min(...s.spec.predicted.map((p) => p.speedup)),
               measuredSpeedup: Math.min(...e.latency.map((l) => l.measuredSpeedup)),

@@ -2,7 +2,8 @@ import { basename, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { RIDGE_GRID, type ChannelRanking } from '../bld/derive.js';
 import { score, type ScoreResult } from '../bld/score.js';
-import { checkpointDirOf, distillChild, parseLoss } from '../distill/distill.js';
+import { checkpointDirOf, DISTILL_DEFAULTS, distillChild, distillSolution, parseLoss } from '../distill/distill.js';
+import type { DistillationRecord } from '../export/provenance.js';
 import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
 import { exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
@@ -139,7 +140,9 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .description('the whole pipeline: block library (built or reused), solve, export, evaluate, report (default budget: --speedup 1.5)')))
     .option('--out <dir>', 'run directory (default results/<model>-<space>)')
     .option('--measure', 'first measure every candidate sub-block on this machine (tessera profile) and search with those costs')
-    .action(async (f: LibraryFlags & SolveFlags & { out?: string; measure?: boolean }) => {
+    .option('--distill-tokens <n>', 'distil each chosen child toward the parent for this many tokens (tessera distill) and keep the best after distillation (0: none)', nonNegativeInt('--distill-tokens'), 0)
+    .option('--distill-loss <terms>', 'the distillation loss (see tessera distill --loss)', 'kl+cosine')
+    .action(async (f: LibraryFlags & SolveFlags & { out?: string; measure?: boolean; distillTokens: number; distillLoss: string }) => {
       const run = Run.create(f.out ?? join(PROJECT_ROOT, 'results', `${basename(f.model)}-${basename(f.space, '.json')}`), runInputs(f));
       const reporter = cliReporter(print);
       const runtime = runtimeOf(f);
@@ -149,10 +152,31 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       const budget = budgetOf(f);
       const solutions = await solve(run, solveOptionsOf({ ...f, hardware }, Object.values(budget).every((v) => v === undefined) ? { speedup: 1.5 } : budget, print));
       for (const s of solutions) printSolution(s, print);
-      const child = exportSolution(run, solutions[0].id);
-      print(`\n${child.reused ? 'up to date' : 'exported'}: ${child.dir}`);
-      const e = await evaluateChild(child.dir, run.parent(), { data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, promptTokens: 8, generateTokens: 32, timing: { hardware, repeats: 5 }, runtime, reporter });
-      printEvaluation(e, print);
+      print('');
+      for (const s of solutions) {
+        const child = exportSolution(run, s.id);
+        print(`${child.reused ? 'up to date' : 'exported'}: ${child.dir}`);
+      }
+      const evaluation = { data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, promptTokens: 8, generateTokens: 32, runtime, reporter };
+      let chosen = solutions[0].id;
+      if (f.distillTokens > 0) {
+        const distilled: { id: string; record: DistillationRecord }[] = [];
+        for (const s of solutions) {
+          const r = await interruptibly((signal) => distillSolution(run, s.id, { ...DISTILL_DEFAULTS, data: f.data, tokens: f.distillTokens, loss: parseLoss(f.distillLoss), seqLen: f.seqLen, seed: f.seed, runtime, reporter, signal }), 'stopping after this step; run the same command again to resume');
+          if (r.status === 'interrupted') return exit(INTERRUPTED);
+          printDistillation(r.dir, r.record, print);
+          distilled.push({ id: s.id, record: r.record });
+        }
+        // The ranking can flip after distillation: keep the child that is best after it.
+        const best = distilled.reduce((a, b) => (b.record.after.kl < a.record.after.kl ? b : a));
+        const bestBefore = distilled.reduce((a, b) => (b.record.before.kl < a.record.before.kl ? b : a));
+        if (distilled.length > 1) print(`\nbest after distillation: ${best.id} (KL ${best.record.after.kl.toFixed(4)})${best !== bestBefore ? `; before it, ${bestBefore.id} was best` : ''}`);
+        chosen = best.id;
+        printEvaluation(await evaluateChild(run.paths.distilled(chosen), run.parent(), { ...evaluation, timing: null }), print);
+      }
+      // Before and after distillation, on the same text: the part neither saw.
+      const alsoUnseenBy = f.distillTokens > 0 ? [run.paths.distilled(chosen)] : [];
+      printEvaluation(await evaluateChild(run.paths.child(chosen), run.parent(), { ...evaluation, alsoUnseenBy, timing: { hardware, repeats: 5 } }), print);
       const report = await writeReport(run, { hardware, speedups: FRONTIER_SPEEDUPS, runtime, reporter });
       print(`\ndone: the report is ${report.html}`);
     });
@@ -199,14 +223,14 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--tokens <n>', 'training tokens', positiveInt('--tokens'), 100_000)
     .requiredOption('--out <dir>', 'the distilled child\'s directory (default format: as tessera export writes)')
     .option('--loss <terms>', 'kl, cosine, lm, joined by + with optional =weight', 'kl+cosine')
-    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay)', positiveNumber('--lr'), 2e-3)
-    .option('--warmup <steps>', 'warm-up steps', nonNegativeInt('--warmup'), 20)
-    .option('--batch <n>', 'windows per step', positiveInt('--batch'), 16)
-    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
-    .option('--clip <x>', 'maximum global gradient norm', positiveNumber('--clip'), 1)
-    .option('--seed <n>', 'seed of the batch order', nonNegativeInt('--seed'), 0)
-    .option('--checkpoint-every <steps>', 'steps between checkpoints (an interrupted run resumes from the latest)', positiveInt('--checkpoint-every'), 50)
-    .option('--eval-tokens <n>', 'unseen tokens for the before/after comparison', positiveInt('--eval-tokens'), 4096)
+    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay)', positiveNumber('--lr'), DISTILL_DEFAULTS.lr)
+    .option('--warmup <steps>', 'warm-up steps', nonNegativeInt('--warmup'), DISTILL_DEFAULTS.warmup)
+    .option('--batch <n>', 'windows per step', positiveInt('--batch'), DISTILL_DEFAULTS.batch)
+    .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), DISTILL_DEFAULTS.seqLen)
+    .option('--clip <x>', 'maximum global gradient norm', positiveNumber('--clip'), DISTILL_DEFAULTS.clip)
+    .option('--seed <n>', 'seed of the batch order', nonNegativeInt('--seed'), DISTILL_DEFAULTS.seed)
+    .option('--checkpoint-every <steps>', 'steps between checkpoints (an interrupted run resumes from the latest)', positiveInt('--checkpoint-every'), DISTILL_DEFAULTS.checkpointEvery)
+    .option('--eval-tokens <n>', 'unseen tokens for the before/after comparison', positiveInt('--eval-tokens'), DISTILL_DEFAULTS.evalTokens)
     .addOption(threadsOption())
     .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);

@@ -14,6 +14,7 @@ import { distil } from '../train/distillation.js';
 import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 import { silent, type Reporter } from '../util/reporter.js';
+import type { Run } from '../run/run.js';
 
 export interface DistillOptions {
   readonly data: string;
@@ -33,6 +34,9 @@ export interface DistillOptions {
   readonly reporter?: Reporter;
   readonly signal?: AbortSignal;
 }
+
+/** The settings `tessera distill` and `tessera search --distill-tokens` use unless told otherwise. */
+export const DISTILL_DEFAULTS = { lr: 2e-3, warmup: 20, batch: 16, seqLen: 128, clip: 1, seed: 0, checkpointEvery: 50, evalTokens: 4096 } as const;
 
 /** The split of a text: distillation trains on its first 60% of paragraphs and is judged on its last 20%. */
 export const TRAIN_SHARE = 0.6;
@@ -64,13 +68,14 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
     fail(`${childDir}: is not a child of ${parent.dir} (hidden ${child.config.hiddenSize} vs ${parent.config.hiddenSize}, vocab ${child.config.vocabSize} vs ${parent.config.vocabSize})`);
   }
   const seqLen = Math.min(o.seqLen, parent.config.maxPositions);
-  const docs = paragraphs(readText(o.data));
+  const file = resolve(o.data);
+  const docs = paragraphs(readText(file));
   const tokenizer = loadTokenizer(parent.dir);
-  const trainWindows = allWindows(tokenizer, docs, 0, Math.floor(TRAIN_SHARE * docs.length), o.data, seqLen);
+  const trainWindows = allWindows(tokenizer, docs, 0, Math.floor(TRAIN_SHARE * docs.length), file, seqLen);
   if (trainWindows.count < o.batch) {
     fail(`${o.data}: its first ${Math.round(100 * TRAIN_SHARE)}% holds ${trainWindows.count} windows of ${seqLen} tokens, fewer than one batch of ${o.batch}; use a longer text or a smaller --batch / --seq-len`);
   }
-  const evalWindows = takeWindows(tokenizer, docs, Math.floor(EVAL_FROM * docs.length), o.data, seqLen, o.evalTokens);
+  const evalWindows = takeWindows(tokenizer, docs, Math.floor(EVAL_FROM * docs.length), file, seqLen, o.evalTokens);
   if (evalWindows.count === 0) fail(`${o.data}: its last ${Math.round(100 * (1 - EVAL_FROM))}% holds no window of ${seqLen} tokens to evaluate on`);
   const steps = Math.ceil(o.tokens / (o.batch * seqLen));
 
@@ -81,7 +86,7 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
 
   reporter.stage(`distilling ${child.dir} toward ${parent.dir}: ${steps} steps of ${o.batch} × ${seqLen} tokens (${steps * o.batch * seqLen} tokens) from paragraphs ${trainWindows.range.paragraphs.join('–')}, loss ${describeLoss(o.loss)}`);
   const checkpointDir = checkpointDirOf(out);
-  const identity = sha256(JSON.stringify({ child: child.fingerprint, parent: parent.fingerprint, text: sha256(readFileSync(o.data)), steps, seqLen, o: { ...o, runtime: undefined, reporter: undefined, signal: undefined } }));
+  const identity = sha256(JSON.stringify({ child: child.fingerprint, parent: parent.fingerprint, text: sha256(readFileSync(file)), steps, seqLen, o: { ...o, runtime: undefined, reporter: undefined, signal: undefined } }));
   const trained = await distil(child.config, child.weights, parent, trainWindows, {
     steps, batch: o.batch, seqLen, lr: o.lr, warmup: o.warmup, clip: o.clip, loss: o.loss, seed: o.seed,
     checkpoint: { every: o.checkpointEvery, dir: checkpointDir, identity }, runtime: o.runtime, reporter, signal: o.signal,
@@ -125,6 +130,25 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   });
   if (existsSync(checkpointDir)) rmSync(checkpointDir, { recursive: true, force: true });
   return { status: 'complete', dir, record };
+}
+
+/**
+ * The distill stage of a run: solution `id`'s exported child distilled into `children/<id>-kd`. A distilled
+ * child already there from the same child and the same settings is kept; any other is replaced.
+ */
+export async function distillSolution(run: Run, id: string, o: DistillOptions): Promise<DistillResult & { readonly reused?: boolean }> {
+  const from = run.paths.child(id);
+  const out = run.paths.distilled(id);
+  const earlier = readProvenance(out);
+  const same = earlier?.distillation !== undefined && earlier.specSha256 === readProvenance(from)?.specSha256 && sameSettings(earlier.distillation, o);
+  if (same) return { status: 'complete', dir: out, record: earlier.distillation!, reused: true };
+  rmSync(out, { recursive: true, force: true });
+  return distillChild(from, run.parent(), out, o);
+}
+
+function sameSettings(r: DistillationRecord, o: DistillOptions): boolean {
+  const steps = Math.ceil(o.tokens / (o.batch * r.seqLen));
+  return JSON.stringify(r.loss) === JSON.stringify(o.loss) && r.steps === steps && r.batch === o.batch && r.lr === o.lr && r.warmup === o.warmup && r.seed === o.seed && r.train.file === resolve(o.data);
 }
 
 export function describeLoss(loss: LossWeights): string {

@@ -26,6 +26,10 @@ export interface EvaluateOptions {
   readonly generateTokens: number;
   /** Time the profile's scenarios, parent and child interleaved (median of `repeats`); null for quality alone. */
   readonly timing: { readonly hardware: string; readonly repeats: number } | null;
+  /** Further children whose seen text is skipped too (to compare a child before and after distillation on the same text). */
+  readonly alsoUnseenBy?: readonly string[];
+  /** Write evaluation.json into the child directory (default: yes). */
+  readonly record?: boolean;
   readonly runtime: Runtime;
   readonly reporter?: Reporter;
 }
@@ -51,14 +55,28 @@ export interface Evaluation {
   readonly skippedScenarios: readonly string[];
 }
 
-/** Paragraph index from which the text is new to the search: after the library's calibration and validation ranges. */
-function unseenStart(childDir: string, data: string): { start: number; note: string } {
-  const ranges = readProvenance(childDir)?.data ?? null;
-  if (ranges === null) return { start: 0, note: 'no provenance (tessera.json): the whole text is used' };
-  const usedFile = resolve(ranges.validation.file);
-  if (usedFile !== resolve(data)) return { start: 0, note: `the search used ${usedFile}; this text is another file, used whole` };
-  const start = Math.max(ranges.calibration.paragraphs[1], ranges.validation.paragraphs[1]);
-  return { start, note: `paragraphs from ${start} on: after the ${ranges.calibration.paragraphs[1]} + ${ranges.validation.paragraphs[1] - ranges.validation.paragraphs[0]} the search used for calibration and validation` };
+/**
+ * Paragraph index from which the text is new to each of these children: after the text their search used
+ * for calibration and validation, and the text a distilled one trained on. Comparing a child before and
+ * after distillation, both are evaluated from the later start, on the same text.
+ */
+function unseenStart(childDirs: readonly string[], data: string): { start: number; note: string } {
+  let start = 0;
+  const notes: string[] = [];
+  for (const dir of childDirs) {
+    const p = readProvenance(dir);
+    if (p === null) {
+      notes.push(`${dir} has no provenance (tessera.json)`);
+      continue;
+    }
+    const usedFile = resolve(p.data.validation.file);
+    if (usedFile !== resolve(data)) {
+      notes.push(`the search used ${usedFile}, another file`);
+      continue;
+    }
+    start = Math.max(start, p.data.calibration.paragraphs[1], p.data.validation.paragraphs[1]);
+  }
+  return { start, note: `paragraphs from ${start} on: after the text the search${childDirs.some((d) => readProvenance(d)?.distillation) ? ' and the distillation' : ''} used${notes.length > 0 ? `; ${notes.join('; ')}` : ''}` };
 }
 
 async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: number[][], tokens: number, runtime: Runtime) {
@@ -85,7 +103,7 @@ async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: n
 /**
  * The evaluate stage: an exported child against its parent on text the search never saw — KL, perplexity of
  * both, greedy-generation agreement — and, with `timing`, real onnxruntime latency per scenario beside the
- * cost model's prediction, written to the child's evaluation.json.
+ * cost model's prediction; written to the child's evaluation.json.
  */
 export async function evaluateChild(childDir: string, parent: Checkpoint, o: EvaluateOptions): Promise<Evaluation> {
   const reporter = o.reporter ?? silent;
@@ -95,7 +113,7 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
   }
   const seqLen = Math.min(o.seqLen, parent.config.maxPositions);
   const docs = paragraphs(readText(o.data));
-  const { start, note } = unseenStart(childDir, o.data);
+  const { start, note } = unseenStart([childDir, ...(o.alsoUnseenBy ?? [])], o.data);
   const tokenizer = loadTokenizer(parent.dir);
   const windows = takeWindows(tokenizer, docs, start, o.data, seqLen, o.tokens);
   if (windows.count === 0) fail(`${o.data}: no unseen text left after paragraph ${start} for a window of ${seqLen} tokens`);
@@ -151,7 +169,7 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
     latency,
     skippedScenarios: skipped,
   };
-  if (o.timing !== null) writeJsonAtomic(childFiles.evaluation(childDir), evaluation);
+  if (o.record ?? true) writeJsonAtomic(childFiles.evaluation(childDir), evaluation);
   return evaluation;
 }
 

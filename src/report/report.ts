@@ -1,6 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fromDeciBlockConfigs } from '../arch/decilm.js';
+import { describeLoss, EVAL_FROM, TRAIN_SHARE } from '../distill/distill.js';
 import type { Evaluation } from '../evaluate/evaluate.js';
+import { readProvenance } from '../export/provenance.js';
+import { childFiles } from '../run/paths.js';
 import { readJsonFile } from '../model/json.js';
 import type { Runtime } from '../onnx/runtime.js';
 import type { Run } from '../run/run.js';
@@ -75,10 +78,17 @@ export async function writeReport(run: Run, o: ReportOptions): Promise<{ md: str
   const archPicture = architectureSvg(config, [{ title: 'parent', arch: parentArch }, ...requested.map((s) => ({ title: s.id, arch: fromDeciBlockConfigs(s.id, config, s.block_configs) }))]);
   writeFileAtomic(run.paths.reportFile('architectures.svg'), archPicture);
 
-  const evaluations = requested.flatMap((s) => {
-    const path = run.paths.evaluation(s.id);
-    return existsSync(path) ? [{ id: s.id, e: readJsonFile(path, 'evaluation') as Evaluation }] : [];
+  // Each requested child as exported, and after distillation where it was distilled.
+  const evaluations = requested.flatMap((s) => [[s.id, run.paths.child(s.id)], [`${s.id} distilled`, run.paths.distilled(s.id)]].flatMap(([id, dir]) => {
+    const path = childFiles.evaluation(dir);
+    return existsSync(path) ? [{ id, e: readJsonFile(path, 'evaluation') as Evaluation }] : [];
+  }));
+  const distillations = requested.flatMap((s) => {
+    const d = readProvenance(run.paths.distilled(s.id))?.distillation;
+    return d === undefined ? [] : [[s.id, `${d.tokens} tokens, ${describeLoss(d.loss)}`, `${d.before.kl.toFixed(4)} → ${d.after.kl.toFixed(4)}`, `${d.before.perplexity.toFixed(3)} → ${d.after.perplexity.toFixed(3)} (parent ${d.parentPerplexity.toFixed(3)})`, `${(100 * d.nllGapClosed).toFixed(0)}%`]];
   });
+  const distillHeader = ['child', 'distillation', 'KL before → after', 'perplexity before → after', 'NLL gap closed'];
+  const distillNote = distillations.length > 0 ? `On the last ${Math.round(100 * (1 - EVAL_FROM))}% of the text, after training on its first ${Math.round(100 * TRAIN_SHARE)}%.` : '';
   const m = run.manifest;
   const solutionRows = requested.map((s) => [
     s.id,
@@ -112,6 +122,7 @@ export async function writeReport(run: Run, o: ReportOptions): Promise<{ md: str
     '## Solutions', '', mdTable(solutionHeader, solutionRows), '',
     '## Quality vs speed', '', `Each point is the child ${first.request.strategy} chooses at that budget; each is a solution in ${run.paths.solutions} and can be exported.`, '', '![frontier](frontier.svg)', '', mdTable(frontierHeader, frontierRows), '',
     '## Evaluated children (text the search never saw)', '', qualityRows.length > 0 ? mdTable(qualityHeader, qualityRows) : '_No child evaluated yet: run `tessera export` and `tessera evaluate`._', '',
+    '## Distillation', '', distillations.length > 0 ? `${distillNote}\n\n${mdTable(distillHeader, distillations)}` : '_No child distilled yet: `tessera distill` or `tessera search --distill-tokens N`._', '',
     '## Predicted vs measured speed (onnxruntime, this machine)', '', measuredRows.length > 0 ? mdTable(measuredHeader, measuredRows) : '_No measurements yet._', '',
     '## Reproduce', '', '```sh', ...commands, '```', '',
   ].join('\n');
@@ -122,6 +133,7 @@ body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color
 <h2>Solutions</h2>${htmlTable(solutionHeader, solutionRows)}
 <h2>Quality vs speed</h2>${frontierPicture}${htmlTable(frontierHeader, frontierRows)}
 <h2>Evaluated children (text the search never saw)</h2>${qualityRows.length > 0 ? htmlTable(qualityHeader, qualityRows) : '<p>No child evaluated yet.</p>'}
+<h2>Distillation</h2>${distillations.length > 0 ? `<p>${esc(distillNote)}</p>${htmlTable(distillHeader, distillations)}` : '<p>No child distilled yet.</p>'}
 <h2>Predicted vs measured speed (onnxruntime, this machine)</h2>${measuredRows.length > 0 ? htmlTable(measuredHeader, measuredRows) : '<p>No measurements yet.</p>'}
 <h2>Reproduce</h2><pre>${esc(commands.join('\n'))}</pre></body></html>
 `;

@@ -13,7 +13,7 @@ export const childFiles = {
  *   <run>/library/      manifest.json, candidates/<layer>.<variant>.{safetensors,json}, scores.json, reference.{json,f32}
  *   <run>/measured/     <profile>.json            (tessera profile: candidates timed on this machine)
  *   <run>/solutions/    <id>/spec.json            (tessera solve; the report's frontier)
- *   <run>/children/     <id>/…                    (tessera export: a model directory, and evaluation.json)
+ *   <run>/children/     <id>/…, <id>-kd/…         (tessera export, tessera distill: model directories, and evaluation.json)
  *   <run>/report/       report.md, report.html, architectures.svg, frontier.svg
  */
 export class RunPaths {
@@ -75,6 +75,11 @@ export class RunPaths {
 
   child(id: string): string {
     return join(this.dir, 'children', id);
+  }
+
+  /** The child of solution `id` after global distillation. */
+  distilled(id: string): string {
+    return this.child(`${id}-kd`);
   }
 
   evaluation(id: string): string {

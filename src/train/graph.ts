@@ -47,7 +47,6 @@ export function buildTrainingGraph(config: ModelConfig, weights: ModelWeights, b
   const { logits } = emitDecoder(g, config, weights, { shape: { batch, seq }, logits: 'all', taps: cosine ? layers.map((layer) => ({ layer, site: 'residual' })) : [] }, writer);
   const lp = g.node('LogSoftmax', [logits!], { axis: -1 }, 'logprobs');
   const V = config.vocabSize;
-  const all = g.int64([0, 1]);
   const terms: [keyof LossWeights, string][] = [];
 
   if ((loss.kl ?? 0) > 0) {
@@ -61,7 +60,7 @@ export function buildTrainingGraph(config: ModelConfig, weights: ModelWeights, b
     // The last position of each window has no next token: it does not count.
     const mask = new Float32Array(batch * seq).map((_, k) => (k % seq === seq - 1 ? 0 : 1));
     const nll = g.node('Mul', [g.node('Squeeze', [picked, g.int64([-1])]), g.initializer('target_mask', mask, [batch, seq])]);
-    terms.push(['lm', g.node('Mul', [g.node('Neg', [g.node('ReduceSum', [nll, all], { keepdims: 0 })]), g.float(1 / (batch * (seq - 1)))], {}, 'lm')]);
+    terms.push(['lm', g.node('Mul', [g.node('Neg', [g.node('ReduceSum', [nll, g.int64([0, 1])], { keepdims: 0 })]), g.float(1 / (batch * (seq - 1)))], {}, 'lm')]);
   }
   if (cosine) {
     const distances = layers.map((layer) => {
