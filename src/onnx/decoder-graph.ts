@@ -130,7 +130,7 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
     return { logits: null, hidden: x };
   }
   let h = rmsNorm(g, x, () => writer.stored(g, 'final_norm', weights.finalNorm, 'final_norm_weight'), config.rmsNormEps, 'final_norm');
-  if (logits === 'last') h = g.node('Gather', [h, seq.lastIndex], { axis: 1 }, 'last_hidden');
+  if (logits === 'last') h = g.node('Gather', [h, seq.lastIndex()], { axis: 1 }, 'last_hidden');
   // A tied head is the embedding itself, one weight with one gradient.
   const head = writer.transposed(g, [{ key: weights.lmHead === weights.embed ? 'embed' : 'lm_head', tensor: weights.lmHead }], 'lm_head_t');
   return { logits: g.node('MatMul', [h, head], {}, 'logits_raw'), hidden: x };
@@ -175,7 +175,7 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
   const angles = g.node('Concat', [freqs, freqs], { axis: -1 }, 'rope_angles');
   const cos = g.node('Unsqueeze', [g.node('Cos', [angles], {}, 'cos_t'), g.int64([1])], {}, 'rope_cos');
   const sin = g.node('Unsqueeze', [g.node('Sin', [angles], {}, 'sin_t'), g.int64([1])], {}, 'rope_sin');
-  return { mask, cos, sin, lastIndex, cached: pastSource !== null };
+  return { mask, cos, sin, lastIndex: () => lastIndex, cached: pastSource !== null };
 }
 
 /**
@@ -202,7 +202,7 @@ function fixedSequenceContext(g: GraphBuilder, config: ModelConfig, seq: number)
     mask: g.initializer('attn_mask', mask, [seq, seq]),
     cos: g.initializer('rope_cos', cos, [seq, 1, D]),
     sin: g.initializer('rope_sin', sin, [seq, 1, D]),
-    lastIndex: g.int64([seq - 1], true),
+    lastIndex: () => g.int64([seq - 1], true),
     cached: false,
   };
 }

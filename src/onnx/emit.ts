@@ -31,8 +31,8 @@ export interface SequenceContext {
   /** [seq, 1, headDim], broadcast over batch and heads. */
   readonly cos: string;
   readonly sin: string;
-  /** Scalar int64: seq - 1. */
-  readonly lastIndex: string;
+  /** Scalar int64: seq - 1 (made on first use, so graphs that never pick the last position carry no unused constant). */
+  lastIndex(): string;
   /** Whether attention appends to past K/V inputs (incremental decoding). */
   readonly cached: boolean;
 }

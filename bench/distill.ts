@@ -1,0 +1,178 @@
+/**
+ * Distillation: how much global KD heals the children Tessera picks, with and without trained BLD, and what
+ * it costs. Both shared models, ×1.5, ×2 and ×3 priced by a profile measured here; KL and perplexity on the
+ * last 20% of TinyStories before and after 100k and 600k training tokens, and the share of the NLL gap
+ * closed. Also: which loss to distil with (stories260K ×1.5, 100k tokens), and training throughput as a ratio
+ * to forward throughput measured in the same run (both shared models and the SmolLM2-135M shape).
+ * Writes results/bench-distill.{json,md}.
+ *
+ *   npm run bench:distill [-- --quick]     --quick: stories260K only, ×1.5, 100k tokens
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { parentArchitecture } from '../src/arch/config.js';
+import { RIDGE_GRID } from '../src/bld/derive.js';
+import { score } from '../src/bld/score.js';
+import { DISTILL_DEFAULTS, distillChild, describeLoss } from '../src/distill/distill.js';
+import type { DistillationRecord } from '../src/export/provenance.js';
+import { exportSolution } from '../src/export/export.js';
+import { profileRun } from '../src/hardware/profile.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { parseModelConfig } from '../src/model/config.js';
+import { llamaConfigJson, randomWeights } from '../src/model/random.js';
+import { INPUT_IDS } from '../src/onnx/decoder-graph.js';
+import { DecoderSession } from '../src/onnx/session.js';
+import { cpuRuntime, float32Tensor, int32Tensor } from '../src/onnx/runtime.js';
+import { Run } from '../src/run/run.js';
+import { solve } from '../src/search/solve.js';
+import { buildTrainingGraph, REFERENCE_HIDDEN, REFERENCE_LOGPROBS, type LossWeights } from '../src/train/graph.js';
+import { adamWState, adamWStep } from '../src/train/optimizer.js';
+import { gradName } from '../src/onnx/autodiff.js';
+import type ort from 'onnxruntime-node';
+import { writeFileAtomic } from '../src/util/atomic.js';
+import { table } from '../src/util/format.js';
+import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
+import { Rng } from '../src/util/rng.js';
+import { median } from '../src/util/timing.js';
+import { machine, writeResult } from './support.js';
+
+const quick = process.argv.includes('--quick');
+const MODELS = quick ? ['stories260K'] : ['stories260K', 'babyllama-tok105-1M'];
+const SPEEDUPS = quick ? [1.5] : [1.5, 2, 3];
+const TOKENS = quick ? [102_400] : [102_400, 614_400];
+const BLD_TOKENS = 16_384;
+const LOSSES: LossWeights[] = [{ kl: 1 }, { kl: 1, cosine: 1 }, { kl: 1, lm: 1 }, { cosine: 1 }, { lm: 1 }];
+const OUT = join(PROJECT_ROOT, 'results/distill');
+const THREADS = machine().cores;
+const runtime = cpuRuntime(THREADS);
+
+interface Row {
+  model: string;
+  budget: number;
+  bld: boolean;
+  tokens: number;
+  child: string;
+  architecture: string;
+  before: DistillationRecord['before'];
+  after: DistillationRecord['after'];
+  parentPerplexity: number;
+  nllGapClosed: number;
+  seconds: number;
+}
+
+async function distilled(childDir: string, parentDir: string, out: string, tokens: number, loss: LossWeights): Promise<{ record: DistillationRecord; seconds: number }> {
+  rmSync(out, { recursive: true, force: true });
+  const t0 = performance.now();
+  const r = await distillChild(childDir, loadCheckpoint(parentDir), out, { ...DISTILL_DEFAULTS, data: DEFAULT_TEXT, tokens, loss, runtime });
+  if (r.status !== 'complete') throw new Error('interrupted');
+  return { record: r.record, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Tokens per second of a forward pass and of a training step (student forward + backward + AdamW, plus the teacher's forward), same batches, same run. */
+async function throughput(name: string, config: ReturnType<typeof parseModelConfig>, batch: number, seq: number) {
+  const rng = new Rng(5);
+  const arch = parentArchitecture(config);
+  const weights = randomWeights(config, arch, rng);
+  const ids = Int32Array.from({ length: batch * seq }, () => rng.int(config.vocabSize));
+  const forward = await DecoderSession.create(config, weights, { logits: 'all' }, runtime);
+  const training = buildTrainingGraph(config, weights, batch, seq, { kl: 1, cosine: 1 });
+  const trainSession = await runtime.session(training.graph);
+  const feeds: Record<string, ort.Tensor> = {
+    [INPUT_IDS]: int32Tensor(ids, [batch, seq]),
+    [REFERENCE_LOGPROBS]: float32Tensor(new Float32Array(batch * seq * config.vocabSize).fill(-Math.log(config.vocabSize)), [batch, seq, config.vocabSize]),
+    ...Object.fromEntries(arch.map((_, i) => [REFERENCE_HIDDEN(i + 1), float32Tensor(rng.normalArray(batch * seq * config.hiddenSize), [batch, seq, config.hiddenSize])])),
+    ...Object.fromEntries([...training.weights].map(([k, t]) => [k, float32Tensor(t.data, t.shape)])),
+  };
+  const time = async (f: () => Promise<unknown>, n: number) => {
+    await f();
+    const ts: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await f();
+      ts.push((performance.now() - t0) / 1000);
+    }
+    return median(ts);
+  };
+  const n = name.startsWith('SmolLM') ? 3 : 10;
+  const fwd = await time(() => forward.run({ ids, batch, seq }), n);
+  // A distillation step: the teacher's forward, the student's training graph, and AdamW on every weight.
+  let grads: Float32Array[] = [];
+  const backward = await time(async () => {
+    const out = await trainSession.run(feeds);
+    grads = [...training.weights.keys()].map((k) => out[gradName(k)].data as Float32Array);
+  }, n);
+  const params = [...training.weights.values()].map((t) => t.data.slice());
+  const state = adamWState(params.map((p) => p.length));
+  const update = await time(async () => adamWStep(params, grads, state, 1e-4), n);
+  const step = fwd + backward + update;
+  await forward.release();
+  await trainSession.release();
+  // A training step of the student alone (forward, backward, AdamW) against its forward; and the whole distillation step with the teacher's forward.
+  return { model: name, batch, seq, forwardTokensPerSecond: (batch * seq) / fwd, trainingTokensPerSecond: (batch * seq) / (backward + update), ratio: fwd / (backward + update), distillationRatio: fwd / step };
+}
+
+async function main() {
+  rmSync(OUT, { recursive: true, force: true });
+  const rows: Row[] = [];
+  const lossRows: { loss: string; after: DistillationRecord['after']; before: DistillationRecord['before']; nllGapClosed: number }[] = [];
+  for (const model of MODELS) {
+    const modelDir = join(SHARED_DIR, 'models', model);
+    const inputs = { model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: 4096, validTokens: 2048, seqLen: 128, ranking: 'activation' as const, ridgeGrid: RIDGE_GRID, seed: 0 };
+    const plain = Run.create(join(OUT, model), inputs);
+    await score(plain, { workers: THREADS });
+    // One measured profile prices both libraries, so their children differ by their candidates alone.
+    const hardware = await profileRun(plain, DEFAULT_HARDWARE, { runtime, repeats: 5 });
+    const bld = Run.create(join(OUT, `${model}-bld`), { ...inputs, bldTokens: BLD_TOKENS });
+    const t0 = performance.now();
+    await score(bld, { workers: THREADS });
+    const bldSeconds = (performance.now() - t0) / 1000;
+    process.stderr.write(`${model}: library with trained BLD (${BLD_TOKENS} tokens per candidate) in ${bldSeconds.toFixed(0)} s\n`);
+    for (const speedup of SPEEDUPS) {
+      for (const [withBld, run] of [[false, plain], [true, bld]] as const) {
+        const [s] = await solve(run, { hardware, budget: { speedup }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime });
+        const child = exportSolution(run, s.id);
+        for (const tokens of TOKENS) {
+          process.stderr.write(`${model} · ×${speedup} · ${withBld ? 'trained BLD' : 'closed-form fits'} · ${tokens} tokens\n`);
+          const { record, seconds } = await distilled(child.dir, modelDir, join(run.dir, 'children', `${s.id}-kd${tokens}`), tokens, { kl: 1, cosine: 1 });
+          rows.push({ model, budget: speedup, bld: withBld, tokens: record.tokens, child: s.id, architecture: s.spec.architecture.map((b) => `${b.attention}/${b.ffn}`).join(' '), before: record.before, after: record.after, parentPerplexity: record.parentPerplexity, nllGapClosed: record.nllGapClosed, seconds });
+        }
+      }
+    }
+    if (model === 'stories260K') {
+      const [s] = await solve(plain, { hardware, budget: { speedup: 1.5 }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime });
+      for (const loss of LOSSES) {
+        process.stderr.write(`${model} · ×1.5 · loss ${describeLoss(loss)}\n`);
+        const { record } = await distilled(plain.paths.child(s.id), modelDir, join(OUT, `loss-${describeLoss(loss).replace(/\W+/g, '-')}`), 102_400, loss);
+        lossRows.push({ loss: describeLoss(loss), before: record.before, after: record.after, nllGapClosed: record.nllGapClosed });
+      }
+    }
+  }
+
+  const smol = parseModelConfig('SmolLM2-135M config', llamaConfigJson({ hidden: 576, layers: 30, heads: 9, kvHeads: 3, intermediate: 1536, vocab: 49152, maxPositions: 8192, ropeTheta: 100000 }));
+  const speed = [
+    await throughput('stories260K', loadCheckpoint(join(SHARED_DIR, 'models/stories260K')).config, 16, 128),
+    await throughput('babyllama-tok105-1M', loadCheckpoint(join(SHARED_DIR, 'models/babyllama-tok105-1M')).config, 16, 128),
+    ...(quick ? [] : [await throughput('SmolLM2-135M shape (random weights)', smol, 4, 128)]),
+  ];
+
+  const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
+  const md: string[] = [
+    '# Distillation', '',
+    `Global distillation (\`tessera distill\`: AdamW, lr ${DISTILL_DEFAULTS.lr}, ${DISTILL_DEFAULTS.warmup} warm-up steps then cosine decay, batches of ${DISTILL_DEFAULTS.batch} × 128 tokens from the first 60% of ${DEFAULT_TEXT.replace(/^.*\//, '')}; KL and perplexity on 4096 tokens of its last 20%) of the children \`tessera solve\` picks at each speed-up (mip-tabu, priced by a profile measured here), from a library of closed-form fits or of candidates also trained by BLD (${BLD_TOKENS} tokens each). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:distill\`.`, '',
+    '## Children before and after distillation (loss kl + cosine)', '',
+    table(['model', 'budget', 'candidates', 'tokens', 'KL before → after', 'perplexity before → after (parent)', 'NLL gap closed', 'seconds'], rows.map((r) => [
+      r.model, `×${r.budget}`, r.bld ? 'trained BLD' : 'closed-form', String(r.tokens), `${r.before.kl.toFixed(3)} → ${r.after.kl.toFixed(3)}`, `${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)} (${r.parentPerplexity.toFixed(2)})`, pct(r.nllGapClosed), r.seconds.toFixed(0),
+    ])).split('\n').map((l) => `    ${l}`).join('\n'), '',
+    '## Which loss (stories260K, ×1.5, 102,400 tokens)', '',
+    table(['loss', 'KL after', 'perplexity after', 'NLL gap closed'], lossRows.map((r) => [r.loss, r.after.kl.toFixed(3), r.after.perplexity.toFixed(3), pct(r.nllGapClosed)])).split('\n').map((l) => `    ${l}`).join('\n'), '',
+    '## Training throughput', '',
+    'Training: the student\'s forward, backward and AdamW step; distillation adds the teacher\'s forward. Ratios are to a forward pass of the same batch, measured in the same run (medians).', '',
+    table(['model', 'batch × seq', 'forward tokens/s', 'training tokens/s', 'training / forward', 'distillation step / forward'], speed.map((s) => [s.model, `${s.batch} × ${s.seq}`, s.forwardTokensPerSecond.toFixed(0), s.trainingTokensPerSecond.toFixed(0), s.ratio.toFixed(2), s.distillationRatio.toFixed(2)])).split('\n').map((l) => `    ${l}`).join('\n'), '',
+  ];
+  writeFileAtomic(join(PROJECT_ROOT, 'results/bench-distill.md'), md.join('\n'));
+  const path = writeResult('bench-distill.json', { what: 'global distillation of searched children: before/after, with and without trained BLD; losses; training throughput', machine: machine(), bldTokens: BLD_TOKENS, rows, losses: lossRows, throughput: speed });
+  console.log(md.join('\n'));
+  console.log(`wrote ${path} and results/bench-distill.md`);
+}
+
+await main();
