@@ -26,8 +26,7 @@ import { cpuRuntime, float32Tensor, int32Tensor } from '../src/onnx/runtime.js';
 import { Run } from '../src/run/run.js';
 import { solve } from '../src/search/solve.js';
 import { buildTrainingGraph, REFERENCE_HIDDEN, REFERENCE_LOGPROBS, type LossWeights } from '../src/train/graph.js';
-import { adamWState, adamWStep } from '../src/train/optimizer.js';
-import { gradName } from '../src/onnx/autodiff.js';
+import { adamWScalars, OPTIMIZER } from '../src/train/optimizer.js';
 import type ort from 'onnxruntime-node';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
@@ -75,14 +74,21 @@ async function throughput(name: string, config: ReturnType<typeof parseModelConf
   const weights = randomWeights(config, arch, rng);
   const ids = Int32Array.from({ length: batch * seq }, () => rng.int(config.vocabSize));
   const forward = await DecoderSession.create(config, weights, { logits: 'all' }, runtime);
-  const training = buildTrainingGraph(config, weights, batch, seq, { kl: 1, cosine: 1 });
+  const training = buildTrainingGraph(config, weights, batch, seq, { kl: 1, cosine: 1 }, { clip: 1 });
   const trainSession = await runtime.session(training.graph);
+  const scalars = adamWScalars(0, 1e-4);
   const feeds: Record<string, ort.Tensor> = {
     [INPUT_IDS]: int32Tensor(ids, [batch, seq]),
     [REFERENCE_LOGPROBS]: float32Tensor(new Float32Array(batch * seq * config.vocabSize).fill(-Math.log(config.vocabSize)), [batch, seq, config.vocabSize]),
+    [OPTIMIZER.lr]: float32Tensor(Float32Array.of(scalars.lr), []),
+    [OPTIMIZER.c1]: float32Tensor(Float32Array.of(scalars.c1), []),
+    [OPTIMIZER.c2]: float32Tensor(Float32Array.of(scalars.c2), []),
     ...Object.fromEntries(arch.map((_, i) => [REFERENCE_HIDDEN(i + 1), float32Tensor(rng.normalArray(batch * seq * config.hiddenSize), [batch, seq, config.hiddenSize])])),
-    ...Object.fromEntries([...training.weights].map(([k, t]) => [k, float32Tensor(t.data, t.shape)])),
   };
+  for (const [k, t] of training.weights) {
+    feeds[k] = float32Tensor(t.data, t.shape);
+    for (const which of ['m', 'v'] as const) feeds[OPTIMIZER.moment(which, k)] = float32Tensor(new Float32Array(t.data.length), t.shape);
+  }
   const time = async (f: () => Promise<unknown>, n: number) => {
     await f();
     const ts: number[] = [];
@@ -95,20 +101,13 @@ async function throughput(name: string, config: ReturnType<typeof parseModelConf
   };
   const n = name.startsWith('SmolLM') ? 3 : 10;
   const fwd = await time(() => forward.run({ ids, batch, seq }), n);
-  // A distillation step: the teacher's forward, the student's training graph, and AdamW on every weight.
-  let grads: Float32Array[] = [];
-  const backward = await time(async () => {
-    const out = await trainSession.run(feeds);
-    grads = [...training.weights.keys()].map((k) => out[gradName(k)].data as Float32Array);
-  }, n);
-  const params = [...training.weights.values()].map((t) => t.data.slice());
-  const state = adamWState(params.map((p) => p.length));
-  const update = await time(async () => adamWStep(params, grads, state, 1e-4), n);
-  const step = fwd + backward + update;
+  // A training step: the student's forward, backward and AdamW update, all in its graph; distillation adds the teacher's forward.
+  const train = await time(() => trainSession.run(feeds), n);
+  const step = fwd + train;
   await forward.release();
   await trainSession.release();
   // A training step of the student alone (forward, backward, AdamW) against its forward; and the whole distillation step with the teacher's forward.
-  return { model: name, batch, seq, forwardTokensPerSecond: (batch * seq) / fwd, trainingTokensPerSecond: (batch * seq) / (backward + update), ratio: fwd / (backward + update), distillationRatio: fwd / step };
+  return { model: name, batch, seq, forwardTokensPerSecond: (batch * seq) / fwd, trainingTokensPerSecond: (batch * seq) / train, ratio: fwd / train, distillationRatio: fwd / step };
 }
 
 async function main() {
@@ -158,7 +157,7 @@ async function main() {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   const md: string[] = [
     '# Distillation', '',
-    `Global distillation (\`tessera distill\`: AdamW, lr ${DISTILL_DEFAULTS.lr}, ${DISTILL_DEFAULTS.warmup} warm-up steps then cosine decay, batches of ${DISTILL_DEFAULTS.batch} × 128 tokens from the first 60% of ${DEFAULT_TEXT.replace(/^.*\//, '')}; KL and perplexity on 4096 tokens of its last 20%) of the children \`tessera solve\` picks at each speed-up (mip-tabu, priced by a profile measured here), from a library of closed-form fits or of candidates also trained by BLD (${BLD_TOKENS} tokens each). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:distill\`.`, '',
+    `Global distillation (\`tessera distill\`: AdamW at its default peak learning rate (2e-3 × (64 / hidden)², so 2e-3 for stories260K and 5e-4 for babyllama), ${DISTILL_DEFAULTS.warmup} warm-up steps then cosine decay, batches of ${DISTILL_DEFAULTS.batch} × 128 tokens from the first 60% of ${DEFAULT_TEXT.replace(/^.*\//, '')}; KL and perplexity on 4096 tokens of its last 20%) of the children \`tessera solve\` picks at each speed-up (mip-tabu, priced by a profile measured here), from a library of closed-form fits or of candidates also trained by BLD (${BLD_TOKENS} tokens each). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:distill\`.`, '',
     '## Children before and after distillation (loss kl + cosine)', '',
     table(['model', 'budget', 'candidates', 'tokens', 'KL before → after', 'perplexity before → after (parent)', 'NLL gap closed', 'seconds'], rows.map((r) => [
       r.model, `×${r.budget}`, r.bld ? 'trained BLD' : 'closed-form', String(r.tokens), `${r.before.kl.toFixed(3)} → ${r.after.kl.toFixed(3)}`, `${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)} (${r.parentPerplexity.toFixed(2)})`, pct(r.nllGapClosed), r.seconds.toFixed(0),

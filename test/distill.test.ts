@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
@@ -10,7 +10,10 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { readModelConfig } from '../src/model/config.js';
 import { writeCheckpoint } from '../src/model/save.js';
 import type { ModelWeights } from '../src/model/weights.js';
-import { adamWState, adamWStep, learningRate } from '../src/train/optimizer.js';
+import { adamWScalars, appendAdamW, learningRate, OPTIMIZER } from '../src/train/optimizer.js';
+import { appendGradients } from '../src/onnx/autodiff.js';
+import { DataType, GraphBuilder } from '../src/onnx/graph-builder.js';
+import { float32Tensor } from '../src/onnx/runtime.js';
 import { modelDir, RUNTIME, TINYSTORIES, tempDir } from './support/fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -43,20 +46,39 @@ const options = (extra: Partial<DistillOptions> = {}): DistillOptions => ({
   checkpointEvery: 5, evalTokens: 1024, runtime: RUNTIME, ...extra,
 });
 
-describe('the optimizer', () => {
-  it('takes AdamW steps as torch.optim.AdamW does (closed form of the first two steps)', () => {
-    const p = Float32Array.of(1, -2);
-    const state = adamWState([2]);
+describe('the optimizer step in the training graph', () => {
+  /** One AdamW step with clipping on a weight whose gradient is `grad` (loss Σ w·grad). */
+  async function step(w: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, t: number, lr: number, clip: number) {
+    const g = new GraphBuilder('adamw');
+    g.input('w', DataType.FLOAT, [w.length]);
+    const loss = g.node('ReduceSum', [g.node('Mul', ['w', g.initializer('grad', grad, [grad.length])]), g.int64([0])], { keepdims: 0 });
+    appendAdamW(g, new Map([['w', { data: w, shape: [w.length] }]]), appendGradients(g, loss, ['w'], { expose: false }), clip);
+    const session = await RUNTIME.session(g);
+    const s = adamWScalars(t, lr);
+    const out = await session.run({ w: float32Tensor(w, [w.length]), [OPTIMIZER.moment('m', 'w')]: float32Tensor(m, [w.length]), [OPTIMIZER.moment('v', 'w')]: float32Tensor(v, [w.length]),
+      [OPTIMIZER.lr]: float32Tensor(Float32Array.of(s.lr), []), [OPTIMIZER.c1]: float32Tensor(Float32Array.of(s.c1), []), [OPTIMIZER.c2]: float32Tensor(Float32Array.of(s.c2), []) });
+    await session.release();
+    return { w: out[OPTIMIZER.next('w')].data as Float32Array, m: out[OPTIMIZER.nextMoment('m', 'w')].data as Float32Array, v: out[OPTIMIZER.nextMoment('v', 'w')].data as Float32Array, norm: out[OPTIMIZER.gradNorm].data[0] as number };
+  }
+
+  it('takes AdamW steps as torch.optim.AdamW does (closed form of the first two steps)', async () => {
     const lr = 0.1;
-    adamWStep([p], [Float32Array.of(0.5, 0.5)], state, lr);
+    const one = await step(Float32Array.of(1, -2), new Float32Array(2), new Float32Array(2), Float32Array.of(0.5, 0.5), 0, lr, 100);
     // Step 1: m̂ = g, v̂ = g², so the update is lr·g/(|g| + eps) after decay by (1 − lr·wd).
-    expect(p[0]).toBeCloseTo(1 * (1 - lr * 0.01) - lr * (0.5 / (0.5 + 1e-8)), 6);
-    expect(p[1]).toBeCloseTo(-2 * (1 - lr * 0.01) - lr * (0.5 / (0.5 + 1e-8)), 6);
-    const before = p[0];
-    adamWStep([p], [Float32Array.of(-0.5, 0.5)], state, lr);
+    expect(one.w[0]).toBeCloseTo(1 * (1 - lr * 0.01) - lr * (0.5 / (0.5 + 1e-8)), 6);
+    expect(one.w[1]).toBeCloseTo(-2 * (1 - lr * 0.01) - lr * (0.5 / (0.5 + 1e-8)), 6);
+    const two = await step(one.w, one.m, one.v, Float32Array.of(-0.5, 0.5), 1, lr, 100);
     const m = (0.9 * 0.05 - 0.05) / (1 - 0.9 ** 2);
     const v = (0.999 * 0.00025 + 0.00025) / (1 - 0.999 ** 2);
-    expect(p[0]).toBeCloseTo(before * (1 - lr * 0.01) - (lr * m) / (Math.sqrt(v) + 1e-8), 6);
+    expect(two.w[0]).toBeCloseTo(one.w[0] * (1 - lr * 0.01) - (lr * m) / (Math.sqrt(v) + 1e-8), 6);
+  });
+
+  it('clips the gradients to the global norm first, as clip_grad_norm_ does', async () => {
+    const r = await step(Float32Array.of(0, 0), new Float32Array(2), new Float32Array(2), Float32Array.of(3, 4), 0, 0.1, 1);
+    expect(r.norm).toBeCloseTo(5, 6);
+    // The first moment holds (1 − β₁)·g·(1 / (5 + 1e-6)).
+    expect(r.m[0]).toBeCloseTo(0.1 * 3 / (5 + 1e-6), 7);
+    expect(r.m[1]).toBeCloseTo(0.1 * 4 / (5 + 1e-6), 7);
   });
 
   it('warms up linearly and decays by a cosine to zero', () => {
@@ -117,10 +139,17 @@ describe('tessera distill', () => {
     const cli = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/tessera.js'), 'distill', ...args], { encoding: 'utf8' });
     const short = join(root, 'short.txt');
     writeFileSync(short, 'Once upon a time.\n\nThe end.\n');
+    // A child whose config.json says other layers than its weights hold.
+    const mismatched = join(root, 'mismatched');
+    cpSync(child, mismatched, { recursive: true });
+    const config = JSON.parse(readFileSync(join(mismatched, 'config.json'), 'utf8'));
+    config.block_configs[0].attention = { n_heads_in_group: 8, no_op: false, replace_with_linear: false };
+    writeFileSync(join(mismatched, 'config.json'), JSON.stringify(config));
     for (const [args, message] of [
       [[child, '--out', join(root, 'x1'), '--tokens', '0'], /option --tokens: "0" is not a positive integer/],
       [[child, '--out', join(root, 'x2'), '--parent', modelDir('babyllama-tok105-1M')], /child: is not a child of .*babyllama-tok105-1M \(hidden 64 vs 128, vocab 512 vs 105\)/],
       [[child, '--out', join(root, 'x3'), '--parent', parent.dir, '--data', short], /short\.txt: its first 60% holds 0 windows of 128 tokens, fewer than one batch of 16/],
+      [[mismatched, '--out', join(root, 'x4'), '--parent', parent.dir], /mismatched\/model\.safetensors: tensor "model\.layers\.0\.self_attn\.k_proj\.weight" has shape \[32, 64\]; expected \[8, 64\] from config\.json/],
       [[child, '--out', child, '--parent', parent.dir], /child: already exists; choose another --out or remove it/],
       [[child, '--out', join(short, 'out'), '--parent', parent.dir], /short\.txt\/out: cannot write there \(.*short\.txt is not a writable directory\)/],
     ] as const) {
@@ -129,6 +158,6 @@ describe('tessera distill', () => {
       expect(r.stderr).toMatch(message);
       expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
     }
-    for (const d of ['x1', 'x2', 'x3']) expect(existsSync(join(root, d))).toBe(false);
+    for (const d of ['x1', 'x2', 'x3', 'x4']) expect(existsSync(join(root, d))).toBe(false);
   });
 });

@@ -23,7 +23,7 @@ export async function trainSubBlock(ctx: CandidateContext, sub: SubBlock, fitted
   const tokensPerStep = batch * set.seqLen;
   const steps = Math.max(1, Math.ceil(tokens / tokensPerStep));
   const weights: SubBlockWeights = { variant: fitted.variant, tensors: Object.fromEntries(Object.entries(fitted.tensors).map(([k, t]): [string, Tensor] => [k, { data: t.data.slice(), shape: t.shape }])) };
-  const training = buildBlockTrainingGraph(ctx.config, subBlockAlone(sub, weights), sub, batch, set.seqLen);
+  const training = buildBlockTrainingGraph(ctx.config, subBlockAlone(sub, weights), sub, batch, set.seqLen, { clip: BLD_SETTINGS.clip });
   const { input, output } = set.layers[layer][sub];
   const rows = (source: Float32Array, windows: number[]) => {
     const out = new Float32Array(tokensPerStep * E);
@@ -33,6 +33,6 @@ export async function trainSubBlock(ctx: CandidateContext, sub: SubBlock, fitted
   await optimize(training, async (step) => {
     const windows = batchWindows(set.windows, batch, BLD_SETTINGS.seed, step);
     return { [HIDDEN_IN]: rows(input, windows), [BLOCK_TARGET]: rows(output, windows) };
-  }, { steps, lr: BLD_SETTINGS.lr, warmup: Math.ceil(BLD_SETTINGS.warmupShare * steps), clip: BLD_SETTINGS.clip, runtime: ctx.runtime });
+  }, { steps, lr: BLD_SETTINGS.lr, warmup: Math.ceil(BLD_SETTINGS.warmupShare * steps), runtime: ctx.runtime });
   return { weights, steps };
 }

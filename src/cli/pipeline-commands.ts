@@ -223,7 +223,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--tokens <n>', 'training tokens', positiveInt('--tokens'), 100_000)
     .requiredOption('--out <dir>', 'the distilled child\'s directory (default format: as tessera export writes)')
     .option('--loss <terms>', 'kl, cosine, lm, joined by + with optional =weight', 'kl+cosine')
-    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay)', positiveNumber('--lr'), DISTILL_DEFAULTS.lr)
+    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay; default 2e-3 × (64 / hidden)², at least 1e-4)', positiveNumber('--lr'))
     .option('--warmup <steps>', 'warm-up steps', nonNegativeInt('--warmup'), DISTILL_DEFAULTS.warmup)
     .option('--batch <n>', 'windows per step', positiveInt('--batch'), DISTILL_DEFAULTS.batch)
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), DISTILL_DEFAULTS.seqLen)
@@ -232,7 +232,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--checkpoint-every <steps>', 'steps between checkpoints (an interrupted run resumes from the latest)', positiveInt('--checkpoint-every'), DISTILL_DEFAULTS.checkpointEvery)
     .option('--eval-tokens <n>', 'unseen tokens for the before/after comparison', positiveInt('--eval-tokens'), DISTILL_DEFAULTS.evalTokens)
     .addOption(threadsOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number }) => {
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr?: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
       const r = await interruptibly((signal) => distillChild(dir, loadCheckpoint(parentDir), f.out, {
         data: f.data, tokens: f.tokens, loss: parseLoss(f.loss), lr: f.lr, warmup: f.warmup, batch: f.batch, seqLen: f.seqLen, clip: f.clip, seed: f.seed,

@@ -132,9 +132,9 @@ function keptDims(d: Grad, dy: string, sy: Shape, sx: Shape, n: GraphNode): stri
  * Reverse-mode differentiation of a graph with fixed shapes: appends the nodes that compute d(loss)/d(x) for
  * each input in `wrt` and exposes each as the output `grad.<x>`. `loss` must be a scalar. Only nodes on a path
  * from a `wrt` input to the loss are differentiated; a gradient reaching a tensor along several paths is
- * summed. Returns the gradient tensor of each input.
+ * summed. Returns the gradient tensor of each input (its output name, unless `expose` is false).
  */
-export function appendGradients(g: GraphBuilder, loss: string, wrt: readonly string[]): Map<string, string> {
+export function appendGradients(g: GraphBuilder, loss: string, wrt: readonly string[], o: { expose?: boolean } = {}): Map<string, string> {
   const forward = [...g.nodeList];
   const shapes = new StaticShapes(g);
   if (shapes.of(loss).length !== 0) throw new Error(`the loss "${loss}" must be a scalar; it has shape [${shapes.of(loss)}]`);
@@ -181,8 +181,8 @@ export function appendGradients(g: GraphBuilder, loss: string, wrt: readonly str
   const out = new Map<string, string>();
   for (const w of wrt) {
     const dw = total(w) ?? d.zeros(d.shape(w));
-    g.expose(dw, gradName(w), [...d.shape(w)]);
-    out.set(w, gradName(w));
+    if (o.expose ?? true) g.expose(dw, gradName(w), [...d.shape(w)]);
+    out.set(w, o.expose ?? true ? gradName(w) : dw);
   }
   return out;
 }

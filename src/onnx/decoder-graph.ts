@@ -185,24 +185,41 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
 function fixedSequenceContext(g: GraphBuilder, config: ModelConfig, seq: number): SequenceContext {
   const D = config.headDim;
   const window = config.slidingWindow ?? Infinity;
-  const mask = new Float32Array(seq * seq);
-  for (let q = 0; q < seq; q++) for (let k = 0; k < seq; k++) if (k > q || q - k >= window) mask[q * seq + k] = -Infinity;
+  const maskData = new Float32Array(seq * seq);
+  for (let q = 0; q < seq; q++) for (let k = 0; k < seq; k++) if (k > q || q - k >= window) maskData[q * seq + k] = -Infinity;
   const invFreq = ropeInverseFrequencies(config);
-  const cos = new Float32Array(seq * D);
-  const sin = new Float32Array(seq * D);
+  const cosData = new Float32Array(seq * D);
+  const sinData = new Float32Array(seq * D);
   for (let t = 0; t < seq; t++) {
     for (let i = 0; i < D; i++) {
       // As the dynamic graph computes them: float32 position × float32 frequency, then cos/sin in float32.
       const angle = Math.fround(t * invFreq[i % (D / 2)]);
-      cos[t * D + i] = Math.cos(angle);
-      sin[t * D + i] = Math.sin(angle);
+      cosData[t * D + i] = Math.cos(angle);
+      sinData[t * D + i] = Math.sin(angle);
     }
   }
+  // Made on first use: a graph of one FFN (local training) needs no mask and no RoPE tables.
+  const once = <T>(make: () => T): (() => T) => {
+    let value: T | undefined;
+    return () => (value ??= make());
+  };
+  const [mask, cos, sin, lastIndex] = [
+    once(() => g.initializer('attn_mask', maskData, [seq, seq])),
+    once(() => g.initializer('rope_cos', cosData, [seq, 1, D])),
+    once(() => g.initializer('rope_sin', sinData, [seq, 1, D])),
+    once(() => g.int64([seq - 1], true)),
+  ];
   return {
-    mask: g.initializer('attn_mask', mask, [seq, seq]),
-    cos: g.initializer('rope_cos', cos, [seq, 1, D]),
-    sin: g.initializer('rope_sin', sin, [seq, 1, D]),
-    lastIndex: () => g.int64([seq - 1], true),
+    get mask() {
+      return mask();
+    },
+    get cos() {
+      return cos();
+    },
+    get sin() {
+      return sin();
+    },
+    lastIndex,
     cached: false,
   };
 }

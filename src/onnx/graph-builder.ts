@@ -124,6 +124,19 @@ export class GraphBuilder {
     return outs;
   }
 
+  /**
+   * A single-output node whose output is the graph output `outputName` (no Identity in between: for large
+   * outputs, such as a training step's updated weights, a copy per step is worth avoiding).
+   */
+  nodeAsOutput(opType: string, inputs: readonly string[], outputName: string, dims: readonly Dim[], attrs: Record<string, AttrValue> = {}): string {
+    if (this.used.has(outputName)) throw new Error(`"${outputName}" is already a tensor of the graph`);
+    this.used.add(outputName);
+    this.records.push({ opType, inputs: [...inputs], outputs: [outputName], attrs });
+    this.nodes.push(onnx.NodeProto.create({ opType, input: [...inputs], output: [outputName], name: `${opType}_${outputName}`, attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) }));
+    this.output(outputName, DataType.FLOAT, dims);
+    return outputName;
+  }
+
   /** A single-output node. */
   node(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, prefix?: string): string {
     return this.nodeN(opType, inputs, 1, attrs, prefix)[0];

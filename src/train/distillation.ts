@@ -13,6 +13,8 @@ import { buildTrainingGraph, REFERENCE_HIDDEN, REFERENCE_LOGPROBS, TARGETS, type
 import { batchWindows, optimize, type TrainingOptions, type TrainingResult } from './loop.js';
 
 export interface DistillationSettings extends TrainingOptions {
+  /** Maximum global gradient norm. */
+  readonly clip: number;
   /** Windows per step, and tokens per window. */
   readonly batch: number;
   readonly seqLen: number;
@@ -40,7 +42,7 @@ function arraysOf(w: ModelWeights): Float32Array[] {
  */
 export async function distil(config: ModelConfig, student: ModelWeights, teacher: { config: ModelConfig; weights: ModelWeights }, windows: WindowSet, o: DistillationSettings): Promise<TrainingResult> {
   if (windows.count === 0) fail(`${windows.range.file}: too little text for one window of ${o.seqLen} tokens`);
-  const training = buildTrainingGraph(config, student, o.batch, o.seqLen, o.loss);
+  const training = buildTrainingGraph(config, student, o.batch, o.seqLen, o.loss, { clip: o.clip });
   const teacherArrays = new Set(arraysOf(teacher.weights));
   if ([...training.weights.values()].some((p) => teacherArrays.has(p.data))) throw new Error('the student shares weight arrays with its teacher; training it in place would change the teacher');
   const cosine = (o.loss.cosine ?? 0) > 0;

@@ -2,6 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import type { SubBlock } from '../arch/variant.js';
 import type { LayerWeights, ModelWeights } from '../model/weights.js';
 import { appendGradients } from '../onnx/autodiff.js';
+import { appendAdamW } from './optimizer.js';
 import { emitDecoder, INPUT_IDS } from '../onnx/decoder-graph.js';
 import { tapName } from '../onnx/emit.js';
 import { DataType, GraphBuilder } from '../onnx/graph-builder.js';
@@ -25,20 +26,29 @@ export const LOSS = 'loss';
 export const lossTerm = (name: string) => `loss.${name}`;
 export const BLOCK_TARGET = 'block_target';
 
-/** A training graph and what it takes: the key and tensor of every weight it returns a gradient for. */
+/** A training graph and what it takes: the key and tensor of every weight it trains. */
 export interface TrainingGraph {
   readonly graph: GraphBuilder;
   readonly weights: ReadonlyMap<string, Tensor>;
   readonly terms: readonly string[];
+  /** Whether the graph takes an optimizer step itself (AdamW after clipping to `clip`), or returns the gradients (`grad.<key>`). */
+  readonly optimizer: { readonly clip: number } | null;
+}
+
+/** The gradients of the loss, and then either the optimizer's step or the gradients as outputs. */
+function finish(g: GraphBuilder, loss: string, weights: ReadonlyMap<string, Tensor>, terms: readonly string[], optimizer: { clip: number } | null): TrainingGraph {
+  const grads = appendGradients(g, loss, [...weights.keys()], { expose: optimizer === null });
+  if (optimizer !== null) appendAdamW(g, weights, grads, optimizer.clip);
+  return { graph: g, weights, terms, optimizer };
 }
 
 /**
  * The graph of one distillation step of a model: token ids [batch, seq] and the parent's targets (its
  * log-probabilities, its residual stream after each layer, the next tokens) in; the weighted loss, each term,
- * and the gradient of every weight (`grad.<key>`) out. Written by the training writer: the same block
+ * and the gradient of every weight (`grad.<key>`) out — or, with `optimizer`, every weight after one AdamW step. Written by the training writer: the same block
  * definitions as inference, with weights as inputs and nothing folded into them.
  */
-export function buildTrainingGraph(config: ModelConfig, weights: ModelWeights, batch: number, seq: number, loss: LossWeights): TrainingGraph {
+export function buildTrainingGraph(config: ModelConfig, weights: ModelWeights, batch: number, seq: number, loss: LossWeights, optimizer: { clip: number } | null = null): TrainingGraph {
   const g = new GraphBuilder('tessera_training');
   const writer = trainingWeights();
   const L = weights.layers.length;
@@ -79,8 +89,7 @@ export function buildTrainingGraph(config: ModelConfig, weights: ModelWeights, b
   const total = weighted.length === 1 ? g.node('Identity', weighted) : g.node('Sum', weighted);
   g.expose(total, LOSS, []);
   for (const [name, t] of terms) g.expose(t, lossTerm(name), []);
-  appendGradients(g, total, [...writer.keys.keys()]);
-  return { graph: g, weights: writer.keys, terms: terms.map(([name]) => name) };
+  return finish(g, total, writer.keys, terms.map(([name]) => name), optimizer);
 }
 
 /**
@@ -88,7 +97,7 @@ export function buildTrainingGraph(config: ModelConfig, weights: ModelWeights, b
  * hidden] (`hidden_in`) to what it adds to the residual stream, against the parent block's output
  * (`block_target`); the loss is their normalised MSE, Σ(ŷ − y)² / Σy², and every weight of the sub-block gets a gradient.
  */
-export function buildBlockTrainingGraph(config: ModelConfig, layer: LayerWeights, sub: SubBlock, batch: number, seq: number): TrainingGraph {
+export function buildBlockTrainingGraph(config: ModelConfig, layer: LayerWeights, sub: SubBlock, batch: number, seq: number, optimizer: { clip: number } | null = null): TrainingGraph {
   const g = new GraphBuilder('tessera_block_training');
   const writer = trainingWeights();
   const site = `${sub}.output` as const;
@@ -100,8 +109,7 @@ export function buildBlockTrainingGraph(config: ModelConfig, layer: LayerWeights
   const nmse = g.node('Div', [error, g.node('ReduceSum', [g.node('Pow', [y, g.float(2)]), every], { keepdims: 0 })], {}, 'nmse');
   g.expose(nmse, LOSS, []);
   g.expose(nmse, lossTerm('nmse'), []);
-  appendGradients(g, nmse, [...writer.keys.keys()]);
-  return { graph: g, weights: writer.keys, terms: ['nmse'] };
+  return finish(g, nmse, writer.keys, ['nmse'], optimizer);
 }
 
 export { INPUT_IDS };

@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { basename, join } from 'node:path';
 import type ort from 'onnxruntime-node';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
-import { gradName } from '../onnx/autodiff.js';
 import { float32Tensor, type Runtime } from '../onnx/runtime.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
@@ -10,15 +9,13 @@ import { silent, type Reporter } from '../util/reporter.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { LOSS, lossTerm, type TrainingGraph } from './graph.js';
-import { adamWState, adamWStep, clipGradients, learningRate, type AdamWState } from './optimizer.js';
+import { adamWScalars, adamWState, learningRate, OPTIMIZER, type AdamWState } from './optimizer.js';
 
 export interface TrainingOptions {
   readonly steps: number;
   /** Peak learning rate, reached after `warmup` steps and decayed to zero by a cosine. */
   readonly lr: number;
   readonly warmup: number;
-  /** Maximum global gradient norm. */
-  readonly clip: number;
   /** Checkpoints every `every` steps in `dir` (the loop resumes from the latest), of a run identified by `identity`. */
   readonly checkpoint?: { readonly every: number; readonly dir: string; readonly identity: string };
   readonly runtime: Runtime;
@@ -84,7 +81,7 @@ function saveCheckpoint(dir: string, step: number, keys: readonly string[], para
 }
 
 /** Restores the latest checkpoint into `params` and `adam`; returns it, or null when there is none. */
-function loadCheckpoint(dir: string, identity: string, keys: readonly string[], params: readonly Tensor[], adam: AdamWState): Checkpoint | null {
+function loadCheckpoint(dir: string, identity: string, keys: readonly string[], params: readonly Float32Array[], adam: AdamWState): Checkpoint | null {
   const latest = join(dir, LATEST);
   if (!existsSync(latest)) return null;
   const record = JSON.parse(readFileSync(latest, 'utf8')) as Checkpoint & { directory: string };
@@ -100,7 +97,7 @@ function loadCheckpoint(dir: string, identity: string, keys: readonly string[], 
     }
   };
   keys.forEach((k, i) => {
-    read('weights.safetensors', k, params[i].data);
+    read('weights.safetensors', k, params[i]);
     read('adam.safetensors', `m.${k}`, adam.m[i]);
     read('adam.safetensors', `v.${k}`, adam.v[i]);
   });
@@ -118,20 +115,23 @@ export type StepInputs = (step: number) => Promise<Record<string, ort.Tensor>>;
  * with the same weights, bit for bit, as a run never interrupted.
  */
 export async function optimize(training: TrainingGraph, inputs: StepInputs, o: TrainingOptions): Promise<TrainingResult> {
+  if (training.optimizer === null) throw new Error('optimize() needs a training graph that takes the optimizer step');
   const reporter = o.reporter ?? silent;
   const keys = [...training.weights.keys()];
-  const params = keys.map((k) => training.weights.get(k)!);
-  const adam = adamWState(params.map((p) => p.data.length));
+  const tensors = keys.map((k) => training.weights.get(k)!);
+  // The weights being trained: the graph returns new arrays each step, which replace these.
+  const current = tensors.map((t) => t.data);
+  const adam = adamWState(current.map((p) => p.length));
   let resumed: Checkpoint | null = null;
   if (o.checkpoint !== undefined) {
     mkdirSync(o.checkpoint.dir, { recursive: true });
-    resumed = loadCheckpoint(o.checkpoint.dir, o.checkpoint.identity, keys, params, adam);
+    resumed = loadCheckpoint(o.checkpoint.dir, o.checkpoint.identity, keys, current, adam);
   }
   const losses = [...(resumed?.losses ?? [])];
   const first = resumed?.step ?? 0;
   if (first > 0) reporter.stage(`resuming from the checkpoint at step ${first} of ${o.steps} (${basename(o.checkpoint!.dir)})`);
   const checkpoint = (step: number) => {
-    if (o.checkpoint !== undefined) saveCheckpoint(o.checkpoint.dir, step, keys, params, adam, { format: 'tessera-training-checkpoint', identity: o.checkpoint.identity, step, losses });
+    if (o.checkpoint !== undefined) saveCheckpoint(o.checkpoint.dir, step, keys, current.map((data, i) => ({ data, shape: tensors[i].shape })), adam, { format: 'tessera-training-checkpoint', identity: o.checkpoint.identity, step, losses });
   };
   const session = await o.runtime.session(training.graph);
   const progress = reporter.progress(o.progressLabel ?? 'training steps');
@@ -143,11 +143,22 @@ export async function optimize(training: TrainingGraph, inputs: StepInputs, o: T
         return { status: 'interrupted', steps: step, resumedFrom: first, losses };
       }
       const feeds = await inputs(step);
-      keys.forEach((k, i) => (feeds[k] = float32Tensor(params[i].data, params[i].shape)));
+      const scalars = adamWScalars(step, learningRate(step, o.lr, o.warmup, o.steps));
+      feeds[OPTIMIZER.lr] = float32Tensor(Float32Array.of(scalars.lr), []);
+      feeds[OPTIMIZER.c1] = float32Tensor(Float32Array.of(scalars.c1), []);
+      feeds[OPTIMIZER.c2] = float32Tensor(Float32Array.of(scalars.c2), []);
+      keys.forEach((k, i) => {
+        feeds[k] = float32Tensor(current[i], tensors[i].shape);
+        feeds[OPTIMIZER.moment('m', k)] = float32Tensor(adam.m[i], tensors[i].shape);
+        feeds[OPTIMIZER.moment('v', k)] = float32Tensor(adam.v[i], tensors[i].shape);
+      });
       const out = await session.run(feeds);
-      const grads = keys.map((k) => out[gradName(k)].data as Float32Array);
-      clipGradients(grads, o.clip);
-      adamWStep(params.map((p) => p.data), grads, adam, learningRate(step, o.lr, o.warmup, o.steps));
+      keys.forEach((k, i) => {
+        current[i] = out[OPTIMIZER.next(k)].data as Float32Array;
+        adam.m[i] = out[OPTIMIZER.nextMoment('m', k)].data as Float32Array;
+        adam.v[i] = out[OPTIMIZER.nextMoment('v', k)].data as Float32Array;
+      });
+      adam.step = step + 1;
       losses.push({ step, loss: out[LOSS].data[0] as number, terms: Object.fromEntries(training.terms.map((t) => [t, out[lossTerm(t)].data[0] as number])) });
       progress(step + 1, o.steps);
       if (o.checkpoint !== undefined && (step + 1) % o.checkpoint.every === 0 && step + 1 < o.steps) checkpoint(step + 1);
@@ -155,5 +166,7 @@ export async function optimize(training: TrainingGraph, inputs: StepInputs, o: T
   } finally {
     await session.release();
   }
+  // The trained values back into the weights the caller holds.
+  tensors.forEach((t, i) => t.data.set(current[i]));
   return { status: 'complete', steps: step, resumedFrom: first, losses };
 }

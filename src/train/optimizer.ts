@@ -1,6 +1,11 @@
+import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { DataType } from '../onnx/graph-builder.js';
+import type { Tensor } from '../util/tensor.js';
+
 /**
- * AdamW (Loshchilov & Hutter), as torch.optim.AdamW computes it: decoupled weight decay, bias-corrected
- * moments. Pure arithmetic over float32 arrays in place; the moments are state a checkpoint must keep.
+ * AdamW (Loshchilov & Hutter) as torch.optim.AdamW computes it — decoupled weight decay, bias-corrected
+ * moments — after clipping the gradients to a global L2 norm, as torch.nn.utils.clip_grad_norm_ does. The
+ * step runs inside the training graph, so every weight is updated by onnxruntime's vectorised kernels.
  */
 export interface AdamWSettings {
   readonly beta1: number;
@@ -11,8 +16,21 @@ export interface AdamWSettings {
 
 export const ADAMW_DEFAULTS: AdamWSettings = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
 
+/** Names of the optimizer's inputs and outputs in a training graph. */
+export const OPTIMIZER = {
+  lr: 'optimizer.lr',
+  /** 1 − β₁ᵗ and 1 − β₂ᵗ of the step being taken (bias corrections). */
+  c1: 'optimizer.c1',
+  c2: 'optimizer.c2',
+  /** The global gradient norm before clipping. */
+  gradNorm: 'grad_norm',
+  moment: (which: 'm' | 'v', key: string) => `${which}.${key}`,
+  next: (key: string) => `next.${key}`,
+  nextMoment: (which: 'm' | 'v', key: string) => `next.${which}.${key}`,
+} as const;
+
+/** What the optimizer carries between steps: the moments of every weight, and how many steps were taken. */
 export interface AdamWState {
-  /** Updates taken so far. */
   step: number;
   readonly m: Float32Array[];
   readonly v: Float32Array[];
@@ -22,34 +40,36 @@ export function adamWState(sizes: readonly number[]): AdamWState {
   return { step: 0, m: sizes.map((n) => new Float32Array(n)), v: sizes.map((n) => new Float32Array(n)) };
 }
 
-/** One AdamW update of every parameter with its gradient at learning rate `lr`. */
-export function adamWStep(params: readonly Float32Array[], grads: readonly Float32Array[], state: AdamWState, lr: number, s: AdamWSettings = ADAMW_DEFAULTS): void {
-  state.step++;
-  const c1 = 1 - s.beta1 ** state.step;
-  const c2 = 1 - s.beta2 ** state.step;
-  const decay = 1 - lr * s.weightDecay;
-  params.forEach((p, k) => {
-    const g = grads[k];
-    const m = state.m[k];
-    const v = state.v[k];
-    for (let i = 0; i < p.length; i++) {
-      m[i] = s.beta1 * m[i] + (1 - s.beta1) * g[i];
-      v[i] = s.beta2 * v[i] + (1 - s.beta2) * g[i] * g[i];
-      p[i] = p[i] * decay - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + s.eps);
-    }
-  });
+/** The scalars of update number `step` (0-based) at learning rate `lr`. */
+export function adamWScalars(step: number, lr: number, s: AdamWSettings = ADAMW_DEFAULTS): { lr: number; c1: number; c2: number } {
+  return { lr, c1: 1 - s.beta1 ** (step + 1), c2: 1 - s.beta2 ** (step + 1) };
 }
 
-/** Scales gradients in place so their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
-export function clipGradients(grads: readonly Float32Array[], maxNorm: number): number {
-  let sq = 0;
-  for (const g of grads) for (let i = 0; i < g.length; i++) sq += g[i] * g[i];
-  const total = Math.sqrt(sq);
-  if (total > maxNorm) {
-    const f = maxNorm / (total + 1e-6);
-    for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= f;
+/**
+ * Appends one optimizer step to a training graph: the gradients of `weights` clipped to global norm `clip`,
+ * then AdamW; the updated weights and moments are outputs (`next.<key>`, `next.m.<key>`, `next.v.<key>`).
+ */
+export function appendAdamW(g: GraphBuilder, weights: ReadonlyMap<string, Tensor>, grads: ReadonlyMap<string, string>, clip: number, s: AdamWSettings = ADAMW_DEFAULTS): void {
+  const keys = [...weights.keys()];
+  const [lr, c1, c2] = [OPTIMIZER.lr, OPTIMIZER.c1, OPTIMIZER.c2].map((name) => g.input(name, DataType.FLOAT, []));
+  const squares = keys.map((k) => g.node('ReduceSumSquare', [grads.get(k)!], { keepdims: 0 }));
+  const norm = g.node('Sqrt', [squares.length === 1 ? squares[0] : g.node('Sum', squares)], {}, 'grad_norm_raw');
+  g.expose(norm, OPTIMIZER.gradNorm, []);
+  const factor = g.node('Min', [g.float(1), g.node('Div', [g.float(clip), g.node('Add', [norm, g.float(1e-6)])])], {}, 'clip_factor');
+  const decay = g.node('Sub', [g.float(1), g.node('Mul', [lr, g.float(s.weightDecay)])], {}, 'decay');
+  // Scalars shared by every weight: the step size lr / (1 − β₁ᵗ), and 1 / (1 − β₂ᵗ).
+  const stepSize = g.node('Div', [lr, c1], {}, 'step_size');
+  const vScale = g.node('Div', [g.float(1), c2], {}, 'v_scale');
+  for (const k of keys) {
+    const shape = [...weights.get(k)!.shape];
+    const [m, v] = (['m', 'v'] as const).map((which) => g.input(OPTIMIZER.moment(which, k), DataType.FLOAT, shape));
+    const grad = g.node('Mul', [grads.get(k)!, factor]);
+    // m + (1 − β₁)(g − m) and v + (1 − β₂)(g² − v): the moments' running means, in fewer passes.
+    const m2 = g.nodeAsOutput('Add', [m, g.node('Mul', [g.node('Sub', [grad, m]), g.float(1 - s.beta1)])], OPTIMIZER.nextMoment('m', k), shape);
+    const v2 = g.nodeAsOutput('Add', [v, g.node('Mul', [g.node('Sub', [g.node('Mul', [grad, grad]), v]), g.float(1 - s.beta2)])], OPTIMIZER.nextMoment('v', k), shape);
+    const step = g.node('Div', [g.node('Mul', [m2, stepSize]), g.node('Add', [g.node('Sqrt', [g.node('Mul', [v2, vScale])]), g.float(s.eps)])]);
+    g.nodeAsOutput('Sub', [g.node('Mul', [k, decay]), step], OPTIMIZER.next(k), shape);
   }
-  return total;
 }
 
 /** Linear warm-up to `peak` over `warmup` steps, then cosine decay to zero at `total` steps (transformers' schedule). */
