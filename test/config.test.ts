@@ -17,9 +17,18 @@ describe('config.json', () => {
     expect(c.slidingWindow).toBe(4096);
   });
 
+  it('reads Qwen2\'s q/k/v biases and Qwen3\'s per-head q/k norms with its own head_dim, and refuses Qwen\'s per-layer sliding window', () => {
+    expect(parse({ architectures: ['Qwen2ForCausalLM'] })).toMatchObject({ qkvBias: true, qkNorm: false, slidingWindow: null });
+    expect(parse({ architectures: ['Qwen3ForCausalLM'], head_dim: 16 })).toMatchObject({ qkvBias: false, qkNorm: true, headDim: 16 });
+    expect(parse({})).toMatchObject({ qkvBias: false, qkNorm: false });
+    expect(() => parse({ architectures: ['Qwen2ForCausalLM'], use_sliding_window: true, sliding_window: 4096 })).toThrow(
+      /m\/config\.json: field "use_sliding_window" is true; expected false \(sliding-window attention in some layers only is not supported\)/,
+    );
+  });
+
   it('names an unsupported architecture', () => {
     expect(() => parse({ architectures: ['GPT2LMHeadModel'] })).toThrow(
-      /m\/config\.json: field "architectures" is \["GPT2LMHeadModel"\]; expected one of LlamaForCausalLM, MistralForCausalLM, DeciLMForCausalLM/,
+      /m\/config\.json: field "architectures" is \["GPT2LMHeadModel"\]; expected one of LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, DeciLMForCausalLM/,
     );
   });
 

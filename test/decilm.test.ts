@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
-import { ffnMultToIntermediate, fromDeciBlockConfigs, intermediateToFfnMult, toDeciBlockConfigs } from '../src/arch/decilm.js';
+import { deciSlidingWindow, ffnMultToIntermediate, fromDeciBlockConfigs, intermediateToFfnMult, toDeciBlockConfigs } from '../src/arch/decilm.js';
 import type { Architecture } from '../src/arch/variant.js';
 import { configOf } from './support/fixtures.js';
 
@@ -47,8 +47,19 @@ describe('DeciLM block_configs', () => {
     expect(() => fromDeciBlockConfigs('c.json', config, [ok, { attention: { n_heads_in_group: 3 }, ffn: { ffn_mult: 2 } }])).toThrow(
       /c\.json: field "block_configs\[1\]\.attention\.n_heads_in_group" is 3; expected a divisor of num_attention_heads \(8\)/,
     );
-    expect(() => fromDeciBlockConfigs('c.json', config, [ok, { attention: { n_heads_in_group: 2, window_length: 128 }, ffn: { ffn_mult: 2 } }])).toThrow(
-      /block_configs\[1\]\.attention\.window_length" is 128; Tessera supports only null\/false here/,
+    expect(() => fromDeciBlockConfigs('c.json', config, [ok, { attention: { n_heads_in_group: 2, num_sink_tokens: 4 }, ffn: { ffn_mult: 2 } }])).toThrow(
+      /block_configs\[1\]\.attention\.num_sink_tokens" is 4; Tessera supports only null\/false here/,
     );
+  });
+
+  it('reads one sliding window from the attention layers\' window_length, and refuses layers that disagree', () => {
+    const windowed = (w: unknown) => ({ attention: { n_heads_in_group: 2, window_length: w }, ffn: { ffn_mult: 2 } });
+    const noop = { attention: { no_op: true }, ffn: { ffn_mult: 2 } };
+    expect(deciSlidingWindow('c.json', [windowed(128), noop, windowed(128)])).toBe(128);
+    expect(deciSlidingWindow('c.json', [windowed(null), noop])).toBeNull();
+    expect(() => deciSlidingWindow('c.json', [windowed(128), windowed(null)])).toThrow(
+      /c\.json: field "block_configs\[1\]\.attention\.window_length" is null but block_configs\[0\] has 128; Tessera supports one sliding window for all layers/,
+    );
+    expect(() => deciSlidingWindow('c.json', [windowed(-3)])).toThrow(/block_configs\[0\]\.attention\.window_length" is -3; expected a positive integer or null/);
   });
 });

@@ -100,14 +100,15 @@ function finiteDifferences(config: ModelConfig, weights: ModelWeights, data: Flo
 const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
 
 describe('training graphs: every weight\'s gradient against finite differences of the float64 reference forward', () => {
-  for (const [name, tied, loss] of [
+  for (const [name, tied, loss, features] of [
     ['KL on logits', false, { kl: 1 }],
     ['LM loss', true, { lm: 1 }],
     ['cosine on hidden states', false, { cosine: 1 }],
     ['KL + cosine, tied embeddings', true, { kl: 1, cosine: 0.5 }],
-  ] as const) {
+    ['KL, with q/k/v biases and per-head q/k norms (Qwen2, Qwen3)', true, { kl: 1 }, { qkvBias: true, qkNorm: true }],
+  ] as [string, boolean, LossWeights, Partial<ModelConfig>?][]) {
     it(`${name}: relative error ≤ 1e-3 on each tensor`, async () => {
-      const config = configOf({ hidden: 12, layers: everyKind.length, heads: 4, kvHeads: 4, headDim: 2, intermediate: 12, vocab: 19, tied });
+      const config = { ...configOf({ hidden: 12, layers: everyKind.length, heads: 4, kvHeads: 4, headDim: 2, intermediate: 12, vocab: 19, tied }), ...features };
       const weights = randomWeights(config, everyKind, new Rng(21));
       const t = targetsFor(config, new Rng(22));
       const training = buildTrainingGraph(config, weights, B, T, loss);

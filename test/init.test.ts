@@ -24,7 +24,7 @@ describe('candidate initialisation', () => {
   });
 
   it('builds the linear attention W_O·W_V with query heads paired to their K/V head', () => {
-    const W = linearAttentionInit(config, attnWeights);
+    const W = linearAttentionInit(config, attnWeights).weight;
     // Query heads 0,1 read K/V head 0; heads 2,3 read K/V head 1 (head dim 2, hidden 6).
     const E = 6;
     for (let o = 0; o < E; o++) for (let i = 0; i < E; i++) {

@@ -31,6 +31,10 @@ export interface ModelConfig {
   readonly tieEmbeddings: boolean;
   /** Mistral's sliding-window attention span in tokens; null for full causal attention. */
   readonly slidingWindow: number | null;
+  /** Q, K and V projections carry biases (Qwen2); the output projection does not. */
+  readonly qkvBias: boolean;
+  /** Queries and keys are RMS-normalised per head over the head dimension before RoPE (Qwen3). */
+  readonly qkNorm: boolean;
   readonly bosTokenId: number | null;
   readonly eosTokenIds: readonly number[];
 }

@@ -29,7 +29,7 @@ export function toDeciBlockConfigs(config: ModelConfig, arch: Architecture): Dec
 
 /** Fields of the DeciLM format that Tessera cannot compute, per sub-block. */
 const UNSUPPORTED: Record<SubBlock, readonly string[]> = {
-  attention: ['sparsify', 'window_length', 'num_sink_tokens', 'unshifted_sink'],
+  attention: ['sparsify', 'num_sink_tokens', 'unshifted_sink'],
   ffn: ['sparsify', 'moe'],
 };
 
@@ -49,6 +49,29 @@ export function fromDeciBlockConfigs(file: string, config: ModelConfig, blockCon
     };
     return { attention: parse('attention'), ffn: parse('ffn') };
   });
+}
+
+/**
+ * The sliding window of a DeciLM config: `window_length` of its attention layers (null: full attention).
+ * Tessera computes one window for every layer, so layers that disagree are refused.
+ */
+export function deciSlidingWindow(file: string, blockConfigs: unknown): number | null {
+  if (!Array.isArray(blockConfigs)) return null;
+  const windows = new Map<number | null, number>();
+  blockConfigs.forEach((entry, i) => {
+    const attention = (entry as { attention?: Record<string, unknown> } | null)?.attention;
+    if (typeof attention !== 'object' || attention === null || attention.no_op === true || attention.replace_with_linear === true) return;
+    const w = attention.window_length ?? null;
+    if (w !== null && (typeof w !== 'number' || !Number.isInteger(w) || w < 1)) {
+      fail(`${file}: field "block_configs[${i}].attention.window_length" is ${JSON.stringify(w)}; expected a positive integer or null`);
+    }
+    if (!windows.has(w as number | null)) windows.set(w as number | null, i);
+  });
+  if (windows.size > 1) {
+    const [[a, i], [b, j]] = [...windows];
+    fail(`${file}: field "block_configs[${j}].attention.window_length" is ${JSON.stringify(b)} but block_configs[${i}] has ${JSON.stringify(a)}; Tessera supports one sliding window for all layers`);
+  }
+  return windows.size === 1 ? [...windows.keys()][0] : null;
 }
 
 function parseSubBlock<S extends SubBlock>(sub: S, obj: Record<string, unknown>, config: ModelConfig, where: (f: string) => string): VariantOf[S] {

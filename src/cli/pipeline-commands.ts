@@ -5,7 +5,7 @@ import { score, type ScoreResult } from '../bld/score.js';
 import { checkpointDirOf, DISTILL_DEFAULTS, distillChild, distillSolution, parseLoss } from '../distill/distill.js';
 import type { DistillationRecord } from '../export/provenance.js';
 import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
-import { exportSolution } from '../export/export.js';
+import { deciCaveats, exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
 import { profileRun } from '../hardware/profile.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
@@ -191,6 +191,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       print(child.reused
         ? `${child.dir} already holds this solution's child`
         : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);
+      for (const caveat of deciCaveats(Run.open(spec.run).config)) print(`note: ${caveat}`);
     });
 
   p.command('evaluate')

@@ -5,6 +5,7 @@ import { fromDeciBlockConfigs, toDeciBlockConfigs } from '../arch/decilm.js';
 import type { Architecture } from '../arch/variant.js';
 import type { BlockLibrary } from '../bld/library.js';
 import type { Checkpoint } from '../model/checkpoint.js';
+import { TESSERA_FEATURES } from '../model/families/decilm.js';
 import { readModelConfig } from '../model/config.js';
 import type { Run } from '../run/run.js';
 import { readSpec } from '../run/spec.js';
@@ -33,7 +34,17 @@ export function deciConfigJson(parentRaw: Record<string, unknown>, config: Model
     intermediate_size: null,
     block_configs: toDeciBlockConfigs(config, arch),
     torch_dtype: 'float32',
+    ...(config.qkvBias ? { [TESSERA_FEATURES.qkvBias]: true } : {}),
+    ...(config.qkNorm ? { [TESSERA_FEATURES.qkNorm]: true } : {}),
   };
+}
+
+/** What a DeciLM config.json cannot say about a child of this parent: the runtimes reading it would compute another model. */
+export function deciCaveats(config: ModelConfig): string[] {
+  return [
+    ...(config.qkvBias ? ['q/k/v biases (Qwen2): DeciLM\'s modeling code and the runtimes that read block_configs add none; Tessera reads them back, and model.onnx computes them'] : []),
+    ...(config.qkNorm ? ['per-head q/k norms (Qwen3): DeciLM\'s modeling code and the runtimes that read block_configs apply none; Tessera reads them back, and model.onnx computes them'] : []),
+  ];
 }
 
 /**

@@ -113,6 +113,7 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
         tap,
         stored: (role, t, name) => writer.stored(g, key(role), t, name),
         transposed: (parts, name) => writer.transposed(g, parts.map((p) => ({ key: key(p.role), tensor: p.tensor, scale: p.scale })), name),
+        concatenated: (parts, name) => writer.concatenated(g, parts.map((p) => ({ key: key(p.role), tensor: p.tensor, scale: p.scale, repeat: p.repeat })), name),
       };
       const out = kindOf(sub, w.variant).emit(ctx, w, x);
       if (out !== null) {

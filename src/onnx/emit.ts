@@ -2,7 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import type { SubBlock } from '../arch/variant.js';
 import type { Tensor } from '../util/tensor.js';
 import type { Dim, GraphBuilder } from './graph-builder.js';
-import type { LinearPart } from './weight-writer.js';
+import type { LinearPart, VectorPart } from './weight-writer.js';
 
 /**
  * What a variant kind emits its sub-block with: the graph, the model, the layer, the per-sequence tensors
@@ -22,6 +22,8 @@ export interface EmitContext {
   stored(role: string, t: Tensor, name: string): string;
   /** Weights [out, in] of this sub-block used as one [in, Σout] matrix (transposed, each scaled, side by side): one fused MatMul's right side. */
   transposed(parts: readonly (Omit<LinearPart, 'key'> & { readonly role: string })[], name: string): string;
+  /** Vector weights of this sub-block (biases, per-head norms) as one vector: each scaled and repeated, end to end. */
+  concatenated(parts: readonly (Omit<VectorPart, 'key'> & { readonly role: string })[], name: string): string;
 }
 
 /** Per-sequence tensors every attention layer shares: the causal mask and RoPE's cos/sin tables. */

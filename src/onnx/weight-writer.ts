@@ -9,6 +9,21 @@ export interface LinearPart {
   readonly scale?: number;
 }
 
+/** A vector weight in a concatenation: scaled by `scale`, repeated `repeat` times (a per-head norm shared by heads). */
+export interface VectorPart {
+  readonly key: string;
+  readonly tensor: Tensor;
+  readonly scale?: number;
+  readonly repeat?: number;
+}
+
+/** The values of vector parts, concatenated as one 1-D array (what the inference writer bakes in). */
+export function concatenateParts(parts: readonly Omit<VectorPart, 'key'>[]): Float32Array {
+  const out: number[] = [];
+  for (const p of parts) for (let r = 0; r < (p.repeat ?? 1); r++) for (const v of p.tensor.data) out.push(v * (p.scale ?? 1));
+  return Float32Array.from(out);
+}
+
 /**
  * How weights enter a graph: the one place the inference and training writers differ in what a block means.
  * Keys name each weight (`<layer>.<sub-block>.<role>`, `embed`, `final_norm`, `lm_head`).
@@ -18,6 +33,8 @@ export interface WeightWriter {
   stored(g: GraphBuilder, key: string, t: Tensor, name: string): string;
   /** Weights [out, in] used as one [in, Σout] matrix: each transposed and scaled, side by side. */
   transposed(g: GraphBuilder, parts: readonly LinearPart[], name: string): string;
+  /** Vector weights (biases, per-head norms) used as one 1-D vector: each scaled and repeated, end to end. */
+  concatenated(g: GraphBuilder, parts: readonly VectorPart[], name: string): string;
 }
 
 /**
@@ -30,6 +47,10 @@ export const inferenceWeights: WeightWriter = {
     const inDim = parts[0].tensor.shape[1];
     const outDim = parts.reduce((s, p) => s + p.tensor.shape[0], 0);
     return g.initializer(name, transposeConcat(parts.map((p) => p.tensor), parts.map((p) => p.scale ?? 1)), [inDim, outDim]);
+  },
+  concatenated: (g, parts, name) => {
+    const values = concatenateParts(parts);
+    return g.initializer(name, values, [values.length]);
   },
 };
 
@@ -56,6 +77,16 @@ export function trainingWeights(): WeightWriter & { readonly keys: ReadonlyMap<s
         return p.scale === undefined || p.scale === 1 ? t : g.node('Mul', [t, g.float(p.scale)], {}, `${name}_${k}_scaled`);
       });
       return columns.length === 1 ? columns[0] : g.node('Concat', columns, { axis: 1 }, name);
+    },
+    concatenated: (g, parts, name) => {
+      const pieces = parts.map((p, k) => {
+        let v = input(g, p.key, p.tensor);
+        if (p.scale !== undefined && p.scale !== 1) v = g.node('Mul', [v, g.float(p.scale)], {}, `${name}_${k}_scaled`);
+        const n = p.tensor.shape[0];
+        const repeat = p.repeat ?? 1;
+        return repeat === 1 ? v : g.node('Reshape', [g.node('Expand', [g.node('Unsqueeze', [v, g.int64([0])]), g.int64([repeat, n])]), g.int64([repeat * n])], {}, `${name}_${k}_repeated`);
+      });
+      return pieces.length === 1 ? pieces[0] : g.node('Concat', pieces, { axis: 0 }, name);
     },
   };
 }

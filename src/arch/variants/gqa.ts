@@ -2,10 +2,10 @@ import { fitLinear, matrix } from '../../bld/fit.js';
 import { withTensors } from '../../bld/derive.js';
 import { elementBytes, matmulKernel, rmsNormKernel } from '../../hardware/kernels.js';
 import type { SubBlockWeights } from '../../model/weights.js';
-import { normOf, pastKeyName, pastValueName, presentKeyName, presentValueName, rope } from '../../onnx/emit.js';
+import { normOf, pastKeyName, pastValueName, presentKeyName, presentValueName, rmsNorm, rope } from '../../onnx/emit.js';
 import { applyRope, matVec, rmsNorm as rmsNormRow } from '../../reference/math.js';
 import { fail } from '../../util/errors.js';
-import { rows, type Tensor } from '../../util/tensor.js';
+import type { Tensor } from '../../util/tensor.js';
 import type { ModelConfig } from '../config.js';
 import { ropeInverseFrequencies } from '../rope.js';
 import type { AttentionVariant } from '../variant.js';
@@ -26,11 +26,7 @@ export const gqa: VariantKind<Gqa> = {
   describe: (v) => `GQA ${v.kvHeads} KV heads`,
   problems: (config, v) =>
     !Number.isInteger(v.kvHeads) || v.kvHeads < 1 || config.numHeads % v.kvHeads !== 0 ? [`${v.kvHeads} KV heads does not divide the ${config.numHeads} query heads`] : [],
-  params: (config, v) => {
-    const E = config.hiddenSize;
-    const D = config.headDim;
-    return E * config.numHeads * D * 2 + E * v.kvHeads * D * 2 + E;
-  },
+  params: (config, v) => gqa.tensors(config, v).reduce((s, t) => s + t.shape.reduce((p, d) => p * d, 1), 0),
   cachedKvHeads: (_config, v) => v.kvHeads,
 
   /** Projections, plus scores and their weighted sum over the full seq × seq square (the mask zeroes half of it after the fact). */
@@ -74,10 +70,29 @@ export const gqa: VariantKind<Gqa> = {
       { role: 'k', name: 'self_attn.k_proj.weight', shape: [v.kvHeads * D, E] },
       { role: 'v', name: 'self_attn.v_proj.weight', shape: [v.kvHeads * D, E] },
       { role: 'o', name: 'self_attn.o_proj.weight', shape: [E, config.numHeads * D] },
+      ...(config.qkvBias
+        ? [
+            { role: 'q_bias', name: 'self_attn.q_proj.bias', shape: [config.numHeads * D] },
+            { role: 'k_bias', name: 'self_attn.k_proj.bias', shape: [v.kvHeads * D] },
+            { role: 'v_bias', name: 'self_attn.v_proj.bias', shape: [v.kvHeads * D] },
+          ]
+        : []),
+      ...(config.qkNorm
+        ? [
+            { role: 'q_norm', name: 'self_attn.q_norm.weight', shape: [D] },
+            { role: 'k_norm', name: 'self_attn.k_norm.weight', shape: [D] },
+          ]
+        : []),
     ];
   },
 
-  toDeci: (config, v) => ({ n_heads_in_group: config.numHeads / v.kvHeads, no_op: false, replace_with_linear: false }),
+  // DeciLM says a sliding window per layer (window_length); Tessera's families have one for every layer.
+  toDeci: (config, v) => ({
+    n_heads_in_group: config.numHeads / v.kvHeads,
+    no_op: false,
+    replace_with_linear: false,
+    ...(config.slidingWindow !== null ? { window_length: config.slidingWindow } : {}),
+  }),
   fromDeci: (entry, config, where) => {
     if (entry.no_op === true || entry.replace_with_linear === true) return null;
     const g = entry.n_heads_in_group;
@@ -118,11 +133,24 @@ export const gqa: VariantKind<Gqa> = {
     const D = config.headDim;
     const K = w.variant.kvHeads;
     const group = H / K;
-    // Softmax's 1/sqrt(D) scales W_q: RoPE is linear, so scaling before or after it is the same.
-    const qkvT = ctx.transposed([{ role: 'q', tensor: t.q, scale: 1 / Math.sqrt(D) }, { role: 'k', tensor: t.k }, { role: 'v', tensor: t.v }], `${p}_qkv_t`);
-    const qkv = g.node('MatMul', [n, qkvT], {}, `${p}_qkv`);
+    // Softmax's 1/sqrt(D) scales the queries: RoPE is linear, so scaling before or after it is the same. It goes
+    // into W_q (and its bias) — or, where queries are normalised per head, into the norm's weight.
+    const scale = 1 / Math.sqrt(D);
+    const projectionScale = config.qkNorm ? 1 : scale;
+    const qkvT = ctx.transposed([{ role: 'q', tensor: t.q, scale: projectionScale }, { role: 'k', tensor: t.k }, { role: 'v', tensor: t.v }], `${p}_qkv_t`);
+    let qkv = g.node('MatMul', [n, qkvT], {}, `${p}_qkv`);
+    if (config.qkvBias) {
+      const bias = ctx.concatenated([{ role: 'q_bias', tensor: t.q_bias, scale: projectionScale }, { role: 'k_bias', tensor: t.k_bias }, { role: 'v_bias', tensor: t.v_bias }], `${p}_qkv_bias`);
+      qkv = g.node('Add', [qkv, bias], {}, `${p}_qkv_biased`);
+    }
     const [qk, v] = g.nodeN('Split', [qkv, g.int64([(H + K) * D, K * D])], 2, { axis: -1 }, `${p}_qk_v`);
-    const qkHeads = rope(g, g.node('Reshape', [qk, g.int64([0, 0, H + K, D])], {}, `${p}_qk_heads`), seq, D / 2, `${p}_qk`);
+    let qkHeads = g.node('Reshape', [qk, g.int64([0, 0, H + K, D])], {}, `${p}_qk_heads`);
+    if (config.qkNorm) {
+      // One RMSNorm over the head dimension for all H + K heads, each with its own weight row (q_norm for queries, k_norm for keys).
+      const weights = () => g.node('Reshape', [ctx.concatenated([{ role: 'q_norm', tensor: t.q_norm, scale, repeat: H }, { role: 'k_norm', tensor: t.k_norm, repeat: K }], `${p}_qk_norm_w`), g.int64([H + K, D])]);
+      qkHeads = rmsNorm(g, qkHeads, weights, config.rmsNormEps, `${p}_qk_norm`);
+    }
+    qkHeads = rope(g, qkHeads, seq, D / 2, `${p}_qk`);
     const [q, k] = g.nodeN('Split', [qkHeads, g.int64([H, K])], 2, { axis: 2 }, `${p}_q_k`);
     // K/V as [B, K, S, D] (the cache layout), extended by the past when decoding incrementally.
     let keys = g.node('Transpose', [k], { perm: [0, 2, 1, 3] }, `${p}_k_bktd`);
@@ -152,10 +180,18 @@ export const gqa: VariantKind<Gqa> = {
     const D = config.headDim;
     const K = w.variant.kvHeads;
     const invFreq = ropeInverseFrequencies(config);
-    const head = (v: Float64Array, h: number) => v.slice(h * D, (h + 1) * D);
-    const q = normed.map((row, pos) => Array.from({ length: H }, (_, h) => applyRope(head(matVec(t.q, row), h), pos, invFreq)));
-    const k = normed.map((row, pos) => Array.from({ length: K }, (_, h) => applyRope(head(matVec(t.k, row), h), pos, invFreq)));
-    const v = normed.map((row) => Array.from({ length: K }, (_, h) => head(matVec(t.v, row), h)));
+    // Each projection (plus its bias, where the family has one), cut into heads (each normalised, where it has q/k norms).
+    const heads = (w: Tensor, bias: Tensor | undefined, norm: Tensor | undefined, count: number, row: Float64Array) => {
+      const y = matVec(w, row);
+      if (bias !== undefined) y.forEach((_, i) => (y[i] += bias.data[i]));
+      return Array.from({ length: count }, (_, h) => {
+        const part = y.slice(h * D, (h + 1) * D);
+        return norm === undefined ? part : rmsNormRow(part, norm, config.rmsNormEps);
+      });
+    };
+    const q = normed.map((row, pos) => heads(t.q, t.q_bias, t.q_norm, H, row).map((h) => applyRope(h, pos, invFreq)));
+    const k = normed.map((row, pos) => heads(t.k, t.k_bias, t.k_norm, K, row).map((h) => applyRope(h, pos, invFreq)));
+    const v = normed.map((row) => heads(t.v, t.v_bias, undefined, K, row));
     const window = config.slidingWindow ?? Infinity;
     return x.map((_, pos) => {
       const merged = new Float64Array(H * D);
@@ -205,16 +241,19 @@ export function meanPoolKvHeads(config: ModelConfig, w: SubBlockWeights<Gqa>, kv
   const parentKv = w.variant.kvHeads;
   if (parentKv % kvHeads !== 0) throw new Error(`cannot pool ${parentKv} KV heads into ${kvHeads}`);
   const group = parentKv / kvHeads;
-  const E = w.tensors.k.shape[1];
+  // A head is D rows of a projection, or D entries of its bias: either way D·width consecutive values.
   const pool = (t: Tensor): Tensor => {
-    const out = new Float32Array(kvHeads * D * E);
+    const width = t.shape.length === 2 ? t.shape[1] : 1;
+    const size = D * width;
+    const out = new Float32Array(kvHeads * size);
     for (let h = 0; h < kvHeads; h++) {
       for (let g = 0; g < group; g++) {
-        const src = rows(t, (h * group + g) * D, (h * group + g + 1) * D);
-        for (let k = 0; k < D * E; k++) out[h * D * E + k] += src[k] / group;
+        const src = t.data.subarray((h * group + g) * size, (h * group + g + 1) * size);
+        for (let k = 0; k < size; k++) out[h * size + k] += src[k] / group;
       }
     }
-    return { data: out, shape: [kvHeads * D, E] };
+    return { data: out, shape: t.shape.length === 2 ? [kvHeads * D, width] : [kvHeads * D] };
   };
-  return { variant: { kind: 'gqa', kvHeads }, tensors: { ...w.tensors, k: pool(w.tensors.k), v: pool(w.tensors.v) } };
+  const pooled = ['k', 'v', 'k_bias', 'v_bias'].filter((role) => w.tensors[role] !== undefined);
+  return { variant: { kind: 'gqa', kvHeads }, tensors: { ...w.tensors, ...Object.fromEntries(pooled.map((role) => [role, pool(w.tensors[role])])) } };
 }

@@ -34,6 +34,11 @@ export interface ModelFamily {
   readonly tensorNames: TensorNames;
 }
 
+/** Qwen's sliding window applies to some layers only (from max_window_layers on); Tessera computes full attention everywhere. */
+export function refuseLayerwiseWindow(f: FieldReader): void {
+  if (f.boolean('use_sliding_window', false)) f.problem('use_sliding_window', 'false (sliding-window attention in some layers only is not supported)');
+}
+
 /**
  * The fields every Llama-shaped decoder shares (RMSNorm, RoPE, GQA, SwiGLU), with the family's own choices
  * given: a sliding window, and whether the global K/V heads and FFN width may be absent (DeciLM's nulls).
@@ -41,9 +46,10 @@ export interface ModelFamily {
 export function readLlamaCore(
   f: FieldReader,
   sourceArchitecture: string,
-  o: { slidingWindow: number | null; optionalSizes?: boolean },
+  o: { slidingWindow: number | null; optionalSizes?: boolean; qkvBias?: boolean; qkNorm?: boolean },
 ): ModelConfig {
-  if (f.boolean('attention_bias', false)) f.problem('attention_bias', 'false (attention biases are not supported)');
+  // Llama's and Qwen3's attention_bias adds a bias to the output projection too, which no variant computes.
+  if (f.boolean('attention_bias', false)) f.problem('attention_bias', 'false (biases on every attention projection are not supported)');
   if (f.boolean('mlp_bias', false)) f.problem('mlp_bias', 'false (FFN biases are not supported)');
   const act = f.string('hidden_act');
   if (act !== null && act !== 'silu') f.problem('hidden_act', '"silu" (SwiGLU)');
@@ -71,6 +77,8 @@ export function readLlamaCore(
     maxPositions: f.positiveInt('max_position_embeddings', 2048),
     tieEmbeddings: f.boolean('tie_word_embeddings', false),
     slidingWindow: o.slidingWindow,
+    qkvBias: o.qkvBias ?? false,
+    qkNorm: o.qkNorm ?? false,
     bosTokenId: f.intList('bos_token_id')[0] ?? null,
     eosTokenIds: f.intList('eos_token_id'),
   };

@@ -3,9 +3,11 @@ import { decilm } from './decilm.js';
 import type { ModelFamily } from './family.js';
 import { llama } from './llama.js';
 import { mistral } from './mistral.js';
+import { qwen2 } from './qwen2.js';
+import { qwen3 } from './qwen3.js';
 
 /** Every family Tessera reads; registering one is a line here. */
-export const FAMILIES: readonly ModelFamily[] = [llama, mistral, decilm];
+export const FAMILIES: readonly ModelFamily[] = [llama, mistral, qwen2, qwen3, decilm];
 
 export const SUPPORTED_ARCHITECTURES: readonly string[] = FAMILIES.flatMap((f) => f.architectures);
 

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import type { Architecture } from '../src/arch/variant.js';
+import { exportArchitecture } from '../src/export/export.js';
+import type { ChildProvenance } from '../src/export/provenance.js';
+import { ChildAssembler } from '../src/search/child.js';
+import { ropeInverseFrequencies } from '../src/arch/rope.js';
+import { greedyGenerate } from '../src/lm/generate.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { DecoderSession } from '../src/onnx/session.js';
+import { referenceForward } from '../src/reference/forward.js';
+import { maxAbsDiff } from '../src/util/tensor.js';
+import { buildLibrary, RUNTIME, SHARED, tempDir, TINYSTORIES } from './support/fixtures.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+
+/**
+ * Tiny random checkpoints of each family, saved by HuggingFace transformers, with the logits, NLL and greedy
+ * ids its own modeling code computed (reference.json beside each checkpoint).
+ */
+const FAMILIES = ['tiny-random-llama3', 'tiny-random-llama3-smoothrope', 'tiny-random-llama3-bf16-sharded', 'tiny-random-mistral', 'tiny-random-qwen2', 'tiny-random-qwen3'];
+
+interface Reference {
+  probe_ids: number[];
+  probe_logits_first: number[];
+  probe_logits_last: number[];
+  mean_nll: number;
+  greedy_ids: number[];
+  long_probe_ids: number[];
+  long_probe_logits_last: number[];
+  rope_inv_freq: number[];
+}
+
+function meanNll(logits: Float32Array, ids: readonly number[], vocab: number): number {
+  let total = 0;
+  for (let t = 0; t + 1 < ids.length; t++) {
+    const row = logits.subarray(t * vocab, (t + 1) * vocab);
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+    total += lse - row[ids[t + 1]];
+  }
+  return total / (ids.length - 1);
+}
+
+describe('each family against HuggingFace transformers\' own outputs', () => {
+  for (const name of FAMILIES) {
+    describe(name, () => {
+      const dir = join(SHARED, 'models', name);
+      const ref: Reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8'));
+      const ck = loadCheckpoint(dir);
+      const V = ck.config.vocabSize;
+
+      it('computes HF\'s RoPE frequencies', () => {
+        const inv = ropeInverseFrequencies(ck.config);
+        expect(maxAbsDiff(inv, ref.rope_inv_freq) / Math.max(...ref.rope_inv_freq)).toBeLessThan(1e-6);
+      });
+
+      it('gives HF\'s probe logits (≤ 1e-4) and NLL, in the ONNX graph and in the reference forward', async () => {
+        const session = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME);
+        const run = async (ids: number[]) => (await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length })).logits!.data;
+        const logits = await run(ref.probe_ids);
+        const T = ref.probe_ids.length;
+        expect(maxAbsDiff(logits.subarray(0, V), ref.probe_logits_first)).toBeLessThanOrEqual(1e-4);
+        expect(maxAbsDiff(logits.subarray((T - 1) * V), ref.probe_logits_last)).toBeLessThanOrEqual(1e-4);
+        expect(meanNll(logits, ref.probe_ids, V)).toBeCloseTo(ref.mean_nll, 4);
+        const long = await run(ref.long_probe_ids);
+        expect(maxAbsDiff(long.subarray((ref.long_probe_ids.length - 1) * V), ref.long_probe_logits_last)).toBeLessThanOrEqual(1e-4);
+        await session.release();
+        const plain = referenceForward(ck.config, ck.weights, ref.probe_ids).logits;
+        expect(maxAbsDiff(plain[0], ref.probe_logits_first)).toBeLessThanOrEqual(1e-4);
+        expect(maxAbsDiff(plain[T - 1], ref.probe_logits_last)).toBeLessThanOrEqual(1e-4);
+      });
+
+      it('generates HF\'s greedy ids', async () => {
+        const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, RUNTIME);
+        const ids = await greedyGenerate(session, ref.probe_ids, ref.probe_ids.length + ref.greedy_ids.length);
+        await session.release();
+        expect(ids.slice(ref.probe_ids.length)).toEqual(ref.greedy_ids);
+      });
+    });
+  }
+});
+
+describe('a heterogeneous child of each family, with every variant kind, exported and loaded back', () => {
+  for (const name of ['tiny-random-qwen2', 'tiny-random-qwen3', 'tiny-random-mistral']) {
+    it(name, async () => {
+      const root = tempDir();
+      const { run, library } = await buildLibrary({ model: join(SHARED, 'models', name), space: join(ROOT, 'search-spaces/puzzle.json'), data: TINYSTORIES, out: join(root, 'run'), calibTokens: 512, validTokens: 256, seqLen: 32, workers: 1 });
+      const parent = run.parent();
+      const width = parent.config.intermediateSize;
+      const architecture: Architecture = [
+        { attention: { kind: 'gqa', kvHeads: 1 }, ffn: { kind: 'swiglu', intermediate: width / 2 } },
+        { attention: { kind: 'linear' }, ffn: { kind: 'linear' } },
+        { attention: { kind: 'noop' }, ffn: { kind: 'noop' } },
+        { attention: { kind: 'gqa', kvHeads: parent.config.numKvHeads }, ffn: { kind: 'swiglu', intermediate: width } },
+      ];
+      const provenance: ChildProvenance = { format: 'tessera-child', version: 1, parent: parent.dir, run: run.dir, solution: 'every-kind', specSha256: '', hardware: '', data: run.manifest.data };
+      const out = join(root, 'child');
+      exportArchitecture(parent, library, architecture, out, provenance);
+      const back = loadCheckpoint(out);
+      expect(back.architecture).toEqual(architecture);
+      expect(back.config.qkvBias).toBe(parent.config.qkvBias);
+      expect(back.config.qkNorm).toBe(parent.config.qkNorm);
+      const assembled = new ChildAssembler(parent.config, parent.weights, library).weights(architecture);
+      const ids = Int32Array.from({ length: 2 * 24 }, (_, k) => (k * 37 + 11) % parent.config.vocabSize);
+      const logits = async (config: typeof parent.config, weights: typeof assembled) => {
+        const session = await DecoderSession.create(config, weights, {}, RUNTIME);
+        const r = (await session.run({ ids, batch: 2, seq: 24 })).logits!.data;
+        await session.release();
+        return r;
+      };
+      const before = await logits(parent.config, assembled);
+      expect(maxAbsDiff(before, await logits(back.config, back.weights))).toBe(0);
+      const standalone = await ort.InferenceSession.create(join(out, 'model.onnx'));
+      const r = await standalone.run({ input_ids: new ort.Tensor('int32', ids, [2, 24]) });
+      expect(maxAbsDiff(r.logits.data as Float32Array, before)).toBeLessThanOrEqual(1e-5);
+      const plain = referenceForward(back.config, back.weights, Array.from(ids.subarray(0, 24))).logits;
+      expect(maxAbsDiff(plain[23], before.subarray(23 * parent.config.vocabSize, 24 * parent.config.vocabSize))).toBeLessThanOrEqual(1e-4);
+    }, 120_000);
+  }
+});
