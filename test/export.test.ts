@@ -25,7 +25,7 @@ describe('export, evaluate and report a solved child', async () => {
   const out = join(root, 'child');
   const exported = exportSolution(built, solution.id, { out });
   const parent = built.parent();
-  const assembled = new ChildAssembler(parent.config, parent.weights, built.library()).weights(solution.architecture);
+  const assembled = new ChildAssembler(parent.config, parent.source, built.library()).weights(solution.architecture);
   const ids = Int32Array.from({ length: 2 * 20 }, (_, k) => (k * 37 + 11) % 512);
 
   it('writes a DeciLM config with block_configs, null global sizes, and the tokenizer', () => {

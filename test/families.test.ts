@@ -103,7 +103,7 @@ describe('a heterogeneous child of each family, with every variant kind, exporte
       expect(back.architecture).toEqual(architecture);
       expect(back.config.qkvBias).toBe(parent.config.qkvBias);
       expect(back.config.qkNorm).toBe(parent.config.qkNorm);
-      const assembled = new ChildAssembler(parent.config, parent.weights, library).weights(architecture);
+      const assembled = new ChildAssembler(parent.config, parent.source, library).weights(architecture);
       const ids = Int32Array.from({ length: 2 * 24 }, (_, k) => (k * 37 + 11) % parent.config.vocabSize);
       const logits = async (config: typeof parent.config, weights: typeof assembled) => {
         const session = await DecoderSession.create(config, weights, {}, RUNTIME);

@@ -58,9 +58,7 @@ for (const name of SHARED_MODELS) {
       const e = ref.eval_tinystories_head;
       const docs = paragraphs(readText(join(SHARED, e.corpus))).slice(0, 300);
       const seqs = paragraphSequences(tokenizer, docs, ck.config.maxPositions);
-      const session = await DecoderSession.create(ck.config, ck.weights, {}, cpuRuntime(1));
-      const r = await perplexity(session, seqs);
-      await session.release();
+      const r = await perplexity(ck.config, ck.weights, cpuRuntime(1), seqs);
       expect(r.tokens).toBe(e.tokens);
       expect(Math.abs(r.meanNll - e.mean_nll)).toBeLessThanOrEqual(0.005);
     });

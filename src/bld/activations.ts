@@ -1,11 +1,14 @@
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import { SUB_BLOCKS, type SubBlock } from '../arch/variant.js';
 import { windowBatches, type WindowSet } from '../data/sequences.js';
 import { logSoftmaxRows, nextTokens, referenceNll } from '../lm/divergence.js';
-import type { ModelWeights } from '../model/weights.js';
+import type { WeightSource } from '../model/weights.js';
 import { subBlockTaps, tapName, type TapSite } from '../onnx/emit.js';
 import type { Runtime } from '../onnx/runtime.js';
-import { DecoderSession } from '../onnx/session.js';
+import { runStaged } from '../onnx/staged.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 
 /** A sub-block's input and output (what it adds to the residual stream) over every token of a window set, each [tokens, hidden]. */
 export interface SubBlockActivations {
@@ -15,13 +18,27 @@ export interface SubBlockActivations {
 
 export type LayerActivations = { readonly [S in SubBlock]: SubBlockActivations };
 
-/** Activations of the parent on a window set. Arrays live in SharedArrayBuffers, so workers read them without copies. */
+/**
+ * The parent's activations on a window set, on disk one file per layer (a model's activations over thousands
+ * of tokens are gigabytes): plain data, so it crosses into worker threads, which read the layers they use.
+ */
+export interface ActivationFiles {
+  readonly dir: string;
+  readonly windows: number;
+  readonly seqLen: number;
+  readonly hidden: number;
+  readonly layers: number;
+  /** The windows' token ids (in a SharedArrayBuffer). */
+  readonly ids: Int32Array;
+}
+
+/** Activations as candidates use them: a layer at a time (the last one read is kept). */
 export interface ActivationSet {
   readonly windows: number;
   readonly seqLen: number;
   readonly hidden: number;
   readonly ids: Int32Array;
-  readonly layers: readonly LayerActivations[];
+  layer(i: number): LayerActivations;
 }
 
 /** Validation activations plus what global scores compare against: the parent's next-token log-probabilities. */
@@ -34,6 +51,13 @@ export interface ValidationSet extends ActivationSet {
   readonly parentNll: number;
 }
 
+/** What the validation pass adds to its activation files (arrays in SharedArrayBuffers). */
+export interface ValidationReference {
+  readonly logprobs: Float32Array;
+  readonly targets: Int32Array;
+  readonly parentNll: number;
+}
+
 export const sharedFloats = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
 
 /** Which tap holds each sub-block's input and output. */
@@ -42,38 +66,111 @@ const SITES: { readonly [S in SubBlock]: { readonly input: TapSite; readonly out
   ffn: { input: 'ffn.input', output: 'ffn.output' },
 };
 
-/** Runs the parent over a window set, keeping every layer's sub-block activations (and, for validation, its log-probabilities). */
-export async function parentActivations(config: ModelConfig, weights: ModelWeights, set: WindowSet, seqLen: number, withLogprobs: boolean, runtime: Runtime, batchTokens = 2048): Promise<ActivationSet | ValidationSet> {
-  const L = weights.layers.length;
+const ENDS = ['input', 'output'] as const;
+const layerFile = (dir: string, i: number) => join(dir, `${i}.f32`);
+const COMPLETE = 'complete.json';
+
+/**
+ * Runs the parent over a window set in stages, writing every layer's sub-block inputs and outputs to `dir`
+ * (one file per layer, as each stage finishes) and, with `withLogprobs`, returning its log-probabilities.
+ * Files of a completed earlier pass for the same windows are reused (activations alone: no logprobs asked).
+ */
+export async function computeActivations(config: ModelConfig, source: WeightSource, set: WindowSet, seqLen: number, dir: string, runtime: Runtime, withLogprobs: boolean): Promise<{ files: ActivationFiles; reference: ValidationReference | null }> {
+  const L = source.numLayers;
   const E = config.hiddenSize;
   const V = config.vocabSize;
   const tokens = set.count * seqLen;
-  const pair = () => ({ input: sharedFloats(tokens * E), output: sharedFloats(tokens * E) });
-  const layers: LayerActivations[] = Array.from({ length: L }, () => ({ attention: pair(), ffn: pair() }));
-  const logprobs = withLogprobs ? sharedFloats(tokens * V) : null;
-  const all = Array.from({ length: L }, (_, i) => i);
-  const session = await DecoderSession.create(config, weights, { taps: all.flatMap(subBlockTaps), logits: withLogprobs ? 'all' : 'none' }, runtime);
-  try {
-    for (const { batch, from: offset, to } of windowBatches(set.count, seqLen, batchTokens)) {
-      const r = await session.run({ ids: set.ids.subarray(offset, to), batch, seq: seqLen });
-      for (const i of all) {
-        for (const sub of SUB_BLOCKS) {
-          for (const end of ['input', 'output'] as const) {
-            // A sub-block with no output (a no-op) adds zeros.
-            const t = r.taps.get(tapName({ layer: i, site: SITES[sub][end] }));
-            layers[i][sub][end].set(t?.data ?? new Float32Array(batch * seqLen * E), offset * E);
-          }
-        }
-      }
-      if (logprobs !== null) logSoftmaxRows(r.logits!.data, V, logprobs, offset * V);
-    }
-  } finally {
-    await session.release();
-  }
   const ids = new Int32Array(new SharedArrayBuffer(tokens * 4));
   ids.set(set.ids);
-  const base = { windows: set.count, seqLen, hidden: E, ids, layers };
-  if (logprobs === null) return base;
+  const files: ActivationFiles = { dir, windows: set.count, seqLen, hidden: E, layers: L, ids };
+  const identity = { windows: set.count, seqLen, hidden: E, layers: L, ids: Array.from(set.ids.subarray(0, 64)) };
+  if (!withLogprobs && isComplete(dir, identity)) return { files, reference: null };
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+
+  const logprobs = withLogprobs ? sharedFloats(tokens * V) : null;
+  const batches = [...windowBatches(set.count, seqLen, 2048)];
+  // Per layer of the running stage: [attention in, attention out, ffn in, ffn out], each [tokens, hidden].
+  const pending = new Map<number, Float32Array>();
+  const flushBefore = (layer: number) => {
+    for (const [i, data] of pending) {
+      if (i >= layer) continue;
+      writeFileAtomic(layerFile(dir, i), new Uint8Array(data.buffer));
+      pending.delete(i);
+    }
+  };
+  const taps = Array.from({ length: L }, (_, i) => i).flatMap(subBlockTaps);
+  await runStaged(
+    config,
+    source,
+    runtime,
+    batches.map(({ batch, from, to }) => ({ ids: set.ids.subarray(from, to), batch, seq: seqLen })),
+    { logits: withLogprobs ? 'all' : 'none', taps },
+    (b, r) => {
+      if (logprobs !== null) logSoftmaxRows(r.logits!.data, V, logprobs, batches[b].from * V);
+    },
+    (b, got) => {
+      const offset = batches[b].from * E;
+      const layersHere = new Set([...got.keys()].map((name) => Number(name.split('.').pop())));
+      flushBefore(Math.min(...layersHere));
+      for (const i of layersHere) {
+        if (i >= L) continue;
+        let data = pending.get(i);
+        if (data === undefined) pending.set(i, (data = new Float32Array(4 * tokens * E)));
+        SUB_BLOCKS.forEach((sub, s) => ENDS.forEach((end, e) => {
+          // A sub-block with no output (a no-op) adds zeros.
+          const t = got.get(tapName({ layer: i, site: SITES[sub][end] }));
+          if (t !== undefined) data.set(t.data, (2 * s + e) * tokens * E + offset);
+        }));
+      }
+    },
+  );
+  flushBefore(L);
+  writeJsonAtomic(join(dir, COMPLETE), identity);
+  if (logprobs === null) return { files, reference: null };
   const targets = nextTokens(ids, seqLen, new Int32Array(new SharedArrayBuffer(tokens * 4)));
-  return { ...base, logprobs, targets, parentNll: referenceNll({ windows: set.count, seqLen, vocab: V, logprobs, targets }) };
+  return { files, reference: { logprobs, targets, parentNll: referenceNll({ windows: set.count, seqLen, vocab: V, logprobs, targets }) } };
+}
+
+function isComplete(dir: string, identity: unknown): boolean {
+  const marker = join(dir, COMPLETE);
+  if (!existsSync(marker)) return false;
+  try {
+    return JSON.stringify(JSON.parse(readFileSync(marker, 'utf8'))) === JSON.stringify(identity);
+  } catch {
+    return false;
+  }
+}
+
+/** A set's activations read from its files, one layer at a time (the last layer read is kept). */
+export function activationSet(files: ActivationFiles): ActivationSet {
+  let current: { layer: number; activations: LayerActivations } | null = null;
+  return {
+    windows: files.windows,
+    seqLen: files.seqLen,
+    hidden: files.hidden,
+    ids: files.ids,
+    layer: (i) => {
+      if (current?.layer !== i) current = { layer: i, activations: readLayer(files, i) };
+      return current.activations;
+    },
+  };
+}
+
+function readLayer(files: ActivationFiles, i: number): LayerActivations {
+  const n = files.windows * files.seqLen * files.hidden;
+  const data = new Float32Array(4 * n);
+  const bytes = new Uint8Array(data.buffer);
+  const fd = openSync(layerFile(files.dir, i), 'r');
+  try {
+    for (let got = 0; got < bytes.length; ) {
+      const r = readSync(fd, bytes, got, bytes.length - got, got);
+      if (r === 0) throw new Error(`${layerFile(files.dir, i)}: shorter than ${bytes.length} bytes`);
+      got += r;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const part = (k: number) => data.subarray(k * n, (k + 1) * n);
+  return { attention: { input: part(0), output: part(1) }, ffn: { input: part(2), output: part(3) } };
 }

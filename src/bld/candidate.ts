@@ -2,12 +2,13 @@ import type { ModelConfig } from '../arch/config.js';
 import { kindOf, variantKey } from '../arch/variants/registry.js';
 import type { AttentionVariant, FfnVariant, SubBlock } from '../arch/variant.js';
 import { windowBatches } from '../data/sequences.js';
-import { divergence } from '../lm/divergence.js';
-import { layerTensors, subBlockAlone, type LayerWeights, type ModelWeights, type SubBlockWeights } from '../model/weights.js';
+import { batchTokensFor, stagedDivergence } from '../lm/divergence.js';
+import { layerAlone, layerTensors, subBlockAlone, type LayerWeights, type SubBlockWeights, type WeightSource } from '../model/weights.js';
 import { tapName, type TapPoint, type TapSite } from '../onnx/emit.js';
 import type { MatrixOps } from '../onnx/matmul.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession } from '../onnx/session.js';
+import type { SessionCache } from '../onnx/staged.js';
 import type { Tensor } from '../util/tensor.js';
 import type { ActivationSet, ValidationSet } from './activations.js';
 import type { DeriveContext, DeriveOptions } from './derive.js';
@@ -46,7 +47,8 @@ export interface CandidateScore {
 /** What building candidates needs: the parent, its activations, products in onnxruntime, and sessions kept between candidates. */
 export interface CandidateContext {
   readonly config: ModelConfig;
-  readonly parent: ModelWeights;
+  /** The parent, read a layer at a time. */
+  readonly parent: WeightSource;
   readonly calibration: ActivationSet;
   readonly validation: ValidationSet;
   readonly ops: MatrixOps;
@@ -54,15 +56,28 @@ export interface CandidateContext {
   readonly options: DeriveOptions;
   /** Tokens of gradient training (blockwise local distillation) after the closed-form fit; 0: none. */
   readonly bldTokens: number;
-  /** Sessions and activations worth keeping between candidates of one layer (parent suffix graphs, parent taps). */
+  /** What is worth keeping between candidates of one layer (the parent's layer and taps); see `parentLayer`. */
   readonly cache: Map<string, unknown>;
+  /** The parent's stage sessions after a candidate's layer, kept between candidates. */
+  readonly suffixes: SessionCache;
+}
+
+/** The parent's layer `i`, read once for all candidates of that layer. */
+function parentLayer(ctx: CandidateContext, i: number): LayerWeights {
+  const key = `parent-layer.${i}`;
+  let w = ctx.cache.get(key) as LayerWeights | undefined;
+  if (w === undefined) {
+    for (const k of ctx.cache.keys()) if (k.startsWith('parent-layer.')) ctx.cache.delete(k);
+    ctx.cache.set(key, (w = ctx.parent.layer(i)));
+  }
+  return w;
 }
 
 /** Runs one layer (given explicitly) over every window of a set, from a residual-stream input; returns the requested taps as [tokens, width]. */
 async function runLayer(ctx: CandidateContext, layer: LayerWeights, input: Float32Array, set: ActivationSet, sites: readonly TapSite[]): Promise<Map<TapSite, Float32Array>> {
   const E = ctx.config.hiddenSize;
   const taps: TapPoint[] = sites.map((site) => ({ layer: site === 'residual' ? 1 : 0, site }));
-  const session = await DecoderSession.create({ ...ctx.config, numLayers: 1 }, { ...ctx.parent, layers: [layer] }, { hiddenInput: true, logits: 'none', taps }, ctx.runtime);
+  const session = await DecoderSession.create({ ...ctx.config, numLayers: 1 }, layerAlone(layer), { hiddenInput: true, logits: 'none', taps }, ctx.runtime);
   const tokens = set.windows * set.seqLen;
   const out = new Map<TapSite, Float32Array>();
   try {
@@ -84,15 +99,15 @@ async function runLayer(ctx: CandidateContext, layer: LayerWeights, input: Float
 
 /** Local NMSE of a sub-block alone against the parent's output on a set (a sub-block that adds nothing predicts zeros: NMSE 1). */
 async function localNmse(ctx: CandidateContext, sub: SubBlock, w: SubBlockWeights, layer: number, set: ActivationSet): Promise<number> {
-  const a = set.layers[layer][sub];
+  const a = set.layer(layer)[sub];
   const out = (await runLayer(ctx, subBlockAlone(sub, w), a.input, set, [`${sub}.output`])).get(`${sub}.output`);
   return nmse(out ?? new Float32Array(a.output.length), a.output);
 }
 
 /** What a variant kind derives a candidate from, for one layer and sub-block of the parent. */
 function deriveContext(ctx: CandidateContext, layer: number, sub: SubBlock): DeriveContext {
-  const cal = ctx.calibration.layers[layer][sub];
-  const parent = ctx.parent.layers[layer][sub];
+  const cal = ctx.calibration.layer(layer)[sub];
+  const parent = parentLayer(ctx, layer)[sub];
   const tap = async (w: SubBlockWeights, site: TapSite) => {
     const t = (await runLayer(ctx, subBlockAlone(sub, w), cal.input, ctx.calibration, [site])).get(site);
     if (t === undefined) throw new Error(`layer ${layer} ${sub}: the ${w.variant.kind} sub-block has no "${site}" tap`);
@@ -121,31 +136,16 @@ function deriveContext(ctx: CandidateContext, layer: number, sub: SubBlock): Der
   };
 }
 
-/** The parent's layers after `layer`, ending in the in-graph KL/NLL scoring head; kept across a layer's candidates. */
-async function suffixSession(ctx: CandidateContext, layer: number): Promise<DecoderSession> {
-  const key = `suffix.${layer}`;
-  let s = ctx.cache.get(key) as DecoderSession | undefined;
-  if (s === undefined) {
-    for (const [k, old] of ctx.cache) {
-      if (k.startsWith('suffix.')) {
-        await (old as DecoderSession).release();
-        ctx.cache.delete(k);
-      }
-    }
-    s = await DecoderSession.create(ctx.config, ctx.parent, { fromLayer: layer + 1, logits: 'score' }, ctx.runtime);
-    ctx.cache.set(key, s);
-  }
-  return s;
-}
-
 /** Global score: the parent with only this layer changed, KL from the parent and LM loss on validation tokens. */
 async function globalScore(ctx: CandidateContext, layer: number, child: LayerWeights): Promise<{ kl: number; lmLoss: number }> {
   const val = ctx.validation;
   const E = ctx.config.hiddenSize;
-  const hiddenOut = (await runLayer(ctx, child, val.layers[layer].attention.input, val, ['residual'])).get('residual')!;
-  const suffix = await suffixSession(ctx, layer);
+  const hiddenOut = (await runLayer(ctx, child, val.layer(layer).attention.input, val, ['residual'])).get('residual')!;
   const reference = { windows: val.windows, seqLen: val.seqLen, vocab: ctx.config.vocabSize, logprobs: val.logprobs, targets: val.targets };
-  return divergence(suffix, reference, (from, to, batch) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
+  const batches = [...windowBatches(val.windows, val.seqLen, batchTokensFor(reference.vocab, val.seqLen))];
+  const inputs = batches.map(({ batch, from, to }) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
+  // The parent's layers after this one, ending in the in-graph KL/NLL scoring head.
+  return stagedDivergence(ctx.config, ctx.parent, ctx.runtime, inputs, batches, reference, { fromLayer: layer + 1, sessions: ctx.suffixes });
 }
 
 /** Derives, fits and scores one candidate; returns its score and its fitted weights (by tensor key, e.g. "attention.o"). */
@@ -165,7 +165,7 @@ export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): P
     bld = { tokens: ctx.bldTokens, steps: trained.steps, nmseClosedForm: nmseFitted, nmseTrained, kept };
     if (kept === 'trained') [weights, nmseFitted] = [trained.weights, nmseTrained];
   }
-  const child: LayerWeights = { ...ctx.parent.layers[c.layer], [sub]: weights };
+  const child: LayerWeights = { ...parentLayer(ctx, c.layer), [sub]: weights };
   const { kl, lmLoss } = await globalScore(ctx, c.layer, child);
   return {
     score: {

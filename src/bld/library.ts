@@ -45,7 +45,7 @@ export class BlockLibrary {
   private constructor(
     readonly paths: RunPaths,
     readonly manifest: LibraryManifest,
-    private readonly done: Map<string, CandidateScore>,
+    private readonly done: Map<string, CandidateRecord>,
   ) {}
 
   get dir(): string {
@@ -91,16 +91,25 @@ export class BlockLibrary {
     writeSafetensors(weightsPath, new Map(Object.entries(tensors)), { layer: String(score.layer), subBlock: score.subBlock });
     const record: CandidateRecord = { score, weightsSha256: sha256(readFileSync(weightsPath)) };
     writeJsonAtomic(this.paths.candidateRecord(score.key), record);
-    this.done.set(score.key, score);
+    this.done.set(score.key, record);
   }
 
   scores(): CandidateScore[] {
-    return [...this.done.values()].sort((a, b) => a.layer - b.layer || a.subBlock.localeCompare(b.subBlock) || a.key.localeCompare(b.key));
+    return [...this.done.values()].map((r) => r.score).sort((a, b) => a.layer - b.layer || a.subBlock.localeCompare(b.subBlock) || a.key.localeCompare(b.key));
   }
 
-  /** Reads a candidate's fitted weights back (by tensor key, e.g. "attention.o"). */
+  /**
+   * Reads a candidate's fitted weights back (by tensor key, e.g. "attention.o"), checked against the hash its
+   * record vouches for (checked when read, not when the library opens: a real model's library is gigabytes).
+   */
   weights(key: string): Record<string, Tensor> {
-    const f = SafetensorsFile.open(this.paths.candidateWeights(key));
+    const path = this.paths.candidateWeights(key);
+    const record = this.done.get(key);
+    if (record === undefined) fail(`${this.paths.candidateRecord(key)}: no such finished candidate in the library`);
+    if (!existsSync(path) || sha256(readFileSync(path)) !== record.weightsSha256) {
+      fail(`${path}: missing or does not match its record ${this.paths.candidateRecord(key)}; delete both to recompute that candidate`);
+    }
+    const f = SafetensorsFile.open(path);
     try {
       return Object.fromEntries([...f.entries.keys()].map((name) => [name, f.read(name)]));
     } finally {
@@ -138,8 +147,8 @@ export function readLibraryManifest(paths: RunPaths): LibraryManifest {
   return m as unknown as LibraryManifest;
 }
 
-function readRecords(paths: RunPaths): Map<string, CandidateScore> {
-  const done = new Map<string, CandidateScore>();
+function readRecords(paths: RunPaths): Map<string, CandidateRecord> {
+  const done = new Map<string, CandidateRecord>();
   for (const name of readdirSync(paths.candidates).sort()) {
     if (!name.endsWith('.json')) continue;
     const key = name.slice(0, -'.json'.length);
@@ -152,10 +161,8 @@ function readRecords(paths: RunPaths): Map<string, CandidateScore> {
     }
     if (record?.score?.key !== key || typeof record.weightsSha256 !== 'string') fail(`${path}: corrupted candidate record (fields "score.key" / "weightsSha256"); delete it to recompute that candidate`);
     const weights = paths.candidateWeights(key);
-    if (!existsSync(weights) || sha256(readFileSync(weights)) !== record.weightsSha256) {
-      fail(`${weights}: missing or does not match its record ${path}; delete both to recompute that candidate`);
-    }
-    done.set(key, record.score);
+    if (!existsSync(weights)) fail(`${weights}: missing, but its record ${path} says it is finished; delete the record to recompute that candidate`);
+    done.set(key, record);
   }
   return done;
 }

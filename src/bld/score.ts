@@ -1,20 +1,22 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
-import { cpuRuntime } from '../onnx/runtime.js';
+import { cpuRuntime, type Runtime } from '../onnx/runtime.js';
 import type { Run } from '../run/run.js';
 import type { SearchSpace } from '../space/types.js';
 import { fail, TesseraError } from '../util/errors.js';
 import { PROJECT_ROOT } from '../util/project.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import type { Tensor } from '../util/tensor.js';
-import { parentActivations, type ActivationSet, type ValidationSet } from './activations.js';
+import { computeActivations } from './activations.js';
 import { candidateKey, type CandidateScore, type CandidateSpec } from './candidate.js';
 import type { WorkerTask } from './worker.js';
 
 export interface ScoreOptions {
   /** Worker threads, one onnxruntime thread each. */
   readonly workers: number;
+  /** Where graphs run (its thread count is the main process's; workers get one thread each). Default: CPU. */
+  readonly runtime?: Runtime;
   /** Stops starting new candidates; finished ones stay in the library (Ctrl-C). */
   readonly signal?: AbortSignal;
   readonly reporter?: Reporter;
@@ -54,6 +56,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   const seconds = { activations: 0, candidates: 0 };
   if (todo.length === 0) {
     library.writeSummary();
+    rmSync(join(run.paths.library, 'activations'), { recursive: true, force: true });
     return { status: 'complete', computed: 0, resumed, seconds };
   }
 
@@ -61,10 +64,11 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   const ck = run.parent();
   reporter.stage(`parent activations on ${calibWindows.range.tokens} calibration and ${validWindows.range.tokens} validation tokens`);
   let t0 = performance.now();
-  const runtime = cpuRuntime(Math.max(o.workers, 1));
-  const calibration = (await parentActivations(ck.config, ck.weights, calibWindows, seqLen, false, runtime)) as ActivationSet;
-  const validation = (await parentActivations(ck.config, ck.weights, validWindows, seqLen, true, runtime)) as ValidationSet;
-  run.keepReference({ windows: validation.windows, seqLen, vocab: ck.config.vocabSize, logprobs: validation.logprobs, targets: validation.targets });
+  const runtime = o.runtime ?? cpuRuntime(Math.max(o.workers, 1));
+  const calibration = (await computeActivations(ck.config, ck.source, calibWindows, seqLen, run.paths.activations('calibration'), runtime, false)).files;
+  const { files, reference } = await computeActivations(ck.config, ck.source, validWindows, seqLen, run.paths.activations('validation'), runtime, true);
+  const validation = { ...files, ...reference! };
+  run.keepReference({ windows: files.windows, seqLen, vocab: ck.config.vocabSize, logprobs: reference!.logprobs, targets: reference!.targets });
   seconds.activations = (performance.now() - t0) / 1000;
 
   reporter.stage(`${todo.length} candidates to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
@@ -101,7 +105,11 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   if (failure !== null) throw failure;
   const interrupted = queue.length > 0;
   seconds.candidates = (performance.now() - t0) / 1000;
-  if (!interrupted) library.writeSummary();
+  if (!interrupted) {
+    library.writeSummary();
+    // Only unfinished candidates need the activations: a complete library drops them (gigabytes for real models).
+    rmSync(join(run.paths.library, 'activations'), { recursive: true, force: true });
+  }
   return { status: interrupted ? 'interrupted' : 'complete', computed: done, resumed, seconds };
 }
 

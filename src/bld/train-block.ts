@@ -24,7 +24,7 @@ export async function trainSubBlock(ctx: CandidateContext, sub: SubBlock, fitted
   const steps = Math.max(1, Math.ceil(tokens / tokensPerStep));
   const weights: SubBlockWeights = { variant: fitted.variant, tensors: Object.fromEntries(Object.entries(fitted.tensors).map(([k, t]): [string, Tensor] => [k, { data: t.data.slice(), shape: t.shape }])) };
   const training = buildBlockTrainingGraph(ctx.config, subBlockAlone(sub, weights), sub, batch, set.seqLen, { clip: BLD_SETTINGS.clip });
-  const { input, output } = set.layers[layer][sub];
+  const { input, output } = set.layer(layer)[sub];
   const rows = (source: Float32Array, windows: number[]) => {
     const out = new Float32Array(tokensPerStep * E);
     windows.forEach((w, b) => out.set(source.subarray(w * set.seqLen * E, (w + 1) * set.seqLen * E), b * set.seqLen * E));

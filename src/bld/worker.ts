@@ -1,43 +1,60 @@
 /**
- * A piscina worker: derives, fits and scores candidates. Each worker loads the parent once and keeps its
- * own onnxruntime sessions; activations arrive in SharedArrayBuffers, so no task copies them.
+ * A piscina worker: derives, fits and scores candidates. Each worker opens the parent (reading only the layers
+ * it uses, as it uses them) and keeps its own onnxruntime sessions; activations are read from their files a
+ * layer at a time, and the parent's validation distribution arrives in SharedArrayBuffers, so no task copies it.
  */
-import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { MatrixOps } from '../onnx/matmul.js';
 import { Runtime, type RuntimeSpec } from '../onnx/runtime.js';
-import { DecoderSession } from '../onnx/session.js';
-import type { ActivationSet, ValidationSet } from './activations.js';
+import { SessionCache } from '../onnx/staged.js';
+import { activationSet, type ActivationFiles, type ActivationSet, type ValidationReference, type ValidationSet } from './activations.js';
 import { buildCandidate, type CandidateSpec } from './candidate.js';
 import type { DeriveOptions } from './derive.js';
 
 export interface WorkerTask {
   readonly modelDir: string;
-  readonly calibration: ActivationSet;
-  readonly validation: ValidationSet;
+  readonly calibration: ActivationFiles;
+  readonly validation: ActivationFiles & ValidationReference;
   readonly candidate: CandidateSpec;
   readonly runtime: RuntimeSpec;
   readonly options: DeriveOptions;
   readonly bldTokens: number;
 }
 
-let parent: Checkpoint | undefined;
-let ops: MatrixOps | undefined;
-const cache = new Map<string, unknown>();
-
-export default async function score(task: WorkerTask) {
-  if (parent?.dir !== task.modelDir) {
-    parent = loadCheckpoint(task.modelDir);
-    await releaseAll(cache);
-  }
-  const runtime = new Runtime(task.runtime);
-  ops ??= await MatrixOps.create(runtime);
-  return buildCandidate(
-    { config: parent.config, parent: parent.weights, calibration: task.calibration, validation: task.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache },
-    task.candidate,
-  );
+/** What a worker keeps between tasks of the same library. */
+interface WorkerState {
+  readonly key: string;
+  readonly parent: Checkpoint;
+  readonly calibration: ActivationSet;
+  readonly validation: ValidationSet;
+  readonly cache: Map<string, unknown>;
+  readonly suffixes: SessionCache;
 }
 
-async function releaseAll(c: Map<string, unknown>): Promise<void> {
-  for (const v of c.values()) if (v instanceof DecoderSession) await v.release();
-  c.clear();
+let state: WorkerState | undefined;
+let ops: MatrixOps | undefined;
+
+export default async function score(task: WorkerTask) {
+  const runtime = new Runtime(task.runtime);
+  const key = JSON.stringify([task.modelDir, task.calibration.dir, task.validation.dir]);
+  if (state?.key !== key) {
+    await state?.suffixes.clear();
+    const parent = openCheckpoint(task.modelDir);
+    const { logprobs, targets, parentNll } = task.validation;
+    state = {
+      key,
+      parent,
+      calibration: activationSet(task.calibration),
+      validation: { ...activationSet(task.validation), logprobs, targets, parentNll },
+      cache: new Map(),
+      // Two stages' worth: the parent's later stages stay built while the candidates of a layer are scored.
+      suffixes: new SessionCache(parent.source, 2 * runtime.stageBytes),
+    };
+  }
+  ops ??= await MatrixOps.create(runtime);
+  const s = state;
+  return buildCandidate(
+    { config: s.parent.config, parent: s.parent.source, calibration: s.calibration, validation: s.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache: s.cache, suffixes: s.suffixes },
+    task.candidate,
+  );
 }

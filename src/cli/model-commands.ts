@@ -3,9 +3,9 @@ import { paragraphSequences, takeWindows, type Sequences } from '../data/sequenc
 import { paragraphs, readText } from '../data/text.js';
 import { greedyGenerate } from '../lm/generate.js';
 import { perplexity } from '../lm/perplexity.js';
-import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { DecoderSession } from '../onnx/session.js';
+import { StagedDecoder } from '../onnx/staged.js';
 import { fail } from '../util/errors.js';
 import { DEFAULT_MODEL, DEFAULT_TEXT } from '../util/project.js';
 import { inspectReport } from './inspect.js';
@@ -22,10 +22,13 @@ interface PerplexityFlags {
   threads: number;
 }
 
+/** Attention's memory grows with the square of the window: 131,072-token windows (Llama 3's maximum) would not fit. */
+const DEFAULT_PERPLEXITY_SEQ_LEN = 2048;
+
 /** The sequences `tessera perplexity` scores: equal windows of the concatenated text, or one per paragraph. */
 export function perplexitySequences(ck: Checkpoint, text: string, f: Omit<PerplexityFlags, 'data' | 'threads'>): Sequences {
   const tokenizer = loadTokenizer(ck.dir);
-  const seqLen = Math.min(f.seqLen ?? ck.config.maxPositions, ck.config.maxPositions);
+  const seqLen = Math.min(f.seqLen ?? DEFAULT_PERPLEXITY_SEQ_LEN, ck.config.maxPositions);
   const docs = paragraphs(text);
   if (f.protocol === 'paragraphs') {
     const seqs = paragraphSequences(tokenizer, docs.slice(0, f.paragraphs), seqLen);
@@ -43,29 +46,24 @@ export function addModelCommands(p: Command, print: Print): void {
   p.command('inspect')
     .description('print the architecture, parameters per layer and sub-block, and KV-cache bytes per token')
     .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
-    .action((dir: string) => print(inspectReport(loadCheckpoint(dir))));
+    .action((dir: string) => print(inspectReport(openCheckpoint(dir))));
 
   p.command('perplexity')
     .description('a model\'s mean next-token NLL, perplexity and throughput on a text file')
     .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
     .option('--data <text>', 'text file', DEFAULT_TEXT)
     .option('--tokens <n>', 'tokens to evaluate (stream protocol)', positiveInt('--tokens'), 16384)
-    .option('--seq-len <n>', 'sequence length (default: the model\'s max positions)', positiveInt('--seq-len'))
+    .option('--seq-len <n>', `sequence length (default: the model\'s max positions, at most ${DEFAULT_PERPLEXITY_SEQ_LEN})`, positiveInt('--seq-len'))
     .addOption(new Option('--protocol <p>', 'stream: equal windows of the concatenated text; paragraphs: one sequence per blank-line paragraph').choices(['stream', 'paragraphs']).default('stream'))
     .option('--paragraphs <n>', 'paragraphs to use (paragraphs protocol)', positiveInt('--paragraphs'), 300)
     .addOption(threadsOption())
     .action(async (dir: string, f: PerplexityFlags) => {
-      const ck = loadCheckpoint(dir);
+      const ck = openCheckpoint(dir);
       const seqs = perplexitySequences(ck, readText(f.data), f);
-      const session = await DecoderSession.create(ck.config, ck.weights, {}, runtimeOf(f));
-      try {
-        const r = await perplexity(session, seqs, { onProgress: progressLine('perplexity') });
-        const protocol = f.protocol === 'paragraphs' ? `first ${f.paragraphs} paragraphs, each with BOS` : `windows of ${seqs[0].length} tokens`;
-        print(`data ${f.data} (${protocol}): ${r.tokens} predicted tokens`);
-        print(`mean NLL ${r.meanNll.toFixed(5)} nats/token · perplexity ${r.perplexity.toFixed(4)} · ${r.tokensPerSecond.toFixed(0)} tokens/s (${f.threads} threads)`);
-      } finally {
-        await session.release();
-      }
+      const r = await perplexity(ck.config, ck.source, runtimeOf(f), seqs, { onProgress: progressLine('perplexity') });
+      const protocol = f.protocol === 'paragraphs' ? `first ${f.paragraphs} paragraphs, each with BOS` : `windows of ${seqs[0].length} tokens`;
+      print(`data ${f.data} (${protocol}): ${r.tokens} predicted tokens`);
+      print(`mean NLL ${r.meanNll.toFixed(5)} nats/token · perplexity ${r.perplexity.toFixed(4)} · ${r.tokensPerSecond.toFixed(0)} tokens/s (${f.threads} threads)`);
     });
 
   p.command('generate')
@@ -75,11 +73,11 @@ export function addModelCommands(p: Command, print: Print): void {
     .option('--tokens <n>', 'new tokens to generate at most', positiveInt('--tokens'), 60)
     .addOption(threadsOption())
     .action(async (dir: string, f: { prompt: string; tokens: number; threads: number }) => {
-      const ck = loadCheckpoint(dir);
+      const ck = openCheckpoint(dir);
       const tokenizer = loadTokenizer(dir);
       const prompt = tokenizer.encode(f.prompt);
       const limit = Math.min(prompt.length + f.tokens, ck.config.maxPositions);
-      const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, runtimeOf(f));
+      const session = await StagedDecoder.create(ck.config, ck.source, { logits: 'last' }, runtimeOf(f));
       try {
         // llama2.c-trained models mark a story boundary with BOS, so it ends a continuation like EOS does.
         const stop = [...ck.config.eosTokenIds, ...(ck.config.bosTokenId !== null ? [ck.config.bosTokenId] : [])];

@@ -8,7 +8,7 @@ import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
 import { deciCaveats, exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
 import { profileRun } from '../hardware/profile.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
+import { openCheckpoint } from '../model/checkpoint.js';
 import { FRONTIER_SPEEDUPS, writeReport } from '../report/report.js';
 import { childFiles } from '../run/paths.js';
 import { Run, type RunInputs } from '../run/run.js';
@@ -208,7 +208,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .addOption(threadsOption())
     .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; threads: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
-      const e = await evaluateChild(dir, loadCheckpoint(parentDir), {
+      const e = await evaluateChild(dir, openCheckpoint(parentDir), {
         data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
         timing: { hardware: f.hardware ?? searchedProfile(dir), repeats: f.repeats }, runtime: runtimeOf(f), reporter: cliReporter(print),
       });
@@ -235,7 +235,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .addOption(threadsOption())
     .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr?: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
-      const r = await interruptibly((signal) => distillChild(dir, loadCheckpoint(parentDir), f.out, {
+      const r = await interruptibly((signal) => distillChild(dir, openCheckpoint(parentDir), f.out, {
         data: f.data, tokens: f.tokens, loss: parseLoss(f.loss), lr: f.lr, warmup: f.warmup, batch: f.batch, seqLen: f.seqLen, clip: f.clip, seed: f.seed,
         checkpointEvery: f.checkpointEvery, evalTokens: f.evalTokens, runtime: runtimeOf(f), reporter: cliReporter(print), signal,
       }), 'stopping after this step; run the same command again to resume');

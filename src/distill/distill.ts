@@ -93,14 +93,14 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   const lr = o.lr ?? defaultLearningRate(child.config);
 
   reporter.stage(`the child against its parent on ${evalWindows.range.tokens} unseen tokens (paragraphs ${evalWindows.range.paragraphs.join('–')}), before distillation`);
-  const reference = await distributionOn(parent.config, parent.weights, evalWindows, seqLen, o.runtime);
+  const reference = await distributionOn(parent.config, parent.source, evalWindows, seqLen, o.runtime);
   const parentNll = referenceNll(reference);
   const before = await modelDivergence(child.config, child.weights, evalWindows.ids, reference, o.runtime);
 
   reporter.stage(`distilling ${child.dir} toward ${parent.dir}: ${steps} steps of ${o.batch} × ${seqLen} tokens (${steps * o.batch * seqLen} tokens) from paragraphs ${trainWindows.range.paragraphs.join('–')}, loss ${describeLoss(o.loss)}`);
   const checkpointDir = checkpointDirOf(out);
   const identity = sha256(JSON.stringify({ child: child.fingerprint, parent: parent.fingerprint, text: sha256(readFileSync(file)), steps, seqLen, o: { ...o, runtime: undefined, reporter: undefined, signal: undefined } }));
-  const trained = await distil(child.config, child.weights, parent, trainWindows, {
+  const trained = await distil(child.config, child.weights, { config: parent.config, weights: parent.source }, trainWindows, {
     steps, batch: o.batch, seqLen, lr, warmup: o.warmup, clip: o.clip, loss: o.loss, seed: o.seed,
     checkpoint: { every: o.checkpointEvery, dir: checkpointDir, identity }, runtime: o.runtime, reporter, signal: o.signal,
   });

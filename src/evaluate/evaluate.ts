@@ -9,10 +9,10 @@ import { measureModels } from '../hardware/measure.js';
 import { architectureCost } from '../hardware/model-cost.js';
 import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.js';
 import { greedyGenerate } from '../lm/generate.js';
-import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { Runtime } from '../onnx/runtime.js';
-import { DecoderSession } from '../onnx/session.js';
+import { StagedDecoder } from '../onnx/staged.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { silent, type Reporter } from '../util/reporter.js';
@@ -79,24 +79,30 @@ function unseenStart(childDirs: readonly string[], data: string): { start: numbe
   return { start, note: `paragraphs from ${start} on: after the text the search${childDirs.some((d) => readProvenance(d)?.distillation) ? ' and the distillation' : ''} used${notes.length > 0 ? `; ${notes.join('; ')}` : ''}` };
 }
 
+/** Greedy continuations of each prompt by one model (its decoder built once, released after). */
+async function greedyContinuations(ck: Checkpoint, prompts: number[][], tokens: number, runtime: Runtime): Promise<number[][]> {
+  const decoder = await StagedDecoder.create(ck.config, ck.source, { logits: 'last' }, runtime);
+  try {
+    const out: number[][] = [];
+    for (const prompt of prompts) out.push(await greedyGenerate(decoder, prompt, Math.min(prompt.length + tokens, ck.config.maxPositions)));
+    return out;
+  } finally {
+    await decoder.release();
+  }
+}
+
+/** The share of generated tokens on which the child's greedy continuation agrees with the parent's; one model in memory at a time. */
 async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: number[][], tokens: number, runtime: Runtime) {
-  const make = (ck: Checkpoint) => DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, runtime);
-  const [ps, cs] = await Promise.all([make(parent), make(child)]);
+  const a = await greedyContinuations(parent, prompts, tokens, runtime);
+  const b = await greedyContinuations(child, prompts, tokens, runtime);
   let same = 0;
   let total = 0;
-  try {
-    for (const prompt of prompts) {
-      const length = Math.min(prompt.length + tokens, parent.config.maxPositions);
-      const a = await greedyGenerate(ps, prompt, length);
-      const b = await greedyGenerate(cs, prompt, length);
-      for (let t = prompt.length; t < length; t++) {
-        total++;
-        if (a[t] === b[t]) same++;
-      }
+  prompts.forEach((prompt, k) => {
+    for (let t = prompt.length; t < a[k].length; t++) {
+      total++;
+      if (a[k][t] === b[k][t]) same++;
     }
-  } finally {
-    await Promise.all([ps.release(), cs.release()]);
-  }
+  });
   return { prompts: prompts.length, tokens: total, share: total > 0 ? same / total : NaN };
 }
 
@@ -107,7 +113,7 @@ async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: n
  */
 export async function evaluateChild(childDir: string, parent: Checkpoint, o: EvaluateOptions): Promise<Evaluation> {
   const reporter = o.reporter ?? silent;
-  const child = loadCheckpoint(childDir);
+  const child = openCheckpoint(childDir);
   if (child.config.vocabSize !== parent.config.vocabSize || child.config.hiddenSize !== parent.config.hiddenSize) {
     fail(`${childDir}: is not a child of ${parent.dir} (hidden ${child.config.hiddenSize} vs ${parent.config.hiddenSize}, vocab ${child.config.vocabSize} vs ${parent.config.vocabSize})`);
   }
@@ -119,9 +125,9 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
   if (windows.count === 0) fail(`${o.data}: no unseen text left after paragraph ${start} for a window of ${seqLen} tokens`);
 
   reporter.stage(`quality on ${windows.range.tokens} unseen tokens (${note})`);
-  const reference = await distributionOn(parent.config, parent.weights, windows, seqLen, o.runtime);
+  const reference = await distributionOn(parent.config, parent.source, windows, seqLen, o.runtime);
   const parentNll = referenceNll(reference);
-  const quality = await modelDivergence(child.config, child.weights, windows.ids, reference, o.runtime);
+  const quality = await modelDivergence(child.config, child.source, windows.ids, reference, o.runtime);
 
   let agreement = { prompts: 0, tokens: 0, share: NaN };
   if (o.prompts > 0) {
@@ -145,8 +151,8 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
       }
       reporter.stage(`timing scenario ${s.name} (batch ${s.batch}, ${s.prefillTokens}+${s.generatedTokens} tokens), parent and child`);
       const [p, c] = await measureModels([
-        { config: parent.config, weights: parent.weights, arch: parent.architecture },
-        { config: child.config, weights: child.weights, arch: child.architecture },
+        { config: parent.config, weights: parent.source, arch: parent.architecture },
+        { config: child.config, weights: child.source, arch: child.architecture },
       ], s, { runtime: o.runtime, repeats: o.timing.repeats, warmup: 2 });
       const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: t.prefillSeconds + t.decodeSeconds });
       latency.push({

@@ -54,7 +54,7 @@ export function deciCaveats(config: ModelConfig): string[] {
 export function exportArchitecture(parent: Checkpoint, library: BlockLibrary, architecture: Architecture, outDir: string, provenance: ChildProvenance, o: { replace?: boolean } = {}): ExportedChild {
   refuseExisting(outDir, o.replace);
   const { raw } = readModelConfig(parent.dir);
-  const weights = new ChildAssembler(parent.config, parent.weights, library).weights(architecture);
+  const weights = new ChildAssembler(parent.config, parent.source, library).source(architecture);
   const dir = writeModelDirectory(outDir, { configJson: deciConfigJson(raw, parent.config, architecture), config: parent.config, architecture, weights, companionsFrom: parent.dir, provenance }, o);
   return { dir, architecture, reused: false };
 }

@@ -2,9 +2,8 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
-import { writeSafetensors } from '../model/safetensors.js';
-import { checkpointTensors } from '../model/save.js';
-import type { ModelWeights } from '../model/weights.js';
+import { writeSourceSafetensors } from '../model/save.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { buildDecoderGraph } from '../onnx/decoder-graph.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
@@ -18,7 +17,8 @@ export interface ModelDirectory {
   readonly configJson: Record<string, unknown>;
   readonly config: ModelConfig;
   readonly architecture: Architecture;
-  readonly weights: ModelWeights;
+  /** In memory, or read a layer at a time while the files are written. */
+  readonly weights: ModelWeights | WeightSource;
   /** The directory whose tokenizer files it carries. */
   readonly companionsFrom: string;
   readonly provenance: ChildProvenance;
@@ -45,7 +45,7 @@ export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { repl
   mkdirSync(tmp, { recursive: true });
   try {
     writeJsonAtomic(join(tmp, 'config.json'), m.configJson);
-    writeSafetensors(join(tmp, 'model.safetensors'), checkpointTensors(m.config, m.architecture, m.weights), { format: 'pt' });
+    writeSourceSafetensors(join(tmp, 'model.safetensors'), m.config, m.architecture, sourceOf(m.weights), { format: 'pt' });
     buildDecoderGraph(m.config, m.weights).writeTo(join(tmp, 'model.onnx'));
     for (const f of COMPANIONS) if (existsSync(join(m.companionsFrom, f))) copyFileSync(join(m.companionsFrom, f), join(tmp, f));
     writeProvenance(tmp, m.provenance);

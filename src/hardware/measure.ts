@@ -1,7 +1,8 @@
 import type { ModelConfig } from '../arch/config.js';
 import { EMPTY_BLOCK, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant } from '../arch/variant.js';
 import { randomWeights } from '../model/random.js';
-import type { ModelWeights } from '../model/weights.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
+import { endBytes, layerBytes, StagedDecoder } from '../onnx/staged.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession, type KvCache } from '../onnx/session.js';
 import { kindOf, removesSubBlock } from '../arch/variants/registry.js';
@@ -125,8 +126,8 @@ export async function measureSubBlocks(
 }
 
 /** A model as a scenario runs it, ready to time: one call runs the whole scenario once. */
-async function scenarioRunner(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, runtime: Runtime) {
-  const session = await DecoderSession.create(config, weights, { kvCache: true, logits: 'last' }, runtime);
+async function scenarioRunner(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, runtime: Runtime) {
+  const session = await StagedDecoder.create(config, weights, { kvCache: true, logits: 'last' }, runtime);
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
   const kvHeads = (i: number) => kindOf('attention', arch[i].attention).cachedKvHeads(config, arch[i].attention);
@@ -150,24 +151,50 @@ const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ prefillSe
  * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
  * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run.
  */
-export async function measureModel(config: ModelConfig, weights: ModelWeights, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
+export async function measureModel(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
   return (await measureModels([{ config, weights, arch }], s, o))[0];
 }
+
+/** Models whose float32 weights together stay within this many stage budgets are kept in memory together while timed. */
+const TOGETHER_STAGES = 8;
 
 /**
  * Measures several models on one scenario with their runs interleaved (A, B, A, B, …) after each has
  * warmed up, so that drift in the machine's speed (frequency, other load) falls on all alike and their
- * ratio — a speed-up — is fair. Medians over repeats, per model.
+ * ratio — a speed-up — is fair. Medians over repeats, per model. Models too large to hold together (see
+ * `TOGETHER_STAGES`) are interleaved by rounds instead: each round builds one model, warms it up, times it
+ * and releases it before the next, so only one is in memory at a time.
  */
-export async function measureModels(models: readonly { config: ModelConfig; weights: ModelWeights; arch: Architecture }[], s: Scenario, o: MeasureOptions): Promise<ScenarioTime[]> {
+export async function measureModels(models: readonly { config: ModelConfig; weights: ModelWeights | WeightSource; arch: Architecture }[], s: Scenario, o: MeasureOptions): Promise<ScenarioTime[]> {
+  const bytes = models.reduce((sum, m) => sum + modelBytes(m.config, sourceOf(m.weights)), 0);
+  const times: ScenarioTime[][] = models.map(() => []);
+  if (bytes > TOGETHER_STAGES * o.runtime.stageBytes) {
+    for (let i = 0; i < o.repeats; i++) {
+      for (const [k, m] of models.entries()) {
+        const r = await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime);
+        try {
+          for (let w = 0; w < Math.max(1, o.warmup); w++) await r.run();
+          times[k].push(await r.run());
+        } finally {
+          await r.release();
+        }
+      }
+    }
+    return times.map(medianTime);
+  }
   const runners = [];
   try {
     for (const m of models) runners.push(await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime));
     for (const r of runners) for (let i = 0; i < o.warmup; i++) await r.run();
-    const times: ScenarioTime[][] = runners.map(() => []);
     for (let i = 0; i < o.repeats; i++) for (const [k, r] of runners.entries()) times[k].push(await r.run());
     return times.map(medianTime);
   } finally {
     for (const r of runners) await r.release();
   }
+}
+
+/** float32 bytes of a model's weights (its stages'). */
+function modelBytes(config: ModelConfig, source: WeightSource): number {
+  const ends = endBytes(config);
+  return ends.embed + ends.head + layerBytes(config, source).reduce((a, b) => a + b, 0);
 }

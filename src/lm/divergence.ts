@@ -1,8 +1,9 @@
 import type { ModelConfig } from '../arch/config.js';
 import { windowBatches, type WindowSet } from '../data/sequences.js';
-import type { ModelWeights } from '../model/weights.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import type { Runtime } from '../onnx/runtime.js';
-import { DecoderSession, type TokenBatch } from '../onnx/session.js';
+import type { DecoderSession, TokenBatch } from '../onnx/session.js';
+import { runStaged, type SessionCache } from '../onnx/staged.js';
 import type { Tensor } from '../util/tensor.js';
 
 /** What a model is compared against: the reference's next-token log-probabilities on fixed windows. */
@@ -50,20 +51,19 @@ export function logSoftmaxRows(logits: Float32Array, n: number, out: Float32Arra
   }
 }
 
+/** Token positions per batch whose [tokens, vocab] float32 logits stay near 64 MB, in whole windows. */
+export function batchTokensFor(vocab: number, seqLen: number, most = 1024): number {
+  return Math.max(seqLen, Math.min(most, Math.floor(2 ** 26 / (4 * vocab) / seqLen) * seqLen));
+}
+
 /** A model's next-token distribution on a window set: what children (or a model on new text) are compared against. */
-export async function distributionOn(config: ModelConfig, weights: ModelWeights, set: WindowSet, seqLen: number, runtime: Runtime): Promise<ReferenceDistribution> {
+export async function distributionOn(config: ModelConfig, weights: ModelWeights | WeightSource, set: WindowSet, seqLen: number, runtime: Runtime): Promise<ReferenceDistribution> {
   const V = config.vocabSize;
   const tokens = set.count * seqLen;
   const logprobs = new Float32Array(tokens * V);
-  const session = await DecoderSession.create(config, weights, {}, runtime);
-  try {
-    for (const { batch, from, to } of windowBatches(set.count, seqLen, 1024)) {
-      const r = await session.run({ ids: set.ids.subarray(from, to), batch, seq: seqLen });
-      logSoftmaxRows(r.logits!.data, V, logprobs, from * V);
-    }
-  } finally {
-    await session.release();
-  }
+  const batches = [...windowBatches(set.count, seqLen, batchTokensFor(V, seqLen))];
+  const inputs = batches.map(({ batch, from, to }) => ({ ids: set.ids.subarray(from, to), batch, seq: seqLen }));
+  await runStaged(config, sourceOf(weights), runtime, inputs, { logits: 'all' }, (b, r) => logSoftmaxRows(r.logits!.data, V, logprobs, batches[b].from * V));
   return { windows: set.count, seqLen, vocab: V, logprobs, targets: nextTokens(set.ids, seqLen) };
 }
 
@@ -91,12 +91,42 @@ export async function divergence(session: DecoderSession, ref: ReferenceDistribu
   return { kl: kl / (ref.windows * ref.seqLen), lmLoss: nll / predicted };
 }
 
-/** KL from a reference and LM loss of a whole model on the reference's windows (token ids `ids`). */
-export async function modelDivergence(config: ModelConfig, weights: ModelWeights, ids: Int32Array, ref: ReferenceDistribution, runtime: Runtime): Promise<{ kl: number; lmLoss: number }> {
-  const session = await DecoderSession.create(config, weights, { logits: 'score' }, runtime);
-  try {
-    return await divergence(session, ref, (from, to, batch) => ({ ids: ids.subarray(from, to), batch, seq: ref.seqLen }));
-  } finally {
-    await session.release();
-  }
+/** KL from a reference and LM loss of a whole model on the reference's windows (token ids `ids`), run in stages. */
+export async function modelDivergence(config: ModelConfig, weights: ModelWeights | WeightSource, ids: Int32Array, ref: ReferenceDistribution, runtime: Runtime): Promise<{ kl: number; lmLoss: number }> {
+  const batches = [...windowBatches(ref.windows, ref.seqLen, batchTokensFor(ref.vocab, ref.seqLen))];
+  const inputs = batches.map(({ batch, from, to }) => ({ ids: ids.subarray(from, to), batch, seq: ref.seqLen }));
+  return stagedDivergence(config, sourceOf(weights), runtime, inputs, batches, ref);
+}
+
+/**
+ * KL and LM loss over a reference's windows of a model fed `inputs` (token batches, or residual streams entering
+ * `fromLayer`) for the window batches `batches`, run in stages (sessions reused from `sessions` when given).
+ */
+export async function stagedDivergence(
+  config: ModelConfig,
+  source: WeightSource,
+  runtime: Runtime,
+  inputs: readonly (TokenBatch | Tensor)[],
+  batches: readonly { from: number; to: number; batch: number }[],
+  ref: ReferenceDistribution,
+  o: { fromLayer?: number; sessions?: SessionCache } = {},
+): Promise<{ kl: number; lmLoss: number }> {
+  let kl = 0;
+  let nll = 0;
+  let predicted = 0;
+  const reference = (b: number) => {
+    const { batch, from, to } = batches[b];
+    return { logprobs: { data: ref.logprobs.subarray(from * ref.vocab, to * ref.vocab), shape: [batch, ref.seqLen, ref.vocab] }, targets: ref.targets.subarray(from, to) };
+  };
+  await runStaged(config, source, runtime, inputs, { logits: 'score', reference, fromLayer: o.fromLayer, sessions: o.sessions }, (b, r) => {
+    const { from, to } = batches[b];
+    for (let t = from; t < to; t++) {
+      kl += r.kl!.data[t - from];
+      if (hasTarget(t, ref.seqLen)) {
+        nll += r.nll!.data[t - from];
+        predicted++;
+      }
+    }
+  });
+  return { kl: kl / (ref.windows * ref.seqLen), lmLoss: nll / predicted };
 }

@@ -1,11 +1,11 @@
-import type { DecoderSession } from '../onnx/session.js';
+import type { Decoder } from '../onnx/staged.js';
 
 /**
  * Greedy (argmax) continuation of `prompt` up to `totalLength` tokens, prompt included. It stops early
  * at any of `stopIds` (for llama2.c models that is BOS, which separates stories). Without a KV cache
  * each step reruns the whole prefix: fine for checking a model, not a serving path.
  */
-export async function greedyGenerate(session: DecoderSession, prompt: readonly number[], totalLength: number, stopIds: readonly number[] = []): Promise<number[]> {
+export async function greedyGenerate(session: Decoder, prompt: readonly number[], totalLength: number, stopIds: readonly number[] = []): Promise<number[]> {
   if (session.options.logits !== 'last') throw new Error('greedyGenerate needs a session built with logits: "last"');
   const ids = [...prompt];
   while (ids.length < totalLength) {

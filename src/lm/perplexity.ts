@@ -1,6 +1,10 @@
 import type { Sequences } from '../data/sequences.js';
 import { equalLengthBatches } from '../data/sequences.js';
-import type { DecoderSession } from '../onnx/session.js';
+import type { ModelConfig } from '../arch/config.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
+import type { Runtime } from '../onnx/runtime.js';
+import { runStaged } from '../onnx/staged.js';
+import { batchTokensFor } from './divergence.js';
 
 /**
  * Summed negative log-likelihood of the next token at every position but the last of one sequence,
@@ -28,29 +32,37 @@ export interface PerplexityResult {
   readonly tokensPerSecond: number;
 }
 
-/** Mean next-token NLL of a model over sequences, batched by equal length. */
+/**
+ * Mean next-token NLL of a model over sequences, batched by equal length and run in stages (the weights of
+ * one stage in memory at a time); batches are sized so that their logits stay near 64 MB.
+ */
 export async function perplexity(
-  session: DecoderSession,
+  config: ModelConfig,
+  weights: ModelWeights | WeightSource,
+  runtime: Runtime,
   seqs: Sequences,
   opts: { batchTokens?: number; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<PerplexityResult> {
-  const vocab = session.config.vocabSize;
+  const vocab = config.vocabSize;
   let nll = 0;
   let predicted = 0;
   let processed = 0;
   const start = performance.now();
   const longest = Math.max(...seqs.map((s) => s.length));
-  const maxBatch = Math.max(1, Math.floor((opts.batchTokens ?? 4096) / longest));
+  const maxBatch = Math.max(1, Math.floor((opts.batchTokens ?? batchTokensFor(vocab, longest, 4096)) / longest));
   const batches = equalLengthBatches(seqs, maxBatch);
-  for (const [b, { indices, seq }] of batches.entries()) {
+  const inputs = batches.map(({ indices, seq }) => {
     const ids = new Int32Array(indices.length * seq);
     indices.forEach((si, r) => ids.set(seqs[si], r * seq));
-    const { logits } = await session.run({ ids, batch: indices.length, seq });
-    indices.forEach((si, r) => (nll += sequenceNll(logits!.data, r * seq * vocab, seqs[si], vocab)));
+    return { ids, batch: indices.length, seq };
+  });
+  await runStaged(config, sourceOf(weights), runtime, inputs, { logits: 'all' }, (b, r) => {
+    const { indices, seq } = batches[b];
+    indices.forEach((si, row) => (nll += sequenceNll(r.logits!.data, row * seq * vocab, seqs[si], vocab)));
     predicted += indices.length * (seq - 1);
     processed += indices.length * seq;
     opts.onProgress?.(b + 1, batches.length);
-  }
+  });
   const seconds = (performance.now() - start) / 1000;
   const meanNll = nll / predicted;
   return { meanNll, perplexity: Math.exp(meanNll), tokens: predicted, tokensPerSecond: processed / seconds };

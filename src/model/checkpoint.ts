@@ -1,43 +1,69 @@
 import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
 import { fail } from '../util/errors.js';
-import { sameShape, type Tensor } from '../util/tensor.js';
+import { sameShape } from '../util/tensor.js';
 import { readModelConfig, type ModelSpec } from './config.js';
 import { openTensorSource, type TensorSource } from './tensor-source.js';
 import { familyOf } from './families/registry.js';
-import { checkpointTensorSpecs, layerWeightsFrom, type CheckpointTensorSpecs, type ModelWeights, type TensorSpec } from './weights.js';
+import { READABLE_DTYPES } from './safetensors.js';
+import { checkpointTensorSpecs, inMemory, layerWeightsFrom, materialize, type CheckpointTensorSpecs, type ModelWeights, type TensorSpec, type WeightSource } from './weights.js';
 
-/** A loaded checkpoint: its global config, the architecture its layers have, and float32 weights. */
+/**
+ * A checkpoint opened for use: its global config, the architecture its layers have, and its weights as a
+ * source that reads each piece from the files when asked (float32), so that no command holds more of a
+ * model than the layers it is computing.
+ */
 export interface Checkpoint {
   readonly dir: string;
   readonly config: ModelConfig;
   readonly architecture: Architecture;
-  readonly weights: ModelWeights;
+  readonly source: WeightSource;
   /** Identifies the weight files' contents (see `TensorSource.fingerprint`), read through the handles that loaded them. */
   readonly fingerprint: string;
 }
 
+/** A checkpoint with every weight in memory (small models: tests, training). */
+export interface LoadedCheckpoint extends Checkpoint {
+  readonly weights: ModelWeights;
+}
+
 /**
- * Loads a HuggingFace checkpoint directory (Llama/Mistral, or a DeciLM child with block_configs):
- * every tensor is checked for presence and shape against config.json before it is trusted.
+ * Opens a HuggingFace checkpoint directory of a supported family (or a DeciLM child with block_configs):
+ * every tensor is checked for presence and shape against config.json from the files' headers; none is read.
  */
-export function loadCheckpoint(dir: string): Checkpoint {
+export function openCheckpoint(dir: string): Checkpoint {
   const { config, architecture } = readModelSpec(dir);
-  const source = openTensorSource(dir);
+  const files = openTensorSource(dir);
+  let specs: CheckpointTensorSpecs;
   try {
-    const specs = checkpointTensorSpecs(config, architecture);
-    refuseUnused(source, specs, config);
-    const read = (spec: TensorSpec, usedBy: string) => readChecked(source, spec, usedBy);
-    const embed = read(specs.embed, 'the token embedding');
-    const layers = architecture.map((block, i) =>
-      layerWeightsFrom(config, block, (key) => read(specs.layers[i][key], `layer ${i} ${key.split('.')[0]}`)),
-    );
-    const finalNorm = read(specs.finalNorm, 'the final norm');
-    const lmHead = specs.lmHead === null ? embed : read(specs.lmHead, 'the LM head (tie_word_embeddings is false)');
-    return { dir, config, architecture, weights: { embed, layers, finalNorm, lmHead }, fingerprint: source.fingerprint() };
-  } finally {
-    source.close();
+    specs = checkpointTensorSpecs(config, architecture);
+    refuseUnused(files, specs, config);
+    checkHeader(files, specs.embed, 'the token embedding');
+    architecture.forEach((_, i) => Object.entries(specs.layers[i]).forEach(([key, spec]) => checkHeader(files, spec, `layer ${i} ${key.split('.')[0]}`)));
+    checkHeader(files, specs.finalNorm, 'the final norm');
+    if (specs.lmHead !== null) checkHeader(files, specs.lmHead, 'the LM head (tie_word_embeddings is false)');
+  } catch (e) {
+    files.close();
+    throw e;
   }
+  const source: WeightSource = {
+    numLayers: architecture.length,
+    architecture,
+    layer: (i) => layerWeightsFrom(config, architecture[i], (key) => files.read(specs.layers[i][key].name)),
+    embed: () => files.read(specs.embed.name),
+    finalNorm: () => files.read(specs.finalNorm.name),
+    lmHead: () => files.read((specs.lmHead ?? specs.embed).name),
+    tiedHead: specs.lmHead === null,
+  };
+  // The files stay open for the process's lifetime: layers are read as stages reach them.
+  return { dir, config, architecture, source, fingerprint: files.fingerprint() };
+}
+
+/** Opens a checkpoint and reads every weight into memory. */
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const ck = openCheckpoint(dir);
+  const weights = materialize(ck.source);
+  return { ...ck, source: inMemory(weights), weights };
 }
 
 /** A checkpoint's config and per-layer architecture from config.json alone, without its weights. */
@@ -62,11 +88,13 @@ function refuseUnused(source: TensorSource, specs: CheckpointTensorSpecs, config
   }
 }
 
-function readChecked(source: TensorSource, spec: TensorSpec, usedBy: string): Tensor {
+function checkHeader(source: TensorSource, spec: TensorSpec, usedBy: string): void {
   const entry = source.entry(spec.name);
   if (entry === undefined) fail(`${source.fileOf(spec.name)}: tensor "${spec.name}" is missing (needed by ${usedBy})`);
   if (!sameShape(entry.shape, spec.shape)) {
     fail(`${source.fileOf(spec.name)}: tensor "${spec.name}" has shape [${entry.shape.join(', ')}]; expected [${spec.shape.join(', ')}] from config.json`);
   }
-  return source.read(spec.name);
+  if (!(READABLE_DTYPES as readonly string[]).includes(entry.dtype)) {
+    fail(`${source.fileOf(spec.name)}: tensor "${spec.name}" has dtype ${entry.dtype}; expected one of ${READABLE_DTYPES.join(', ')}`);
+  }
 }

@@ -22,3 +22,15 @@ export function halfToFloat(h: number): number {
   if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
+
+/** float32 to bfloat16, rounding to nearest even (NaN stays NaN): how checkpoints are saved in bf16. */
+export function f32ToBf16(src: Float32Array): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const b = bits[i];
+    if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0) out[i] = (b >>> 16) | 0x40;
+    else out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return out;
+}

@@ -150,14 +150,31 @@ function parseHeader(path: string, fd: number) {
   return { entries, metadata };
 }
 
+/** A tensor to write: its dtype and shape, and its bytes, made only when the writer reaches it. */
+export interface TensorToWrite {
+  readonly dtype: 'F32' | 'BF16';
+  readonly shape: readonly number[];
+  bytes(): Uint8Array;
+}
+
 /** Writes float32 tensors as one safetensors file, atomically. */
 export function writeSafetensors(path: string, tensors: ReadonlyMap<string, Tensor>, metadata: Record<string, string> = {}): void {
+  const lazy = new Map<string, TensorToWrite>();
+  for (const [name, t] of tensors) lazy.set(name, { dtype: 'F32', shape: t.shape, bytes: () => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) });
+  writeSafetensorsStreaming(path, lazy, metadata);
+}
+
+/**
+ * Writes one safetensors file atomically, asking each tensor for its bytes only when it is written: the
+ * header is known from shapes alone, so a file of any size passes through memory one tensor at a time.
+ */
+export function writeSafetensorsStreaming(path: string, tensors: ReadonlyMap<string, TensorToWrite>, metadata: Record<string, string> = {}): void {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of tensors) {
-    const bytes = t.data.byteLength;
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    const bytes = numel(t.shape) * DTYPE_BYTES[t.dtype];
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
   // Pad the header with spaces to a multiple of 8 so the data that follows stays aligned.
@@ -166,7 +183,13 @@ export function writeSafetensors(path: string, tensors: ReadonlyMap<string, Tens
   const headerBytes = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
-  const chunks: Uint8Array[] = [len, headerBytes];
-  for (const t of tensors.values()) chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  writeFileAtomic(path, chunks);
+  writeFileAtomic(path, (function* () {
+    yield len;
+    yield headerBytes;
+    for (const [name, t] of tensors) {
+      const bytes = t.bytes();
+      if (bytes.byteLength !== numel(t.shape) * DTYPE_BYTES[t.dtype]) throw new Error(`tensor "${name}": ${bytes.byteLength} bytes for shape [${t.shape.join(', ')}] in ${t.dtype}`);
+      yield bytes;
+    }
+  })());
 }

@@ -103,3 +103,60 @@ export function layerTensors(config: ModelConfig, layer: Partial<LayerWeights>):
   }
   return out;
 }
+
+/**
+ * A model's weights as stages use them: one piece at a time, in float32. A checkpoint on disk reads each piece
+ * when asked (nothing is kept: hold on to a layer while using it), so a model never has to be in memory whole;
+ * weights already in memory are a source too (`inMemory`).
+ */
+export interface WeightSource {
+  readonly numLayers: number;
+  /** What each layer is, known without reading it. */
+  readonly architecture: Architecture;
+  layer(i: number): LayerWeights;
+  embed(): Tensor;
+  finalNorm(): Tensor;
+  /** The LM head; the embedding itself when `tiedHead`. */
+  lmHead(): Tensor;
+  readonly tiedHead: boolean;
+}
+
+/** Weights in memory as a source (every call returns the same objects). */
+export function inMemory(weights: ModelWeights): WeightSource {
+  return {
+    numLayers: weights.layers.length,
+    architecture: architectureOf(weights),
+    layer: (i) => weights.layers[i],
+    embed: () => weights.embed,
+    finalNorm: () => weights.finalNorm,
+    lmHead: () => weights.lmHead,
+    tiedHead: weights.lmHead === weights.embed,
+  };
+}
+
+/** One layer as a model of its own (no embedding, no head): how a layer is run, timed or trained alone. */
+export function layerAlone(layer: LayerWeights): WeightSource {
+  const none = (): Tensor => {
+    throw new Error('a layer alone has no embedding or head');
+  };
+  return { numLayers: 1, architecture: [{ attention: layer.attention.variant, ffn: layer.ffn.variant }], layer: () => layer, embed: none, finalNorm: none, lmHead: none, tiedHead: false };
+}
+
+/** Weights in memory or a source, as a source. */
+export const sourceOf = (w: ModelWeights | WeightSource): WeightSource => ('layer' in w ? w : inMemory(w));
+
+/** Every weight of a source in memory: for models small enough to hold whole (tests, training). */
+export function materialize(source: WeightSource): ModelWeights {
+  const embed = source.embed();
+  return {
+    embed,
+    layers: Array.from({ length: source.numLayers }, (_, i) => source.layer(i)),
+    finalNorm: source.finalNorm(),
+    lmHead: source.tiedHead ? embed : source.lmHead(),
+  };
+}
+
+/** A source with the layers of another architecture over a base's embedding and head (a child of a parent). */
+export function withLayers(base: WeightSource, architecture: Architecture, layer: (i: number) => LayerWeights): WeightSource {
+  return { numLayers: architecture.length, architecture, layer, embed: () => base.embed(), finalNorm: () => base.finalNorm(), lmHead: () => base.lmHead(), tiedHead: base.tiedHead };
+}

@@ -2,7 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { ropeInverseFrequencies } from '../arch/rope.js';
 import { kindOf } from '../arch/variants/registry.js';
 import { SUB_BLOCKS } from '../arch/variant.js';
-import type { ModelWeights } from '../model/weights.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { DataType, GraphBuilder } from './graph-builder.js';
 import { pastKeyName, pastValueName, rmsNorm, tapName, type EmitContext, type SequenceContext, type TapPoint, type TapSite } from './emit.js';
 import { inferenceWeights, type WeightWriter } from './weight-writer.js';
@@ -47,7 +47,7 @@ export const NLL = 'nll';
  * sub-block is emitted by its variant kind. Standard opset-17 ops only, float32, batches of equal length;
  * weights baked in as inference initializers.
  */
-export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions = {}): GraphBuilder {
+export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions = {}): GraphBuilder {
   const g = new GraphBuilder('tessera_decoder');
   const { logits } = emitDecoder(g, config, weights, options, inferenceWeights);
   if (logits !== null) {
@@ -62,9 +62,11 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights, op
  * final norm and LM head unless the graph has no logits; weights enter as `writer` makes them. Taps and the
  * residual stream after the last layer (for graphs without logits) are exposed as outputs; the raw logits
  * tensor is returned for the caller to expose or to compare. With `options.shape` every dimension is fixed.
+ * Only the weights the range needs are read from the source (its layers; the embedding and head at the ends).
  */
-export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions, writer: WeightWriter): { logits: string | null; hidden: string } {
-  const L = weights.layers.length;
+export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, writer: WeightWriter): { logits: string | null; hidden: string } {
+  const source = sourceOf(weights);
+  const L = source.numLayers;
   const from = options.fromLayer ?? 0;
   const to = options.toLayer ?? L;
   const logits = to === L ? (options.logits ?? 'all') : 'none';
@@ -74,19 +76,21 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
   }
   const E = config.hiddenSize;
   const [batchDim, seqDim] = options.shape ? [options.shape.batch, options.shape.seq] : ['batch', 'seq'];
+  let embed: ModelWeights['embed'] | undefined;
 
   let x: string;
   let shapeSource: string;
   if (from === 0 && !options.hiddenInput) {
     const ids = g.input(INPUT_IDS, DataType.INT32, [batchDim, seqDim]);
-    x = g.node('Gather', [writer.stored(g, 'embed', weights.embed, 'embed_tokens'), ids], { axis: 0 }, 'embedded');
+    embed = source.embed();
+    x = g.node('Gather', [writer.stored(g, 'embed', embed, 'embed_tokens'), ids], { axis: 0 }, 'embedded');
     shapeSource = ids;
   } else {
     x = g.input(HIDDEN_IN, DataType.FLOAT, [batchDim, seqDim, E]);
     shapeSource = x;
   }
-  const cachedHeads = (i: number) => kindOf('attention', weights.layers[i].attention.variant).cachedKvHeads(config, weights.layers[i].attention.variant);
-  const cached = options.kvCache ? weights.layers.map((_, i) => i).filter((i) => i >= from && i < to && cachedHeads(i) > 0) : [];
+  const cachedHeads = (i: number) => kindOf('attention', source.architecture[i].attention).cachedKvHeads(config, source.architecture[i].attention);
+  const cached = options.kvCache ? source.architecture.map((_, i) => i).filter((i) => i >= from && i < to && cachedHeads(i) > 0) : [];
   for (const i of cached) {
     g.input(pastKeyName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
     g.input(pastValueName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
@@ -101,8 +105,10 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
       if (wanted.has(name)) g.expose(tensor, name, dims);
     };
     tap('residual', x, act);
+    // One layer read at a time: once its weights are laid out in the graph, the source's copy can go.
+    const layer = source.layer(i);
     for (const sub of SUB_BLOCKS) {
-      const w = weights.layers[i][sub];
+      const w = layer[sub];
       const key = (role: string) => `${i}.${sub}.${role}`;
       const ctx: EmitContext = {
         g,
@@ -130,10 +136,12 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
     if (!wanted.has(end)) g.expose(x, end, act);
     return { logits: null, hidden: x };
   }
-  let h = rmsNorm(g, x, () => writer.stored(g, 'final_norm', weights.finalNorm, 'final_norm_weight'), config.rmsNormEps, 'final_norm');
+  let h = rmsNorm(g, x, () => writer.stored(g, 'final_norm', source.finalNorm(), 'final_norm_weight'), config.rmsNormEps, 'final_norm');
   if (logits === 'last') h = g.node('Gather', [h, seq.lastIndex()], { axis: 1 }, 'last_hidden');
   // A tied head is the embedding itself, one weight with one gradient.
-  const head = writer.transposed(g, [{ key: weights.lmHead === weights.embed ? 'embed' : 'lm_head', tensor: weights.lmHead }], 'lm_head_t');
+  const head = source.tiedHead
+    ? writer.transposed(g, [{ key: 'embed', tensor: embed ?? source.embed() }], 'lm_head_t')
+    : writer.transposed(g, [{ key: 'lm_head', tensor: source.lmHead() }], 'lm_head_t');
   return { logits: g.node('MatMul', [h, head], {}, 'logits_raw'), hidden: x };
 }
 

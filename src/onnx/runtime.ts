@@ -16,7 +16,15 @@ export interface RuntimeSpec {
   /** onnxruntime intra-op threads; keep workers × threads ≤ cores. */
   readonly threads: number;
   readonly outputs: OutputLocation;
+  /**
+   * float32 bytes of weights one session may hold: a model larger than this runs in stages of layers (see
+   * onnx/staged.ts), so memory follows the stage, not the model.
+   */
+  readonly stageBytes: number;
 }
+
+/** Building a session briefly needs about four times its weights (read, laid out, serialised, onnxruntime's copy). */
+export const DEFAULT_STAGE_BYTES = 512 * 2 ** 20;
 
 // Protobuf refuses messages over 2 GiB; leave room for the graph itself.
 const IN_MEMORY_LIMIT_BYTES = 1.5 * 2 ** 30;
@@ -30,6 +38,10 @@ export class Runtime {
 
   get threads(): number {
     return this.spec.threads;
+  }
+
+  get stageBytes(): number {
+    return this.spec.stageBytes;
   }
 
   /** The same runtime with another thread count (e.g. one thread per worker). */
@@ -65,7 +77,7 @@ export class Runtime {
 }
 
 /** The CPU runtime with `threads` intra-op threads. */
-export const cpuRuntime = (threads: number) => new Runtime({ provider: 'cpu', threads, outputs: 'cpu' });
+export const cpuRuntime = (threads: number, stageBytes = DEFAULT_STAGE_BYTES) => new Runtime({ provider: 'cpu', threads, outputs: 'cpu', stageBytes });
 
 /**
  * onnxruntime-node cannot wrap memory of a SharedArrayBuffer (its native side aborts the process), so

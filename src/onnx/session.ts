@@ -1,6 +1,6 @@
 import type ort from 'onnxruntime-node';
 import type { ModelConfig } from '../arch/config.js';
-import type { ModelWeights } from '../model/weights.js';
+import type { ModelWeights, WeightSource } from '../model/weights.js';
 import type { Tensor } from '../util/tensor.js';
 import { buildDecoderGraph, HIDDEN_IN, INPUT_IDS, KL, LOGITS, NLL, REFERENCE_LOGPROBS, TARGETS, type DecoderGraphOptions } from './decoder-graph.js';
 import { parseTapName, pastKeyName, pastValueName, presentKeyName, presentValueName, tapName, type TapPoint } from './emit.js';
@@ -48,7 +48,7 @@ export class DecoderSession {
     readonly options: DecoderGraphOptions,
   ) {}
 
-  static async create(config: ModelConfig, weights: ModelWeights, options: DecoderGraphOptions, runtime: Runtime, o: { viaFile?: boolean } = {}): Promise<DecoderSession> {
+  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, runtime: Runtime, o: { viaFile?: boolean } = {}): Promise<DecoderSession> {
     return new DecoderSession(await runtime.session(buildDecoderGraph(config, weights, options), o), config, options);
   }
 

@@ -10,7 +10,8 @@ export const childFiles = {
 /**
  * The layout of a run directory, spelled out once:
  *
- *   <run>/library/      manifest.json, candidates/<layer>.<variant>.{safetensors,json}, scores.json, reference.{json,f32}
+ *   <run>/library/      manifest.json, candidates/<layer>.<variant>.{safetensors,json}, scores.json, reference.{json,f32},
+ *                       activations/ (while the library is built)
  *   <run>/measured/     <profile>.json            (tessera profile: candidates timed on this machine)
  *   <run>/solutions/    <id>/spec.json            (tessera solve; the report's frontier)
  *   <run>/children/     <id>/…, <id>-kd/…         (tessera export, tessera distill: model directories, and evaluation.json)
@@ -42,6 +43,11 @@ export class RunPaths {
   /** Written last, after the weights it vouches for: its presence marks a finished candidate. */
   candidateRecord(key: string): string {
     return join(this.candidates, `${key}.json`);
+  }
+
+  /** The parent's activations on one window set while the library is built (removed when it is complete). */
+  activations(set: 'calibration' | 'validation'): string {
+    return join(this.library, 'activations', set);
   }
 
   get scores(): string {

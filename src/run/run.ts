@@ -9,7 +9,7 @@ import { paragraphs, readText } from '../data/text.js';
 import { loadHardwareProfile } from '../hardware/load.js';
 import type { HardwareProfile } from '../hardware/types.js';
 import { distributionOn, type ReferenceDistribution } from '../lm/divergence.js';
-import { loadCheckpoint, readModelSpec, type Checkpoint } from '../model/checkpoint.js';
+import { openCheckpoint, readModelSpec, type Checkpoint } from '../model/checkpoint.js';
 import type { ModelSpec } from '../model/config.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { Runtime } from '../onnx/runtime.js';
@@ -39,8 +39,8 @@ export interface RunInputs {
 const spaceHash = (space: SearchSpace) => sha256(JSON.stringify(space.layers));
 
 /**
- * A run directory and the inputs every stage of it needs, each loaded once per process: the parent (its
- * weights read once, whatever the stages), the search space, the calibration and validation windows, the
+ * A run directory and the inputs every stage of it needs, each loaded once per process: the parent (opened
+ * once; its weights read a stage at a time), the search space, the calibration and validation windows, the
  * block library, hardware profiles, and the parent's distribution on the validation windows, which is also
  * cached on disk beside the library. Inputs are checked against the manifest they were recorded in.
  */
@@ -70,7 +70,7 @@ export class Run {
   static create(dir: string, inputs: RunInputs): Run {
     // Absolute paths in the manifest, so later stages work from any directory.
     const [model, spaceFile, data] = [resolve(inputs.model), resolve(inputs.space), resolve(inputs.data)];
-    const parent = loadCheckpoint(model);
+    const parent = openCheckpoint(model);
     if (JSON.stringify(parent.architecture) !== JSON.stringify(parentArchitecture(parent.config))) {
       fail(`${model}: has per-layer block_configs; a block library is built from a uniform Llama-family parent`);
     }
@@ -107,10 +107,10 @@ export class Run {
     return new Run(paths, manifest);
   }
 
-  /** The parent checkpoint, loaded once per process. */
+  /** The parent checkpoint, opened once per process (its weights are read as stages use them). */
   parent(): Checkpoint {
     if (this.parentCheckpoint === undefined) {
-      const ck = loadCheckpoint(this.manifest.parent.dir);
+      const ck = openCheckpoint(this.manifest.parent.dir);
       if (ck.fingerprint !== this.manifest.parent.weightsFingerprint) fail(`${ck.dir}: its weights changed since the library in ${this.dir} was built; rebuild the library`);
       this.parentCheckpoint = ck;
     }
@@ -176,7 +176,7 @@ export class Run {
       const stored = loadReference(this.paths, validation.ids, seqLen, this.config.vocabSize, fingerprint);
       if (stored !== null) return stored;
       const ck = this.parent();
-      const computed = await distributionOn(ck.config, ck.weights, validation, seqLen, runtime);
+      const computed = await distributionOn(ck.config, ck.source, validation, seqLen, runtime);
       storeReference(this.paths, computed, validation.ids, fingerprint);
       return computed;
     })();

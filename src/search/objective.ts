@@ -37,7 +37,7 @@ export class ChildObjective {
       q = (async () => {
         const ck = this.run.parent();
         const parentKey = JSON.stringify(ck.architecture);
-        const weights = JSON.stringify(arch) === parentKey ? ck.weights : this.assembler.weights(arch);
+        const weights = JSON.stringify(arch) === parentKey ? ck.source : this.assembler.source(arch);
         return modelDivergence(ck.config, weights, this.run.data().validation.ids, await this.run.reference(this.runtime), this.runtime);
       })();
       this.cache.set(key, q);
@@ -50,7 +50,7 @@ export class ChildObjective {
     let o = objectives.get(run);
     if (o === undefined) {
       const ck = run.parent();
-      objectives.set(run, (o = new ChildObjective(run, runtime, new ChildAssembler(ck.config, ck.weights, run.library()))));
+      objectives.set(run, (o = new ChildObjective(run, runtime, new ChildAssembler(ck.config, ck.source, run.library()))));
     }
     return o;
   }

@@ -2,7 +2,7 @@ import type ort from 'onnxruntime-node';
 import type { ModelConfig } from '../arch/config.js';
 import type { WindowSet } from '../data/sequences.js';
 import { nextTokens } from '../lm/divergence.js';
-import type { ModelWeights } from '../model/weights.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { emitDecoder, INPUT_IDS } from '../onnx/decoder-graph.js';
 import { tapName } from '../onnx/emit.js';
 import { GraphBuilder } from '../onnx/graph-builder.js';
@@ -24,9 +24,9 @@ export interface DistillationSettings extends TrainingOptions {
 }
 
 /** The parent as a teacher: its log-probabilities and (for the cosine loss) its residual stream after each layer. */
-function teacherGraph(config: ModelConfig, weights: ModelWeights, batch: number, seq: number, hidden: boolean): GraphBuilder {
+function teacherGraph(config: ModelConfig, weights: WeightSource, batch: number, seq: number, hidden: boolean): GraphBuilder {
   const g = new GraphBuilder('tessera_teacher');
-  const taps = hidden ? weights.layers.map((_, i) => ({ layer: i + 1, site: 'residual' as const })) : [];
+  const taps = hidden ? Array.from({ length: weights.numLayers }, (_, i) => ({ layer: i + 1, site: 'residual' as const })) : [];
   const { logits } = emitDecoder(g, config, weights, { shape: { batch, seq }, logits: 'all', taps }, inferenceWeights);
   g.expose(g.node('LogSoftmax', [logits!], { axis: -1 }), REFERENCE_LOGPROBS, [batch, seq, config.vocabSize]);
   return g;
@@ -40,13 +40,14 @@ function arraysOf(w: ModelWeights): Float32Array[] {
  * Global knowledge distillation: trains every weight of `student` in place toward `teacher` on batches of
  * windows — each step the teacher's log-probabilities and residual streams are the targets of the losses.
  */
-export async function distil(config: ModelConfig, student: ModelWeights, teacher: { config: ModelConfig; weights: ModelWeights }, windows: WindowSet, o: DistillationSettings): Promise<TrainingResult> {
+export async function distil(config: ModelConfig, student: ModelWeights, teacher: { config: ModelConfig; weights: ModelWeights | WeightSource }, windows: WindowSet, o: DistillationSettings): Promise<TrainingResult> {
   if (windows.count === 0) fail(`${windows.range.file}: too little text for one window of ${o.seqLen} tokens`);
   const training = buildTrainingGraph(config, student, o.batch, o.seqLen, o.loss, { clip: o.clip });
-  const teacherArrays = new Set(arraysOf(teacher.weights));
+  // A teacher read from disk has arrays of its own; one in memory might share the student's.
+  const teacherArrays = new Set('layers' in teacher.weights ? arraysOf(teacher.weights) : []);
   if ([...training.weights.values()].some((p) => teacherArrays.has(p.data))) throw new Error('the student shares weight arrays with its teacher; training it in place would change the teacher');
   const cosine = (o.loss.cosine ?? 0) > 0;
-  const teacherSession = await o.runtime.session(teacherGraph(teacher.config, teacher.weights, o.batch, o.seqLen, cosine));
+  const teacherSession = await o.runtime.session(teacherGraph(teacher.config, sourceOf(teacher.weights), o.batch, o.seqLen, cosine));
   try {
     return await optimize(training, async (step) => {
       const ids = new Int32Array(o.batch * o.seqLen);

@@ -3,12 +3,13 @@ import { dirname } from 'node:path';
 
 /**
  * Writes a file under a temporary name and renames it into place, so a killed process never
- * leaves a half-written file that a later run would trust.
+ * leaves a half-written file that a later run would trust. Chunks may be produced one at a time
+ * (a generator), so a file larger than memory is written without holding it.
  */
-export function writeFileAtomic(path: string, chunks: string | Uint8Array | readonly Uint8Array[]): void {
+export function writeFileAtomic(path: string, chunks: string | Uint8Array | Iterable<Uint8Array>): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  const parts = typeof chunks === 'string' ? [Buffer.from(chunks)] : chunks instanceof Uint8Array ? [chunks] : chunks;
+  const parts: Iterable<Uint8Array> = typeof chunks === 'string' ? [Buffer.from(chunks)] : chunks instanceof Uint8Array ? [chunks] : chunks;
   const fd = openSync(tmp, 'w');
   try {
     for (const part of parts) {

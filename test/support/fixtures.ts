@@ -42,6 +42,8 @@ export interface LibraryBuild {
   seqLen: number;
   workers: number;
   bldTokens?: number;
+  /** float32 bytes of weights a session may hold (default: the runtime's; tiny values force one layer per stage). */
+  stageBytes?: number;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -49,6 +51,7 @@ export interface LibraryBuild {
 /** Creates (or reopens) a run and runs its score stage, as `tessera score` does. */
 export async function buildLibrary(b: LibraryBuild): Promise<ScoreResult & { run: Run; library: BlockLibrary }> {
   const run = Run.create(b.out, { ...b, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
-  const r = await score(run, { workers: b.workers, signal: b.signal, reporter: { ...silent, progress: () => b.onProgress ?? (() => {}) } });
+  const runtime = b.stageBytes === undefined ? undefined : cpuRuntime(Math.max(b.workers, 1), b.stageBytes);
+  const r = await score(run, { workers: b.workers, runtime, signal: b.signal, reporter: { ...silent, progress: () => b.onProgress ?? (() => {}) } });
   return { ...r, run, library: run.library() };
 }

@@ -3,7 +3,8 @@ import { removesSubBlock } from '../../arch/variants/registry.js';
 import type { WindowSet } from '../../data/sequences.js';
 import type { Checkpoint } from '../../model/checkpoint.js';
 import type { Runtime } from '../../onnx/runtime.js';
-import { DecoderSession, tapOf } from '../../onnx/session.js';
+import { tapName } from '../../onnx/emit.js';
+import { runStaged } from '../../onnx/staged.js';
 import type { Formulation } from '../formulate.js';
 import { violations, type Choice, type ChoiceProblem } from '../problem.js';
 import { parentChoice, plain } from './choices.js';
@@ -53,13 +54,15 @@ export async function blockInfluenceOn(parent: Checkpoint, windows: WindowSet, s
   const L = parent.config.numLayers;
   const count = Math.min(windows.count, Math.max(1, Math.floor(tokens / seqLen)));
   const taps = Array.from({ length: L + 1 }, (_, layer) => ({ layer, site: 'residual' as const }));
-  const session = await DecoderSession.create(parent.config, parent.weights, { taps, logits: 'none' }, runtime);
-  try {
-    const r = await session.run({ ids: windows.ids.subarray(0, count * seqLen), batch: count, seq: seqLen });
-    return blockInfluence(taps.map((t) => tapOf(r, t)!.data), parent.config.hiddenSize);
-  } finally {
-    await session.release();
-  }
+  const residuals: Float32Array[] = taps.map(() => new Float32Array(0));
+  const input = { ids: windows.ids.subarray(0, count * seqLen), batch: count, seq: seqLen };
+  await runStaged(parent.config, parent.source, runtime, [input], { logits: 'none', taps }, () => {}, (_, got) => {
+    taps.forEach((t, k) => {
+      const r = got.get(tapName(t));
+      if (r !== undefined) residuals[k] = r.data;
+    });
+  });
+  return blockInfluence(residuals, parent.config.hiddenSize);
 }
 
 export const depth: SearchStrategy = {

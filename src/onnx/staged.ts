@@ -1,0 +1,226 @@
+import type { ModelConfig } from '../arch/config.js';
+import { nonLayerParams, subBlockParams } from '../arch/params.js';
+import { SUB_BLOCKS } from '../arch/variant.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
+import type { Tensor } from '../util/tensor.js';
+import type { DecoderGraphOptions } from './decoder-graph.js';
+import { tapName, type TapPoint } from './emit.js';
+import type { Runtime } from './runtime.js';
+import { DecoderSession, type ForwardResult, type KvCache, type ScoreReference, type TokenBatch } from './session.js';
+
+/**
+ * A model run in stages: contiguous ranges of layers, each compiled into its own session only while it runs,
+ * so that a process holds the weights of one stage at a time, not of the whole model. Every batch passes a
+ * stage before the next stage is built; between stages a batch is its residual stream. A model whose weights
+ * fit the budget is one stage — one session, as if run whole.
+ */
+export interface Stage {
+  readonly from: number;
+  readonly to: number;
+  /** The final norm and LM head run in this stage (the last one). */
+  readonly head: boolean;
+  /** float32 bytes of the stage's weights. */
+  readonly bytes: number;
+}
+
+const F32 = 4;
+
+/** float32 bytes of each layer of a model's source. */
+export function layerBytes(config: ModelConfig, source: WeightSource): number[] {
+  return source.architecture.map((b) => SUB_BLOCKS.reduce((s, sub) => s + subBlockParams(config, sub, b[sub]), 0) * F32);
+}
+
+/** float32 bytes of the embedding, and of the final norm and LM head. */
+export function endBytes(config: ModelConfig): { embed: number; head: number } {
+  const table = config.vocabSize * config.hiddenSize * F32;
+  return { embed: table, head: nonLayerParams(config) * F32 - table };
+}
+
+/**
+ * Stages for layers [from, L) and the head. The model is cut into greedy contiguous ranges of at most `budget`
+ * float32 bytes each (the embedding counting towards the first; a layer larger than the budget is a stage
+ * alone; the head joins the last range when it fits), and those starting before `from` are cut to start
+ * there: the stages after `from` are the same whatever `from` is, so their sessions can be kept and reused.
+ */
+export function planStages(config: ModelConfig, source: WeightSource, budget: number, from = 0): Stage[] {
+  const bytes = layerBytes(config, source);
+  const ends = endBytes(config);
+  const L = source.numLayers;
+  const ranges: { from: number; to: number }[] = [];
+  let start = 0;
+  let sum = ends.embed;
+  for (let i = 0; i < L; i++) {
+    if (i > start && sum + bytes[i] > budget) {
+      ranges.push({ from: start, to: i });
+      [start, sum] = [i, 0];
+    }
+    sum += bytes[i];
+  }
+  const headJoins = start < L && sum + ends.head <= budget;
+  if (start < L) ranges.push({ from: start, to: L });
+  const stages: Stage[] = ranges
+    .filter((r) => r.to > from)
+    .map((r, k, all) => {
+      const lo = Math.max(r.from, from);
+      const head = headJoins && k === all.length - 1;
+      const layers = bytes.slice(lo, r.to).reduce((a, b) => a + b, 0);
+      return { from: lo, to: r.to, head, bytes: layers + (lo === 0 ? ends.embed : 0) + (head ? ends.head : 0) };
+    });
+  if (!headJoins || stages.length === 0) stages.push({ from: L, to: L, head: true, bytes: ends.head });
+  return stages;
+}
+
+/** What a staged run computes: the head's output (as `DecoderGraphOptions.logits`) and taps of any layer. */
+export interface StagedOptions {
+  readonly logits: 'all' | 'last' | 'none' | 'score';
+  readonly taps?: readonly TapPoint[];
+  /** The first layer: above 0 the inputs are residual streams entering it. */
+  readonly fromLayer?: number;
+  /** For logits: 'score', the reference of batch `b`. */
+  readonly reference?: (b: number) => ScoreReference;
+  /** Sessions to reuse across runs (kept by the caller), instead of building and releasing them here. */
+  readonly sessions?: SessionCache;
+}
+
+/**
+ * Runs batches through a model stage by stage. `onTaps` receives each batch's taps as their stage produces
+ * them; `onResult` receives each batch's result from the last stage (logits, or KL and NLL for 'score'; for
+ * logits: 'none', the residual stream after the last layer as a tap).
+ */
+export async function runStaged(
+  config: ModelConfig,
+  source: WeightSource,
+  runtime: Runtime,
+  inputs: readonly (TokenBatch | Tensor)[],
+  o: StagedOptions,
+  onResult: (b: number, r: ForwardResult) => void | Promise<void>,
+  onTaps: (b: number, taps: ReadonlyMap<string, Tensor>) => void = () => {},
+): Promise<void> {
+  const from = o.fromLayer ?? 0;
+  // Without logits, the head's stage has nothing to do.
+  const stages = planStages(config, source, runtime.stageBytes, from).filter((s) => o.logits !== 'none' || s.from < s.to);
+  const streams: (TokenBatch | Tensor)[] = [...inputs];
+  for (const [k, stage] of stages.entries()) {
+    const last = k === stages.length - 1;
+    const taps = (o.taps ?? []).filter((t) => t.layer >= stage.from && (t.layer < stage.to || (t.layer === stage.to && last)));
+    const options: DecoderGraphOptions = {
+      fromLayer: stage.from,
+      toLayer: stage.to,
+      logits: last ? o.logits : 'none',
+      taps,
+    };
+    if (o.sessions !== undefined && o.sessions.source !== source) throw new Error('a session cache serves the source it was made for');
+    const session = await (o.sessions?.get(config, options, stage.bytes, runtime) ?? DecoderSession.create(config, source, options, runtime));
+    try {
+      for (let b = 0; b < streams.length; b++) {
+        const r = await session.run(streams[b], new Map(), last && o.logits === 'score' ? o.reference!(b) : undefined);
+        if (taps.length > 0) onTaps(b, r.taps);
+        if (last) await onResult(b, r);
+        else streams[b] = r.taps.get(tapName({ layer: stage.to, site: 'residual' }))!;
+      }
+    } finally {
+      if (o.sessions === undefined) await session.release();
+    }
+  }
+}
+
+/**
+ * Stage sessions of one source kept between staged runs, within a byte budget (least recently used released
+ * first): a worker scoring many candidates builds the parent's later stages once. Not for concurrent use.
+ */
+export class SessionCache {
+  private readonly entries = new Map<string, { session: Promise<DecoderSession>; bytes: number }>();
+
+  constructor(
+    readonly source: WeightSource,
+    private readonly budget: number,
+  ) {}
+
+  get(config: ModelConfig, options: DecoderGraphOptions, bytes: number, runtime: Runtime): Promise<DecoderSession> {
+    const key = JSON.stringify(options);
+    const hit = this.entries.get(key);
+    if (hit !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit.session;
+    }
+    const session = (async () => {
+      await this.evict(bytes);
+      return DecoderSession.create(config, this.source, options, runtime);
+    })();
+    this.entries.set(key, { session, bytes });
+    return session;
+  }
+
+  private async evict(incoming: number): Promise<void> {
+    // Victims are chosen before the first await, so a session requested meanwhile is never among them.
+    let held = [...this.entries.values()].reduce((s, e) => s + e.bytes, 0);
+    const victims: Promise<DecoderSession>[] = [];
+    for (const [key, e] of this.entries) {
+      if (held + incoming <= this.budget) break;
+      this.entries.delete(key);
+      held -= e.bytes;
+      victims.push(e.session);
+    }
+    for (const v of victims) await (await v).release();
+  }
+
+  async clear(): Promise<void> {
+    for (const e of this.entries.values()) await (await e.session).release();
+    this.entries.clear();
+  }
+}
+
+/** What runs a decoder forward: one session, or a chain of stage sessions. */
+export type Decoder = Pick<DecoderSession, 'config' | 'options' | 'run' | 'emptyCache' | 'release'>;
+
+/**
+ * A decoder kept whole as a chain of stage sessions, built one stage at a time: running it costs what one
+ * session of the whole model costs (the chain passes each call's residual stream on), but building it never
+ * holds more than one stage's weights twice. For calls that must reach every layer at once — generation,
+ * K/V-cached decoding, timing. A model within the stage budget is a single session.
+ */
+export class StagedDecoder implements Decoder {
+  private constructor(
+    readonly config: ModelConfig,
+    readonly options: DecoderGraphOptions,
+    private readonly sessions: readonly DecoderSession[],
+  ) {}
+
+  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache'>, runtime: Runtime): Promise<StagedDecoder> {
+    const source = sourceOf(weights);
+    const stages = planStages(config, source, runtime.stageBytes);
+    const sessions: DecoderSession[] = [];
+    try {
+      for (const [k, stage] of stages.entries()) {
+        const last = k === stages.length - 1;
+        sessions.push(await DecoderSession.create(config, source, { ...options, fromLayer: stage.from, toLayer: stage.to, logits: last ? options.logits : 'none' }, runtime));
+      }
+    } catch (e) {
+      for (const s of sessions) await s.release();
+      throw e;
+    }
+    return new StagedDecoder(config, options, sessions);
+  }
+
+  emptyCache(batch: number, kvHeadsOf: (layer: number) => number): Map<number, KvCache> {
+    return new Map(this.sessions.flatMap((s) => [...s.emptyCache(batch, kvHeadsOf)]));
+  }
+
+  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
+    let stream = input;
+    const present = new Map<number, KvCache>();
+    const taps = new Map<string, Tensor>();
+    for (const [k, s] of this.sessions.entries()) {
+      const r = await s.run(stream, past, reference);
+      for (const [i, kv] of r.present) present.set(i, kv);
+      if (k === this.sessions.length - 1) return { ...r, present, taps };
+      stream = r.taps.get(tapName({ layer: s.options.toLayer!, site: 'residual' }))!;
+    }
+    throw new Error('a decoder has at least one stage');
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions) await s.release();
+  }
+}

@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { Architecture } from '../src/arch/variant.js';
+import { distributionOn, modelDivergence } from '../src/lm/divergence.js';
+import { greedyGenerate } from '../src/lm/generate.js';
+import { perplexity } from '../src/lm/perplexity.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { randomWeights } from '../src/model/random.js';
+import { loadTokenizer } from '../src/model/tokenizer.js';
+import { inMemory } from '../src/model/weights.js';
+import { cpuRuntime } from '../src/onnx/runtime.js';
+import { DecoderSession } from '../src/onnx/session.js';
+import { endBytes, layerBytes, planStages, StagedDecoder } from '../src/onnx/staged.js';
+import { Rng } from '../src/util/rng.js';
+import { maxAbsDiff } from '../src/util/tensor.js';
+import { buildLibrary, configOf, modelDir, RUNTIME, tempDir, TINYSTORIES } from './support/fixtures.js';
+
+/** One layer per stage, the head alone: every stage boundary a real model would have, on a tiny one. */
+const ONE_LAYER = cpuRuntime(1, 1);
+
+describe('stages: a model run a few layers at a time', () => {
+  const config = configOf({ hidden: 16, layers: 4, heads: 4, kvHeads: 2, intermediate: 40, vocab: 50 });
+  const arch: Architecture = [
+    { attention: { kind: 'gqa', kvHeads: 2 }, ffn: { kind: 'swiglu', intermediate: 40 } },
+    { attention: { kind: 'noop' }, ffn: { kind: 'linear' } },
+    { attention: { kind: 'linear' }, ffn: { kind: 'noop' } },
+    { attention: { kind: 'gqa', kvHeads: 1 }, ffn: { kind: 'swiglu', intermediate: 8 } },
+  ];
+  const source = inMemory(randomWeights(config, arch, new Rng(3)));
+  const bytes = layerBytes(config, source);
+  const ends = endBytes(config);
+
+  it('cuts contiguous ranges within the budget, puts the head last, and keeps the stages after any first layer the same', () => {
+    const everything = ends.embed + bytes.reduce((a, b) => a + b, 0) + ends.head;
+    expect(planStages(config, source, everything)).toEqual([{ from: 0, to: 4, head: true, bytes: everything }]);
+    expect(planStages(config, source, 1).map((s) => [s.from, s.to, s.head])).toEqual([[0, 1, false], [1, 2, false], [2, 3, false], [3, 4, false], [4, 4, true]]);
+    const budget = ends.embed + bytes[0] + bytes[1];
+    const whole = planStages(config, source, budget);
+    expect(whole[0]).toMatchObject({ from: 0, to: 2, head: false });
+    for (const s of whole) expect(s.from === s.to || s.bytes <= budget || s.to - s.from === 1).toBe(true);
+    for (let from = 1; from <= 4; from++) {
+      const later = planStages(config, source, budget, from);
+      expect(later[0].from).toBe(from);
+      // Every stage that starts after `from` is a stage of the whole plan: its session can be reused.
+      for (const s of later.slice(1)) expect(whole).toContainEqual(s);
+    }
+  });
+
+  it('computes the same logits, KL and NLL in stages as in one session, for every variant kind', async () => {
+    const ids = Int32Array.from({ length: 3 * 12 }, (_, k) => (k * 7 + 3) % 50);
+    const whole = await DecoderSession.create(config, source, {}, RUNTIME);
+    const one = (await whole.run({ ids, batch: 3, seq: 12 })).logits!.data;
+    await whole.release();
+    const windows = { ids, count: 3, range: { file: '', paragraphs: [0, 1] as const, windows: 3, tokens: 36 } };
+    const ref = await distributionOn(config, source, windows, 12, RUNTIME);
+    const staged = await distributionOn(config, source, windows, 12, ONE_LAYER);
+    expect(maxAbsDiff(ref.logprobs, staged.logprobs)).toBeLessThanOrEqual(1e-5);
+    // A different model scored against it: the same KL and NLL, staged or not.
+    const other = inMemory(randomWeights(config, arch, new Rng(4)));
+    const a = await modelDivergence(config, other, ids, ref, RUNTIME);
+    const b = await modelDivergence(config, other, ids, ref, ONE_LAYER);
+    expect(Math.abs(a.kl - b.kl)).toBeLessThanOrEqual(1e-6);
+    expect(Math.abs(a.lmLoss - b.lmLoss)).toBeLessThanOrEqual(1e-6);
+    expect(a.kl).toBeGreaterThan(0.01);
+    const p1 = await perplexity(config, source, RUNTIME, [Array.from(ids.subarray(0, 12)), Array.from(ids.subarray(12, 20))]);
+    const p2 = await perplexity(config, source, ONE_LAYER, [Array.from(ids.subarray(0, 12)), Array.from(ids.subarray(12, 20))]);
+    expect(Math.abs(p1.meanNll - p2.meanNll)).toBeLessThanOrEqual(1e-6);
+    expect(one.length).toBe(3 * 12 * 50);
+  });
+
+  it('generates the same tokens with a K/V cache through a chain of stage sessions', async () => {
+    const ck = loadCheckpoint(modelDir('stories260K'));
+    const prompt = loadTokenizer(ck.dir).encode('Once upon a time');
+    const whole = await StagedDecoder.create(ck.config, ck.source, { logits: 'last' }, RUNTIME);
+    const chain = await StagedDecoder.create(ck.config, ck.source, { logits: 'last' }, ONE_LAYER);
+    const a = await greedyGenerate(whole, prompt, prompt.length + 24);
+    const b = await greedyGenerate(chain, prompt, prompt.length + 24);
+    expect(b).toEqual(a);
+    // Cached decoding: prefill, then one token at a time, through every stage's cache.
+    const cached = await StagedDecoder.create(ck.config, ck.source, { logits: 'last', kvCache: true }, ONE_LAYER);
+    const kv = (i: number) => (ck.architecture[i].attention.kind === 'gqa' ? ck.config.numKvHeads : 0);
+    let r = await cached.run({ ids: Int32Array.from(prompt), batch: 1, seq: prompt.length }, cached.emptyCache(1, kv));
+    const out = [...prompt];
+    while (out.length < a.length) {
+      const next = r.logits!.data.indexOf(Math.max(...r.logits!.data));
+      out.push(next);
+      r = await cached.run({ ids: Int32Array.of(next), batch: 1, seq: 1 }, r.present);
+    }
+    expect(out).toEqual(a);
+    for (const d of [whole, chain, cached]) await d.release();
+  });
+
+  it('builds the same block library one layer per stage as in one session', async () => {
+    const root = tempDir();
+    const common = { model: modelDir('stories260K'), space: join(import.meta.dirname, '../search-spaces/kv-heads.json'), data: TINYSTORIES, calibTokens: 512, validTokens: 256, seqLen: 32, workers: 1 };
+    const whole = await buildLibrary({ ...common, out: join(root, 'whole') });
+    const staged = await buildLibrary({ ...common, out: join(root, 'staged'), stageBytes: 1 });
+    const a = whole.library.scores();
+    const b = staged.library.scores();
+    expect(b.map((s) => s.key)).toEqual(a.map((s) => s.key));
+    for (const [k, s] of a.entries()) {
+      expect(Math.abs(b[k].kl - s.kl)).toBeLessThanOrEqual(1e-6 + 1e-4 * s.kl);
+      expect(Math.abs(b[k].nmse - s.nmse)).toBeLessThanOrEqual(1e-5);
+    }
+    // The activations, needed only while candidates are unfinished, are gone from a complete library.
+    expect(() => readFileSync(join(root, 'staged/library/activations/calibration/complete.json'))).toThrow();
+  }, 120_000);
+});
+
