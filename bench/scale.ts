@@ -3,16 +3,25 @@
  * Llama-3.2-1B and Llama-3.1-8B with seeded random bf16 weights and their real config.json — each command in a
  * fresh process under /usr/bin/time -v, as a user would run it. Writes results/bench-scale.{json,md}.
  *
- *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [-- --scratch DIR]
+ *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [--scratch DIR] [--score-seconds 900] [--render]
+ *
+ * Rows of shapes not measured in this invocation are kept from results/bench-scale.json; --render measures
+ * nothing and writes the tables again.
  *
  * Checkpoints are written once to the scratch directory (default: $TMPDIR/tessera-bench-scale; the 8B one is
  * 16 GB) and reused. Long commands are stopped with SIGINT after a time limit (score is resumable); their rate
  * is measured and the full run's time projected.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { parentArchitecture } from '../src/arch/config.js';
+import { DEFAULT_PERPLEXITY_SEQ_LEN } from '../src/cli/model-commands.js';
+import { parseModelConfig } from '../src/model/config.js';
+import { readModelSpec } from '../src/model/checkpoint.js';
+import { DEFAULT_STAGE_BYTES } from '../src/onnx/runtime.js';
+import { BASE_BYTES, distillMemory, evaluateMemory, exportMemory, forwardMemory, scoreMemory } from '../src/run/memory.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
 import { PROJECT_ROOT } from '../src/util/project.js';
@@ -25,6 +34,10 @@ const arg = (name: string) => {
 };
 const scratch = arg('--scratch') ?? join(tmpdir(), 'tessera-bench-scale');
 const wanted = arg('--shapes')?.split(',') ?? SHAPES.map((s) => s.name);
+const render = process.argv.includes('--render');
+const RESULT = join(PROJECT_ROOT, 'results/bench-scale.json');
+// score is stopped after this long (it is resumable): enough for its peak memory and its rate.
+const scoreLimit = Number(arg('--score-seconds') ?? 900);
 const CLI = join(PROJECT_ROOT, 'bin/tessera.js');
 const TEXT = join(PROJECT_ROOT, '../shared/corpus/tinystories_valid_head.txt');
 const SPACE = join(PROJECT_ROOT, 'search-spaces/puzzle.json');
@@ -36,9 +49,13 @@ interface Measured {
   readonly peakRssGB: number;
   readonly seconds: number;
   readonly exit: number | null;
-  readonly outcome: 'ok' | 'stopped at the time limit' | 'failed' | 'killed';
+  readonly outcome: 'ok' | 'stopped at the time limit' | 'refused' | 'failed' | 'killed';
   readonly note: string;
   readonly tail: string;
+  /** The whole output (not stored): what rows parse. */
+  readonly log?: string;
+  /** score: candidates per minute once the parent's activations are done. */
+  readonly perMinute?: number;
 }
 
 /** Runs the CLI under /usr/bin/time -v; SIGINT after `limitSeconds` (the commands stop cleanly on it). */
@@ -50,43 +67,60 @@ function measure(shape: string, command: string, args: string[], limitSeconds: n
   const out = `${r.stdout}\n${r.stderr.split('\tCommand being timed')[0]}`;
   const exit = r.status;
   // timeout exits 124 when it had to send SIGINT; the CLI itself exits 130 when it stopped on it.
-  const outcome = exit === 0 ? 'ok' : exit === 124 || exit === 130 ? 'stopped at the time limit' : /signal 9|Killed/.test(r.stderr) ? 'killed' : 'failed';
-  const m: Measured = { shape, command, args, peakRssGB: rss / 1e9, seconds, exit, outcome, note: '', tail: out.trim().split('\n').slice(-6).join('\n') };
+  const outcome = exit === 0 ? 'ok' : exit === 124 || exit === 130 ? 'stopped at the time limit' : /needs about [\d.]+ GB of memory/.test(out) ? 'refused' : /signal 9|Killed/.test(r.stderr) ? 'killed' : 'failed';
+  const m: Measured = { shape, command, args, peakRssGB: rss / 1e9, seconds, exit, outcome, note: '', tail: out.trim().split('\n').slice(-8).join('\n'), log: out };
   console.log(`${shape} · ${command} ${args.join(' ')}: ${(rss / 1e9).toFixed(2)} GB peak, ${seconds.toFixed(0)} s, ${outcome}`);
   return m;
 }
 
-/** Candidates finished by a score run, from its library on disk. */
-const candidatesIn = (run: string) => (existsSync(join(run, 'library/candidates')) ? readdirSync(join(run, 'library/candidates')).filter((f) => f.endsWith('.json')).length : 0);
+/** Candidates finished and seconds spent on them, from a score log's first and last progress lines. */
+function candidateRate(tail: string): { done: number; seconds: number } {
+  const lines = [...tail.matchAll(/candidates: (\d+)\/\d+ \(\d+%\) · ([\d.]+) s elapsed/g)];
+  if (lines.length === 0) return { done: 0, seconds: NaN };
+  return { done: Number(lines.at(-1)![1]) - Number(lines[0][1]), seconds: Number(lines.at(-1)![2]) };
+}
+
+/** score into `run` (resuming what is there) stopped after `limit` seconds: peak memory, and candidates per minute. */
+function scoreRow(shape: ModelShape, dir: string, run: string, workers: number, extra: string[], limit: number): Measured {
+  const s = measure(shape.name, 'score', ['--model', dir, '--space', SPACE, '--data', TEXT, '--out', run, '--workers', String(workers), ...extra], limit);
+  const total = Number(/(\d+) candidates to build/.exec(s.log ?? '')?.[1] ?? NaN);
+  const { done, seconds } = candidateRate(s.log ?? '');
+  const perMinute = (60 * done) / seconds;
+  return { ...s, perMinute, note: `${done} candidates in ${seconds.toFixed(0)} s (${perMinute.toFixed(2)}/min)${s.outcome === 'ok' ? '' : `; all ${total} projected at ${(total / perMinute / 60).toFixed(1)} h`}` };
+}
 
 function benchShape(shape: ModelShape): Measured[] {
   const dir = randomCheckpoint(shape, join(scratch, shape.name));
-  const run = join(scratch, `${shape.name}-run`);
   const big = shape.name.includes('8B');
   const rows: Measured[] = [];
   rows.push(measure(shape.name, 'inspect', [dir], 600));
   rows.push(measure(shape.name, 'cost', [dir, '--hardware', join(PROJECT_ROOT, 'hardware-profiles/h100-sxm.json')], 600));
-  rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, '--tokens', '512', '--threads', '2'], 3600));
-  if (!big) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, '--threads', '2'], 3600));
-  // score: default settings (4096 calibration, 2048 validation tokens, 2 workers); 8B: a first pass with fewer tokens.
-  const scoreArgs = ['--model', dir, '--space', SPACE, '--data', TEXT, '--out', run, '--workers', '2', ...(big ? ['--calib-tokens', '1024', '--valid-tokens', '512'] : [])];
-  const before = candidatesIn(run);
-  const s = measure(shape.name, 'score', scoreArgs, big ? 3600 : 5400);
-  const done = candidatesIn(run) - before;
-  const total = Number(/(\d+) candidates to build/.exec(s.tail)?.[1] ?? NaN);
-  rows.push({ ...s, note: `${done} candidates in ${s.seconds.toFixed(0)} s${s.outcome === 'ok' ? '' : `; the whole library projected at ${((s.seconds / Math.max(done, 1)) * (total || NaN) / 3600).toFixed(1)} h`}` });
-  if (s.outcome !== 'ok' || big) return rows;
-  const solve = measure(shape.name, 'solve', ['--run', run, '--speedup', '1.5', '--tabu-iterations', '10'], 5400);
+  rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, '--tokens', '512'], 3600));
+  // Default settings (16384 tokens in windows of 2048); beyond 135M, 4096 tokens: the same windows, the same peak, in minutes.
+  if (!big) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, ...(shape.name.includes('135M') ? [] : ['--tokens', '4096'])], 3600));
+  // score at default settings (8B: a first pass with fewer tokens), stopped at the limit: peak memory and rate;
+  // at 1B also with one worker, for the rate two workers buy.
+  const fewer = big ? ['--calib-tokens', '1024', '--valid-tokens', '512'] : [];
+  const library = join(scratch, `${shape.name}-run`);
+  rows.push(scoreRow(shape, dir, library, 2, fewer, scoreLimit));
+  // The same library resumed with one worker: its rate against two workers' (the calibration pass is reused).
+  if (shape.name.includes('1B')) rows.push(scoreRow(shape, dir, library, 1, fewer, scoreLimit));
+  if (big) return rows;
+  // The rest of the pipeline on a library that completes here: the depth space (whole layers kept or dropped)
+  // with fewer scoring tokens; what solve, export, evaluate and distill hold does not depend on the space.
+  const run = join(scratch, `${shape.name}-depth`);
+  const lib = measure(shape.name, 'score', ['--model', dir, '--space', join(PROJECT_ROOT, 'search-spaces/depth.json'), '--data', TEXT, '--out', run, '--calib-tokens', '1024', '--valid-tokens', '512'], 5400);
+  rows.push({ ...lib, note: 'depth space, 1024/512 tokens: the library the next rows use' });
+  if (lib.outcome !== 'ok') return rows;
+  const solve = measure(shape.name, 'solve', ['--run', run, '--params-ratio', '0.8', '--tabu-iterations', '10'], 5400);
   rows.push(solve);
-  const id = /solution (\S+)/.exec(solve.tail)?.[1];
   const solutions = join(run, 'solutions');
-  const sol = id ?? (existsSync(solutions) ? readdirSync(solutions)[0] : undefined);
+  const sol = existsSync(solutions) ? readdirSync(solutions)[0] : undefined;
   if (sol === undefined) return rows;
-  const exported = measure(shape.name, 'export', [join(solutions, sol)], 3600);
-  rows.push(exported);
+  rows.push(measure(shape.name, 'export', [join(solutions, sol)], 3600));
   const child = join(run, 'children', sol);
-  rows.push(measure(shape.name, 'evaluate', [child, '--data', TEXT, '--tokens', '2048', '--prompts', '4', '--repeats', '3'], 5400));
-  rows.push(measure(shape.name, 'distill', [child, '--data', TEXT, '--tokens', '16384', '--out', join(scratch, `${shape.name}-kd`)], 5400));
+  rows.push(measure(shape.name, 'evaluate', [child, '--data', TEXT, '--tokens', '2048', '--prompts', '2', '--repeats', '1'], 5400));
+  rows.push(measure(shape.name, 'distill', [child, '--data', TEXT, '--tokens', '4096', '--out', join(scratch, `${shape.name}-kd`)], 5400));
   return rows;
 }
 
@@ -95,16 +129,55 @@ function options(args: readonly string[]): string {
   return args.filter((a, k) => a.startsWith('--') ? !args[k + 1]?.includes('/') : !a.includes('/')).join(' ');
 }
 
+/** The README's memory formula (src/run/memory.ts) for a row, to set beside what was measured. */
+function estimateFor(r: Measured): number | undefined {
+  const shape = SHAPES.find((x) => x.name === r.shape)!;
+  const config = parseModelConfig(`${shape.name} config.json`, shape.configJson);
+  const arch = parentArchitecture(config);
+  const flag = (name: string, fallback: number) => {
+    const k = r.args.indexOf(name);
+    return k >= 0 ? Number(r.args[k + 1]) : fallback;
+  };
+  const stageBytes = DEFAULT_STAGE_BYTES;
+  switch (r.command) {
+    case 'inspect':
+    case 'cost':
+      return BASE_BYTES;
+    case 'perplexity':
+      return forwardMemory(config, arch, { stageBytes, seqLen: Math.min(flag('--tokens', 16384), DEFAULT_PERPLEXITY_SEQ_LEN, config.maxPositions) }).bytes;
+    case 'score':
+      return scoreMemory(config, arch, { stageBytes, seqLen: 128, workers: flag('--workers', 2), calibTokens: flag('--calib-tokens', 4096), validTokens: flag('--valid-tokens', 2048) }).bytes;
+    case 'solve':
+      // Tabu search evaluates children on the library's validation tokens, as evaluate does.
+      return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: 512 }).bytes;
+    case 'export':
+      return exportMemory(config).bytes;
+    case 'evaluate':
+      return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: flag('--tokens', 4096) }).bytes;
+    case 'distill': {
+      const child = r.args[0];
+      return existsSync(join(child, 'config.json')) ? distillMemory(config, arch, readModelSpec(child).architecture, { seqLen: 128, batch: 16 }).bytes : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
 mkdirSync(scratch, { recursive: true });
-const rows = SHAPES.filter((s) => wanted.includes(s.name)).flatMap(benchShape);
-const result = { what: 'peak RSS and wall time of each command, each in a fresh process, seeded random bf16 weights with real config.json', machine: { ...machine(), memoryGB: totalmem() / 1e9 }, rows };
+// Rows of shapes measured before (another invocation) are kept; those measured now replace theirs.
+const previous: Measured[] = existsSync(RESULT) ? (JSON.parse(readFileSync(RESULT, 'utf8')) as { rows: Measured[] }).rows : [];
+const measured = render ? [] : SHAPES.filter((s) => wanted.includes(s.name)).flatMap(benchShape);
+const rows = [...previous.filter((r) => !measured.some((m) => m.shape === r.shape)), ...measured.map(({ log: _, ...r }) => r)]
+  .sort((a, b) => SHAPES.findIndex((s) => s.name === a.shape) - SHAPES.findIndex((s) => s.name === b.shape))
+  .map((r) => ({ ...r, estimateGB: (estimateFor(r) ?? NaN) / 1e9 }));
+const result = { what: 'peak RSS and wall time of each command, each in a fresh process, seeded random bf16 weights with real config.json; estimateGB: the memory formula of src/run/memory.ts', machine: { ...machine(), memoryGB: totalmem() / 1e9 }, rows };
 writeResult('bench-scale.json', result);
 const md = [
   '# bench:scale — memory and time at real model sizes',
   '',
-  `${result.machine.cpu}, ${result.machine.cores} cores, ${result.machine.memoryGB.toFixed(0)} GB, ${result.machine.date}. Each command in a fresh process under \`/usr/bin/time -v\`; seeded random bf16 weights with the real config.json of each model. Reproduce: \`npm run bench:scale\`.`,
+  `${result.machine.cpu}, ${result.machine.cores} cores, ${result.machine.memoryGB.toFixed(0)} GB, ${result.machine.date}. Each command in a fresh process under \`/usr/bin/time -v\`; seeded random bf16 weights with the real config.json of each model. "estimate": the formula \`src/run/memory.ts\` states (and the README repeats), which commands check before they start. Reproduce: \`npm run bench:scale\`.`,
   '',
-  table(['model', 'command', 'peak RSS', 'wall', 'outcome', 'note'], rows.map((r) => [r.shape, `${r.command} ${options(r.args)}`, `${r.peakRssGB.toFixed(2)} GB`, `${r.seconds.toFixed(0)} s`, r.outcome, r.note])),
+  table(['model', 'command', 'peak RSS', 'estimate', 'wall', 'outcome', 'note'], rows.map((r) => [r.shape, `${r.command} ${options(r.args)}`, `${r.peakRssGB.toFixed(2)} GB`, Number.isNaN(r.estimateGB) ? '—' : `${r.estimateGB.toFixed(2)} GB`, `${r.seconds.toFixed(0)} s`, r.outcome, r.note])),
   '',
 ];
 writeFileAtomic(join(PROJECT_ROOT, 'results/bench-scale.md'), md.join('\n'));

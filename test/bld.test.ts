@@ -114,6 +114,20 @@ describe('stories260K block library', async () => {
     expect(third.computed).toBe(0);
   });
 
+  it('builds a library in parts by layer range; the parts together equal the library built at once', async () => {
+    const part = await buildLibrary({ ...base('parts', 2), layers: { first: 1, last: 2 } });
+    expect(part.status).toBe('partial');
+    const inRange = scores.filter((s) => s.layer === 1 || s.layer === 2).length;
+    expect(part.computed).toBe(inRange);
+    expect(part.remaining).toBe(70 - inRange);
+    expect(part.library.scores().every((s) => s.layer === 1 || s.layer === 2)).toBe(true);
+    await expect(buildLibrary({ ...base('parts', 2), layers: { first: 3, last: 9 } })).rejects.toThrow(/--layers 3-9: the parent has layers 0-4/);
+    const rest = await buildLibrary(base('parts', 2));
+    expect(rest.status).toBe('complete');
+    expect(rest.computed).toBe(70 - inRange);
+    expect(rest.library.scores()).toEqual(scores);
+  });
+
   it('refuses a library built for other inputs, a foreign directory and a corrupted record', async () => {
     await expect(buildLibrary({ ...base('w1', 1), calibTokens: 2048 })).rejects.toThrow(/w1\/library\/manifest\.json: this library was built for another data/);
     await expect(buildLibrary({ ...base('w1', 1), model: modelDir('babyllama-tok105-1M') })).rejects.toThrow(/this library was built for another parent/);

@@ -142,12 +142,12 @@ describe('decoder sessions', () => {
   });
 });
 
-describe('graphs loaded through a file with external data (the path for models over 2 GB)', () => {
+describe('graphs built straight into a file with external data (how every decoder session is made)', () => {
   it('give the same logits as the in-memory graph', async () => {
     const ck = loadCheckpoint(modelDir('stories260K'));
     const ids = Int32Array.from(randomIds(new Rng(10), 20, ck.config.vocabSize));
-    const memory = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME);
-    const file = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME, { viaFile: true });
+    const memory = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME, { inMemory: true });
+    const file = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME);
     const a = (await memory.run({ ids, batch: 1, seq: 20 })).logits!;
     const b = (await file.run({ ids, batch: 1, seq: 20 })).logits!;
     expect(b.data).toEqual(a.data);

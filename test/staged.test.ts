@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
 import { distributionOn, modelDivergence } from '../src/lm/divergence.js';
 import { greedyGenerate } from '../src/lm/generate.js';
@@ -11,7 +11,7 @@ import { loadTokenizer } from '../src/model/tokenizer.js';
 import { inMemory } from '../src/model/weights.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import { DecoderSession } from '../src/onnx/session.js';
-import { endBytes, layerBytes, planStages, StagedDecoder } from '../src/onnx/staged.js';
+import { endBytes, layerBytes, planStages, runStaged, SessionCache, StagedDecoder } from '../src/onnx/staged.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
 import { buildLibrary, configOf, modelDir, RUNTIME, tempDir, TINYSTORIES } from './support/fixtures.js';
@@ -89,6 +89,34 @@ describe('stages: a model run a few layers at a time', () => {
     }
     expect(out).toEqual(a);
     for (const d of [whole, chain, cached]) await d.release();
+  });
+
+  it('keeps the latest stages a suffix runs through, and gives the same results from them', async () => {
+    const V = config.vocabSize;
+    const bytes = layerBytes(config, source);
+    // Room for the head and the last two layers' stages, not more.
+    const cache = new SessionCache(source, endBytes(config).head + bytes[2] + bytes[3]);
+    const ids = Int32Array.from({ length: 24 }, (_, i) => (i * 7) % V);
+    const hidden = { data: Float32Array.from({ length: 24 * config.hiddenSize }, (_, i) => Math.sin(i)), shape: [2, 12, config.hiddenSize] };
+    const run = async (from: number, sessions?: SessionCache) => {
+      let logits: Float32Array | undefined;
+      await runStaged(config, source, ONE_LAYER, [from === 0 ? { ids, batch: 2, seq: 12 } : hidden], { logits: 'all', fromLayer: from, sessions }, (_, r) => void (logits = r.logits!.data));
+      return logits!;
+    };
+    const builds = vi.spyOn(DecoderSession, 'create');
+    for (const from of [0, 1, 2, 3]) {
+      const expected = await run(from);
+      builds.mockClear();
+      expect(await run(from, cache)).toEqual(expected);
+      // Stages 2 and 3 and the head (from 4) are kept whatever ran first: after the first run, only stages
+      // before 2 are built again (a least-recently-used cache would rebuild every stage of every suffix).
+      expect(cache.kept.filter((f) => f >= 2)).toEqual([2, 3, 4]);
+      if (from > 0) expect(builds).toHaveBeenCalledTimes(Math.max(0, 2 - from));
+    }
+    builds.mockRestore();
+    expect(cache.kept).toEqual([2, 3, 4]);
+    await cache.clear();
+    expect(cache.kept).toEqual([]);
   });
 
   it('builds the same block library one layer per stage as in one session', async () => {

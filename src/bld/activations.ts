@@ -1,14 +1,14 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import { SUB_BLOCKS, type SubBlock } from '../arch/variant.js';
 import { windowBatches, type WindowSet } from '../data/sequences.js';
-import { logSoftmaxRows, nextTokens, referenceNll } from '../lm/divergence.js';
+import { batchTokensFor, logSoftmaxRows, nextTokens, referenceNll, type ReferenceRows } from '../lm/divergence.js';
 import type { WeightSource } from '../model/weights.js';
 import { subBlockTaps, tapName, type TapSite } from '../onnx/emit.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { runStaged } from '../onnx/staged.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 
 /** A sub-block's input and output (what it adds to the residual stream) over every token of a window set, each [tokens, hidden]. */
 export interface SubBlockActivations {
@@ -43,22 +43,18 @@ export interface ActivationSet {
 
 /** Validation activations plus what global scores compare against: the parent's next-token log-probabilities. */
 export interface ValidationSet extends ActivationSet {
-  /** [tokens, vocab] log-softmax of the parent's logits. */
-  readonly logprobs: Float32Array;
-  /** [tokens] the next token at each position; 0 at the end of a window (see `hasTarget`). */
-  readonly targets: Int32Array;
+  /** Rows of the log-softmax of the parent's logits, read from the run's stored reference as needed. */
+  readonly reference: ReferenceRows;
   /** The parent's mean NLL over positions that have a next token. */
   readonly parentNll: number;
 }
 
-/** What the validation pass adds to its activation files (arrays in SharedArrayBuffers). */
+/** What the validation pass adds to its activation files. */
 export interface ValidationReference {
   readonly logprobs: Float32Array;
   readonly targets: Int32Array;
   readonly parentNll: number;
 }
-
-export const sharedFloats = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
 
 /** Which tap holds each sub-block's input and output. */
 const SITES: { readonly [S in SubBlock]: { readonly input: TapSite; readonly output: TapSite } } = {
@@ -88,44 +84,50 @@ export async function computeActivations(config: ModelConfig, source: WeightSour
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
 
-  const logprobs = withLogprobs ? sharedFloats(tokens * V) : null;
-  const batches = [...windowBatches(set.count, seqLen, 2048)];
-  // Per layer of the running stage: [attention in, attention out, ffn in, ffn out], each [tokens, hidden].
-  const pending = new Map<number, Float32Array>();
-  const flushBefore = (layer: number) => {
-    for (const [i, data] of pending) {
-      if (i >= layer) continue;
-      writeFileAtomic(layerFile(dir, i), new Uint8Array(data.buffer));
-      pending.delete(i);
-    }
-  };
+  const logprobs = withLogprobs ? new Float32Array(tokens * V) : null;
+  // With log-probabilities, batches small enough that their logits stay tens of megabytes.
+  const batches = [...windowBatches(set.count, seqLen, withLogprobs ? batchTokensFor(V, seqLen) : 2048)];
+  // Per layer, [attention in, attention out, ffn in, ffn out], each [tokens, hidden]: every batch's rows are
+  // written in place as they arrive (a no-op's outputs stay zeros), the file renamed once the last has passed.
+  const open = new Map<number, number>();
+  const partial = (i: number) => `${layerFile(dir, i)}.partial`;
   const taps = Array.from({ length: L }, (_, i) => i).flatMap(subBlockTaps);
-  await runStaged(
-    config,
-    source,
-    runtime,
-    batches.map(({ batch, from, to }) => ({ ids: set.ids.subarray(from, to), batch, seq: seqLen })),
-    { logits: withLogprobs ? 'all' : 'none', taps },
-    (b, r) => {
-      if (logprobs !== null) logSoftmaxRows(r.logits!.data, V, logprobs, batches[b].from * V);
-    },
-    (b, got) => {
-      const offset = batches[b].from * E;
-      const layersHere = new Set([...got.keys()].map((name) => Number(name.split('.').pop())));
-      flushBefore(Math.min(...layersHere));
-      for (const i of layersHere) {
-        if (i >= L) continue;
-        let data = pending.get(i);
-        if (data === undefined) pending.set(i, (data = new Float32Array(4 * tokens * E)));
-        SUB_BLOCKS.forEach((sub, s) => ENDS.forEach((end, e) => {
-          // A sub-block with no output (a no-op) adds zeros.
-          const t = got.get(tapName({ layer: i, site: SITES[sub][end] }));
-          if (t !== undefined) data.set(t.data, (2 * s + e) * tokens * E + offset);
-        }));
-      }
-    },
-  );
-  flushBefore(L);
+  try {
+    await runStaged(
+      config,
+      source,
+      runtime,
+      batches.map(({ batch, from, to }) => ({ ids: set.ids.subarray(from, to), batch, seq: seqLen })),
+      { logits: withLogprobs ? 'all' : 'none', taps },
+      (b, r) => {
+        if (logprobs !== null) logSoftmaxRows(r.logits!.data, V, logprobs, batches[b].from * V);
+      },
+      (b, got) => {
+        const offset = batches[b].from * E;
+        const layersHere = new Set([...got.keys()].map((name) => Number(name.split('.').pop())));
+        for (const i of layersHere) {
+          if (i >= L) continue;
+          let fd = open.get(i);
+          if (fd === undefined) {
+            open.set(i, (fd = openSync(partial(i), 'w')));
+            ftruncateSync(fd, 4 * tokens * E * 4);
+          }
+          SUB_BLOCKS.forEach((sub, s) => ENDS.forEach((end, e) => {
+            const t = got.get(tapName({ layer: i, site: SITES[sub][end] }));
+            if (t !== undefined) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), 0, t.data.byteLength, ((2 * s + e) * tokens * E + offset) * 4);
+          }));
+          if (b === batches.length - 1) {
+            fsyncSync(fd);
+            closeSync(fd);
+            open.delete(i);
+            renameSync(partial(i), layerFile(dir, i));
+          }
+        }
+      },
+    );
+  } finally {
+    for (const fd of open.values()) closeSync(fd);
+  }
   writeJsonAtomic(join(dir, COMPLETE), identity);
   if (logprobs === null) return { files, reference: null };
   const targets = nextTokens(ids, seqLen, new Int32Array(new SharedArrayBuffer(tokens * 4)));

@@ -141,7 +141,7 @@ async function globalScore(ctx: CandidateContext, layer: number, child: LayerWei
   const val = ctx.validation;
   const E = ctx.config.hiddenSize;
   const hiddenOut = (await runLayer(ctx, child, val.layer(layer).attention.input, val, ['residual'])).get('residual')!;
-  const reference = { windows: val.windows, seqLen: val.seqLen, vocab: ctx.config.vocabSize, logprobs: val.logprobs, targets: val.targets };
+  const reference = val.reference;
   const batches = [...windowBatches(val.windows, val.seqLen, batchTokensFor(reference.vocab, val.seqLen))];
   const inputs = batches.map(({ batch, from, to }) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
   // The parent's layers after this one, ending in the in-graph KL/NLL scoring head.

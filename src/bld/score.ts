@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { cpuRuntime, type Runtime } from '../onnx/runtime.js';
 import type { Run } from '../run/run.js';
+import type { WindowSet } from '../data/sequences.js';
 import type { SearchSpace } from '../space/types.js';
 import { fail, TesseraError } from '../util/errors.js';
 import { PROJECT_ROOT } from '../util/project.js';
@@ -17,14 +18,24 @@ export interface ScoreOptions {
   readonly workers: number;
   /** Where graphs run (its thread count is the main process's; workers get one thread each). Default: CPU. */
   readonly runtime?: Runtime;
+  /**
+   * Only the candidates of layers first..last (inclusive): a library built in parts (a first look at some
+   * layers, or days of work split up); each part resumes the same library.
+   */
+  readonly layers?: { readonly first: number; readonly last: number };
   /** Stops starting new candidates; finished ones stay in the library (Ctrl-C). */
   readonly signal?: AbortSignal;
   readonly reporter?: Reporter;
 }
 
 export interface ScoreResult {
-  /** Complete: every candidate of the space is in the library. Interrupted: the signal stopped it; rerun to resume. */
-  readonly status: 'complete' | 'interrupted';
+  /**
+   * Complete: every candidate of the space is in the library. Partial: every candidate of the layers asked
+   * for, not of the others. Interrupted: the signal stopped it; rerun to resume.
+   */
+  readonly status: 'complete' | 'partial' | 'interrupted';
+  /** Candidates of the space not in the library yet. */
+  readonly remaining: number;
   /** Candidates computed by this call, and found finished from an earlier one. */
   readonly computed: number;
   readonly resumed: number;
@@ -51,14 +62,15 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   if (!existsSync(WORKER)) fail(`${WORKER} is missing: run \`npm run build\` (npm ci does it)`);
   const library = run.library();
   const all = libraryCandidates(run.space());
-  const todo = all.filter((c) => !library.has(candidateKey(c)));
-  const resumed = all.length - todo.length;
-  const seconds = { activations: 0, candidates: 0 };
-  if (todo.length === 0) {
-    library.writeSummary();
-    rmSync(join(run.paths.library, 'activations'), { recursive: true, force: true });
-    return { status: 'complete', computed: 0, resumed, seconds };
+  const missing = all.filter((c) => !library.has(candidateKey(c)));
+  const range = o.layers;
+  if (range !== undefined && !(0 <= range.first && range.first <= range.last && range.last < run.space().layers.length)) {
+    fail(`--layers ${range.first}-${range.last}: the parent has layers 0-${run.space().layers.length - 1}`);
   }
+  const todo = range === undefined ? missing : missing.filter((c) => c.layer >= range.first && c.layer <= range.last);
+  const resumed = all.length - missing.length;
+  const seconds = { activations: 0, candidates: 0 };
+  if (todo.length === 0) return finished(run, missing.length, 0, resumed, seconds);
 
   const { calibration: calibWindows, validation: validWindows, seqLen } = run.data();
   const ck = run.parent();
@@ -66,9 +78,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   let t0 = performance.now();
   const runtime = o.runtime ?? cpuRuntime(Math.max(o.workers, 1));
   const calibration = (await computeActivations(ck.config, ck.source, calibWindows, seqLen, run.paths.activations('calibration'), runtime, false)).files;
-  const { files, reference } = await computeActivations(ck.config, ck.source, validWindows, seqLen, run.paths.activations('validation'), runtime, true);
-  const validation = { ...files, ...reference! };
-  run.keepReference({ windows: files.windows, seqLen, vocab: ck.config.vocabSize, logprobs: reference!.logprobs, targets: reference!.targets });
+  const validation = await validationPass(run, validWindows, seqLen, runtime);
   seconds.activations = (performance.now() - t0) / 1000;
 
   reporter.stage(`${todo.length} candidates to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
@@ -103,14 +113,31 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
     await pool.destroy();
   }
   if (failure !== null) throw failure;
-  const interrupted = queue.length > 0;
   seconds.candidates = (performance.now() - t0) / 1000;
-  if (!interrupted) {
-    library.writeSummary();
-    // Only unfinished candidates need the activations: a complete library drops them (gigabytes for real models).
-    rmSync(join(run.paths.library, 'activations'), { recursive: true, force: true });
-  }
-  return { status: interrupted ? 'interrupted' : 'complete', computed: done, resumed, seconds };
+  if (queue.length > 0) return { status: 'interrupted', remaining: missing.length - done, computed: done, resumed, seconds };
+  return finished(run, missing.length - done, done, resumed, seconds);
+}
+
+/**
+ * The parent's pass over the validation windows: activation files, and its log-probabilities stored with the
+ * run. What workers get names the stored file, which they read a batch at a time: the [tokens, vocab] array
+ * is garbage once this returns, so no process holds it while candidates are scored.
+ */
+async function validationPass(run: Run, set: WindowSet, seqLen: number, runtime: Runtime): Promise<WorkerTask['validation']> {
+  const ck = run.parent();
+  const { files, reference } = await computeActivations(ck.config, ck.source, set, seqLen, run.paths.activations('validation'), runtime, true);
+  const { logprobs, targets, parentNll } = reference!;
+  run.keepReference({ windows: files.windows, seqLen, vocab: ck.config.vocabSize, logprobs, targets });
+  return { ...files, referenceFile: run.paths.referenceData, vocab: ck.config.vocabSize, targets, parentNll };
+}
+
+/** The result of a pass that ran to its end: complete when nothing of the space is missing, else partial. */
+function finished(run: Run, remaining: number, computed: number, resumed: number, seconds: ScoreResult['seconds']): ScoreResult {
+  if (remaining > 0) return { status: 'partial', remaining, computed, resumed, seconds };
+  run.library().writeSummary();
+  // Only unfinished candidates need the activations: a complete library drops them (gigabytes for real models).
+  rmSync(join(run.paths.library, 'activations'), { recursive: true, force: true });
+  return { status: 'complete', remaining: 0, computed, resumed, seconds };
 }
 
 /** Errors cross the worker boundary as plain Errors: restore user errors as TesseraError, name the candidate in all. */

@@ -6,15 +6,17 @@
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { MatrixOps } from '../onnx/matmul.js';
 import { Runtime, type RuntimeSpec } from '../onnx/runtime.js';
-import { SessionCache } from '../onnx/staged.js';
-import { activationSet, type ActivationFiles, type ActivationSet, type ValidationReference, type ValidationSet } from './activations.js';
+import { SessionCache, suffixCacheBytes } from '../onnx/staged.js';
+import { fileRows } from '../lm/divergence.js';
+import { activationSet, type ActivationFiles, type ActivationSet, type ValidationSet } from './activations.js';
 import { buildCandidate, type CandidateSpec } from './candidate.js';
 import type { DeriveOptions } from './derive.js';
 
 export interface WorkerTask {
   readonly modelDir: string;
   readonly calibration: ActivationFiles;
-  readonly validation: ActivationFiles & ValidationReference;
+  /** With the stored reference's file (the parent's log-probabilities), its targets and the parent's NLL. */
+  readonly validation: ActivationFiles & { readonly referenceFile: string; readonly vocab: number; readonly targets: Int32Array; readonly parentNll: number };
   readonly candidate: CandidateSpec;
   readonly runtime: RuntimeSpec;
   readonly options: DeriveOptions;
@@ -40,15 +42,15 @@ export default async function score(task: WorkerTask) {
   if (state?.key !== key) {
     await state?.suffixes.clear();
     const parent = openCheckpoint(task.modelDir);
-    const { logprobs, targets, parentNll } = task.validation;
+    const { referenceFile, vocab, targets, parentNll, windows, seqLen } = task.validation;
     state = {
       key,
       parent,
       calibration: activationSet(task.calibration),
-      validation: { ...activationSet(task.validation), logprobs, targets, parentNll },
+      validation: { ...activationSet(task.validation), reference: fileRows(referenceFile, { windows, seqLen, vocab, targets }), parentNll },
       cache: new Map(),
-      // Two stages' worth: the parent's later stages stay built while the candidates of a layer are scored.
-      suffixes: new SessionCache(parent.source, 2 * runtime.stageBytes),
+      // The head and two stages' worth of the parent's last layers stay built: every candidate's score runs them.
+      suffixes: new SessionCache(parent.source, suffixCacheBytes(parent.config, parent.architecture, runtime.stageBytes)),
     };
   }
   ops ??= await MatrixOps.create(runtime);

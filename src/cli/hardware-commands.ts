@@ -11,7 +11,7 @@ import { loadSearchSpace } from '../space/expand.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE } from '../util/project.js';
 import { bytes, int, table } from '../util/format.js';
-import { positiveInt, runtimeOf, threadsOption } from './options.js';
+import { positiveInt, runtimeOf, stageOption, threadsOption } from './options.js';
 import type { Print } from './print.js';
 import { cliReporter } from './reporter.js';
 
@@ -58,8 +58,8 @@ export function addHardwareCommands(p: Command, print: Print): void {
     .option('--hardware <profile>', 'profile whose device and scenarios to measure', DEFAULT_HARDWARE)
     .requiredOption('--out <profile.json>', 'where to write the measured profile, e.g. hardware-profiles/measured-stories260K.json')
     .option('--repeats <n>', 'timed runs per measurement (median kept)', positiveInt('--repeats'), 5)
-    .addOption(threadsOption())
-    .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; repeats: number }) => {
+    .addOption(threadsOption()).addOption(stageOption())
+    .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; stageMb: number; repeats: number }) => {
       const { config } = readModelSpec(f.model);
       const space = loadSearchSpace(f.space, config);
       const name = f.out.replace(/^.*\//, '').replace(/\.json$/, '');

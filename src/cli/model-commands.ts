@@ -9,7 +9,8 @@ import { StagedDecoder } from '../onnx/staged.js';
 import { fail } from '../util/errors.js';
 import { DEFAULT_MODEL, DEFAULT_TEXT } from '../util/project.js';
 import { inspectReport } from './inspect.js';
-import { positiveInt, runtimeOf, threadsOption } from './options.js';
+import { ensureFits, forwardMemory } from '../run/memory.js';
+import { positiveInt, runtimeOf, stageOption, threadsOption } from './options.js';
 import type { Print } from './print.js';
 import { progressLine } from './reporter.js';
 
@@ -20,10 +21,11 @@ interface PerplexityFlags {
   protocol: 'stream' | 'paragraphs';
   paragraphs: number;
   threads: number;
+  stageMb: number;
 }
 
 /** Attention's memory grows with the square of the window: 131,072-token windows (Llama 3's maximum) would not fit. */
-const DEFAULT_PERPLEXITY_SEQ_LEN = 2048;
+export const DEFAULT_PERPLEXITY_SEQ_LEN = 2048;
 
 /** The sequences `tessera perplexity` scores: equal windows of the concatenated text, or one per paragraph. */
 export function perplexitySequences(ck: Checkpoint, text: string, f: Omit<PerplexityFlags, 'data' | 'threads'>): Sequences {
@@ -56,11 +58,13 @@ export function addModelCommands(p: Command, print: Print): void {
     .option('--seq-len <n>', `sequence length (default: the model\'s max positions, at most ${DEFAULT_PERPLEXITY_SEQ_LEN})`, positiveInt('--seq-len'))
     .addOption(new Option('--protocol <p>', 'stream: equal windows of the concatenated text; paragraphs: one sequence per blank-line paragraph').choices(['stream', 'paragraphs']).default('stream'))
     .option('--paragraphs <n>', 'paragraphs to use (paragraphs protocol)', positiveInt('--paragraphs'), 300)
-    .addOption(threadsOption())
+    .addOption(threadsOption()).addOption(stageOption())
     .action(async (dir: string, f: PerplexityFlags) => {
       const ck = openCheckpoint(dir);
       const seqs = perplexitySequences(ck, readText(f.data), f);
-      const r = await perplexity(ck.config, ck.source, runtimeOf(f), seqs, { onProgress: progressLine('perplexity') });
+      const runtime = runtimeOf(f);
+      ensureFits('perplexity', forwardMemory(ck.config, ck.architecture, { stageBytes: runtime.stageBytes, seqLen: Math.max(...seqs.map((q) => q.length)) }));
+      const r = await perplexity(ck.config, ck.source, runtime, seqs, { onProgress: progressLine('perplexity') });
       const protocol = f.protocol === 'paragraphs' ? `first ${f.paragraphs} paragraphs, each with BOS` : `windows of ${seqs[0].length} tokens`;
       print(`data ${f.data} (${protocol}): ${r.tokens} predicted tokens`);
       print(`mean NLL ${r.meanNll.toFixed(5)} nats/token · perplexity ${r.perplexity.toFixed(4)} · ${r.tokensPerSecond.toFixed(0)} tokens/s (${f.threads} threads)`);
@@ -71,8 +75,8 @@ export function addModelCommands(p: Command, print: Print): void {
     .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
     .requiredOption('--prompt <text>', 'prompt text')
     .option('--tokens <n>', 'new tokens to generate at most', positiveInt('--tokens'), 60)
-    .addOption(threadsOption())
-    .action(async (dir: string, f: { prompt: string; tokens: number; threads: number }) => {
+    .addOption(threadsOption()).addOption(stageOption())
+    .action(async (dir: string, f: { prompt: string; tokens: number; threads: number; stageMb: number }) => {
       const ck = openCheckpoint(dir);
       const tokenizer = loadTokenizer(dir);
       const prompt = tokenizer.encode(f.prompt);

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
-import { cpuRuntime, type Runtime } from '../onnx/runtime.js';
+import { cpuRuntime, DEFAULT_STAGE_BYTES, type Runtime } from '../onnx/runtime.js';
 import { fail } from '../util/errors.js';
 
 /** Commander argument parsers that name the option in their error. */
@@ -32,7 +32,17 @@ export const defaultThreads = () => availableParallelism();
 
 /** `--threads`: the runtime every command's graphs run in. */
 export const threadsOption = () => new Option('--threads <n>', 'onnxruntime threads').argParser(positiveInt('--threads')).default(defaultThreads());
-export const runtimeOf = (flags: { threads: number }): Runtime => cpuRuntime(flags.threads);
+
+/** `--stage-mb`: the float32 megabytes of weights one session holds (a larger model runs in stages). */
+export const stageOption = () =>
+  new Option('--stage-mb <n>', 'float32 MiB of weights one onnxruntime session holds; a larger model runs in stages of layers (less: less memory, more time)')
+    .argParser(positiveInt('--stage-mb'))
+    .default(DEFAULT_STAGE_BYTES / 2 ** 20);
+
+/** The runtime options every command that runs graphs takes. */
+export const runtimeOptions = (c: Command): Command => c.addOption(threadsOption()).addOption(stageOption());
+
+export const runtimeOf = (flags: { threads: number; stageMb?: number }): Runtime => cpuRuntime(flags.threads, (flags.stageMb ?? DEFAULT_STAGE_BYTES / 2 ** 20) * 2 ** 20);
 
 /** Adds options to a command; returns it, for chaining. */
 export const withOptions = (c: Command, ...groups: ((c: Command) => Command)[]) => groups.reduce((acc, g) => g(acc), c);

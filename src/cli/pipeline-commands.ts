@@ -1,14 +1,14 @@
 import { basename, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { RIDGE_GRID, type ChannelRanking } from '../bld/derive.js';
-import { score, type ScoreResult } from '../bld/score.js';
+import { score, type ScoreOptions, type ScoreResult } from '../bld/score.js';
 import { checkpointDirOf, DISTILL_DEFAULTS, distillChild, distillSolution, parseLoss } from '../distill/distill.js';
 import type { DistillationRecord } from '../export/provenance.js';
 import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
 import { deciCaveats, exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
 import { profileRun } from '../hardware/profile.js';
-import { openCheckpoint } from '../model/checkpoint.js';
+import { openCheckpoint, readModelSpec } from '../model/checkpoint.js';
 import { FRONTIER_SPEEDUPS, writeReport } from '../report/report.js';
 import { childFiles } from '../run/paths.js';
 import { Run, type RunInputs } from '../run/run.js';
@@ -18,7 +18,8 @@ import { SOLVERS, solve, type SolveOptions } from '../search/solve.js';
 import { STRATEGIES } from '../search/strategies/registry.js';
 import { fail } from '../util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from '../util/project.js';
-import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, runtimeOf, threadsOption } from './options.js';
+import { distillMemory, ensureFits, evaluateMemory, scoreMemory } from '../run/memory.js';
+import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, runtimeOf, stageOption, threadsOption } from './options.js';
 import { printDistillation, printEvaluation, printScore, printSolution, type Print } from './print.js';
 import { cliReporter } from './reporter.js';
 
@@ -64,13 +65,13 @@ function solveOptions(c: Command): Command {
     .option('--tabu-iterations <n>', 'Tabu search iterations on the true objective after the MIP (0: none)', nonNegativeInt('--tabu-iterations'), 50)
     .option('--tabu-seconds <s>', 'also stop Tabu search after this many seconds (results then depend on the machine\'s speed)', positiveNumber('--tabu-seconds'))
     .option('--samples <n>', 'architectures random search evaluates', positiveInt('--samples'), 100)
-    .addOption(threadsOption());
+    .addOption(threadsOption()).addOption(stageOption());
 }
 
 interface SolveFlags {
   hardware: string; speedup?: number; latencyMs?: number; throughput?: number; scenario?: string; memoryGb?: number; fitMemory?: boolean;
   params?: number; paramsRatio?: number; strategy: string; metric: Metric; solver: string; timeLimit: number; solutions: number; diversity: number;
-  tabuIterations: number; tabuSeconds?: number; samples: number; seed: number; threads: number;
+  tabuIterations: number; tabuSeconds?: number; samples: number; seed: number; threads: number; stageMb: number;
 }
 
 const budgetOf = (f: SolveFlags): BudgetSpec => ({ speedup: f.speedup, latencyMs: f.latencyMs, throughput: f.throughput, scenario: f.scenario, memoryGb: f.memoryGb, fitMemory: f.fitMemory, params: f.params, paramsRatio: f.paramsRatio });
@@ -109,8 +110,22 @@ async function interruptibly<T>(stage: (signal: AbortSignal) => Promise<T>, mess
   }
 }
 
-async function scoreInterruptibly(run: Run, workers: number, print: Print): Promise<ScoreResult> {
-  const r = await interruptibly((signal) => score(run, { workers, signal, reporter: cliReporter(print) }), 'finishing the running candidates; run the same command again to resume');
+/** `--layers 3-7` (or `5`): an inclusive range of layer indices. */
+function layerRange(value: string): { first: number; last: number } {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(value.trim());
+  if (m === null) fail(`option --layers: "${value}" is not a layer range like 0-7`);
+  const first = Number(m[1]);
+  const last = Number(m[2] ?? m[1]);
+  if (last < first) fail(`option --layers: "${value}" ends before it starts`);
+  return { first, last };
+}
+
+async function scoreInterruptibly(run: Run, workers: number, stageMb: number | undefined, print: Print, layers?: ScoreOptions['layers']): Promise<ScoreResult> {
+  const runtime = runtimeOf({ threads: workers, stageMb });
+  const { config, architecture } = run.parent();
+  const { calibration, validation, seqLen } = run.manifest.data;
+  ensureFits('score', scoreMemory(config, architecture, { stageBytes: runtime.stageBytes, seqLen, workers, calibTokens: calibration.tokens, validTokens: validation.tokens }));
+  const r = await interruptibly((signal) => score(run, { workers, runtime, layers, signal, reporter: cliReporter(print) }), 'finishing the running candidates; run the same command again to resume');
   printScore(r, run, print);
   return r;
 }
@@ -123,8 +138,10 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
   libraryOptions(p.command('score')
     .description('build the block library: every candidate sub-block built from the parent, fitted, and scored (resumable)'))
     .requiredOption('--out <dir>', 'run directory, e.g. results/my-run')
-    .action(async (f: LibraryFlags & { out: string }) => {
-      const r = await scoreInterruptibly(Run.create(f.out, runInputs(f)), f.workers, print);
+    .addOption(stageOption())
+    .option('--layers <first-last>', 'only the candidates of these layers, e.g. 0-7 (run again with other layers to complete the library)', layerRange)
+    .action(async (f: LibraryFlags & { out: string; stageMb: number; layers?: ScoreOptions['layers'] }) => {
+      const r = await scoreInterruptibly(Run.create(f.out, runInputs(f)), f.workers, f.stageMb, print, f.layers);
       if (r.status === 'interrupted') exit(INTERRUPTED);
     });
 
@@ -146,7 +163,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       const run = Run.create(f.out ?? join(PROJECT_ROOT, 'results', `${basename(f.model)}-${basename(f.space, '.json')}`), runInputs(f));
       const reporter = cliReporter(print);
       const runtime = runtimeOf(f);
-      if ((await scoreInterruptibly(run, f.workers, print)).status === 'interrupted') return exit(INTERRUPTED);
+      if ((await scoreInterruptibly(run, f.workers, f.stageMb, print)).status === 'interrupted') return exit(INTERRUPTED);
       // Price candidates by their real latency here rather than the roofline: small models on CPUs are overhead-bound.
       const hardware = f.measure ? await profileRun(run, f.hardware, { runtime, repeats: 5, reporter }) : f.hardware;
       const budget = budgetOf(f);
@@ -205,10 +222,12 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
     .option('--hardware <profile>', 'profile whose scenarios are timed (default: the one searched for)')
     .option('--repeats <n>', 'timed runs per scenario, parent and child interleaved (median kept)', positiveInt('--repeats'), 5)
-    .addOption(threadsOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; threads: number }) => {
+    .addOption(threadsOption()).addOption(stageOption())
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; threads: number; stageMb: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
-      const e = await evaluateChild(dir, openCheckpoint(parentDir), {
+      const parent = openCheckpoint(parentDir);
+      ensureFits('evaluate', evaluateMemory(parent.config, parent.architecture, { stageBytes: f.stageMb * 2 ** 20, seqLen: f.seqLen, tokens: f.tokens }));
+      const e = await evaluateChild(dir, parent, {
         data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
         timing: { hardware: f.hardware ?? searchedProfile(dir), repeats: f.repeats }, runtime: runtimeOf(f), reporter: cliReporter(print),
       });
@@ -232,10 +251,12 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--seed <n>', 'seed of the batch order', nonNegativeInt('--seed'), DISTILL_DEFAULTS.seed)
     .option('--checkpoint-every <steps>', 'steps between checkpoints (an interrupted run resumes from the latest)', positiveInt('--checkpoint-every'), DISTILL_DEFAULTS.checkpointEvery)
     .option('--eval-tokens <n>', 'unseen tokens for the before/after comparison', positiveInt('--eval-tokens'), DISTILL_DEFAULTS.evalTokens)
-    .addOption(threadsOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr?: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number }) => {
+    .addOption(threadsOption()).addOption(stageOption())
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr?: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number; stageMb: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
-      const r = await interruptibly((signal) => distillChild(dir, openCheckpoint(parentDir), f.out, {
+      const parent = openCheckpoint(parentDir);
+      ensureFits('distill', distillMemory(parent.config, parent.architecture, readModelSpec(dir).architecture, { seqLen: f.seqLen, batch: f.batch }));
+      const r = await interruptibly((signal) => distillChild(dir, parent, f.out, {
         data: f.data, tokens: f.tokens, loss: parseLoss(f.loss), lr: f.lr, warmup: f.warmup, batch: f.batch, seqLen: f.seqLen, clip: f.clip, seed: f.seed,
         checkpointEvery: f.checkpointEvery, evalTokens: f.evalTokens, runtime: runtimeOf(f), reporter: cliReporter(print), signal,
       }), 'stopping after this step; run the same command again to resume');
@@ -250,8 +271,8 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .description('results/<run>/report/report.md and report.html: architectures, frontier, predicted vs measured, commands')
     .requiredOption('--run <dir>', 'a run directory with solutions')
     .option('--hardware <profile>', 'profile for the frontier (default: the solutions\')')
-    .addOption(threadsOption())
-    .action(async (f: { run: string; hardware?: string; threads: number }) => {
+    .addOption(threadsOption()).addOption(stageOption())
+    .action(async (f: { run: string; hardware?: string; threads: number; stageMb: number }) => {
       const r = await writeReport(Run.open(f.run), { hardware: f.hardware, speedups: FRONTIER_SPEEDUPS, runtime: runtimeOf(f), reporter: cliReporter(print) });
       print(`report: ${r.html} (and ${r.md})`);
     });

@@ -14,6 +14,10 @@ export function printScore(r: ScoreResult, run: Run, print: Print): void {
     print(`stopped after ${r.computed} new candidates; ${library.completed} are in ${library.dir}`);
     return;
   }
+  if (r.status === 'partial') {
+    print(`${r.computed} candidates computed now; ${library.completed} are in ${library.dir}, ${r.remaining} of other layers remain (score them with --layers, or without it for all)`);
+    return;
+  }
   print(`block library ${library.dir}: ${library.completed} candidates (${r.computed} computed now, ${r.resumed} resumed)` +
     (r.computed > 0 ? ` · activations ${r.seconds.activations.toFixed(1)} s, candidates ${r.seconds.candidates.toFixed(1)} s` : ''));
   print(`scores: ${run.paths.scores}`);

@@ -46,7 +46,8 @@ export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { repl
   try {
     writeJsonAtomic(join(tmp, 'config.json'), m.configJson);
     writeSourceSafetensors(join(tmp, 'model.safetensors'), m.config, m.architecture, sourceOf(m.weights), { format: 'pt' });
-    buildDecoderGraph(m.config, m.weights).writeTo(join(tmp, 'model.onnx'));
+    const onnxPath = join(tmp, 'model.onnx');
+    buildDecoderGraph(m.config, m.weights, {}, { file: onnxPath }).writeTo(onnxPath);
     for (const f of COMPANIONS) if (existsSync(join(m.companionsFrom, f))) copyFileSync(join(m.companionsFrom, f), join(tmp, f));
     writeProvenance(tmp, m.provenance);
     for (const [name, value] of Object.entries(m.extra ?? {})) writeJsonAtomic(join(tmp, name), value);

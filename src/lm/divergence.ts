@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { ModelConfig } from '../arch/config.js';
 import { windowBatches, type WindowSet } from '../data/sequences.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
@@ -15,6 +16,42 @@ export interface ReferenceDistribution {
   readonly logprobs: Float32Array;
   /** [windows·seqLen] next token ids; 0 at each window's last position, which has none. */
   readonly targets: Int32Array;
+}
+
+/**
+ * A reference's log-probabilities by rows of token positions [from, to): from memory, or read from its file
+ * as each batch needs them (what scoring workers do, so no process holds [tokens, vocab] floats).
+ */
+export interface ReferenceRows {
+  readonly windows: number;
+  readonly seqLen: number;
+  readonly vocab: number;
+  readonly targets: Int32Array;
+  rows(from: number, to: number): Float32Array;
+}
+
+export const inMemoryRows = (ref: ReferenceDistribution): ReferenceRows => ({ ...ref, rows: (from, to) => ref.logprobs.subarray(from * ref.vocab, to * ref.vocab) });
+
+/** Rows of a [tokens, vocab] float32 file (the run's reference.f32), read on demand. */
+export function fileRows(file: string, ref: Omit<ReferenceRows, 'rows'>): ReferenceRows {
+  return {
+    ...ref,
+    rows: (from, to) => {
+      const out = new Float32Array((to - from) * ref.vocab);
+      const fd = openSync(file, 'r');
+      try {
+        const bytes = new Uint8Array(out.buffer);
+        for (let done = 0; done < bytes.length; ) {
+          const n = readSync(fd, bytes, done, bytes.length - done, from * ref.vocab * 4 + done);
+          if (n === 0) throw new Error(`${file}: ends before token ${to}`);
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+      return out;
+    },
+  };
 }
 
 /** Whether position t of a window of length seqLen has a next token to predict. */
@@ -95,7 +132,7 @@ export async function divergence(session: DecoderSession, ref: ReferenceDistribu
 export async function modelDivergence(config: ModelConfig, weights: ModelWeights | WeightSource, ids: Int32Array, ref: ReferenceDistribution, runtime: Runtime): Promise<{ kl: number; lmLoss: number }> {
   const batches = [...windowBatches(ref.windows, ref.seqLen, batchTokensFor(ref.vocab, ref.seqLen))];
   const inputs = batches.map(({ batch, from, to }) => ({ ids: ids.subarray(from, to), batch, seq: ref.seqLen }));
-  return stagedDivergence(config, sourceOf(weights), runtime, inputs, batches, ref);
+  return stagedDivergence(config, sourceOf(weights), runtime, inputs, batches, inMemoryRows(ref));
 }
 
 /**
@@ -108,7 +145,7 @@ export async function stagedDivergence(
   runtime: Runtime,
   inputs: readonly (TokenBatch | Tensor)[],
   batches: readonly { from: number; to: number; batch: number }[],
-  ref: ReferenceDistribution,
+  ref: ReferenceRows,
   o: { fromLayer?: number; sessions?: SessionCache } = {},
 ): Promise<{ kl: number; lmLoss: number }> {
   let kl = 0;
@@ -116,7 +153,7 @@ export async function stagedDivergence(
   let predicted = 0;
   const reference = (b: number) => {
     const { batch, from, to } = batches[b];
-    return { logprobs: { data: ref.logprobs.subarray(from * ref.vocab, to * ref.vocab), shape: [batch, ref.seqLen, ref.vocab] }, targets: ref.targets.subarray(from, to) };
+    return { logprobs: { data: ref.rows(from, to), shape: [batch, ref.seqLen, ref.vocab] }, targets: ref.targets.subarray(from, to) };
   };
   await runStaged(config, source, runtime, inputs, { logits: 'score', reference, fromLayer: o.fromLayer, sessions: o.sessions }, (b, r) => {
     const { from, to } = batches[b];

@@ -4,24 +4,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { runStaged } from '../onnx/staged.js';
-import { batchTokensFor } from './divergence.js';
-
-/**
- * Summed negative log-likelihood of the next token at every position but the last of one sequence,
- * from its logits row-major [seq, vocab] (log-softmax in float64).
- */
-export function sequenceNll(logits: Float32Array, offset: number, ids: readonly number[], vocab: number): number {
-  let total = 0;
-  for (let t = 0; t + 1 < ids.length; t++) {
-    const row = offset + t * vocab;
-    let max = -Infinity;
-    for (let v = 0; v < vocab; v++) max = Math.max(max, logits[row + v]);
-    let sum = 0;
-    for (let v = 0; v < vocab; v++) sum += Math.exp(logits[row + v] - max);
-    total += max + Math.log(sum) - logits[row + ids[t + 1]];
-  }
-  return total;
-}
+import { batchTokensFor, hasTarget, nextTokens } from './divergence.js';
 
 export interface PerplexityResult {
   readonly meanNll: number;
@@ -34,7 +17,8 @@ export interface PerplexityResult {
 
 /**
  * Mean next-token NLL of a model over sequences, batched by equal length and run in stages (the weights of
- * one stage in memory at a time); batches are sized so that their logits stay near 64 MB.
+ * one stage in memory at a time), the NLL taken in the graph; batches are sized so that the logits inside
+ * the graph stay near 64 MB.
  */
 export async function perplexity(
   config: ModelConfig,
@@ -56,9 +40,12 @@ export async function perplexity(
     indices.forEach((si, r) => ids.set(seqs[si], r * seq));
     return { ids, batch: indices.length, seq };
   });
-  await runStaged(config, sourceOf(weights), runtime, inputs, { logits: 'all' }, (b, r) => {
+  // The NLL is taken inside the graph, so no [batch, seq, vocab] logits leave it.
+  const targets = (b: number) => ({ targets: nextTokens(inputs[b].ids, inputs[b].seq) });
+  await runStaged(config, sourceOf(weights), runtime, inputs, { logits: 'nll', reference: targets }, (b, r) => {
     const { indices, seq } = batches[b];
-    indices.forEach((si, row) => (nll += sequenceNll(r.logits!.data, row * seq * vocab, seqs[si], vocab)));
+    const perToken = r.nll!.data;
+    for (let t = 0; t < perToken.length; t++) if (hasTarget(t, seq)) nll += perToken[t];
     predicted += indices.length * (seq - 1);
     processed += indices.length * seq;
     opts.onProgress?.(b + 1, batches.length);

@@ -17,10 +17,11 @@ export interface DecoderGraphOptions {
   /** One past the last layer to run; below numLayers the graph has no logits. Graphs without logits end in the residual tap at `toLayer`. */
   readonly toLayer?: number;
   /**
-   * Logits for every position, only the last one (generation), none, or 'score': instead of logits,
-   * per-position `kl` (KL of `reference_logprobs` from this model's distribution) and `nll` of `targets`.
+   * Logits for every position, only the last one (generation), none, or instead of logits: 'score',
+   * per-position `kl` (KL of `reference_logprobs` from this model's distribution) and `nll` of `targets`;
+   * 'nll', the `nll` of `targets` alone (perplexity without [batch, seq, vocab] leaving the graph).
    */
-  readonly logits?: 'all' | 'last' | 'none' | 'score';
+  readonly logits?: 'all' | 'last' | 'none' | 'score' | 'nll';
   /** Tensors to return besides the logits (see `TapSite`); a tap a layer does not have (a no-op's output) is left out. */
   readonly taps?: readonly TapPoint[];
   /** Take the residual stream as input even from layer 0 (for timing single sub-blocks). */
@@ -47,11 +48,16 @@ export const NLL = 'nll';
  * sub-block is emitted by its variant kind. Standard opset-17 ops only, float32, batches of equal length;
  * weights baked in as inference initializers.
  */
-export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions = {}): GraphBuilder {
-  const g = new GraphBuilder('tessera_decoder');
+/**
+ * The decoder as an ONNX graph. With `file`, a graph for that path whose weights stream into its external
+ * data as each layer is emitted (finish it with `writeTo(file)`): memory holds one layer, not the model.
+ */
+export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions = {}, o: { file?: string } = {}): GraphBuilder {
+  const g = o.file === undefined ? new GraphBuilder('tessera_decoder') : GraphBuilder.streamingTo('tessera_decoder', o.file);
   const { logits } = emitDecoder(g, config, weights, options, inferenceWeights);
   if (logits !== null) {
     if (options.logits === 'score') scoringHead(g, logits, config.vocabSize);
+    else if (options.logits === 'nll') targetNll(g, g.node('LogSoftmax', [logits], { axis: -1 }, 'logprobs'));
     else g.expose(logits, LOGITS, options.logits === 'last' ? ['batch', config.vocabSize] : ['batch', 'seq', config.vocabSize]);
   }
   return g;
@@ -155,6 +161,11 @@ function scoringHead(g: GraphBuilder, logits: string, vocab: number): void {
   const lp = g.node('LogSoftmax', [logits], { axis: -1 }, 'logprobs');
   const pointwise = g.node('Mul', [g.node('Exp', [reference], {}, 'ref_probs'), g.node('Sub', [reference, lp], {}, 'log_ratio')], {}, 'kl_terms');
   g.expose(g.node('ReduceSum', [pointwise, g.int64([-1])], { keepdims: 0 }, 'kl_raw'), KL, ['batch', 'seq']);
+  targetNll(g, lp, targets);
+}
+
+/** The `nll` output: −log p of each position's target id (input `targets` [batch, seq]) under log-probabilities `lp`. */
+function targetNll(g: GraphBuilder, lp: string, targets = g.input(TARGETS, DataType.INT32, ['batch', 'seq'])): void {
   const picked = g.node('GatherElements', [lp, g.node('Unsqueeze', [targets, g.int64([-1])], {}, 'targets_col')], { axis: -1 }, 'target_lp');
   g.expose(g.node('Neg', [g.node('Squeeze', [picked, g.int64([-1])], {}, 'target_lp_flat')], {}, 'nll_raw'), NLL, ['batch', 'seq']);
 }

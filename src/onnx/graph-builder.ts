@@ -1,3 +1,4 @@
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 import { join, basename, dirname } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -40,12 +41,26 @@ export class GraphBuilder {
   private readonly dims = new Map<string, readonly Dim[]>();
   private readonly values = new Map<string, readonly number[]>();
   private readonly initializers: { proto: TensorProto; bytes: Uint8Array }[] = [];
+  private externalBytes = 0;
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
   private readonly used = new Set<string>();
   private readonly constants = new Map<string, string>();
 
-  constructor(readonly name: string) {}
+  /**
+   * `external`: a graph meant for a file from the start. Its large initializers are written to the external
+   * data file as they are added and not kept, so building a graph of any size holds one tensor at a time;
+   * `writeTo` that same path completes it.
+   */
+  constructor(
+    readonly name: string,
+    private readonly external?: ExternalData,
+  ) {}
+
+  /** A builder whose large initializers stream into `graphPath`.data as they are added (see the constructor). */
+  static streamingTo(name: string, graphPath: string): GraphBuilder {
+    return new GraphBuilder(name, new ExternalData(graphPath));
+  }
 
   /** A fresh tensor name with this prefix. */
   fresh(prefix: string): string {
@@ -79,10 +94,13 @@ export class GraphBuilder {
     const type = data instanceof Float32Array ? DataType.FLOAT : DataType.INT64;
     this.dims.set(name, [...dims]);
     if (data.length <= 16) this.values.set(name, Array.from(data, Number));
-    this.initializers.push({
-      proto: onnx.TensorProto.create({ name, dataType: type, dims: [...dims] }),
-      bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    });
+    const proto = onnx.TensorProto.create({ name, dataType: type, dims: [...dims] });
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (this.external !== undefined && bytes.byteLength >= EXTERNAL_MIN_BYTES) {
+      this.external.append(proto, bytes);
+      this.externalBytes += bytes.byteLength;
+      this.initializers.push({ proto, bytes: new Uint8Array(0) });
+    } else this.initializers.push({ proto, bytes });
     return name;
   }
 
@@ -159,11 +177,12 @@ export class GraphBuilder {
 
   /** Bytes of all initializers: above ~2 GB a graph must keep them as external data (`writeTo`). */
   get initializerBytes(): number {
-    return this.initializers.reduce((s, i) => s + i.bytes.byteLength, 0);
+    return this.initializers.reduce((s, i) => s + i.bytes.byteLength, this.externalBytes);
   }
 
   /** The whole model as one self-contained protobuf (under protobuf's 2 GB limit). */
   toBytes(): Uint8Array {
+    if (this.external !== undefined) throw new Error('a streaming graph lives in its file: use writeTo');
     for (const init of this.initializers) init.proto.rawData = init.bytes;
     return this.encode();
   }
@@ -173,6 +192,13 @@ export class GraphBuilder {
    * data), each atomically: the form for models of any size, loadable by path in any onnxruntime.
    */
   writeTo(path: string): void {
+    if (this.external !== undefined) {
+      if (path !== this.external.graphPath) throw new Error(`a streaming graph is written to ${this.external.graphPath}, not ${path}`);
+      for (const init of this.initializers) if (init.proto.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) init.proto.rawData = init.bytes;
+      this.external.finish();
+      writeFileAtomic(path, this.encode());
+      return;
+    }
     const dataFile = `${basename(path)}.data`;
     const chunks: Uint8Array[] = [];
     let offset = 0;
@@ -181,16 +207,10 @@ export class GraphBuilder {
         init.proto.rawData = init.bytes;
         continue;
       }
-      const pad = (64 - (offset % 64)) % 64; // keep every tensor 64-byte aligned for mmap-friendly loads
+      const pad = alignmentPad(offset);
       if (pad > 0) chunks.push(new Uint8Array(pad));
       offset += pad;
-      init.proto.rawData = new Uint8Array(0);
-      init.proto.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
-      init.proto.externalData = [
-        onnx.StringStringEntryProto.create({ key: 'location', value: dataFile }),
-        onnx.StringStringEntryProto.create({ key: 'offset', value: String(offset) }),
-        onnx.StringStringEntryProto.create({ key: 'length', value: String(init.bytes.byteLength) }),
-      ];
+      markExternal(init.proto, dataFile, offset, init.bytes.byteLength);
       chunks.push(init.bytes);
       offset += init.bytes.byteLength;
     }
@@ -213,6 +233,55 @@ export class GraphBuilder {
       graph,
     });
     return onnx.ModelProto.encode(model).finish();
+  }
+}
+
+/** Initializers smaller than this stay inside the graph's protobuf. */
+const EXTERNAL_MIN_BYTES = 1024;
+
+/** Keeps every external tensor 64-byte aligned, for mmap-friendly loads. */
+const alignmentPad = (offset: number) => (64 - (offset % 64)) % 64;
+
+function markExternal(proto: TensorProto, dataFile: string, offset: number, length: number): void {
+  proto.rawData = new Uint8Array(0);
+  proto.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+  proto.externalData = [
+    onnx.StringStringEntryProto.create({ key: 'location', value: dataFile }),
+    onnx.StringStringEntryProto.create({ key: 'offset', value: String(offset) }),
+    onnx.StringStringEntryProto.create({ key: 'length', value: String(length) }),
+  ];
+}
+
+/** A graph's external data file, appended to as initializers are added and put in place when the graph is written. */
+class ExternalData {
+  private readonly file: string;
+  private readonly partial: string;
+  private fd: number | null;
+  private offset = 0;
+
+  constructor(readonly graphPath: string) {
+    this.file = `${basename(graphPath)}.data`;
+    this.partial = join(dirname(graphPath), `${this.file}.partial-${process.pid}`);
+    this.fd = openSync(this.partial, 'w');
+  }
+
+  append(proto: TensorProto, bytes: Uint8Array): void {
+    if (this.fd === null) throw new Error(`${this.graphPath} is already written`);
+    this.offset += alignmentPad(this.offset);
+    writeSync(this.fd, bytes, 0, bytes.byteLength, this.offset);
+    markExternal(proto, this.file, this.offset, bytes.byteLength);
+    this.offset += bytes.byteLength;
+  }
+
+  finish(): void {
+    if (this.fd === null) return;
+    try {
+      fsyncSync(this.fd);
+    } finally {
+      closeSync(this.fd);
+      this.fd = null;
+    }
+    renameSync(this.partial, join(dirname(this.graphPath), this.file));
   }
 }
 

@@ -23,11 +23,19 @@ export interface RuntimeSpec {
   readonly stageBytes: number;
 }
 
-/** Building a session briefly needs about four times its weights (read, laid out, serialised, onnxruntime's copy). */
-export const DEFAULT_STAGE_BYTES = 512 * 2 ** 20;
+/**
+ * The default stage: the sessions a scoring worker keeps built are two stages and the head, so this bounds a
+ * worker's memory; 256 MiB keeps every command at the SmolLM2-135M shape under 2 GB (bench:scale).
+ */
+export const DEFAULT_STAGE_BYTES = 256 * 2 ** 20;
 
-// Protobuf refuses messages over 2 GiB; leave room for the graph itself.
-const IN_MEMORY_LIMIT_BYTES = 1.5 * 2 ** 30;
+/**
+ * Graphs with more weights than this reach onnxruntime through a file with external data: handed over in
+ * memory, a graph is held three times while the session is made (the weights, the serialised message,
+ * onnxruntime's parsed copy); from a file, onnxruntime reads the weights straight into its own tensors.
+ * (Protobuf also refuses messages over 2 GiB.)
+ */
+const IN_MEMORY_LIMIT_BYTES = 64 * 2 ** 20;
 
 /**
  * Where Tessera's graphs execute: the execution provider, its threads and where outputs live. It is the one
@@ -56,12 +64,29 @@ export class Runtime {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // Without the arena, memory a run used goes back when it ends instead of staying with each session.
+      enableCpuMemArena: false,
     };
   }
 
   /**
-   * A session for a graph: handed over in memory, or through a temporary file with external data when the
-   * weights are beyond protobuf's limit (or `viaFile` asks for it).
+   * A session for a graph built straight into a temporary file (`build` gets its path): its weights never
+   * sit in memory all at once (see GraphBuilder.streamingTo).
+   */
+  async sessionBuiltAt(build: (path: string) => GraphBuilder): Promise<ort.InferenceSession> {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-graph-'));
+    try {
+      const path = join(dir, 'model.onnx');
+      build(path).writeTo(path);
+      return await ort.InferenceSession.create(path, this.sessionOptions());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * A session for a graph: handed over in memory, or through a temporary file with external data when its
+   * weights are large (or `viaFile` asks for it).
    */
   async session(graph: GraphBuilder, o: { viaFile?: boolean } = {}): Promise<ort.InferenceSession> {
     if (!o.viaFile && graph.initializerBytes < IN_MEMORY_LIMIT_BYTES) return ort.InferenceSession.create(graph.toBytes(), this.sessionOptions());

@@ -26,7 +26,7 @@ export interface ForwardResult {
   readonly taps: ReadonlyMap<string, Tensor>;
   /** With kvCache: each cached layer's K/V including this call's positions, to pass back as `past`. */
   readonly present: ReadonlyMap<number, KvCache>;
-  /** logits: 'score': per-position KL from the reference and NLL of the targets, [batch, seq]. */
+  /** logits: 'score': per-position KL from the reference and NLL of the targets, [batch, seq]; 'nll': the NLL alone. */
   readonly kl?: Tensor;
   readonly nll?: Tensor;
 }
@@ -34,9 +34,12 @@ export interface ForwardResult {
 /** One tap of a forward result, or undefined when the layer has no such tensor. */
 export const tapOf = (r: ForwardResult, t: TapPoint): Tensor | undefined => r.taps.get(tapName(t));
 
-/** What a logits: 'score' graph compares against: reference log-probabilities [batch, seq, vocab] and target ids [batch, seq]. */
+/**
+ * What a logits: 'score' graph compares against: reference log-probabilities [batch, seq, vocab] and target
+ * ids [batch, seq]; a logits: 'nll' graph takes the targets alone.
+ */
 export interface ScoreReference {
-  readonly logprobs: Tensor;
+  readonly logprobs?: Tensor;
   readonly targets: Int32Array;
 }
 
@@ -48,8 +51,10 @@ export class DecoderSession {
     readonly options: DecoderGraphOptions,
   ) {}
 
-  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, runtime: Runtime, o: { viaFile?: boolean } = {}): Promise<DecoderSession> {
-    return new DecoderSession(await runtime.session(buildDecoderGraph(config, weights, options), o), config, options);
+  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, runtime: Runtime, o: { inMemory?: boolean } = {}): Promise<DecoderSession> {
+    // Built straight into a file: the stage's float32 weights are never all in memory beside onnxruntime's copy.
+    const session = o.inMemory ? await runtime.session(buildDecoderGraph(config, weights, options)) : await runtime.sessionBuiltAt((path) => buildDecoderGraph(config, weights, options, { file: path }));
+    return new DecoderSession(session, config, options);
   }
 
   get startsWithTokens(): boolean {
@@ -76,11 +81,14 @@ export class DecoderSession {
    */
   async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
     const feeds: Record<string, ort.Tensor> = {};
-    if (this.options.logits === 'score') {
-      if (reference === undefined) throw new Error('a scoring graph needs reference log-probabilities and targets');
-      const [b, t] = reference.logprobs.shape;
-      feeds[REFERENCE_LOGPROBS] = float32Tensor(reference.logprobs.data, reference.logprobs.shape);
+    if (this.options.logits === 'score' || this.options.logits === 'nll') {
+      if (reference === undefined) throw new Error(`a logits: '${this.options.logits}' graph needs targets`);
+      const [b, t] = 'ids' in input ? [input.batch, input.seq] : input.shape;
       feeds[TARGETS] = int32Tensor(reference.targets, [b, t]);
+      if (this.options.logits === 'score') {
+        if (reference.logprobs === undefined) throw new Error('a scoring graph needs reference log-probabilities');
+        feeds[REFERENCE_LOGPROBS] = float32Tensor(reference.logprobs.data, reference.logprobs.shape);
+      }
     }
     for (const i of this.cachedLayers) {
       const kv = past.get(i);

@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
-import { nonLayerParams, subBlockParams } from '../arch/params.js';
-import { SUB_BLOCKS } from '../arch/variant.js';
+import { subBlockParams } from '../arch/params.js';
+import { SUB_BLOCKS, type Architecture } from '../arch/variant.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import type { Tensor } from '../util/tensor.js';
 import type { DecoderGraphOptions } from './decoder-graph.js';
@@ -26,14 +26,15 @@ export interface Stage {
 const F32 = 4;
 
 /** float32 bytes of each layer of a model's source. */
-export function layerBytes(config: ModelConfig, source: WeightSource): number[] {
+export function layerBytes(config: ModelConfig, source: Pick<WeightSource, 'architecture'>): number[] {
   return source.architecture.map((b) => SUB_BLOCKS.reduce((s, sub) => s + subBlockParams(config, sub, b[sub]), 0) * F32);
 }
 
 /** float32 bytes of the embedding, and of the final norm and LM head. */
 export function endBytes(config: ModelConfig): { embed: number; head: number } {
+  // The head holds its own copy of the table even when tied: a session owns its initializers.
   const table = config.vocabSize * config.hiddenSize * F32;
-  return { embed: table, head: nonLayerParams(config) * F32 - table };
+  return { embed: table, head: table + config.hiddenSize * F32 };
 }
 
 /**
@@ -72,7 +73,7 @@ export function planStages(config: ModelConfig, source: WeightSource, budget: nu
 
 /** What a staged run computes: the head's output (as `DecoderGraphOptions.logits`) and taps of any layer. */
 export interface StagedOptions {
-  readonly logits: 'all' | 'last' | 'none' | 'score';
+  readonly logits: 'all' | 'last' | 'none' | 'score' | 'nll';
   readonly taps?: readonly TapPoint[];
   /** The first layer: above 0 the inputs are residual streams entering it. */
   readonly fromLayer?: number;
@@ -110,63 +111,90 @@ export async function runStaged(
       taps,
     };
     if (o.sessions !== undefined && o.sessions.source !== source) throw new Error('a session cache serves the source it was made for');
-    const session = await (o.sessions?.get(config, options, stage.bytes, runtime) ?? DecoderSession.create(config, source, options, runtime));
-    try {
+    const runBatches = async (session: DecoderSession) => {
       for (let b = 0; b < streams.length; b++) {
-        const r = await session.run(streams[b], new Map(), last && o.logits === 'score' ? o.reference!(b) : undefined);
+        const r = await session.run(streams[b], new Map(), last && (o.logits === 'score' || o.logits === 'nll') ? o.reference!(b) : undefined);
         if (taps.length > 0) onTaps(b, r.taps);
         if (last) await onResult(b, r);
         else streams[b] = r.taps.get(tapName({ layer: stage.to, site: 'residual' }))!;
       }
-    } finally {
-      if (o.sessions === undefined) await session.release();
+    };
+    if (o.sessions !== undefined) await o.sessions.use(config, options, stage.bytes, runtime, runBatches);
+    else {
+      const session = await DecoderSession.create(config, source, options, runtime);
+      try {
+        await runBatches(session);
+      } finally {
+        await session.release();
+      }
     }
   }
 }
 
 /**
- * Stage sessions of one source kept between staged runs, within a byte budget (least recently used released
- * first): a worker scoring many candidates builds the parent's later stages once. Not for concurrent use.
+ * What a scoring worker keeps built of the parent: the head, and two stages of the last layers but at most
+ * half of the layers (of a small model, where every worker could otherwise hold a copy of it all).
+ */
+export function suffixCacheBytes(config: ModelConfig, architecture: Architecture, stageBytes: number): number {
+  const layers = layerBytes(config, { architecture }).reduce((a, b) => a + b, 0);
+  return endBytes(config).head + Math.min(2 * stageBytes, layers / 2);
+}
+
+/**
+ * Stage sessions of one source kept between staged runs within a byte budget: a worker scoring many
+ * candidates builds the parent's later stages once. Candidates run from some layer to the head, so a later
+ * stage serves more of them than an earlier one: the cache keeps the latest stages that fit, releasing an
+ * earlier stage to make room for a later one, never the reverse (a least-recently-used cache would release
+ * every stage of a suffix longer than the budget before it is used again). Not for concurrent use.
  */
 export class SessionCache {
-  private readonly entries = new Map<string, { session: Promise<DecoderSession>; bytes: number }>();
+  private readonly entries = new Map<string, { session: DecoderSession; bytes: number; from: number }>();
 
   constructor(
     readonly source: WeightSource,
     private readonly budget: number,
   ) {}
 
-  get(config: ModelConfig, options: DecoderGraphOptions, bytes: number, runtime: Runtime): Promise<DecoderSession> {
+  /** Runs `use` on the session of a stage, built unless kept; kept afterwards when the budget allows. */
+  async use(config: ModelConfig, options: DecoderGraphOptions, bytes: number, runtime: Runtime, use: (session: DecoderSession) => Promise<void>): Promise<void> {
     const key = JSON.stringify(options);
     const hit = this.entries.get(key);
-    if (hit !== undefined) {
-      this.entries.delete(key);
-      this.entries.set(key, hit);
-      return hit.session;
+    if (hit !== undefined) return use(hit.session);
+    const from = options.fromLayer ?? 0;
+    await this.makeRoom(bytes, from);
+    const session = await DecoderSession.create(config, this.source, options, runtime);
+    if (this.held + bytes <= this.budget) {
+      this.entries.set(key, { session, bytes, from });
+      return use(session);
     }
-    const session = (async () => {
-      await this.evict(bytes);
-      return DecoderSession.create(config, this.source, options, runtime);
-    })();
-    this.entries.set(key, { session, bytes });
-    return session;
+    try {
+      await use(session);
+    } finally {
+      await session.release();
+    }
   }
 
-  private async evict(incoming: number): Promise<void> {
-    // Victims are chosen before the first await, so a session requested meanwhile is never among them.
-    let held = [...this.entries.values()].reduce((s, e) => s + e.bytes, 0);
-    const victims: Promise<DecoderSession>[] = [];
-    for (const [key, e] of this.entries) {
-      if (held + incoming <= this.budget) break;
+  /** The first layers of the stages kept, in order. */
+  get kept(): number[] {
+    return [...this.entries.values()].map((e) => e.from).sort((a, b) => a - b);
+  }
+
+  private get held(): number {
+    return [...this.entries.values()].reduce((s, e) => s + e.bytes, 0);
+  }
+
+  /** Releases kept stages earlier than `from`, earliest first, until `bytes` more fit (or none is left to release). */
+  private async makeRoom(bytes: number, from: number): Promise<void> {
+    const earlier = [...this.entries].filter(([, e]) => e.from < from).sort(([, a], [, b]) => a.from - b.from);
+    for (const [key, e] of earlier) {
+      if (this.held + bytes <= this.budget) return;
       this.entries.delete(key);
-      held -= e.bytes;
-      victims.push(e.session);
+      await e.session.release();
     }
-    for (const v of victims) await (await v).release();
   }
 
   async clear(): Promise<void> {
-    for (const e of this.entries.values()) await (await e.session).release();
+    for (const e of this.entries.values()) await e.session.release();
     this.entries.clear();
   }
 }

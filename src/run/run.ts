@@ -183,9 +183,12 @@ export class Run {
     return this.parentReference;
   }
 
-  /** Records a reference computed elsewhere (the block library's validation pass computes the same numbers). */
+  /**
+   * Stores a reference computed elsewhere (the block library's validation pass computes the same numbers);
+   * later stages read it back from disk, so it is not held in memory meanwhile.
+   */
   keepReference(ref: ReferenceDistribution): void {
     storeReference(this.paths, ref, this.data().validation.ids, this.manifest.parent.weightsFingerprint);
-    this.parentReference = Promise.resolve(ref);
+    this.parentReference = undefined;
   }
 }

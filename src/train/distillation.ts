@@ -24,8 +24,9 @@ export interface DistillationSettings extends TrainingOptions {
 }
 
 /** The parent as a teacher: its log-probabilities and (for the cosine loss) its residual stream after each layer. */
-function teacherGraph(config: ModelConfig, weights: WeightSource, batch: number, seq: number, hidden: boolean): GraphBuilder {
-  const g = new GraphBuilder('tessera_teacher');
+function teacherGraph(config: ModelConfig, weights: WeightSource, batch: number, seq: number, hidden: boolean, file: string): GraphBuilder {
+  // Built straight into its file: the teacher's weights are read a layer at a time, never all in memory twice.
+  const g = GraphBuilder.streamingTo('tessera_teacher', file);
   const taps = hidden ? Array.from({ length: weights.numLayers }, (_, i) => ({ layer: i + 1, site: 'residual' as const })) : [];
   const { logits } = emitDecoder(g, config, weights, { shape: { batch, seq }, logits: 'all', taps }, inferenceWeights);
   g.expose(g.node('LogSoftmax', [logits!], { axis: -1 }), REFERENCE_LOGPROBS, [batch, seq, config.vocabSize]);
@@ -47,7 +48,7 @@ export async function distil(config: ModelConfig, student: ModelWeights, teacher
   const teacherArrays = new Set('layers' in teacher.weights ? arraysOf(teacher.weights) : []);
   if ([...training.weights.values()].some((p) => teacherArrays.has(p.data))) throw new Error('the student shares weight arrays with its teacher; training it in place would change the teacher');
   const cosine = (o.loss.cosine ?? 0) > 0;
-  const teacherSession = await o.runtime.session(teacherGraph(teacher.config, sourceOf(teacher.weights), o.batch, o.seqLen, cosine));
+  const teacherSession = await o.runtime.sessionBuiltAt((file) => teacherGraph(teacher.config, sourceOf(teacher.weights), o.batch, o.seqLen, cosine, file));
   try {
     return await optimize(training, async (step) => {
       const ids = new Int32Array(o.batch * o.seqLen);

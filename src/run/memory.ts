@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import type { ModelConfig } from '../arch/config.js';
+import type { Architecture } from '../arch/variant.js';
+import { modelParams } from '../arch/params.js';
+import { batchTokensFor } from '../lm/divergence.js';
+import type { WeightSource } from '../model/weights.js';
+import { planStages, suffixCacheBytes } from '../onnx/staged.js';
+import { fail } from '../util/errors.js';
+
+/**
+ * How much memory a command needs, as a function of the model and its options: the formula the README
+ * states and bench:scale checks against measured peaks. Each part is what one thing holds at the peak.
+ */
+export interface MemoryEstimate {
+  readonly bytes: number;
+  readonly parts: readonly { readonly what: string; readonly bytes: number }[];
+  /** The options that shrink the estimate, as a user would type them. */
+  readonly knobs: string;
+}
+
+const F32 = 4;
+/** Node, onnxruntime and the tokenizer, before any model (measured: `inspect` of any model). */
+export const BASE_BYTES = 0.3e9;
+
+/** The float32 bytes of the largest stage (onnx/staged.ts plans them the same way). */
+export function largestStage(config: ModelConfig, architecture: Architecture, stageBytes: number): number {
+  const shape = { numLayers: architecture.length, architecture } as WeightSource;
+  return Math.max(...planStages(config, shape, stageBytes).map((s) => s.bytes));
+}
+
+/**
+ * A staged forward at its peak: the stage being built twice (its float32 weights in JavaScript while
+ * onnxruntime reads its own copy) and one batch's logits three times (logits, log-softmax, its copy out).
+ */
+function forwardParts(config: ModelConfig, architecture: Architecture, stageBytes: number, seqLen: number) {
+  return [
+    { what: 'the largest stage of layers as it is built (2 × its float32 weights)', bytes: 2 * largestStage(config, architecture, stageBytes) },
+    { what: 'one batch of logits, 3 copies', bytes: 3 * batchTokensFor(config.vocabSize, seqLen) * config.vocabSize * F32 },
+  ];
+}
+
+const total = (parts: MemoryEstimate['parts']) => parts.reduce((s, p) => s + p.bytes, 0);
+
+/** perplexity, generate: one staged forward. */
+export function forwardMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number }): MemoryEstimate {
+  const parts = [{ what: 'Node and onnxruntime', bytes: BASE_BYTES }, ...forwardParts(config, architecture, o.stageBytes, o.seqLen)];
+  return { bytes: total(parts), parts, knobs: '--stage-mb (smaller stages)' };
+}
+
+/**
+ * score, the larger of its two phases: first the parent's pass over the validation tokens, which keeps their
+ * log-probabilities (then stored for the workers to read a batch at a time); then per worker what it keeps
+ * built of the parent (the head and 2 stages of the last layers), a stage it uses once, one layer's
+ * activations, the FFN's hidden activations of the calibration tokens and a batch of reference rows.
+ */
+export function scoreMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number; workers: number; calibTokens: number; validTokens: number }): MemoryEstimate {
+  const E = config.hiddenSize;
+  const batchRows = 3 * batchTokensFor(config.vocabSize, o.seqLen) * config.vocabSize * F32;
+  const perWorker = suffixCacheBytes(config, architecture, o.stageBytes) + largestStage(config, architecture, o.stageBytes) + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + batchRows;
+  const parent = [
+    { what: 'Node and onnxruntime', bytes: BASE_BYTES },
+    { what: "the parent's validation log-probabilities (valid tokens × vocabulary × 4)", bytes: o.validTokens * config.vocabSize * F32 },
+    ...forwardParts(config, architecture, o.stageBytes, o.seqLen),
+  ];
+  const candidates = [
+    { what: 'Node and onnxruntime', bytes: BASE_BYTES },
+    { what: `${o.workers} worker${o.workers === 1 ? '' : 's'}: the head and 2 stages kept built, one more in use, one layer's activations`, bytes: o.workers * perWorker },
+  ];
+  const parts = total(parent) > total(candidates) ? parent : candidates;
+  return { bytes: total(parts), parts, knobs: '--workers (fewer), --stage-mb (smaller stages), --valid-tokens (fewer)' };
+}
+
+/** export: the child is written a tensor at a time (safetensors and ONNX alike); the largest is the embedding. */
+export function exportMemory(config: ModelConfig): MemoryEstimate {
+  const parts = [
+    { what: 'Node and onnxruntime', bytes: BASE_BYTES },
+    { what: 'the embedding table, read and widened to float32', bytes: 2 * config.vocabSize * config.hiddenSize * F32 },
+  ];
+  return { bytes: total(parts), parts, knobs: 'none needed' };
+}
+
+/** evaluate: the parent's log-probabilities on the evaluation tokens and one staged forward at a time. */
+export function evaluateMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number; tokens: number }): MemoryEstimate {
+  const parts = [
+    { what: 'Node and onnxruntime', bytes: BASE_BYTES },
+    { what: "the parent's log-probabilities (tokens × vocabulary × 4)", bytes: o.tokens * config.vocabSize * F32 },
+    ...forwardParts(config, architecture, o.stageBytes, o.seqLen),
+  ];
+  return { bytes: total(parts), parts, knobs: '--tokens (fewer), --stage-mb (smaller stages)' };
+}
+
+/**
+ * distill: the child trains in float32 with AdamW: weights, gradients and two moments, and the step's
+ * updated weights and moments as outputs before they replace the inputs (28 bytes a parameter); the parent
+ * runs whole beside it as the teacher (its float32 weights); each step holds the activations kept for the
+ * backward pass and about five copies of a batch's logits (the teacher's, their feed, the child's own).
+ */
+export function distillMemory(config: ModelConfig, parent: Architecture, child: Architecture, o: { batch: number; seqLen: number }): MemoryEstimate {
+  const tokens = o.batch * o.seqLen;
+  const perLayer = (10 * config.hiddenSize + 3 * config.intermediateSize) * F32;
+  const parts = [
+    { what: 'Node and onnxruntime', bytes: BASE_BYTES },
+    { what: "the child's training state (28 bytes × its parameters)", bytes: 28 * modelParams(config, child) },
+    { what: "the parent as teacher (its float32 weights)", bytes: F32 * modelParams(config, parent) },
+    { what: 'activations kept for the backward pass', bytes: tokens * child.length * perLayer },
+    { what: "a batch's logits, 5 copies", bytes: 5 * tokens * config.vocabSize * F32 },
+  ];
+  return { bytes: total(parts), parts, knobs: '--batch (fewer windows a step); the training state and the teacher do not shrink: a child this size needs a machine with this much memory' };
+}
+
+/**
+ * The memory a command must fit in: TESSERA_MEMORY_GB when set, else the machine's, or the container's
+ * limit (cgroup v2 memory.max) when lower.
+ */
+export function machineMemory(env: NodeJS.ProcessEnv = process.env): number {
+  const set = env.TESSERA_MEMORY_GB;
+  if (set !== undefined) {
+    const gb = Number(set);
+    if (!(gb > 0)) fail(`TESSERA_MEMORY_GB: "${set}" is not a positive number of gigabytes`);
+    return gb * 1e9;
+  }
+  let limit = totalmem();
+  try {
+    const max = readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim();
+    if (/^\d+$/.test(max)) limit = Math.min(limit, Number(max));
+  } catch {
+    // No cgroup v2 limit to read: the machine's memory it is.
+  }
+  return limit;
+}
+
+const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
+
+/**
+ * Refuses, before anything runs, a command whose estimate exceeds the machine's memory: a clear message
+ * with the estimate, its largest part and the options that shrink it, rather than a process the kernel kills.
+ */
+export function ensureFits(command: string, e: MemoryEstimate, available = machineMemory()): void {
+  if (e.bytes <= available) return;
+  const largest = [...e.parts].sort((a, b) => b.bytes - a.bytes)[0];
+  fail(`${command} needs about ${gb(e.bytes)} of memory and this machine has ${gb(available)}; the largest part is ${largest.what}, ${gb(largest.bytes)}. Options that need less: ${e.knobs}.`);
+}

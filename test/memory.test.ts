@@ -1,0 +1,67 @@
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parentArchitecture } from '../src/arch/config.js';
+import { parseModelConfig } from '../src/model/config.js';
+import { layerBytes, planStages } from '../src/onnx/staged.js';
+import { distillMemory, ensureFits, largestStage, machineMemory, scoreMemory } from '../src/run/memory.js';
+import { ALLOCATOR_ENV, wantsAllocatorRelaunch } from '../src/cli/allocator.js';
+import { LLAMA_32_1B } from '../bench/shapes.js';
+import { modelDir, TINYSTORIES } from './support/fixtures.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const MiB = 2 ** 20;
+
+describe('memory estimates', () => {
+  const config = parseModelConfig('Llama-3.2-1B config.json', LLAMA_32_1B);
+  const arch = parentArchitecture(config);
+  const E = config.hiddenSize;
+  const V = config.vocabSize;
+
+  it('the largest stage at 1B is the embedding table with the first layer, whatever the budget below it', () => {
+    const source = { numLayers: arch.length, architecture: arch } as never;
+    const firstLayer = layerBytes(config, source)[0];
+    expect(largestStage(config, arch, 256 * MiB)).toBe(4 * V * E + firstLayer);
+    expect(largestStage(config, arch, 2048 * MiB)).toBe(Math.max(...planStages(config, source, 2048 * MiB).map((s) => s.bytes)));
+    expect(largestStage(config, arch, 2048 * MiB)).toBeLessThanOrEqual(2048 * MiB);
+  });
+
+  it("score: the parent's pass holds the validation log-probabilities; the candidates' phase grows by one worker each", () => {
+    const o = { stageBytes: 256 * MiB, seqLen: 128, calibTokens: 4096, validTokens: 2048 };
+    const one = scoreMemory(config, arch, { ...o, workers: 1 });
+    expect(one.parts.some((p) => p.what.includes('validation log-probabilities') && p.bytes === 2048 * V * 4)).toBe(true);
+    const [two, three, four] = [2, 3, 4].map((workers) => scoreMemory(config, arch, { ...o, workers }).bytes);
+    expect(four - three).toBeCloseTo(three - two, 0);
+    expect(three - two).toBeGreaterThan(4 * V * E); // each worker keeps the head built
+  });
+
+  it('distillation needs 28 bytes a parameter of the child at least: a 1B child does not fit 24 GB', () => {
+    const e = distillMemory(config, arch, arch, { seqLen: 128, batch: 16 });
+    expect(e.bytes).toBeGreaterThan(28 * 1.2e9);
+    expect(() => ensureFits('distill', e, 24e9)).toThrow(/distill needs about \d+\.\d GB of memory and this machine has 24\.0 GB; the largest part is the child's training state/);
+  });
+
+  it('TESSERA_MEMORY_GB sets the memory a command must fit in; nonsense is refused by name', () => {
+    expect(machineMemory({ TESSERA_MEMORY_GB: '3.5' })).toBe(3.5e9);
+    expect(() => machineMemory({ TESSERA_MEMORY_GB: 'lots' })).toThrow(/TESSERA_MEMORY_GB: "lots" is not a positive number/);
+    expect(machineMemory({})).toBeGreaterThan(0);
+  });
+
+  it('a command that would not fit is refused before it starts, with the estimate and the option that helps', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/tessera.js'), 'perplexity', modelDir('stories260K'), '--data', TINYSTORIES, '--tokens', '512'], {
+      cwd: ROOT, encoding: 'utf8', env: { ...process.env, TESSERA_MEMORY_GB: '0.01' },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^tessera: perplexity needs about [\d.]+ GB of memory and this machine has 0\.0 GB; .*Options that need less: --stage-mb/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('allocator settings', () => {
+  it('a process relaunches itself once with them, and not when they are set', () => {
+    expect(wantsAllocatorRelaunch({ ...ALLOCATOR_ENV })).toBe(false);
+    expect(wantsAllocatorRelaunch({ TESSERA_NO_RELAUNCH: '1' })).toBe(false);
+    expect(wantsAllocatorRelaunch({ TESSERA_LAUNCHER_PID: '123' })).toBe(false);
+    expect(wantsAllocatorRelaunch({})).toBe(process.platform === 'linux');
+  });
+});
