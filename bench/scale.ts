@@ -35,6 +35,8 @@ const arg = (name: string) => {
 const scratch = arg('--scratch') ?? join(tmpdir(), 'tessera-bench-scale');
 const wanted = arg('--shapes')?.split(',') ?? SHAPES.map((s) => s.name);
 const render = process.argv.includes('--render');
+// --no-perplexity: keep the perplexity rows measured before (they do not depend on what changed since).
+const skipPerplexity = process.argv.includes('--no-perplexity');
 const RESULT = join(PROJECT_ROOT, 'results/bench-scale.json');
 // score is stopped after this long (it is resumable): enough for its peak memory and its rate.
 const scoreLimit = Number(arg('--score-seconds') ?? 900);
@@ -61,7 +63,7 @@ interface Measured {
 /** Runs the CLI under /usr/bin/time -v; SIGINT after `limitSeconds` (the commands stop cleanly on it). */
 function measure(shape: string, command: string, args: string[], limitSeconds: number): Measured {
   const started = performance.now();
-  const r = spawnSync('/usr/bin/time', ['-v', 'timeout', '-s', 'INT', '-k', '60', String(limitSeconds), 'node', CLI, command, ...args], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  const r = spawnSync('/usr/bin/time', ['-v', 'timeout', '-s', 'INT', '-k', '900', String(limitSeconds), 'node', CLI, command, ...args], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
   const seconds = (performance.now() - started) / 1000;
   const rss = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1] ?? NaN) * 1024;
   const out = `${r.stdout}\n${r.stderr.split('\tCommand being timed')[0]}`;
@@ -95,9 +97,9 @@ function benchShape(shape: ModelShape): Measured[] {
   const rows: Measured[] = [];
   rows.push(measure(shape.name, 'inspect', [dir], 600));
   rows.push(measure(shape.name, 'cost', [dir, '--hardware', join(PROJECT_ROOT, 'hardware-profiles/h100-sxm.json')], 600));
-  rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, '--tokens', '512'], 3600));
+  if (!skipPerplexity) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, '--tokens', '512'], 3600));
   // Default settings (16384 tokens in windows of 2048); beyond 135M, 4096 tokens: the same windows, the same peak, in minutes.
-  if (!big) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, ...(shape.name.includes('135M') ? [] : ['--tokens', '4096'])], 3600));
+  if (!big && !skipPerplexity) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, ...(shape.name.includes('135M') ? [] : ['--tokens', '4096'])], 3600));
   // score at default settings (8B: a first pass with fewer tokens), stopped at the limit: peak memory and rate;
   // at 1B also with one worker, for the rate two workers buy.
   const fewer = big ? ['--calib-tokens', '1024', '--valid-tokens', '512'] : [];
@@ -109,17 +111,18 @@ function benchShape(shape: ModelShape): Measured[] {
   // The rest of the pipeline on a library that completes here: the depth space (whole layers kept or dropped)
   // with fewer scoring tokens; what solve, export, evaluate and distill hold does not depend on the space.
   const run = join(scratch, `${shape.name}-depth`);
-  const lib = measure(shape.name, 'score', ['--model', dir, '--space', join(PROJECT_ROOT, 'search-spaces/depth.json'), '--data', TEXT, '--out', run, '--calib-tokens', '1024', '--valid-tokens', '512'], 5400);
-  rows.push({ ...lib, note: 'depth space, 1024/512 tokens: the library the next rows use' });
+  const [calib, valid] = shape.name.includes('135M') ? ['1024', '512'] : ['512', '256'];
+  const lib = measure(shape.name, 'score', ['--model', dir, '--space', join(PROJECT_ROOT, 'search-spaces/depth.json'), '--data', TEXT, '--out', run, '--calib-tokens', calib, '--valid-tokens', valid], 5400);
+  rows.push({ ...lib, note: `depth space, ${calib}/${valid} tokens: the library the next rows use` });
   if (lib.outcome !== 'ok') return rows;
-  const solve = measure(shape.name, 'solve', ['--run', run, '--params-ratio', '0.8', '--tabu-iterations', '10'], 5400);
+  const solve = measure(shape.name, 'solve', ['--run', run, '--params-ratio', '0.8', '--tabu-iterations', shape.name.includes('135M') ? '10' : '2'], 5400);
   rows.push(solve);
   const solutions = join(run, 'solutions');
   const sol = existsSync(solutions) ? readdirSync(solutions)[0] : undefined;
   if (sol === undefined) return rows;
   rows.push(measure(shape.name, 'export', [join(solutions, sol)], 3600));
   const child = join(run, 'children', sol);
-  rows.push(measure(shape.name, 'evaluate', [child, '--data', TEXT, '--tokens', '2048', '--prompts', '2', '--repeats', '1'], 5400));
+  rows.push(measure(shape.name, 'evaluate', [child, '--data', TEXT, '--tokens', shape.name.includes('135M') ? '2048' : '1024', '--prompts', '1', '--repeats', '1'], 5400));
   rows.push(measure(shape.name, 'distill', [child, '--data', TEXT, '--tokens', '4096', '--out', join(scratch, `${shape.name}-kd`)], 5400));
   return rows;
 }
@@ -164,9 +167,9 @@ function estimateFor(r: Measured): number | undefined {
 }
 
 mkdirSync(scratch, { recursive: true });
+const measured = render ? [] : SHAPES.filter((s) => wanted.includes(s.name)).flatMap(benchShape);
 // Rows of shapes measured before (another invocation) are kept; those measured now replace theirs.
 const previous: Measured[] = existsSync(RESULT) ? (JSON.parse(readFileSync(RESULT, 'utf8')) as { rows: Measured[] }).rows : [];
-const measured = render ? [] : SHAPES.filter((s) => wanted.includes(s.name)).flatMap(benchShape);
 const rows = [...previous.filter((r) => !measured.some((m) => m.shape === r.shape)), ...measured.map(({ log: _, ...r }) => r)]
   .sort((a, b) => SHAPES.findIndex((s) => s.name === a.shape) - SHAPES.findIndex((s) => s.name === b.shape))
   .map((r) => ({ ...r, estimateGB: (estimateFor(r) ?? NaN) / 1e9 }));

@@ -109,23 +109,34 @@ export async function distributionOn(config: ModelConfig, weights: ModelWeights 
  * 'score') fed window batches by `input(from, to)` (token positions [from, to) of the windows).
  */
 export async function divergence(session: DecoderSession, ref: ReferenceDistribution, input: (from: number, to: number, batch: number) => TokenBatch | Tensor, batchTokens = 1024): Promise<{ kl: number; lmLoss: number }> {
-  let kl = 0;
-  let nll = 0;
-  let predicted = 0;
+  const sum = divergenceSum(ref);
   for (const { batch, from, to } of windowBatches(ref.windows, ref.seqLen, batchTokens)) {
     const r = await session.run(input(from, to, batch), new Map(), {
       logprobs: { data: ref.logprobs.subarray(from * ref.vocab, to * ref.vocab), shape: [batch, ref.seqLen, ref.vocab] },
       targets: ref.targets.subarray(from, to),
     });
-    for (let t = from; t < to; t++) {
-      kl += r.kl!.data[t - from];
-      if (hasTarget(t, ref.seqLen)) {
-        nll += r.nll!.data[t - from];
-        predicted++;
-      }
-    }
+    sum.add(r, from, to);
   }
-  return { kl: kl / (ref.windows * ref.seqLen), lmLoss: nll / predicted };
+  return sum.mean();
+}
+
+/** Per-position KL and NLL of scored batches, summed: mean KL over every position, mean NLL over those with a target. */
+function divergenceSum(ref: { readonly windows: number; readonly seqLen: number }) {
+  let kl = 0;
+  let nll = 0;
+  let predicted = 0;
+  return {
+    add(r: { kl?: Tensor; nll?: Tensor }, from: number, to: number): void {
+      for (let t = from; t < to; t++) {
+        kl += r.kl!.data[t - from];
+        if (hasTarget(t, ref.seqLen)) {
+          nll += r.nll!.data[t - from];
+          predicted++;
+        }
+      }
+    },
+    mean: () => ({ kl: kl / (ref.windows * ref.seqLen), lmLoss: nll / predicted }),
+  };
 }
 
 /** KL from a reference and LM loss of a whole model on the reference's windows (token ids `ids`), run in stages. */
@@ -148,22 +159,11 @@ export async function stagedDivergence(
   ref: ReferenceRows,
   o: { fromLayer?: number; sessions?: SessionCache } = {},
 ): Promise<{ kl: number; lmLoss: number }> {
-  let kl = 0;
-  let nll = 0;
-  let predicted = 0;
+  const sum = divergenceSum(ref);
   const reference = (b: number) => {
     const { batch, from, to } = batches[b];
     return { logprobs: { data: ref.rows(from, to), shape: [batch, ref.seqLen, ref.vocab] }, targets: ref.targets.subarray(from, to) };
   };
-  await runStaged(config, source, runtime, inputs, { logits: 'score', reference, fromLayer: o.fromLayer, sessions: o.sessions }, (b, r) => {
-    const { from, to } = batches[b];
-    for (let t = from; t < to; t++) {
-      kl += r.kl!.data[t - from];
-      if (hasTarget(t, ref.seqLen)) {
-        nll += r.nll!.data[t - from];
-        predicted++;
-      }
-    }
-  });
-  return { kl: kl / (ref.windows * ref.seqLen), lmLoss: nll / predicted };
+  await runStaged(config, source, runtime, inputs, { logits: 'score', reference, fromLayer: o.fromLayer, sessions: o.sessions }, (b, r) => sum.add(r, batches[b].from, batches[b].to));
+  return sum.mean();
 }

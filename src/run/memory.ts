@@ -23,19 +23,24 @@ const F32 = 4;
 /** Node, onnxruntime and the tokenizer, before any model (measured: `inspect` of any model). */
 export const BASE_BYTES = 0.3e9;
 
-/** The float32 bytes of the largest stage (onnx/staged.ts plans them the same way). */
-export function largestStage(config: ModelConfig, architecture: Architecture, stageBytes: number): number {
+/**
+ * The float32 bytes of the largest stage (onnx/staged.ts plans them the same way); from layer `from` on, and
+ * without the head's own stage when `withoutHead` (a scoring worker keeps that one built).
+ */
+export function largestStage(config: ModelConfig, architecture: Architecture, stageBytes: number, o: { from?: number; withoutHead?: boolean } = {}): number {
   const shape = { numLayers: architecture.length, architecture } as WeightSource;
-  return Math.max(...planStages(config, shape, stageBytes).map((s) => s.bytes));
+  const stages = planStages(config, shape, stageBytes, o.from ?? 0).filter((s) => !(o.withoutHead && s.from === s.to));
+  return Math.max(0, ...stages.map((s) => s.bytes));
 }
 
 /**
- * A staged forward at its peak: the stage being built twice (its float32 weights in JavaScript while
- * onnxruntime reads its own copy) and one batch's logits three times (logits, log-softmax, its copy out).
+ * A staged forward at its peak: the largest stage as onnxruntime loads it (its own copy, the file it maps to
+ * copy from, and the tensor being written into that file: 2.5 × the stage's float32 weights, as measured at the
+ * 135M and 1B shapes) and one batch's logits three times (logits, log-softmax, their copy out).
  */
 function forwardParts(config: ModelConfig, architecture: Architecture, stageBytes: number, seqLen: number) {
   return [
-    { what: 'the largest stage of layers as it is built (2 × its float32 weights)', bytes: 2 * largestStage(config, architecture, stageBytes) },
+    { what: 'the largest stage of layers as onnxruntime loads it (2.5 × its float32 weights)', bytes: 2.5 * largestStage(config, architecture, stageBytes) },
     { what: 'one batch of logits, 3 copies', bytes: 3 * batchTokensFor(config.vocabSize, seqLen) * config.vocabSize * F32 },
   ];
 }
@@ -57,7 +62,8 @@ export function forwardMemory(config: ModelConfig, architecture: Architecture, o
 export function scoreMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number; workers: number; calibTokens: number; validTokens: number }): MemoryEstimate {
   const E = config.hiddenSize;
   const batchRows = 3 * batchTokensFor(config.vocabSize, o.seqLen) * config.vocabSize * F32;
-  const perWorker = suffixCacheBytes(config, architecture, o.stageBytes) + largestStage(config, architecture, o.stageBytes) + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + batchRows;
+  const inUse = largestStage(config, architecture, o.stageBytes, { from: 1, withoutHead: true });
+  const perWorker = suffixCacheBytes(config, architecture, o.stageBytes) + inUse + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + batchRows;
   const parent = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
     { what: "the parent's validation log-probabilities (valid tokens × vocabulary × 4)", bytes: o.validTokens * config.vocabSize * F32 },
