@@ -80,24 +80,15 @@ export class Runtime {
       build(path).writeTo(path);
       return await ort.InferenceSession.create(path, this.sessionOptions());
     } finally {
+      // onnxruntime has read (or mapped) the files by now; an unlinked mapping stays valid on Linux.
       rmSync(dir, { recursive: true, force: true });
     }
   }
 
-  /**
-   * A session for a graph: handed over in memory, or through a temporary file with external data when its
-   * weights are large (or `viaFile` asks for it).
-   */
-  async session(graph: GraphBuilder, o: { viaFile?: boolean } = {}): Promise<ort.InferenceSession> {
-    if (!o.viaFile && graph.initializerBytes < IN_MEMORY_LIMIT_BYTES) return ort.InferenceSession.create(graph.toBytes(), this.sessionOptions());
-    const dir = mkdtempSync(join(tmpdir(), 'tessera-graph-'));
-    try {
-      graph.writeTo(join(dir, 'model.onnx'));
-      return await ort.InferenceSession.create(join(dir, 'model.onnx'), this.sessionOptions());
-    } finally {
-      // onnxruntime has read (or mapped) the files by now; an unlinked mapping stays valid on Linux.
-      rmSync(dir, { recursive: true, force: true });
-    }
+  /** A session for a graph: handed over in memory, or through a temporary file with external data when its weights are large. */
+  async session(graph: GraphBuilder): Promise<ort.InferenceSession> {
+    if (graph.initializerBytes < IN_MEMORY_LIMIT_BYTES) return ort.InferenceSession.create(graph.toBytes(), this.sessionOptions());
+    return this.sessionBuiltAt(() => graph);
   }
 }
 
