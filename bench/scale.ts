@@ -16,12 +16,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parentArchitecture } from '../src/arch/config.js';
+import { parentArchitecture, type ModelConfig } from '../src/arch/config.js';
+import { defaultTokens } from '../src/bld/data.js';
 import { DEFAULT_PERPLEXITY_SEQ_LEN } from '../src/cli/model-commands.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { readModelSpec } from '../src/model/checkpoint.js';
 import { DEFAULT_STAGE_BYTES } from '../src/onnx/runtime.js';
 import { BASE_BYTES, distillMemory, evaluateMemory, exportMemory, forwardMemory, scoreMemory } from '../src/run/memory.js';
+import { loadSearchSpace } from '../src/space/expand.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
 import { PROJECT_ROOT } from '../src/util/project.js';
@@ -132,6 +134,12 @@ function options(args: readonly string[]): string {
   return args.filter((a, k) => a.startsWith('--') ? !args[k + 1]?.includes('/') : !a.includes('/')).join(' ');
 }
 
+/** The most candidates a layer of the row's --space has (what a scoring worker holds the streams of). */
+function candidatesPerLayer(args: readonly string[], config: ModelConfig): number {
+  const space = loadSearchSpace(args[args.indexOf('--space') + 1], config);
+  return Math.max(...space.layers.map((l) => l.attention.length + l.ffn.length));
+}
+
 /** The README's memory formula (src/run/memory.ts) for a row, to set beside what was measured. */
 function estimateFor(r: Measured): number | undefined {
   const shape = SHAPES.find((x) => x.name === r.shape)!;
@@ -149,7 +157,7 @@ function estimateFor(r: Measured): number | undefined {
     case 'perplexity':
       return forwardMemory(config, arch, { stageBytes, seqLen: Math.min(flag('--tokens', 16384), DEFAULT_PERPLEXITY_SEQ_LEN, config.maxPositions) }).bytes;
     case 'score':
-      return scoreMemory(config, arch, { stageBytes, seqLen: 128, workers: flag('--workers', 2), calibTokens: flag('--calib-tokens', 4096), validTokens: flag('--valid-tokens', 2048) }).bytes;
+      return scoreMemory(config, arch, { stageBytes, seqLen: 128, workers: flag('--workers', 2), calibTokens: flag('--calib-tokens', defaultTokens(config).calibTokens), validTokens: flag('--valid-tokens', defaultTokens(config).validTokens), candidatesPerLayer: candidatesPerLayer(r.args, config) }).bytes;
     case 'solve':
       // Tabu search evaluates children on the library's validation tokens, as evaluate does.
       return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: 512 }).bytes;

@@ -2,7 +2,9 @@ import { readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:f
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CandidateScore } from '../src/bld/candidate.js';
-import { buildLibrary, modelDir, TINYSTORIES, tempDir, type LibraryBuild } from './support/fixtures.js';
+import { distributionOn, referenceNll } from '../src/lm/divergence.js';
+import { maxAbsDiff } from '../src/util/tensor.js';
+import { buildLibrary, modelDir, RUNTIME, TINYSTORIES, tempDir, type LibraryBuild } from './support/fixtures.js';
 
 const root = tempDir();
 const base = (out: string, workers: number, model = 'stories260K'): LibraryBuild => ({
@@ -44,11 +46,10 @@ describe('stories260K block library', async () => {
     expect(one.computed).toBe(70);
   });
 
-  it('scores the parent\'s own sub-blocks KL ≈ 0 and NMSE ≈ 0', () => {
+  it('scores the parent\'s own sub-blocks as the parent (KL 0, its LM loss; no global pass) with NMSE ≈ 0', () => {
     for (const s of scores.filter((c) => c.key.endsWith('attn-gqa4') || c.key.endsWith('ffn-swiglu172'))) {
-      expect(Math.abs(s.kl), s.key).toBeLessThanOrEqual(1e-6);
+      expect([s.kl, s.lmLossDelta], s.key).toEqual([0, 0]);
       expect(s.nmse, s.key).toBeLessThanOrEqual(1e-10);
-      expect(Math.abs(s.lmLossDelta), s.key).toBeLessThanOrEqual(1e-5);
     }
   });
 
@@ -92,6 +93,16 @@ describe('stories260K block library', async () => {
     expect(m.data.calibration.tokens).toBe(1024);
     expect(m.options.seed).toBe(0);
     expect(Object.keys(m.versions)).toEqual(['tessera', 'onnxruntime', 'node']);
+  });
+
+  it('stores the parent\'s validation distribution as it scores (streamed to disk): what a fresh forward computes, and the NLL it reports', async () => {
+    const run = one.run;
+    const stored = await run.reference(RUNTIME);
+    const { validation } = run.data();
+    const fresh = await distributionOn(run.config, run.parent().source, validation, 64, RUNTIME);
+    expect(maxAbsDiff(stored.logprobs, fresh.logprobs)).toBeLessThanOrEqual(1e-6);
+    const parent = scores[0].lmLoss - scores[0].lmLossDelta;
+    expect(Math.abs(parent - referenceNll(fresh))).toBeLessThanOrEqual(1e-6);
   });
 
   it('resumes an interrupted run without recomputing finished candidates', async () => {

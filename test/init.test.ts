@@ -5,7 +5,8 @@ import { asSwiGlu, channelImportance, sliceChannels, topChannels } from '../src/
 import { randomWeights } from '../src/model/random.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { Rng } from '../src/util/rng.js';
-import { configOf } from './support/fixtures.js';
+import { MatrixOps } from '../src/onnx/matmul.js';
+import { configOf, RUNTIME } from './support/fixtures.js';
 
 const config = configOf({ hidden: 6, layers: 1, heads: 4, kvHeads: 2, headDim: 2, intermediate: 5, vocab: 3 });
 const layer = randomWeights(config, parentArchitecture(config), new Rng(1)).layers[0];
@@ -23,8 +24,8 @@ describe('candidate initialisation', () => {
     expect(meanPoolKvHeads(config, attnWeights, 2).tensors.v.data).toEqual(attn.v.data);
   });
 
-  it('builds the linear attention W_O·W_V with query heads paired to their K/V head', () => {
-    const W = linearAttentionInit(config, attnWeights).weight;
+  it('builds the linear attention W_O·W_V with query heads paired to their K/V head', async () => {
+    const W = (await linearAttentionInit(config, attnWeights, await MatrixOps.create(RUNTIME))).weight;
     // Query heads 0,1 read K/V head 0; heads 2,3 read K/V head 1 (head dim 2, hidden 6).
     const E = 6;
     for (let o = 0; o < E; o++) for (let i = 0; i < E; i++) {

@@ -26,13 +26,15 @@ describe('memory estimates', () => {
     expect(largestStage(config, arch, 2048 * MiB)).toBeLessThanOrEqual(2048 * MiB);
   });
 
-  it("score: the parent's pass holds the validation log-probabilities; the candidates' phase grows by one worker each", () => {
-    const o = { stageBytes: 256 * MiB, seqLen: 128, calibTokens: 4096, validTokens: 2048 };
-    const one = scoreMemory(config, arch, { ...o, workers: 1 });
-    expect(one.parts.some((p) => p.what.includes('validation log-probabilities') && p.bytes === 2048 * V * 4)).toBe(true);
-    const [two, three, four] = [2, 3, 4].map((workers) => scoreMemory(config, arch, { ...o, workers }).bytes);
-    expect(four - three).toBeCloseTo(three - two, 0);
-    expect(three - two).toBeGreaterThan(4 * V * E); // each worker keeps the head built
+  it("score: the candidates' phase grows by one worker each, and with a layer's candidates and the tokens", () => {
+    const o = { stageBytes: 256 * MiB, seqLen: 128, calibTokens: 2048, validTokens: 512, candidatesPerLayer: 15 };
+    const two = scoreMemory(config, arch, { ...o, workers: 2 });
+    expect(two.parts.some((p) => p.what.startsWith('2 workers:'))).toBe(true);
+    expect(scoreMemory(config, arch, { ...o, workers: 2, candidatesPerLayer: 16 }).bytes - two.bytes).toBe(2 * 512 * E * 4);
+    expect(scoreMemory(config, arch, { ...o, workers: 2, validTokens: 2048 }).bytes).toBeGreaterThan(two.bytes);
+    const [three, four] = [3, 4].map((workers) => scoreMemory(config, arch, { ...o, workers }).bytes);
+    expect(four - three).toBeCloseTo(three - two.bytes, 0);
+    expect(three - two.bytes).toBeGreaterThan(4 * V * E); // each worker keeps the head built
   });
 
   it('distillation needs 28 bytes a parameter of the child at least: a 1B child does not fit 24 GB', () => {

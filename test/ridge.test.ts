@@ -110,6 +110,30 @@ describe('fitting a linear map with a held-out choice of ridge', () => {
   });
 });
 
+describe('fitting with more inputs than calibration rows (the dual form)', () => {
+  it('gives the primal float64 ridge solution on all rows, for the strength chosen on held-out rows', async () => {
+    const [rows, k, m] = [60, 90, 4];
+    const { X, Y, gram, cross } = problem(21, rows, k, m);
+    // Y with a linear part, so that a fit beats the zero initialisation on held-out rows.
+    const rng = new Rng(22);
+    const truth = Array.from({ length: k * m }, () => rng.normal());
+    for (const [r, x] of X.entries()) for (let j = 0; j < m; j++) Y[r][j] = 0.1 * Y[r][j] + x.reduce((a, xi, i) => a + xi * truth[i * m + j], 0);
+    cross.fill(0);
+    for (const [r, x] of X.entries()) for (let i = 0; i < k; i++) for (let j = 0; j < m; j++) cross[i * m + j] += x[i] * Y[r][j];
+    const ops = await MatrixOps.create(RUNTIME);
+    const fit = await fitLinear(ops, { data: Float32Array.from(X.flat()), rows, cols: k }, { data: Float32Array.from(Y.flat()), rows, cols: m }, { data: new Float32Array(m * k), shape: [m, k] }, [1e-2]);
+    expect(fit.ridge).toBe(1e-2);
+    const reference = solveRidge(gram, cross, k, m, 1e-2);
+    let err = 0;
+    let norm = 0;
+    for (let i = 0; i < k; i++) for (let j = 0; j < m; j++) {
+      err += (fit.weight.data[j * k + i] - reference[i * m + j]) ** 2;
+      norm += reference[i * m + j] ** 2;
+    }
+    expect(Math.sqrt(err / norm)).toBeLessThan(1e-4);
+  });
+});
+
 describe('blocked Cholesky with onnxruntime products', () => {
   it('solves (G + λI) W = C like the plain float64 solver, across block boundaries', async () => {
     const { blockedCholesky, blockedCholeskySolve } = await import('../src/linalg/blocked.js');

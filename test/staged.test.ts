@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { distributionOn, modelDivergence } from '../src/lm/divergence.js';
+import { distributionOn, inMemoryRows, modelDivergence, stagedDivergence, stagedDivergences } from '../src/lm/divergence.js';
 import { greedyGenerate } from '../src/lm/generate.js';
 import { perplexity } from '../src/lm/perplexity.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
@@ -89,6 +89,26 @@ describe('stages: a model run a few layers at a time', () => {
     }
     expect(out).toEqual(a);
     for (const d of [whole, chain, cached]) await d.release();
+  });
+
+  it('scores several residual streams in one pass through the later layers exactly as each alone, building each stage once', async () => {
+    const ids = Int32Array.from({ length: 4 * 12 }, (_, k) => (k * 5 + 1) % 50);
+    const windows = { ids, count: 4, range: { file: '', paragraphs: [0, 1] as const, windows: 4, tokens: 48 } };
+    const ref = inMemoryRows(await distributionOn(config, source, windows, 12, RUNTIME));
+    // The parent's own residual stream entering layer 2, and two perturbations of it, in batches of two windows.
+    const E = config.hiddenSize;
+    const entering = new Float32Array(48 * E);
+    await runStaged(config, source, RUNTIME, [{ ids, batch: 4, seq: 12 }], { logits: 'none', taps: [{ layer: 2, site: 'residual' }] }, () => {}, (_, taps) => entering.set(taps.get('residual.2')!.data));
+    const batches = [{ batch: 2, from: 0, to: 24 }, { batch: 2, from: 24, to: 48 }];
+    const streams = [entering, entering.map((v, i) => v + 0.3 * Math.sin(i)), entering.map((v) => 1.5 * v)].map((h) => batches.map(({ batch, from, to }) => ({ data: h.subarray(from * E, to * E), shape: [batch, 12, E] })));
+    const builds = vi.spyOn(DecoderSession, 'create');
+    const together = await stagedDivergences(config, source, ONE_LAYER, streams, batches, ref, { fromLayer: 2 });
+    // Stages 2, 3 and the head, once for all three.
+    expect(builds).toHaveBeenCalledTimes(3);
+    builds.mockRestore();
+    for (const [k, input] of streams.entries()) expect(together[k]).toEqual(await stagedDivergence(config, source, ONE_LAYER, input, batches, ref, { fromLayer: 2 }));
+    expect(together[0].kl).toBeLessThanOrEqual(1e-6);
+    expect(Math.min(together[1].kl, together[2].kl)).toBeGreaterThan(1e-3);
   });
 
   it('keeps the latest stages a suffix runs through, and gives the same results from them', async () => {

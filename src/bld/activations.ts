@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import { SUB_BLOCKS, type SubBlock } from '../arch/variant.js';
 import { windowBatches, type WindowSet } from '../data/sequences.js';
-import { batchTokensFor, logSoftmaxRows, nextTokens, referenceNll, type ReferenceRows } from '../lm/divergence.js';
+import { batchTokensFor, hasTarget, logSoftmaxRows, nextTokens, type ReferenceRows } from '../lm/divergence.js';
 import type { WeightSource } from '../model/weights.js';
 import { subBlockTaps, tapName, type TapSite } from '../onnx/emit.js';
 import type { Runtime } from '../onnx/runtime.js';
@@ -49,9 +49,8 @@ export interface ValidationSet extends ActivationSet {
   readonly parentNll: number;
 }
 
-/** What the validation pass adds to its activation files. */
+/** What the validation pass adds to its activation files (its log-probabilities went to their sink). */
 export interface ValidationReference {
-  readonly logprobs: Float32Array;
   readonly targets: Int32Array;
   readonly parentNll: number;
 }
@@ -68,10 +67,11 @@ const COMPLETE = 'complete.json';
 
 /**
  * Runs the parent over a window set in stages, writing every layer's sub-block inputs and outputs to `dir`
- * (one file per layer, as each stage finishes) and, with `withLogprobs`, returning its log-probabilities.
- * Files of a completed earlier pass for the same windows are reused (activations alone: no logprobs asked).
+ * (one file per layer, as each stage finishes) and, given `logprobs`, handing it the parent's log-probabilities
+ * a batch of rows at a time, in order (the pass then returns the parent's NLL). Files of a completed earlier
+ * pass for the same windows are reused (activations alone: no logprobs asked).
  */
-export async function computeActivations(config: ModelConfig, source: WeightSource, set: WindowSet, seqLen: number, dir: string, runtime: Runtime, withLogprobs: boolean): Promise<{ files: ActivationFiles; reference: ValidationReference | null }> {
+export async function computeActivations(config: ModelConfig, source: WeightSource, set: WindowSet, seqLen: number, dir: string, runtime: Runtime, logprobs: ((rows: Float32Array) => void) | null): Promise<{ files: ActivationFiles; reference: ValidationReference | null }> {
   const L = source.numLayers;
   const E = config.hiddenSize;
   const V = config.vocabSize;
@@ -80,11 +80,13 @@ export async function computeActivations(config: ModelConfig, source: WeightSour
   ids.set(set.ids);
   const files: ActivationFiles = { dir, windows: set.count, seqLen, hidden: E, layers: L, ids };
   const identity = { windows: set.count, seqLen, hidden: E, layers: L, ids: Array.from(set.ids.subarray(0, 64)) };
+  const withLogprobs = logprobs !== null;
   if (!withLogprobs && isComplete(dir, identity)) return { files, reference: null };
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
 
-  const logprobs = withLogprobs ? new Float32Array(tokens * V) : null;
+  const targets = nextTokens(ids, seqLen, new Int32Array(new SharedArrayBuffer(tokens * 4)));
+  const nll = { sum: 0, counted: 0 };
   // With log-probabilities, batches small enough that their logits stay tens of megabytes.
   const batches = [...windowBatches(set.count, seqLen, withLogprobs ? batchTokensFor(V, seqLen) : 2048)];
   // Per layer, [attention in, attention out, ffn in, ffn out], each [tokens, hidden]: every batch's rows are
@@ -100,7 +102,16 @@ export async function computeActivations(config: ModelConfig, source: WeightSour
       batches.map(({ batch, from, to }) => ({ ids: set.ids.subarray(from, to), batch, seq: seqLen })),
       { logits: withLogprobs ? 'all' : 'none', taps },
       (b, r) => {
-        if (logprobs !== null) logSoftmaxRows(r.logits!.data, V, logprobs, batches[b].from * V);
+        if (logprobs === null) return;
+        const { from, to } = batches[b];
+        const rows = new Float32Array((to - from) * V);
+        logSoftmaxRows(r.logits!.data, V, rows, 0);
+        for (let t = from; t < to; t++) {
+          if (!hasTarget(t, seqLen)) continue;
+          nll.sum -= rows[(t - from) * V + targets[t]];
+          nll.counted++;
+        }
+        logprobs(rows);
       },
       (b, got) => {
         const offset = batches[b].from * E;
@@ -129,9 +140,7 @@ export async function computeActivations(config: ModelConfig, source: WeightSour
     for (const fd of open.values()) closeSync(fd);
   }
   writeJsonAtomic(join(dir, COMPLETE), identity);
-  if (logprobs === null) return { files, reference: null };
-  const targets = nextTokens(ids, seqLen, new Int32Array(new SharedArrayBuffer(tokens * 4)));
-  return { files, reference: { logprobs, targets, parentNll: referenceNll({ windows: set.count, seqLen, vocab: V, logprobs, targets }) } };
+  return { files, reference: withLogprobs ? { targets, parentNll: nll.sum / nll.counted } : null };
 }
 
 function isComplete(dir: string, identity: unknown): boolean {

@@ -2,13 +2,13 @@ import type { ModelConfig } from '../arch/config.js';
 import { kindOf, variantKey } from '../arch/variants/registry.js';
 import type { AttentionVariant, FfnVariant, SubBlock } from '../arch/variant.js';
 import { windowBatches } from '../data/sequences.js';
-import { batchTokensFor, stagedDivergence } from '../lm/divergence.js';
+import { batchTokensFor, stagedDivergences } from '../lm/divergence.js';
 import { layerAlone, layerTensors, subBlockAlone, type LayerWeights, type SubBlockWeights, type WeightSource } from '../model/weights.js';
 import { tapName, type TapPoint, type TapSite } from '../onnx/emit.js';
 import type { MatrixOps } from '../onnx/matmul.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession } from '../onnx/session.js';
-import type { SessionCache } from '../onnx/staged.js';
+import { Stopped, type SessionCache } from '../onnx/staged.js';
 import type { Tensor } from '../util/tensor.js';
 import type { ActivationSet, ValidationSet } from './activations.js';
 import type { DeriveContext, DeriveOptions } from './derive.js';
@@ -60,6 +60,8 @@ export interface CandidateContext {
   readonly cache: Map<string, unknown>;
   /** The parent's stage sessions after a candidate's layer, kept between candidates. */
   readonly suffixes: SessionCache;
+  /** Asked between candidates and batches: true stops the work by throwing `Stopped` (an interrupt). */
+  readonly stopped?: () => boolean;
 }
 
 /** The parent's layer `i`, read once for all candidates of that layer. */
@@ -136,20 +138,38 @@ function deriveContext(ctx: CandidateContext, layer: number, sub: SubBlock): Der
   };
 }
 
-/** Global score: the parent with only this layer changed, KL from the parent and LM loss on validation tokens. */
-async function globalScore(ctx: CandidateContext, layer: number, child: LayerWeights): Promise<{ kl: number; lmLoss: number }> {
+/**
+ * Global scores of a layer's candidates: the parent with only that layer changed, KL from the parent and LM loss
+ * on validation tokens. The layer's outputs enter the parent's later layers together — each stage of them is
+ * built once for all the layer's candidates, not once per candidate — and every candidate's batches run as they
+ * would alone, so its numbers do not depend on which others share the pass.
+ */
+async function globalScores(ctx: CandidateContext, layer: number, children: readonly LayerWeights[]): Promise<{ kl: number; lmLoss: number }[]> {
+  if (children.length === 0) return [];
   const val = ctx.validation;
   const E = ctx.config.hiddenSize;
-  const hiddenOut = (await runLayer(ctx, child, val.layer(layer).attention.input, val, ['residual'])).get('residual')!;
   const reference = val.reference;
   const batches = [...windowBatches(val.windows, val.seqLen, batchTokensFor(reference.vocab, val.seqLen))];
-  const inputs = batches.map(({ batch, from, to }) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] }));
+  const streams: Tensor[][] = [];
+  for (const child of children) {
+    const hiddenOut = (await runLayer(ctx, child, val.layer(layer).attention.input, val, ['residual'])).get('residual')!;
+    streams.push(batches.map(({ batch, from, to }) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] })));
+  }
   // The parent's layers after this one, ending in the in-graph KL/NLL scoring head.
-  return stagedDivergence(ctx.config, ctx.parent, ctx.runtime, inputs, batches, reference, { fromLayer: layer + 1, sessions: ctx.suffixes });
+  return stagedDivergences(ctx.config, ctx.parent, ctx.runtime, streams, batches, reference, { fromLayer: layer + 1, sessions: ctx.suffixes, stopped: ctx.stopped });
 }
 
-/** Derives, fits and scores one candidate; returns its score and its fitted weights (by tensor key, e.g. "attention.o"). */
-export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<{ score: CandidateScore; tensors: Record<string, Tensor> }> {
+/** A candidate derived, fitted and scored locally; its global score comes with its layer's. */
+interface LocalCandidate {
+  readonly spec: CandidateSpec;
+  readonly score: Omit<CandidateScore, 'kl' | 'lmLoss' | 'lmLossDelta'>;
+  readonly weights: SubBlockWeights;
+  /** Whether the candidate is the parent's own sub-block, unchanged: the parent itself, KL 0 by definition. */
+  readonly isParent: boolean;
+}
+
+/** Derives, fits (closed form, then BLD training when asked) and scores one candidate on its own sub-block's output. */
+async function localCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<LocalCandidate> {
   const sub = c.subBlock;
   const kind = kindOf(sub, c.variant);
   const d = await kind.derive(deriveContext(ctx, c.layer, sub), c.variant);
@@ -165,9 +185,8 @@ export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): P
     bld = { tokens: ctx.bldTokens, steps: trained.steps, nmseClosedForm: nmseFitted, nmseTrained, kept };
     if (kept === 'trained') [weights, nmseFitted] = [trained.weights, nmseTrained];
   }
-  const child: LayerWeights = { ...parentLayer(ctx, c.layer), [sub]: weights };
-  const { kl, lmLoss } = await globalScore(ctx, c.layer, child);
   return {
+    spec: c,
     score: {
       layer: c.layer,
       subBlock: sub,
@@ -178,11 +197,48 @@ export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): P
       ridge: d.ridge ?? null,
       nmseInit,
       nmse: nmseFitted,
-      kl,
-      lmLoss,
-      lmLossDelta: lmLoss - ctx.validation.parentNll,
       ...(bld !== undefined ? { bld } : {}),
     },
-    tensors: layerTensors(ctx.config, { [sub]: weights }),
+    weights,
+    isParent: weights === parentLayer(ctx, c.layer)[sub],
   };
+}
+
+/** A finished candidate: its score, and its fitted weights (by tensor key, e.g. "attention.o"). */
+export interface BuiltCandidate {
+  readonly score: CandidateScore;
+  readonly tensors: Record<string, Tensor>;
+}
+
+/**
+ * Derives, fits and scores candidates of one layer. Each is fitted and scored locally in turn; then all but the
+ * parent's own sub-blocks are scored globally in one pass through the parent's later layers. `onLocal` receives
+ * each candidate's weights as soon as they are final (to be written out: a layer's weights need not all stay in
+ * memory until the global pass ends).
+ */
+export async function buildLayerCandidates(ctx: CandidateContext, candidates: readonly CandidateSpec[], onLocal: (c: CandidateSpec, tensors: Record<string, Tensor>) => void = () => {}): Promise<CandidateScore[]> {
+  const layers = new Set(candidates.map((c) => c.layer));
+  if (layers.size > 1) throw new Error(`buildLayerCandidates: candidates of layers ${[...layers].join(', ')}; one layer at a time`);
+  const local: LocalCandidate[] = [];
+  for (const c of candidates) {
+    if (ctx.stopped?.()) throw new Stopped();
+    const l = await localCandidate(ctx, c);
+    onLocal(c, layerTensors(ctx.config, { [c.subBlock]: l.weights }));
+    local.push(l);
+  }
+  const changed = local.filter((l) => !l.isParent);
+  const layer = candidates[0]?.layer ?? 0;
+  const globals = await globalScores(ctx, layer, changed.map((l) => ({ ...parentLayer(ctx, layer), [l.spec.subBlock]: l.weights })));
+  const parentNll = ctx.validation.parentNll;
+  return local.map((l) => {
+    const { kl, lmLoss } = l.isParent ? { kl: 0, lmLoss: parentNll } : globals[changed.indexOf(l)];
+    return { ...l.score, kl, lmLoss, lmLossDelta: lmLoss - parentNll };
+  });
+}
+
+/** Derives, fits and scores one candidate. */
+export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<BuiltCandidate> {
+  let tensors: Record<string, Tensor> = {};
+  const [score] = await buildLayerCandidates(ctx, [c], (_, t) => (tensors = t));
+  return { score, tensors };
 }

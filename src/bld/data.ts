@@ -1,3 +1,6 @@
+import type { ModelConfig } from '../arch/config.js';
+import { parentArchitecture } from '../arch/config.js';
+import { modelParams } from '../arch/params.js';
 import { takeWindows, type WindowSet } from '../data/sequences.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import { fail } from '../util/errors.js';
@@ -21,4 +24,21 @@ export function distillationData(tokenizer: TextTokenizer, docs: readonly string
     }
   }
   return { seqLen: opts.seqLen, calibration, validation };
+}
+
+/**
+ * Calibration and validation tokens when the user names none, by the parent's size. Scoring costs every
+ * candidate a pass of the validation tokens through the parent's later layers and head, so its work grows with
+ * the parent's size times those tokens; fewer tokens for larger parents keep a library of a 1B parent within
+ * an hour on two CPU cores (and an 8B one within hours), as bench:scale measures.
+ */
+export const DEFAULT_TOKENS: readonly { readonly upToParams: number; readonly calibTokens: number; readonly validTokens: number }[] = [
+  { upToParams: 0.5e9, calibTokens: 4096, validTokens: 2048 },
+  { upToParams: 3e9, calibTokens: 2048, validTokens: 512 },
+  { upToParams: Infinity, calibTokens: 1024, validTokens: 256 },
+];
+
+export function defaultTokens(config: ModelConfig): { readonly calibTokens: number; readonly validTokens: number } {
+  const params = modelParams(config, parentArchitecture(config));
+  return DEFAULT_TOKENS.find((d) => params <= d.upToParams)!;
 }

@@ -32,30 +32,62 @@ function transpose(w: Tensor): Matrix {
   return { data: t, rows: inputs, cols: outputs };
 }
 
-/** The ridge solution (G + λI)⁻¹ C as a [k, m] matrix, by blocked Cholesky with its products in onnxruntime. */
-async function ridgeSolve(ops: MatrixOps, gram: Float32Array, cross: Matrix, relativeLambda: number): Promise<Matrix> {
+/** A ridge system ready to solve for any strength: the [k, m] solution for λ = relativeLambda × trace(XᵀX) / k. */
+type RidgeSystem = (relativeLambda: number) => Promise<Matrix>;
+
+const traceOf = (square: Float32Array, n: number) => {
+  let t = 0;
+  for (let i = 0; i < n; i++) t += square[i * n + i];
+  return t;
+};
+
+/** The primal form from G = XᵀX and C = XᵀY: (G + λI) W = C, a k×k system. */
+function primalSystem(ops: MatrixOps, gram: Float32Array, cross: Matrix): RidgeSystem {
   const k = cross.rows;
-  return blockedCholeskySolve(ops, await blockedCholesky(ops, regularised(gram, k, relativeLambda), k), k, cross);
+  return async (relativeLambda) => blockedCholeskySolve(ops, await blockedCholesky(ops, regularised(gram, k, relativeLambda), k), k, cross);
+}
+
+/**
+ * The dual form, for more inputs than rows (an FFN's thousands of kept channels on a few thousand calibration
+ * tokens): W = Xᵀ (XXᵀ + λI)⁻¹ Y, a rows×rows system with the same minimiser — (XᵀX + λI)⁻¹Xᵀ = Xᵀ(XXᵀ + λI)⁻¹ —
+ * at a fraction of the primal's cost and memory. trace(XXᵀ) = trace(XᵀX), so λ is the primal's.
+ */
+async function dualSystem(ops: MatrixOps, x: Matrix, y: Matrix): Promise<RidgeSystem> {
+  const n = x.rows;
+  const kernel = (await ops.matmulTransB(x, x)).data;
+  const lambdaPerUnit = traceOf(kernel, n) / x.cols;
+  return async (relativeLambda) => {
+    const a = Float64Array.from(kernel);
+    const lambda = relativeLambda * lambdaPerUnit + 1e-12;
+    for (let i = 0; i < n; i++) a[i * n + i] += lambda;
+    const z = await blockedCholeskySolve(ops, await blockedCholesky(ops, a, n), n, y);
+    return ops.matmulTransA(x, z);
+  };
 }
 
 /**
  * The closed-form least-squares refit of a linear map y ≈ W x (W in nn.Linear layout [outputs, inputs]):
- * W = argmin ‖X Wᵀ − Y‖² + λ‖W‖², with XᵀX and XᵀY reduced in onnxruntime. λ is chosen on the last fifth
- * of the calibration rows (held out) among `ridgeGrid`, against keeping `init`; the winner is then refit
- * on all rows. So a fit is never chosen that does worse than its initialisation on held-out text.
+ * W = argmin ‖X Wᵀ − Y‖² + λ‖W‖², reduced in onnxruntime, in the primal form or, with more inputs than rows,
+ * the dual one. λ is chosen on the last fifth of the calibration rows (held out) among `ridgeGrid`, against
+ * keeping `init`; the winner is then refit on all rows. So a fit is never chosen that does worse than its
+ * initialisation on held-out text.
  */
 export async function fitLinear(ops: MatrixOps, x: Matrix, y: Matrix, init: Tensor, ridgeGrid: readonly number[]): Promise<LinearFit> {
   const split = Math.floor(x.rows * 0.8);
   const [xt, xh, yt, yh] = [rowsOf(x, 0, split), rowsOf(x, split, x.rows), rowsOf(y, 0, split), rowsOf(y, split, y.rows)];
-  const [gramT, crossT, gramH, crossH] = await Promise.all([ops.matmulTransA(xt, xt), ops.matmulTransA(xt, yt), ops.matmulTransA(xh, xh), ops.matmulTransA(xh, yh)]);
+  const dual = x.cols > split;
+  // The primal form's Gram matrices of both parts add up to the whole's: computed once, summed for the refit.
+  const primal = dual ? null : await Promise.all([ops.matmulTransA(xt, xt), ops.matmulTransA(xt, yt), ops.matmulTransA(xh, xh), ops.matmulTransA(xh, yh)]);
+  const train = primal === null ? await dualSystem(ops, xt, yt) : primalSystem(ops, primal[0].data, primal[1]);
   const heldOut = async (w: Matrix) => nmse((await ops.matmul(xh, w)).data, yh.data);
   let best: { ridge: number | null; score: number } = { ridge: null, score: await heldOut(transpose(init)) };
   for (const ridge of ridgeGrid) {
-    const score = await heldOut(await ridgeSolve(ops, gramT.data, crossT, ridge));
+    const score = await heldOut(await train(ridge));
     if (score < best.score) best = { ridge, score };
   }
   if (best.ridge === null) return { weight: init, ridge: null };
-  const wt = await ridgeSolve(ops, add(gramT.data, gramH.data), { data: add(crossT.data, crossH.data), rows: x.cols, cols: y.cols }, best.ridge);
+  const all = primal === null ? await dualSystem(ops, x, y) : primalSystem(ops, add(primal[0].data, primal[2].data), { data: add(primal[1].data, primal[3].data), rows: x.cols, cols: y.cols });
+  const wt = await all(best.ridge);
   return { weight: toLinear(wt.data, x.cols, y.cols), ridge: best.ridge };
 }
 

@@ -85,11 +85,10 @@ export class BlockLibrary {
     return this.done.size;
   }
 
-  /** Records a finished candidate: weights first, then the record that vouches for them. */
-  write(score: CandidateScore, tensors: Record<string, Tensor>): void {
-    const weightsPath = this.paths.candidateWeights(score.key);
-    writeSafetensors(weightsPath, new Map(Object.entries(tensors)), { layer: String(score.layer), subBlock: score.subBlock });
-    const record: CandidateRecord = { score, weightsSha256: sha256(readFileSync(weightsPath)) };
+  /** Records a finished candidate whose weights `writeCandidateWeights` wrote: the record vouches for them, so it comes last. */
+  write(score: CandidateScore, weightsSha256: string): void {
+    if (!existsSync(this.paths.candidateWeights(score.key))) throw new Error(`candidate ${score.key}: its weights were not written before its record`);
+    const record: CandidateRecord = { score, weightsSha256 };
     writeJsonAtomic(this.paths.candidateRecord(score.key), record);
     this.done.set(score.key, record);
   }
@@ -124,6 +123,15 @@ export class BlockLibrary {
     const summary = { manifest: this.manifest, parent: { validationNll: parentNll }, candidates: scores };
     writeFileAtomic(this.paths.scores, JSON.stringify(summary, null, 2) + '\n');
   }
+}
+
+/**
+ * Writes a candidate's fitted weights (atomically) where its record will point, and returns their hash. Scoring
+ * workers call it as soon as a candidate's weights are final; the record follows once its scores are.
+ */
+export function writeCandidateWeights(path: string, at: { readonly layer: number; readonly subBlock: string }, tensors: Record<string, Tensor>): string {
+  writeSafetensors(path, new Map(Object.entries(tensors)), { layer: String(at.layer), subBlock: at.subBlock });
+  return sha256(readFileSync(path));
 }
 
 /** A run's library manifest; a directory that holds none is named for what it is. */

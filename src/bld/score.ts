@@ -8,10 +8,9 @@ import type { SearchSpace } from '../space/types.js';
 import { fail, TesseraError } from '../util/errors.js';
 import { PROJECT_ROOT } from '../util/project.js';
 import { silent, type Reporter } from '../util/reporter.js';
-import type { Tensor } from '../util/tensor.js';
 import { computeActivations } from './activations.js';
-import { candidateKey, type CandidateScore, type CandidateSpec } from './candidate.js';
-import type { WorkerTask } from './worker.js';
+import { candidateKey, type CandidateSpec } from './candidate.js';
+import type { WorkerResult, WorkerTask } from './worker.js';
 
 export interface ScoreOptions {
   /** Worker threads, one onnxruntime thread each. */
@@ -77,11 +76,12 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   reporter.stage(`parent activations on ${calibWindows.range.tokens} calibration and ${validWindows.range.tokens} validation tokens`);
   let t0 = performance.now();
   const runtime = o.runtime ?? cpuRuntime(Math.max(o.workers, 1));
-  const calibration = (await computeActivations(ck.config, ck.source, calibWindows, seqLen, run.paths.activations('calibration'), runtime, false)).files;
+  const calibration = (await computeActivations(ck.config, ck.source, calibWindows, seqLen, run.paths.activations('calibration'), runtime, null)).files;
   const validation = await validationPass(run, validWindows, seqLen, runtime);
   seconds.activations = (performance.now() - t0) / 1000;
 
-  reporter.stage(`${todo.length} candidates to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
+  const layers = [...new Set(todo.map((c) => c.layer))];
+  reporter.stage(`${todo.length} candidates of ${layers.length} layer${layers.length === 1 ? '' : 's'} to build, fit and score (${resumed} already done) with ${o.workers} worker${o.workers === 1 ? '' : 's'}`);
   // The worker is compiled JavaScript: it needs none of the parent's loader flags (tsx's would break its imports).
   const pool = new Piscina({ filename: WORKER, minThreads: o.workers, maxThreads: o.workers, idleTimeout: 1000, execArgv: [] });
   const progress = reporter.progress('candidates');
@@ -90,45 +90,59 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   let failure: unknown = null;
   t0 = performance.now();
   progress(resumed, all.length);
-  // Keep just enough candidates in flight to fill the workers, so that an interrupt (or a failure) starts nothing new.
-  const queue = [...todo];
+  // A task is a layer's candidates: their global scores share one pass through the parent's later layers. Earlier
+  // layers (longer passes) go first, so the last tasks to finish are the short ones.
+  const queue = [...layers];
+  // An interrupt reaches running tasks through shared memory: each stops at its next candidate or batch (ending
+  // a thread inside onnxruntime would take the process with it), since a layer of a real model takes minutes.
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const onAbort = () => Atomics.store(stop, 0, 1);
+  o.signal?.addEventListener('abort', onAbort);
   const lane = async () => {
     while (queue.length > 0 && !o.signal?.aborted && failure === null) {
-      const candidate = queue.shift()!;
+      const layer = queue.shift()!;
+      const candidates = todo.filter((c) => c.layer === layer).map((spec) => ({ spec, weightsPath: library.paths.candidateWeights(candidateKey(spec)) }));
       // One onnxruntime thread per worker: workers × threads never oversubscribe the cores.
-      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidate, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens };
+      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, stop };
       try {
-        const result: { score: CandidateScore; tensors: Record<string, Tensor> } = await pool.run(task);
-        library.write(result.score, result.tensors);
-        done++;
+        const result: WorkerResult = await pool.run(task);
+        for (const { score, weightsSha256 } of result) library.write(score, weightsSha256);
+        done += result.length;
         progress(resumed + done, all.length);
       } catch (e) {
-        failure ??= workerError(e, candidateKey(candidate));
+        if (!o.signal?.aborted) failure ??= workerError(e, `layer ${layer}`);
       }
     }
   };
   try {
     await Promise.allSettled(Array.from({ length: o.workers }, lane));
   } finally {
+    o.signal?.removeEventListener('abort', onAbort);
     await pool.destroy();
   }
   if (failure !== null) throw failure;
   seconds.candidates = (performance.now() - t0) / 1000;
-  if (queue.length > 0) return { status: 'interrupted', remaining: missing.length - done, computed: done, resumed, seconds };
+  if (done < todo.length) return { status: 'interrupted', remaining: missing.length - done, computed: done, resumed, seconds };
   return finished(run, missing.length - done, done, resumed, seconds);
 }
 
 /**
- * The parent's pass over the validation windows: activation files, and its log-probabilities stored with the
- * run. What workers get names the stored file, which they read a batch at a time: the [tokens, vocab] array
- * is garbage once this returns, so no process holds it while candidates are scored.
+ * The parent's pass over the validation windows: activation files, and its log-probabilities streamed into the
+ * run's stored reference, which workers read a batch at a time: no process holds the [tokens, vocab] array.
  */
 async function validationPass(run: Run, set: WindowSet, seqLen: number, runtime: Runtime): Promise<WorkerTask['validation']> {
   const ck = run.parent();
-  const { files, reference } = await computeActivations(ck.config, ck.source, set, seqLen, run.paths.activations('validation'), runtime, true);
-  const { logprobs, targets, parentNll } = reference!;
-  run.keepReference({ windows: files.windows, seqLen, vocab: ck.config.vocabSize, logprobs, targets });
-  return { ...files, referenceFile: run.paths.referenceData, vocab: ck.config.vocabSize, targets, parentNll };
+  const vocab = ck.config.vocabSize;
+  const writer = run.referenceWriter();
+  try {
+    const { files, reference } = await computeActivations(ck.config, ck.source, set, seqLen, run.paths.activations('validation'), runtime, (rows) => writer.write(rows));
+    writer.finish();
+    const { targets, parentNll } = reference!;
+    return { ...files, referenceFile: run.paths.referenceData, vocab, targets, parentNll };
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
 }
 
 /** The result of a pass that ran to its end: complete when nothing of the space is missing, else partial. */
@@ -140,11 +154,11 @@ function finished(run: Run, remaining: number, computed: number, resumed: number
   return { status: 'complete', remaining: 0, computed, resumed, seconds };
 }
 
-/** Errors cross the worker boundary as plain Errors: restore user errors as TesseraError, name the candidate in all. */
-function workerError(e: unknown, key: string): Error {
+/** Errors cross the worker boundary as plain Errors: restore user errors as TesseraError, name the layer in all. */
+function workerError(e: unknown, what: string): Error {
   const err = e as Error;
-  if (err?.name === 'TesseraError') return new TesseraError(`candidate ${key}: ${err.message}`);
-  const wrapped = new Error(`candidate ${key}: ${err?.message ?? String(e)}`);
+  if (err?.name === 'TesseraError') return new TesseraError(`${what}: ${err.message}`);
+  const wrapped = new Error(`${what}: ${err?.message ?? String(e)}`);
   wrapped.stack = err?.stack;
   return wrapped;
 }

@@ -1,5 +1,5 @@
 /**
- * A piscina worker: derives, fits and scores candidates. Each worker opens the parent (reading only the layers
+ * A piscina worker: derives, fits and scores the candidates of one layer per task. Each worker opens the parent (reading only the layers
  * it uses, as it uses them) and keeps its own onnxruntime sessions; activations are read from their files a
  * layer at a time, and the parent's validation distribution arrives in SharedArrayBuffers, so no task copies it.
  */
@@ -9,7 +9,8 @@ import { Runtime, type RuntimeSpec } from '../onnx/runtime.js';
 import { SessionCache, suffixCacheBytes } from '../onnx/staged.js';
 import { fileRows } from '../lm/divergence.js';
 import { activationSet, type ActivationFiles, type ActivationSet, type ValidationSet } from './activations.js';
-import { buildCandidate, type CandidateSpec } from './candidate.js';
+import { buildLayerCandidates, candidateKey, type CandidateScore, type CandidateSpec } from './candidate.js';
+import { writeCandidateWeights } from './library.js';
 import type { DeriveOptions } from './derive.js';
 
 export interface WorkerTask {
@@ -17,10 +18,13 @@ export interface WorkerTask {
   readonly calibration: ActivationFiles;
   /** With the stored reference's file (the parent's log-probabilities), its targets and the parent's NLL. */
   readonly validation: ActivationFiles & { readonly referenceFile: string; readonly vocab: number; readonly targets: Int32Array; readonly parentNll: number };
-  readonly candidate: CandidateSpec;
+  /** Candidates of one layer, each with the path its weights are written to. */
+  readonly candidates: readonly { readonly spec: CandidateSpec; readonly weightsPath: string }[];
   readonly runtime: RuntimeSpec;
   readonly options: DeriveOptions;
   readonly bldTokens: number;
+  /** Set to 1 by the main thread on an interrupt: the task stops at its next candidate or batch. */
+  readonly stop: Int32Array;
 }
 
 /** What a worker keeps between tasks of the same library. */
@@ -36,7 +40,10 @@ interface WorkerState {
 let state: WorkerState | undefined;
 let ops: MatrixOps | undefined;
 
-export default async function score(task: WorkerTask) {
+/** What a task returns: each candidate's scores, and the hash of the weights file it wrote. */
+export type WorkerResult = { readonly score: CandidateScore; readonly weightsSha256: string }[];
+
+export default async function score(task: WorkerTask): Promise<WorkerResult> {
   const runtime = new Runtime(task.runtime);
   const key = JSON.stringify([task.modelDir, task.calibration.dir, task.validation.dir]);
   if (state?.key !== key) {
@@ -55,8 +62,12 @@ export default async function score(task: WorkerTask) {
   }
   ops ??= await MatrixOps.create(runtime);
   const s = state;
-  return buildCandidate(
-    { config: s.parent.config, parent: s.parent.source, calibration: s.calibration, validation: s.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache: s.cache, suffixes: s.suffixes },
-    task.candidate,
+  const paths = new Map(task.candidates.map((c) => [candidateKey(c.spec), c.weightsPath]));
+  const hashes = new Map<string, string>();
+  const scores = await buildLayerCandidates(
+    { config: s.parent.config, parent: s.parent.source, calibration: s.calibration, validation: s.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache: s.cache, suffixes: s.suffixes, stopped: () => Atomics.load(task.stop, 0) === 1 },
+    task.candidates.map((c) => c.spec),
+    (spec, tensors) => hashes.set(candidateKey(spec), writeCandidateWeights(paths.get(candidateKey(spec))!, spec, tensors)),
   );
+  return scores.map((score) => ({ score, weightsSha256: hashes.get(score.key)! }));
 }

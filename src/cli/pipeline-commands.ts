@@ -1,5 +1,6 @@
 import { basename, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
+import { DEFAULT_TOKENS } from '../bld/data.js';
 import { RIDGE_GRID, type ChannelRanking } from '../bld/derive.js';
 import { score, type ScoreOptions, type ScoreResult } from '../bld/score.js';
 import { checkpointDirOf, DISTILL_DEFAULTS, distillChild, distillSolution, parseLoss } from '../distill/distill.js';
@@ -29,8 +30,8 @@ function libraryOptions(c: Command): Command {
     .option('--model <dir>', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
     .option('--space <space.json>', 'search space', DEFAULT_SPACE)
     .option('--data <text>', 'text: calibration from its start, validation from the paragraphs after', DEFAULT_TEXT)
-    .option('--calib-tokens <n>', 'calibration tokens', positiveInt('--calib-tokens'), 4096)
-    .option('--valid-tokens <n>', 'validation tokens', positiveInt('--valid-tokens'), 2048)
+    .option('--calib-tokens <n>', `calibration tokens (default by the parent's size: ${tokenDefaults('calibTokens')})`, positiveInt('--calib-tokens'))
+    .option('--valid-tokens <n>', `validation tokens, each candidate's global score (default by the parent's size: ${tokenDefaults('validTokens')})`, positiveInt('--valid-tokens'))
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
     .option('--workers <n>', 'worker threads (one onnxruntime thread each)', positiveInt('--workers'), defaultThreads())
     .addOption(new Option('--ranking <r>', 'FFN channel ranking for narrower widths').choices(['activation', 'magnitude']).default('activation'))
@@ -38,8 +39,12 @@ function libraryOptions(c: Command): Command {
     .option('--bld-tokens <n>', 'train each candidate by gradient descent on its local loss for this many tokens after its closed-form fit (0: fits only)', nonNegativeInt('--bld-tokens'), 0);
 }
 
+/** "4096 up to 0.5B parameters, 2048 up to 3B, 1024 above". */
+const tokenDefaults = (which: 'calibTokens' | 'validTokens') =>
+  DEFAULT_TOKENS.map((d) => `${d[which]} ${d.upToParams === Infinity ? 'above' : `up to ${d.upToParams / 1e9}B parameters`}`).join(', ');
+
 interface LibraryFlags {
-  model: string; space: string; data: string; calibTokens: number; validTokens: number; seqLen: number; workers: number; ranking: ChannelRanking; seed: number; bldTokens: number;
+  model: string; space: string; data: string; calibTokens?: number; validTokens?: number; seqLen: number; workers: number; ranking: ChannelRanking; seed: number; bldTokens: number;
 }
 
 const runInputs = (f: LibraryFlags): RunInputs => ({ model: f.model, space: f.space, data: f.data, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, ranking: f.ranking, ridgeGrid: RIDGE_GRID, seed: f.seed, bldTokens: f.bldTokens });
@@ -124,7 +129,8 @@ async function scoreInterruptibly(run: Run, workers: number, stageMb: number | u
   const runtime = runtimeOf({ threads: workers, stageMb });
   const { config, architecture } = run.parent();
   const { calibration, validation, seqLen } = run.manifest.data;
-  ensureFits('score', scoreMemory(config, architecture, { stageBytes: runtime.stageBytes, seqLen, workers, calibTokens: calibration.tokens, validTokens: validation.tokens }));
+  const candidatesPerLayer = Math.max(...run.space().layers.map((l) => l.attention.length + l.ffn.length));
+  ensureFits('score', scoreMemory(config, architecture, { stageBytes: runtime.stageBytes, seqLen, workers, calibTokens: calibration.tokens, validTokens: validation.tokens, candidatesPerLayer }));
   const r = await interruptibly((signal) => score(run, { workers, runtime, layers, signal, reporter: cliReporter(print) }), 'finishing the running candidates; run the same command again to resume');
   printScore(r, run, print);
   return r;

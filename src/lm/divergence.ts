@@ -148,7 +148,7 @@ export async function modelDivergence(config: ModelConfig, weights: ModelWeights
 
 /**
  * KL and LM loss over a reference's windows of a model fed `inputs` (token batches, or residual streams entering
- * `fromLayer`) for the window batches `batches`, run in stages (sessions reused from `sessions` when given).
+ * layer `fromLayer`), one batch per entry of `batches`, run in stages.
  */
 export async function stagedDivergence(
   config: ModelConfig,
@@ -159,11 +159,36 @@ export async function stagedDivergence(
   ref: ReferenceRows,
   o: { fromLayer?: number; sessions?: SessionCache } = {},
 ): Promise<{ kl: number; lmLoss: number }> {
-  const sum = divergenceSum(ref);
+  return (await stagedDivergences(config, source, runtime, [inputs], batches, ref, o))[0];
+}
+
+/**
+ * KL and LM loss of several inputs through the same layers (one per entry of `inputs`, each a list of batches
+ * as in `stagedDivergence`): one staged pass, each stage built once for all. Batch j of every input runs before
+ * batch j + 1 of any, so the reference rows of a batch are read once for all inputs.
+ */
+export async function stagedDivergences(
+  config: ModelConfig,
+  source: WeightSource,
+  runtime: Runtime,
+  inputs: readonly (readonly (TokenBatch | Tensor)[])[],
+  batches: readonly { from: number; to: number; batch: number }[],
+  ref: ReferenceRows,
+  o: { fromLayer?: number; sessions?: SessionCache; stopped?: () => boolean } = {},
+): Promise<{ kl: number; lmLoss: number }[]> {
+  const n = inputs.length;
+  const sums = inputs.map(() => divergenceSum(ref));
+  let held: { j: number; rows: Float32Array } | undefined;
   const reference = (b: number) => {
-    const { batch, from, to } = batches[b];
-    return { logprobs: { data: ref.rows(from, to), shape: [batch, ref.seqLen, ref.vocab] }, targets: ref.targets.subarray(from, to) };
+    const j = Math.floor(b / n);
+    const { batch, from, to } = batches[j];
+    if (held?.j !== j) held = { j, rows: ref.rows(from, to) };
+    return { logprobs: { data: held.rows, shape: [batch, ref.seqLen, ref.vocab] }, targets: ref.targets.subarray(from, to) };
   };
-  await runStaged(config, source, runtime, inputs, { logits: 'score', reference, fromLayer: o.fromLayer, sessions: o.sessions }, (b, r) => sum.add(r, batches[b].from, batches[b].to));
-  return sum.mean();
+  const flat = batches.flatMap((_, j) => inputs.map((input) => input[j]));
+  await runStaged(config, source, runtime, flat, { logits: 'score', reference, fromLayer: o.fromLayer, sessions: o.sessions, stopped: o.stopped }, (b, r) => {
+    const { from, to } = batches[Math.floor(b / n)];
+    sums[b % n].add(r, from, to);
+  });
+  return sums.map((s) => s.mean());
 }

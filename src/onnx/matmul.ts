@@ -18,24 +18,26 @@ export class MatrixOps {
   private constructor(
     private readonly ab: ort.InferenceSession,
     private readonly atb: ort.InferenceSession,
+    private readonly abt: ort.InferenceSession,
   ) {}
 
   static async create(runtime: Runtime): Promise<MatrixOps> {
-    const build = (transA: boolean) => {
-      const g = new GraphBuilder(transA ? 'matmul_at_b' : 'matmul_a_b');
-      const a = g.input('a', DataType.FLOAT, transA ? ['k', 'n'] : ['n', 'k']);
-      const b = g.input('b', DataType.FLOAT, ['k', 'm']);
-      const y = transA ? g.node('Gemm', [a, b], { transA: 1 }) : g.node('MatMul', [a, b]);
+    const build = (form: 'ab' | 'atb' | 'abt') => {
+      const g = new GraphBuilder(`matmul_${form}`);
+      const a = g.input('a', DataType.FLOAT, form === 'atb' ? ['k', 'n'] : ['n', 'k']);
+      const b = g.input('b', DataType.FLOAT, form === 'abt' ? ['m', 'k'] : ['k', 'm']);
+      const y = form === 'ab' ? g.node('MatMul', [a, b]) : g.node('Gemm', [a, b], form === 'atb' ? { transA: 1 } : { transB: 1 });
       g.expose(y, 'y', ['n', 'm']);
       return runtime.session(g);
     };
-    const ab = await build(false);
+    const built: ort.InferenceSession[] = [];
     try {
-      return new MatrixOps(ab, await build(true));
+      for (const form of ['ab', 'atb', 'abt'] as const) built.push(await build(form));
     } catch (e) {
-      await ab.release();
+      for (const s of built) await s.release();
       throw e;
     }
+    return new MatrixOps(built[0], built[1], built[2]);
   }
 
   /** A·B. */
@@ -50,6 +52,12 @@ export class MatrixOps {
     return this.run(this.atb, a, b, a.cols, b.cols);
   }
 
+  /** A·Bᵀ: with A = B = X, the kernel matrix XXᵀ. */
+  async matmulTransB(a: Matrix, b: Matrix): Promise<Matrix> {
+    if (a.cols !== b.cols) throw new Error(`matmulTransB: ${a.rows}×${a.cols} · (${b.rows}×${b.cols})ᵀ`);
+    return this.run(this.abt, a, b, a.rows, b.rows);
+  }
+
   private async run(session: ort.InferenceSession, a: Matrix, b: Matrix, rows: number, cols: number): Promise<Matrix> {
     const out = await session.run({
       a: float32Tensor(a.data, [a.rows, a.cols]),
@@ -59,6 +67,6 @@ export class MatrixOps {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.ab.release(), this.atb.release()]);
+    await Promise.all([this.ab.release(), this.atb.release(), this.abt.release()]);
   }
 }

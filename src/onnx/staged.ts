@@ -81,6 +81,16 @@ export interface StagedOptions {
   readonly reference?: (b: number) => ScoreReference;
   /** Sessions to reuse across runs (kept by the caller), instead of building and releasing them here. */
   readonly sessions?: SessionCache;
+  /** Asked before each batch; true stops the run by throwing `Stopped` (an interrupt reaching a worker thread). */
+  readonly stopped?: () => boolean;
+}
+
+/** Thrown when a run's `stopped` said so: the caller asked for it, so it is no failure. */
+export class Stopped extends Error {
+  override readonly name = 'Stopped';
+  constructor() {
+    super('stopped on request');
+  }
 }
 
 /**
@@ -113,6 +123,7 @@ export async function runStaged(
     if (o.sessions !== undefined && o.sessions.source !== source) throw new Error('a session cache serves the source it was made for');
     const runBatches = async (session: DecoderSession) => {
       for (let b = 0; b < streams.length; b++) {
+        if (o.stopped?.()) throw new Stopped();
         const r = await session.run(streams[b], new Map(), last && (o.logits === 'score' || o.logits === 'nll') ? o.reference!(b) : undefined);
         if (taps.length > 0) onTaps(b, r.taps);
         if (last) await onResult(b, r);

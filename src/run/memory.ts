@@ -54,27 +54,32 @@ export function forwardMemory(config: ModelConfig, architecture: Architecture, o
 }
 
 /**
- * score, the larger of its two phases: first the parent's pass over the validation tokens, which keeps their
- * log-probabilities (then stored for the workers to read a batch at a time); then per worker what it keeps
- * built of the parent (the head and 2 stages of the last layers), a stage it uses once, one layer's
- * activations, the FFN's hidden activations of the calibration tokens and a batch of reference rows.
+ * score, the larger of its two phases: first the parent's pass over the validation tokens (its log-probabilities
+ * stream to disk as they are computed); then per worker, scoring a layer's candidates: what it keeps built of the
+ * parent (the head and 2 stages of the last layers), a stage it builds for the layer's pass, the residual streams
+ * of the layer's candidates, one layer's activations, the FFN's hidden activations of the calibration tokens
+ * (and the kept channels' copy), a ridge system (at most calibration tokens square: the dual form bounds it;
+ * 28 bytes an entry: float32 Gram or kernel, its float64 copy and factor, a float32 update) and a batch of
+ * reference rows.
  */
-export function scoreMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number; workers: number; calibTokens: number; validTokens: number }): MemoryEstimate {
+export function scoreMemory(
+  config: ModelConfig,
+  architecture: Architecture,
+  o: { stageBytes: number; seqLen: number; workers: number; calibTokens: number; validTokens: number; candidatesPerLayer: number },
+): MemoryEstimate {
   const E = config.hiddenSize;
   const batchRows = 3 * batchTokensFor(config.vocabSize, o.seqLen) * config.vocabSize * F32;
-  const inUse = largestStage(config, architecture, o.stageBytes, { from: 1, withoutHead: true });
-  const perWorker = suffixCacheBytes(config, architecture, o.stageBytes) + inUse + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + batchRows;
-  const parent = [
-    { what: 'Node and onnxruntime', bytes: BASE_BYTES },
-    { what: "the parent's validation log-probabilities (valid tokens × vocabulary × 4)", bytes: o.validTokens * config.vocabSize * F32 },
-    ...forwardParts(config, architecture, o.stageBytes, o.seqLen),
-  ];
+  const inUse = 2.5 * largestStage(config, architecture, o.stageBytes, { from: 1, withoutHead: true });
+  const ridge = 28 * Math.min(o.calibTokens, Math.max(config.intermediateSize, config.numHeads * config.headDim + 1, E + 1)) ** 2;
+  const perWorker =
+    suffixCacheBytes(config, architecture, o.stageBytes) + inUse + o.candidatesPerLayer * o.validTokens * E * F32 + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + ridge + batchRows;
+  const parent = [{ what: 'Node and onnxruntime', bytes: BASE_BYTES }, ...forwardParts(config, architecture, o.stageBytes, o.seqLen)];
   const candidates = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
-    { what: `${o.workers} worker${o.workers === 1 ? '' : 's'}: the head and 2 stages kept built, one more in use, one layer's activations`, bytes: o.workers * perWorker },
+    { what: `${o.workers} worker${o.workers === 1 ? '' : 's'}: the head and 2 stages kept built, one more in use, a layer's candidates' streams, activations and ridge system`, bytes: o.workers * perWorker },
   ];
   const parts = total(parent) > total(candidates) ? parent : candidates;
-  return { bytes: total(parts), parts, knobs: '--workers (fewer), --stage-mb (smaller stages), --valid-tokens (fewer)' };
+  return { bytes: total(parts), parts, knobs: '--workers (fewer), --stage-mb (smaller stages), --valid-tokens and --calib-tokens (fewer)' };
 }
 
 /** export: the child is written a tensor at a time (safetensors and ONNX alike); the largest is the embedding. */

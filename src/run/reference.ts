@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { sha256 } from '../util/hash.js';
 import type { ReferenceDistribution } from '../lm/divergence.js';
 import { nextTokens } from '../lm/divergence.js';
 import { isObject } from '../model/json.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 import type { RunPaths } from './paths.js';
 
 /** What `reference.f32` holds, and what it was computed from: checked by hash before it is trusted. */
@@ -44,18 +45,64 @@ export function loadReference(paths: RunPaths, ids: Int32Array, seqLen: number, 
   return { windows: r.windows, seqLen, vocab, logprobs, targets: nextTokens(ids, seqLen) };
 }
 
-export function storeReference(paths: RunPaths, ref: ReferenceDistribution, ids: Int32Array, parentFingerprint: string): void {
-  const data = bytesOf(ref.logprobs);
-  writeFileAtomic(paths.referenceData, data);
-  const record: ReferenceRecord = {
-    format: 'tessera-reference',
-    version: 1,
-    windows: ref.windows,
-    seqLen: ref.seqLen,
-    vocab: ref.vocab,
-    idsSha256: sha256(bytesOf(ids)),
-    parentFingerprint,
-    logprobsSha256: sha256(data),
+/** Writes reference.f32 rows in order, a batch at a time, then its record; nothing is trusted until `finish`. */
+export interface ReferenceWriter {
+  /** The next rows of [windows·seqLen, vocab] log-probabilities. */
+  write(rows: Float32Array): void;
+  /** Makes the file and its record the library's (both atomically: a killed pass leaves no reference). */
+  finish(): void;
+  /** Drops what was written. */
+  abort(): void;
+}
+
+/**
+ * The parent's validation distribution streamed to disk as it is computed — a [tokens, vocabulary] array is
+ * gigabytes for a real vocabulary, and no process needs it whole — hashed on the way for its record.
+ */
+export function referenceWriter(paths: RunPaths, shape: { readonly windows: number; readonly seqLen: number; readonly vocab: number }, ids: Int32Array, parentFingerprint: string): ReferenceWriter {
+  const partial = `${paths.referenceData}.partial`;
+  const fd = openSync(partial, 'w');
+  const hash = createHash('sha256');
+  let rows = 0;
+  let closed = false;
+  const close = () => {
+    if (!closed) closeSync(fd);
+    closed = true;
   };
-  writeJsonAtomic(paths.referenceRecord, record);
+  return {
+    write(data) {
+      writeAll(fd, bytesOf(data));
+      hash.update(bytesOf(data));
+      rows += data.length / shape.vocab;
+    },
+    finish() {
+      if (rows !== shape.windows * shape.seqLen) throw new Error(`${paths.referenceData}: ${rows} rows written of ${shape.windows * shape.seqLen}`);
+      fsyncSync(fd);
+      close();
+      renameSync(partial, paths.referenceData);
+      const { windows, seqLen, vocab } = shape;
+      const record: ReferenceRecord = { format: 'tessera-reference', version: 1, windows, seqLen, vocab, idsSha256: sha256(bytesOf(ids)), parentFingerprint, logprobsSha256: hash.digest('hex') };
+      writeJsonAtomic(paths.referenceRecord, record);
+    },
+    abort() {
+      close();
+      rmSync(partial, { force: true });
+    },
+  };
+}
+
+/** Stores a reference held in memory (one computed by `distributionOn`). */
+export function storeReference(paths: RunPaths, ref: ReferenceDistribution, ids: Int32Array, parentFingerprint: string): void {
+  const writer = referenceWriter(paths, ref, ids, parentFingerprint);
+  try {
+    writer.write(ref.logprobs);
+    writer.finish();
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
 }

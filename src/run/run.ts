@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { parentArchitecture, type ModelConfig } from '../arch/config.js';
-import { distillationData, type DistillationData } from '../bld/data.js';
+import { defaultTokens, distillationData, type DistillationData } from '../bld/data.js';
 import type { ChannelRanking } from '../bld/derive.js';
 import { BlockLibrary, LIBRARY_FORMAT, readLibraryManifest, type LibraryManifest } from '../bld/library.js';
 import { paragraphs, readText } from '../data/text.js';
@@ -19,15 +19,16 @@ import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 import { TESSERA_VERSION } from '../util/project.js';
 import { RunPaths } from './paths.js';
-import { loadReference, storeReference } from './reference.js';
+import { loadReference, referenceWriter, storeReference, type ReferenceWriter } from './reference.js';
 
 /** What a run is built from: the parent, the search space, the text, and the options that define its block library. */
 export interface RunInputs {
   readonly model: string;
   readonly space: string;
   readonly data: string;
-  readonly calibTokens: number;
-  readonly validTokens: number;
+  /** Default: by the parent's size (`defaultTokens`). */
+  readonly calibTokens?: number;
+  readonly validTokens?: number;
   readonly seqLen: number;
   readonly ranking: ChannelRanking;
   readonly ridgeGrid: readonly number[];
@@ -76,7 +77,9 @@ export class Run {
     }
     const space = loadSearchSpace(spaceFile, parent.config);
     if (inputs.seqLen > parent.config.maxPositions) fail(`option --seq-len: ${inputs.seqLen} exceeds the model's ${parent.config.maxPositions} positions`);
-    const windows = distillationData(loadTokenizer(model), paragraphs(readText(data)), data, { seqLen: inputs.seqLen, calibTokens: inputs.calibTokens, validTokens: inputs.validTokens });
+    const byDefault = defaultTokens(parent.config);
+    const tokens = { calibTokens: inputs.calibTokens ?? byDefault.calibTokens, validTokens: inputs.validTokens ?? byDefault.validTokens };
+    const windows = distillationData(loadTokenizer(model), paragraphs(readText(data)), data, { seqLen: inputs.seqLen, ...tokens });
     const manifest: LibraryManifest = {
       format: LIBRARY_FORMAT,
       version: 1,
@@ -184,11 +187,13 @@ export class Run {
   }
 
   /**
-   * Stores a reference computed elsewhere (the block library's validation pass computes the same numbers);
-   * later stages read it back from disk, so it is not held in memory meanwhile.
+   * Streams in the reference computed elsewhere (the block library's validation pass computes the same numbers,
+   * in order); later stages read it back from disk, so it is never held in memory meanwhile.
    */
-  keepReference(ref: ReferenceDistribution): void {
-    storeReference(this.paths, ref, this.data().validation.ids, this.manifest.parent.weightsFingerprint);
+  referenceWriter(): ReferenceWriter {
     this.parentReference = undefined;
+    const { seqLen } = this.manifest.data;
+    const ids = this.data().validation.ids;
+    return referenceWriter(this.paths, { windows: ids.length / seqLen, seqLen, vocab: this.config.vocabSize }, ids, this.manifest.parent.weightsFingerprint);
   }
 }

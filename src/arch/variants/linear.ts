@@ -4,7 +4,8 @@ import { elementBytes, matmulKernel, rmsNormKernel } from '../../hardware/kernel
 import type { SubBlockWeights } from '../../model/weights.js';
 import { normOf } from '../../onnx/emit.js';
 import { matVec, rmsNorm as rmsNormRow } from '../../reference/math.js';
-import { rows, type Tensor } from '../../util/tensor.js';
+import type { MatrixOps } from '../../onnx/matmul.js';
+import type { Tensor } from '../../util/tensor.js';
 import type { ModelConfig } from '../config.js';
 import type { DeciSubBlockConfig } from '../decilm.js';
 import type { AttentionVariant, FfnVariant, SubBlock } from '../variant.js';
@@ -26,7 +27,7 @@ interface LinearSpec {
   hasBias(config: ModelConfig): boolean;
   readonly biasName: string;
   /** The map before fitting, [hidden, hidden], and its constant term where it has one. */
-  init(ctx: DeriveContext): { weight: Tensor; bias?: Tensor };
+  init(ctx: DeriveContext): Promise<{ weight: Tensor; bias?: Tensor }>;
 }
 
 /**
@@ -73,7 +74,7 @@ function linearKind<V extends LinearAttention | LinearFfn>(spec: LinearSpec): Va
     derive: async (ctx): Promise<Derived<V>> => {
       const E = ctx.config.hiddenSize;
       const norm = ctx.parent.tensors.norm;
-      const start = spec.init(ctx);
+      const start = await spec.init(ctx);
       const init: SubBlockWeights<V> = { variant: { kind: 'linear' } as V, tensors: { norm, weight: start.weight, ...(start.bias ? { bias: start.bias } : {}) } };
       const normed = rmsNormRows(ctx.input, norm.data, ctx.config.rmsNormEps);
       if (start.bias === undefined) {
@@ -100,7 +101,7 @@ export const linearAttention = linearKind<LinearAttention>({
   deci: { n_heads_in_group: null, no_op: false, replace_with_linear: true },
   hasBias: (config) => config.qkvBias,
   biasName: 'self_attn.linear_attn.bias',
-  init: (ctx) => linearAttentionInit(ctx.config, asGqa(ctx.parent, ctx.layer)),
+  init: (ctx) => linearAttentionInit(ctx.config, asGqa(ctx.parent, ctx.layer), ctx.ops),
 });
 
 /** The FFN as one matrix. SwiGLU has no linear part at the origin (silu(0) = 0), so it starts from zero and is all fit. */
@@ -113,7 +114,7 @@ export const linearFfn = linearKind<LinearFfn>({
   deci: { no_op: false, replace_with_linear: true, ffn_mult: null },
   hasBias: () => false,
   biasName: 'mlp.linear_mlp.bias',
-  init: (ctx) => ({ weight: { data: new Float32Array(ctx.config.hiddenSize ** 2), shape: [ctx.config.hiddenSize, ctx.config.hiddenSize] } }),
+  init: async (ctx) => ({ weight: { data: new Float32Array(ctx.config.hiddenSize ** 2), shape: [ctx.config.hiddenSize, ctx.config.hiddenSize] } }),
 });
 
 /** Rows of [rows, E] with a 1 appended to each: [rows, E + 1]. */
@@ -154,27 +155,25 @@ function splitColumns(wb: Tensor): { weight: Tensor; bias: Tensor } {
  * Linear replacement of attention, as if every token attended only to itself: W = W_O · W_V, with each
  * query head's slice of W_O paired with the K/V head it reads.
  */
-export function linearAttentionInit(config: ModelConfig, w: SubBlockWeights<Gqa>): { weight: Tensor; bias?: Tensor } {
+export async function linearAttentionInit(config: ModelConfig, w: SubBlockWeights<Gqa>, ops: MatrixOps): Promise<{ weight: Tensor; bias?: Tensor }> {
   const D = config.headDim;
   const H = config.numHeads;
   const K = w.variant.kvHeads;
   const E = config.hiddenSize;
   const hd = H * D;
   const { o, v, v_bias: vBias } = w.tensors;
-  const out = new Float64Array(E * E);
-  const bias = new Float64Array(E);
+  // W_V with each query head's K/V head repeated in its place: [hd, E] (and b_v likewise).
+  const vRep = new Float32Array(hd * E);
+  const bRep = new Float32Array(hd);
   for (let h = 0; h < H; h++) {
     const kv = Math.floor(h / (H / K));
-    for (let d = 0; d < D; d++) {
-      const vRow = rows(v, kv * D + d, kv * D + d + 1);
-      for (let r = 0; r < E; r++) {
-        const f = o.data[r * hd + h * D + d];
-        if (f === 0) continue;
-        for (let i = 0; i < E; i++) out[r * E + i] += f * vRow[i];
-        // Softmax weights sum to one, so V's bias passes through attention unchanged: W_O·b_v.
-        if (vBias !== undefined) bias[r] += f * vBias.data[kv * D + d];
-      }
-    }
+    vRep.set(v.data.subarray(kv * D * E, (kv + 1) * D * E), h * D * E);
+    if (vBias !== undefined) bRep.set(vBias.data.subarray(kv * D, (kv + 1) * D), h * D);
   }
-  return { weight: { data: Float32Array.from(out), shape: [E, E] }, ...(vBias !== undefined ? { bias: { data: Float32Array.from(bias), shape: [E] } } : {}) };
+  // [E, E] = W_O [E, hd] · W_V repeated [hd, E]: a product of the model's size, so onnxruntime computes it.
+  const weight = await ops.matmul({ data: o.data, rows: E, cols: hd }, { data: vRep, rows: hd, cols: E });
+  if (vBias === undefined) return { weight: { data: weight.data, shape: [E, E] } };
+  // Softmax weights sum to one, so V's bias passes through attention unchanged: W_O·b_v.
+  const bias = await ops.matmul({ data: o.data, rows: E, cols: hd }, { data: bRep, rows: hd, cols: 1 });
+  return { weight: { data: weight.data, shape: [E, E] }, bias: { data: bias.data, shape: [E] } };
 }
