@@ -3,17 +3,20 @@
  * Llama-3.2-1B and Llama-3.1-8B with seeded random bf16 weights and their real config.json — each command in a
  * fresh process under /usr/bin/time -v, as a user would run it. Writes results/bench-scale.{json,md}.
  *
- *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [--scratch DIR] [--score-seconds 900] [--render]
+ *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [--parts basic,score,pipeline] [--scratch DIR]
+ *                         [--score-seconds 900] [--no-perplexity] [--render]
  *
- * Rows of shapes not measured in this invocation are kept from results/bench-scale.json; --render measures
- * nothing and writes the tables again.
+ * Parts: basic (inspect, cost, perplexity), score (the whole library at default settings; at 1B also two workers
+ * against one), pipeline (a depth-space library, solve, export, evaluate, distill). Rows not measured in this
+ * invocation are kept from results/bench-scale.json (each row is one shape, command and its options); --render
+ * measures nothing and writes the tables again.
  *
  * Checkpoints are written once to the scratch directory (default: $TMPDIR/tessera-bench-scale; the 8B one is
  * 16 GB) and reused. Long commands are stopped with SIGINT after a time limit (score is resumable); their rate
  * is measured and the full run's time projected.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parentArchitecture, type ModelConfig } from '../src/arch/config.js';
@@ -37,6 +40,7 @@ const arg = (name: string) => {
 const scratch = arg('--scratch') ?? join(tmpdir(), 'tessera-bench-scale');
 const wanted = arg('--shapes')?.split(',') ?? SHAPES.map((s) => s.name);
 const render = process.argv.includes('--render');
+const parts = new Set(arg('--parts')?.split(',') ?? ['basic', 'score', 'pipeline']);
 // --no-perplexity: keep the perplexity rows measured before (they do not depend on what changed since).
 const skipPerplexity = process.argv.includes('--no-perplexity');
 const RESULT = join(PROJECT_ROOT, 'results/bench-scale.json');
@@ -87,7 +91,7 @@ function candidateRate(tail: string): { done: number; seconds: number } {
 /** score into `run` (resuming what is there) stopped after `limit` seconds: peak memory, and candidates per minute. */
 function scoreRow(shape: ModelShape, dir: string, run: string, workers: number, extra: string[], limit: number): Measured {
   const s = measure(shape.name, 'score', ['--model', dir, '--space', SPACE, '--data', TEXT, '--out', run, '--workers', String(workers), ...extra], limit);
-  const total = Number(/(\d+) candidates to build/.exec(s.log ?? '')?.[1] ?? NaN);
+  const total = Number(/(\d+) candidates of \d+ layers? to build/.exec(s.log ?? '')?.[1] ?? NaN);
   const { done, seconds } = candidateRate(s.log ?? '');
   const perMinute = (60 * done) / seconds;
   return { ...s, perMinute, note: `${done} candidates in ${seconds.toFixed(0)} s (${perMinute.toFixed(2)}/min)${s.outcome === 'ok' ? '' : `; all ${total} projected at ${(total / perMinute / 60).toFixed(1)} h`}` };
@@ -97,22 +101,45 @@ function benchShape(shape: ModelShape): Measured[] {
   const dir = randomCheckpoint(shape, join(scratch, shape.name));
   const big = shape.name.includes('8B');
   const rows: Measured[] = [];
-  rows.push(measure(shape.name, 'inspect', [dir], 600));
-  rows.push(measure(shape.name, 'cost', [dir, '--hardware', join(PROJECT_ROOT, 'hardware-profiles/h100-sxm.json')], 600));
-  if (!skipPerplexity) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, '--tokens', '512'], 3600));
-  // Default settings (16384 tokens in windows of 2048); beyond 135M, 4096 tokens: the same windows, the same peak, in minutes.
-  if (!big && !skipPerplexity) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, ...(shape.name.includes('135M') ? [] : ['--tokens', '4096'])], 3600));
-  // score at default settings (8B: a first pass with fewer tokens), stopped at the limit: peak memory and rate;
-  // at 1B also with one worker, for the rate two workers buy.
-  const fewer = big ? ['--calib-tokens', '1024', '--valid-tokens', '512'] : [];
+  if (parts.has('basic')) {
+    rows.push(measure(shape.name, 'inspect', [dir], 600));
+    rows.push(measure(shape.name, 'cost', [dir, '--hardware', join(PROJECT_ROOT, 'hardware-profiles/h100-sxm.json')], 600));
+    if (!skipPerplexity) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, '--tokens', '512'], 3600));
+    // Default settings (16384 tokens in windows of 2048); beyond 135M, 4096 tokens: the same windows, the same peak, in minutes.
+    if (!big && !skipPerplexity) rows.push(measure(shape.name, 'perplexity', [dir, '--data', TEXT, ...(shape.name.includes('135M') ? [] : ['--tokens', '4096'])], 3600));
+  }
+  if (parts.has('score')) rows.push(...scoreRows(shape, dir));
+  if (parts.has('pipeline') && !big) rows.push(...pipelineRows(shape, dir));
+  return rows;
+}
+
+function scoreRows(shape: ModelShape, dir: string): Measured[] {
+  const big = shape.name.includes('8B');
+  const rows: Measured[] = [];
+  // score at default settings (the tokens scale with the parent's size), the whole library, stopped at the limit:
+  // peak memory, and the time it took or its rate and projected time. An 8B parent starts with a first part.
   const library = join(scratch, `${shape.name}-run`);
-  rows.push(scoreRow(shape, dir, library, 2, fewer, scoreLimit));
-  // The same library resumed with one worker: its rate against two workers' (the calibration pass is reused).
-  if (shape.name.includes('1B')) rows.push(scoreRow(shape, dir, library, 1, fewer, scoreLimit));
-  if (big) return rows;
+  rmSync(library, { recursive: true, force: true });
+  rows.push(scoreRow(shape, dir, library, 2, big ? ['--layers', '30-31'] : [], scoreLimit));
+  // At 1B, two workers against one on the same two layers of one library (the second run finds the activations
+  // of the first, and scores the candidates again): the rate a second worker buys.
+  if (shape.name.includes('1B')) {
+    const rate = join(scratch, `${shape.name}-rate`);
+    rmSync(rate, { recursive: true, force: true });
+    for (const workers of [2, 1]) {
+      rmSync(join(rate, 'library/candidates'), { recursive: true, force: true });
+      rows.push(scoreRow(shape, dir, rate, workers, ['--layers', '8-9'], scoreLimit));
+    }
+  }
+  return rows;
+}
+
+function pipelineRows(shape: ModelShape, dir: string): Measured[] {
+  const rows: Measured[] = [];
   // The rest of the pipeline on a library that completes here: the depth space (whole layers kept or dropped)
   // with fewer scoring tokens; what solve, export, evaluate and distill hold does not depend on the space.
   const run = join(scratch, `${shape.name}-depth`);
+  rmSync(run, { recursive: true, force: true });
   const [calib, valid] = shape.name.includes('135M') ? ['1024', '512'] : ['512', '256'];
   const lib = measure(shape.name, 'score', ['--model', dir, '--space', join(PROJECT_ROOT, 'search-spaces/depth.json'), '--data', TEXT, '--out', run, '--calib-tokens', calib, '--valid-tokens', valid], 5400);
   rows.push({ ...lib, note: `depth space, ${calib}/${valid} tokens: the library the next rows use` });
@@ -178,7 +205,8 @@ mkdirSync(scratch, { recursive: true });
 const measured = render ? [] : SHAPES.filter((s) => wanted.includes(s.name)).flatMap(benchShape);
 // Rows of shapes measured before (another invocation) are kept; those measured now replace theirs.
 const previous: Measured[] = existsSync(RESULT) ? (JSON.parse(readFileSync(RESULT, 'utf8')) as { rows: Measured[] }).rows : [];
-const rows = [...previous.filter((r) => !measured.some((m) => m.shape === r.shape)), ...measured.map(({ log: _, ...r }) => r)]
+const rowKey = (r: Measured) => `${r.shape} ${r.command} ${options(r.args)}`;
+const rows = [...previous.filter((r) => !measured.some((m) => rowKey(m) === rowKey(r))), ...measured.map(({ log: _, ...r }) => r)]
   .sort((a, b) => SHAPES.findIndex((s) => s.name === a.shape) - SHAPES.findIndex((s) => s.name === b.shape))
   .map((r) => ({ ...r, estimateGB: (estimateFor(r) ?? NaN) / 1e9 }));
 const result = { what: 'peak RSS and wall time of each command, each in a fresh process, seeded random bf16 weights with real config.json; estimateGB: the memory formula of src/run/memory.ts', machine: { ...machine(), memoryGB: totalmem() / 1e9 }, rows };

@@ -204,6 +204,12 @@ async function localCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<
   };
 }
 
+/** Seconds a layer's candidates took: fitting and local scores, and the shared pass for global scores. */
+export interface LayerSeconds {
+  readonly local: number;
+  readonly global: number;
+}
+
 /** A finished candidate: its score, and its fitted weights (by tensor key, e.g. "attention.o"). */
 export interface BuiltCandidate {
   readonly score: CandidateScore;
@@ -216,9 +222,14 @@ export interface BuiltCandidate {
  * each candidate's weights as soon as they are final (to be written out: a layer's weights need not all stay in
  * memory until the global pass ends).
  */
-export async function buildLayerCandidates(ctx: CandidateContext, candidates: readonly CandidateSpec[], onLocal: (c: CandidateSpec, tensors: Record<string, Tensor>) => void = () => {}): Promise<CandidateScore[]> {
+export async function buildLayerCandidates(
+  ctx: CandidateContext,
+  candidates: readonly CandidateSpec[],
+  onLocal: (c: CandidateSpec, tensors: Record<string, Tensor>) => void = () => {},
+): Promise<{ scores: CandidateScore[]; seconds: LayerSeconds }> {
   const layers = new Set(candidates.map((c) => c.layer));
   if (layers.size > 1) throw new Error(`buildLayerCandidates: candidates of layers ${[...layers].join(', ')}; one layer at a time`);
+  const t0 = performance.now();
   const local: LocalCandidate[] = [];
   for (const c of candidates) {
     if (ctx.stopped?.()) throw new Stopped();
@@ -226,19 +237,22 @@ export async function buildLayerCandidates(ctx: CandidateContext, candidates: re
     onLocal(c, layerTensors(ctx.config, { [c.subBlock]: l.weights }));
     local.push(l);
   }
+  const t1 = performance.now();
   const changed = local.filter((l) => !l.isParent);
   const layer = candidates[0]?.layer ?? 0;
   const globals = await globalScores(ctx, layer, changed.map((l) => ({ ...parentLayer(ctx, layer), [l.spec.subBlock]: l.weights })));
+  const seconds = { local: (t1 - t0) / 1000, global: (performance.now() - t1) / 1000 };
   const parentNll = ctx.validation.parentNll;
-  return local.map((l) => {
+  const scores = local.map((l) => {
     const { kl, lmLoss } = l.isParent ? { kl: 0, lmLoss: parentNll } : globals[changed.indexOf(l)];
     return { ...l.score, kl, lmLoss, lmLossDelta: lmLoss - parentNll };
   });
+  return { scores, seconds };
 }
 
 /** Derives, fits and scores one candidate. */
 export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<BuiltCandidate> {
   let tensors: Record<string, Tensor> = {};
-  const [score] = await buildLayerCandidates(ctx, [c], (_, t) => (tensors = t));
+  const [score] = (await buildLayerCandidates(ctx, [c], (_, t) => (tensors = t))).scores;
   return { score, tensors };
 }

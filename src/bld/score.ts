@@ -38,7 +38,8 @@ export interface ScoreResult {
   /** Candidates computed by this call, and found finished from an earlier one. */
   readonly computed: number;
   readonly resumed: number;
-  readonly seconds: { readonly activations: number; readonly candidates: number };
+  /** Wall seconds of the parent's pass and of the candidates; of the latter, worker-seconds fitting and scoring locally, and in the global passes. */
+  readonly seconds: { readonly activations: number; readonly candidates: number; readonly local: number; readonly global: number };
 }
 
 const WORKER = join(PROJECT_ROOT, 'dist/bld/worker.js');
@@ -68,7 +69,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   }
   const todo = range === undefined ? missing : missing.filter((c) => c.layer >= range.first && c.layer <= range.last);
   const resumed = all.length - missing.length;
-  const seconds = { activations: 0, candidates: 0 };
+  const seconds = { activations: 0, candidates: 0, local: 0, global: 0 };
   if (todo.length === 0) return finished(run, missing.length, 0, resumed, seconds);
 
   const { calibration: calibWindows, validation: validWindows, seqLen } = run.data();
@@ -106,8 +107,10 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
       const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, stop };
       try {
         const result: WorkerResult = await pool.run(task);
-        for (const { score, weightsSha256 } of result) library.write(score, weightsSha256);
-        done += result.length;
+        for (const { score, weightsSha256 } of result.candidates) library.write(score, weightsSha256);
+        done += result.candidates.length;
+        seconds.local += result.seconds.local;
+        seconds.global += result.seconds.global;
         progress(resumed + done, all.length);
       } catch (e) {
         if (!o.signal?.aborted) failure ??= workerError(e, `layer ${layer}`);

@@ -9,7 +9,7 @@ import { Runtime, type RuntimeSpec } from '../onnx/runtime.js';
 import { SessionCache, suffixCacheBytes } from '../onnx/staged.js';
 import { fileRows } from '../lm/divergence.js';
 import { activationSet, type ActivationFiles, type ActivationSet, type ValidationSet } from './activations.js';
-import { buildLayerCandidates, candidateKey, type CandidateScore, type CandidateSpec } from './candidate.js';
+import { buildLayerCandidates, candidateKey, type CandidateScore, type CandidateSpec, type LayerSeconds } from './candidate.js';
 import { writeCandidateWeights } from './library.js';
 import type { DeriveOptions } from './derive.js';
 
@@ -40,8 +40,11 @@ interface WorkerState {
 let state: WorkerState | undefined;
 let ops: MatrixOps | undefined;
 
-/** What a task returns: each candidate's scores, and the hash of the weights file it wrote. */
-export type WorkerResult = { readonly score: CandidateScore; readonly weightsSha256: string }[];
+/** What a task returns: each candidate's scores and the hash of the weights file it wrote, and the time it took. */
+export interface WorkerResult {
+  readonly candidates: readonly { readonly score: CandidateScore; readonly weightsSha256: string }[];
+  readonly seconds: LayerSeconds;
+}
 
 export default async function score(task: WorkerTask): Promise<WorkerResult> {
   const runtime = new Runtime(task.runtime);
@@ -64,10 +67,10 @@ export default async function score(task: WorkerTask): Promise<WorkerResult> {
   const s = state;
   const paths = new Map(task.candidates.map((c) => [candidateKey(c.spec), c.weightsPath]));
   const hashes = new Map<string, string>();
-  const scores = await buildLayerCandidates(
+  const { scores, seconds } = await buildLayerCandidates(
     { config: s.parent.config, parent: s.parent.source, calibration: s.calibration, validation: s.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache: s.cache, suffixes: s.suffixes, stopped: () => Atomics.load(task.stop, 0) === 1 },
     task.candidates.map((c) => c.spec),
     (spec, tensors) => hashes.set(candidateKey(spec), writeCandidateWeights(paths.get(candidateKey(spec))!, spec, tensors)),
   );
-  return scores.map((score) => ({ score, weightsSha256: hashes.get(score.key)! }));
+  return { candidates: scores.map((score) => ({ score, weightsSha256: hashes.get(score.key)! })), seconds };
 }

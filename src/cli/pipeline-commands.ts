@@ -131,7 +131,7 @@ async function scoreInterruptibly(run: Run, workers: number, stageMb: number | u
   const { calibration, validation, seqLen } = run.manifest.data;
   const candidatesPerLayer = Math.max(...run.space().layers.map((l) => l.attention.length + l.ffn.length));
   ensureFits('score', scoreMemory(config, architecture, { stageBytes: runtime.stageBytes, seqLen, workers, calibTokens: calibration.tokens, validTokens: validation.tokens, candidatesPerLayer }));
-  const r = await interruptibly((signal) => score(run, { workers, runtime, layers, signal, reporter: cliReporter(print) }), 'finishing the running candidates; run the same command again to resume');
+  const r = await interruptibly((signal) => score(run, { workers, runtime, layers, signal, reporter: cliReporter(print) }), 'stopping the running layers at their next candidate or batch (finished candidates are kept); run the same command again to resume');
   printScore(r, run, print);
   return r;
 }

@@ -15,11 +15,11 @@ export function printScore(r: ScoreResult, run: Run, print: Print): void {
     return;
   }
   if (r.status === 'partial') {
-    print(`${r.computed} candidates computed now; ${library.completed} are in ${library.dir}, ${r.remaining} of other layers remain (score them with --layers, or without it for all)`);
+    print(`${r.computed} candidates computed now in ${r.seconds.candidates.toFixed(0)} s (worker time: fits ${r.seconds.local.toFixed(0)} s, global scores ${r.seconds.global.toFixed(0)} s); ${library.completed} are in ${library.dir}, ${r.remaining} of other layers remain (score them with --layers, or without it for all)`);
     return;
   }
   print(`block library ${library.dir}: ${library.completed} candidates (${r.computed} computed now, ${r.resumed} resumed)` +
-    (r.computed > 0 ? ` · activations ${r.seconds.activations.toFixed(1)} s, candidates ${r.seconds.candidates.toFixed(1)} s` : ''));
+    (r.computed > 0 ? ` · activations ${r.seconds.activations.toFixed(1)} s, candidates ${r.seconds.candidates.toFixed(1)} s (worker time: fits ${r.seconds.local.toFixed(0)} s, global scores ${r.seconds.global.toFixed(0)} s)` : ''));
   print(`scores: ${run.paths.scores}`);
 }
 

@@ -50,10 +50,11 @@ export const NLL = 'nll';
  */
 /**
  * The decoder as an ONNX graph. With `file`, a graph for that path whose weights stream into its external
- * data as each layer is emitted (finish it with `writeTo(file)`): memory holds one layer, not the model.
+ * data as each layer is emitted (finish it with `writeTo(file)`): memory holds one layer, not the model;
+ * `scratch`: a file only a session is opened from (see GraphBuilder.streamingTo).
  */
-export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions = {}, o: { file?: string } = {}): GraphBuilder {
-  const g = o.file === undefined ? new GraphBuilder('tessera_decoder') : GraphBuilder.streamingTo('tessera_decoder', o.file);
+export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions = {}, o: { file?: string; scratch?: boolean } = {}): GraphBuilder {
+  const g = o.file === undefined ? new GraphBuilder('tessera_decoder') : GraphBuilder.streamingTo('tessera_decoder', o.file, { scratch: o.scratch });
   const { logits } = emitDecoder(g, config, weights, options, inferenceWeights);
   if (logits !== null) {
     if (options.logits === 'score') scoringHead(g, logits, config.vocabSize);

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join, basename, dirname } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -57,9 +57,13 @@ export class GraphBuilder {
     private readonly external?: ExternalData,
   ) {}
 
-  /** A builder whose large initializers stream into `graphPath`.data as they are added (see the constructor). */
-  static streamingTo(name: string, graphPath: string): GraphBuilder {
-    return new GraphBuilder(name, new ExternalData(graphPath));
+  /**
+   * A builder whose large initializers stream into `graphPath`.data as they are added (see the constructor).
+   * A `scratch` graph (one built only to open a session, then deleted) is not synced to disk: its files need
+   * no durability, and flushing a stage's hundreds of megabytes cost seconds per session.
+   */
+  static streamingTo(name: string, graphPath: string, o: { scratch?: boolean } = {}): GraphBuilder {
+    return new GraphBuilder(name, new ExternalData(graphPath, o.scratch ?? false));
   }
 
   /** A fresh tensor name with this prefix. */
@@ -196,7 +200,8 @@ export class GraphBuilder {
       if (path !== this.external.graphPath) throw new Error(`a streaming graph is written to ${this.external.graphPath}, not ${path}`);
       for (const init of this.initializers) if (init.proto.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) init.proto.rawData = init.bytes;
       this.external.finish();
-      writeFileAtomic(path, this.encode());
+      if (this.external.scratch) writeFileSync(path, this.encode());
+      else writeFileAtomic(path, this.encode());
       return;
     }
     const dataFile = `${basename(path)}.data`;
@@ -259,7 +264,10 @@ class ExternalData {
   private fd: number | null;
   private offset = 0;
 
-  constructor(readonly graphPath: string) {
+  constructor(
+    readonly graphPath: string,
+    readonly scratch: boolean,
+  ) {
     this.file = `${basename(graphPath)}.data`;
     this.partial = join(dirname(graphPath), `${this.file}.partial-${process.pid}`);
     this.fd = openSync(this.partial, 'w');
@@ -276,7 +284,7 @@ class ExternalData {
   finish(): void {
     if (this.fd === null) return;
     try {
-      fsyncSync(this.fd);
+      if (!this.scratch) fsyncSync(this.fd);
     } finally {
       closeSync(this.fd);
       this.fd = null;

@@ -70,8 +70,8 @@ export class Runtime {
   }
 
   /**
-   * A session for a graph built straight into a temporary file (`build` gets its path): its weights never
-   * sit in memory all at once (see GraphBuilder.streamingTo).
+   * A session for a graph built straight into a temporary file (`build` gets its path; build it as `scratch`):
+   * its weights never sit in memory all at once (see GraphBuilder.streamingTo).
    */
   async sessionBuiltAt(build: (path: string) => GraphBuilder): Promise<ort.InferenceSession> {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-graph-'));

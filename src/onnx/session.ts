@@ -53,7 +53,7 @@ export class DecoderSession {
 
   static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, runtime: Runtime, o: { inMemory?: boolean } = {}): Promise<DecoderSession> {
     // Built straight into a file: the stage's float32 weights are never all in memory beside onnxruntime's copy.
-    const session = o.inMemory ? await runtime.session(buildDecoderGraph(config, weights, options)) : await runtime.sessionBuiltAt((path) => buildDecoderGraph(config, weights, options, { file: path }));
+    const session = o.inMemory ? await runtime.session(buildDecoderGraph(config, weights, options)) : await runtime.sessionBuiltAt((path) => buildDecoderGraph(config, weights, options, { file: path, scratch: true }));
     return new DecoderSession(session, config, options);
   }
 

@@ -26,7 +26,7 @@ export interface DistillationSettings extends TrainingOptions {
 /** The parent as a teacher: its log-probabilities and (for the cosine loss) its residual stream after each layer. */
 function teacherGraph(config: ModelConfig, weights: WeightSource, batch: number, seq: number, hidden: boolean, file: string): GraphBuilder {
   // Built straight into its file: the teacher's weights are read a layer at a time, never all in memory twice.
-  const g = GraphBuilder.streamingTo('tessera_teacher', file);
+  const g = GraphBuilder.streamingTo('tessera_teacher', file, { scratch: true });
   const taps = hidden ? Array.from({ length: weights.numLayers }, (_, i) => ({ layer: i + 1, site: 'residual' as const })) : [];
   const { logits } = emitDecoder(g, config, weights, { shape: { batch, seq }, logits: 'all', taps }, inferenceWeights);
   g.expose(g.node('LogSoftmax', [logits!], { axis: -1 }), REFERENCE_LOGPROBS, [batch, seq, config.vocabSize]);
