@@ -116,10 +116,14 @@ describe('stories260K block library', async () => {
     const someKey = first.library.scores()[0].key;
     const file = join(first.library.dir, 'candidates', `${someKey}.safetensors`);
     const before = statSync(file).mtimeMs;
+    const reference = join(first.library.dir, 'reference.f32');
+    const referenceBefore = statSync(reference).mtimeMs;
     const second = await buildLibrary(base('resume', 2));
     expect(second.resumed).toBe(finished);
     expect(second.computed).toBe(70 - finished);
     expect(statSync(file).mtimeMs).toBe(before);
+    // The parent's validation distribution stored by the first run stands: no second pass with logits.
+    expect(statSync(reference).mtimeMs).toBe(referenceBefore);
     expect(second.library.scores()).toEqual(scores);
     const third = await buildLibrary(base('resume', 2));
     expect(third.computed).toBe(0);

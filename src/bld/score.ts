@@ -6,6 +6,7 @@ import type { Run } from '../run/run.js';
 import type { WindowSet } from '../data/sequences.js';
 import type { SearchSpace } from '../space/types.js';
 import { fail, TesseraError } from '../util/errors.js';
+import { nextTokens } from '../lm/divergence.js';
 import { PROJECT_ROOT } from '../util/project.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import { computeActivations } from './activations.js';
@@ -136,12 +137,20 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
 async function validationPass(run: Run, set: WindowSet, seqLen: number, runtime: Runtime): Promise<WorkerTask['validation']> {
   const ck = run.parent();
   const vocab = ck.config.vocabSize;
+  const dir = run.paths.activations('validation');
+  const referenceFile = run.paths.referenceData;
+  // Resuming: the stored reference stands (checked by hash), so only missing activations are computed, no logits.
+  const storedNll = run.storedReferenceNll();
+  if (storedNll !== null) {
+    const { files } = await computeActivations(ck.config, ck.source, set, seqLen, dir, runtime, null);
+    return { ...files, referenceFile, vocab, targets: nextTokens(files.ids, seqLen, new Int32Array(new SharedArrayBuffer(files.ids.length * 4))), parentNll: storedNll };
+  }
   const writer = run.referenceWriter();
   try {
-    const { files, reference } = await computeActivations(ck.config, ck.source, set, seqLen, run.paths.activations('validation'), runtime, (rows) => writer.write(rows));
-    writer.finish();
+    const { files, reference } = await computeActivations(ck.config, ck.source, set, seqLen, dir, runtime, (rows) => writer.write(rows));
     const { targets, parentNll } = reference!;
-    return { ...files, referenceFile: run.paths.referenceData, vocab, targets, parentNll };
+    writer.finish(parentNll);
+    return { ...files, referenceFile, vocab, targets, parentNll };
   } catch (e) {
     writer.abort();
     throw e;

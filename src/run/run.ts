@@ -19,7 +19,7 @@ import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 import { TESSERA_VERSION } from '../util/project.js';
 import { RunPaths } from './paths.js';
-import { loadReference, referenceWriter, storeReference, type ReferenceWriter } from './reference.js';
+import { loadReference, referenceWriter, storedReferenceNll, storeReference, type ReferenceWriter } from './reference.js';
 
 /** What a run is built from: the parent, the search space, the text, and the options that define its block library. */
 export interface RunInputs {
@@ -184,6 +184,12 @@ export class Run {
       return computed;
     })();
     return this.parentReference;
+  }
+
+  /** The parent's validation NLL when its reference is stored for these windows and weights (null: compute it). */
+  storedReferenceNll(): number | null {
+    const { seqLen } = this.manifest.data;
+    return storedReferenceNll(this.paths, this.data().validation.ids, seqLen, this.config.vocabSize, this.manifest.parent.weightsFingerprint);
   }
 
   /**
