@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CandidateScore } from '../src/bld/candidate.js';
 import { distributionOn, referenceNll } from '../src/lm/divergence.js';
+import { solve } from '../src/search/solve.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
 import { buildLibrary, modelDir, RUNTIME, TINYSTORIES, tempDir, type LibraryBuild } from './support/fixtures.js';
 
@@ -25,10 +26,10 @@ describe('babyllama-tok105-1M block library', async () => {
   it('has the same properties: parent KL ≈ 0, fits never worse, narrower FFNs no better', () => {
     expect(baby).toHaveLength(70);
     for (const s of baby) {
-      if (!s.fitted && (s.variant.kind === 'gqa' || s.variant.kind === 'swiglu') && s.nmseInit < 1e-8) expect(Math.abs(s.kl), s.key).toBeLessThanOrEqual(1e-6);
+      if (!s.fitted && (s.variant.kind === 'gqa' || s.variant.kind === 'swiglu') && s.nmseInit < 1e-8) expect(Math.abs(s.kl!), s.key).toBeLessThanOrEqual(1e-6);
       if (s.fitted) expect(s.nmse, s.key).toBeLessThanOrEqual(s.nmseInit + 1e-3);
     }
-    expect(baby.filter((s) => s.key.endsWith('attn-gqa4') || s.key.endsWith('ffn-swiglu352')).every((s) => s.nmse < 1e-10 && Math.abs(s.kl) <= 1e-6)).toBe(true);
+    expect(baby.filter((s) => s.key.endsWith('attn-gqa4') || s.key.endsWith('ffn-swiglu352')).every((s) => s.nmse < 1e-10 && Math.abs(s.kl!) <= 1e-6)).toBe(true);
     for (let layer = 0; layer < 5; layer++) {
       const widths = baby.filter((c) => c.layer === layer && c.variant.kind === 'swiglu').sort((a, b) => (b.variant as { intermediate: number }).intermediate - (a.variant as { intermediate: number }).intermediate);
       for (let k = 1; k < widths.length; k++) expect(widths[k].nmse).toBeGreaterThanOrEqual(widths[k - 1].nmse - 1e-3);
@@ -101,7 +102,7 @@ describe('stories260K block library', async () => {
     const { validation } = run.data();
     const fresh = await distributionOn(run.config, run.parent().source, validation, 64, RUNTIME);
     expect(maxAbsDiff(stored.logprobs, fresh.logprobs)).toBeLessThanOrEqual(1e-6);
-    const parent = scores[0].lmLoss - scores[0].lmLossDelta;
+    const parent = scores[0].lmLoss! - scores[0].lmLossDelta!;
     expect(Math.abs(parent - referenceNll(fresh))).toBeLessThanOrEqual(1e-6);
   });
 
@@ -127,6 +128,27 @@ describe('stories260K block library', async () => {
     expect(second.library.scores()).toEqual(scores);
     const third = await buildLibrary(base('resume', 2));
     expect(third.computed).toBe(0);
+  });
+
+  it('scores locally in a first pass (no KL but the parent\'s own), then adds the global scores to the same fits: the library of one pass', async () => {
+    const first = await buildLibrary({ ...base('local', 2), localOnly: true });
+    expect(first.status).toBe('local');
+    const local = byKey(first.library.scores());
+    const parents = scores.filter((s) => s.key.endsWith('attn-gqa4') || s.key.endsWith('ffn-swiglu172'));
+    expect(first.remaining).toBe(70 - parents.length);
+    for (const s of scores) {
+      const l = local.get(s.key)!;
+      expect(l.nmse, s.key).toBe(s.nmse);
+      expect(l.kl, s.key).toBe(parents.includes(s) ? 0 : null);
+    }
+    await expect(solve(first.run, { hardware: join(import.meta.dirname, '../hardware-profiles/cpu-local.json'), metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 30, solutions: 1, diversity: 2, tabuIterations: 0, samples: 1, seed: 0, runtime: RUNTIME, budget: { speedup: 1.2 } })).rejects.toThrow(/scored locally only \(score --local-only\): solve with --metric nmse/);
+    const weights = join(first.library.dir, 'candidates', '2.ffn-swiglu86.safetensors');
+    const fitted = statSync(weights).mtimeMs;
+    const second = await buildLibrary(base('local', 2));
+    expect(second.status).toBe('complete');
+    expect(second.computed).toBe(70 - parents.length);
+    expect(statSync(weights).mtimeMs).toBe(fitted);
+    expect(second.library.scores()).toEqual(scores);
   });
 
   it('builds a library in parts by layer range; the parts together equal the library built at once', async () => {

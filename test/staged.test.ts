@@ -148,7 +148,7 @@ describe('stages: a model run a few layers at a time', () => {
     const b = staged.library.scores();
     expect(b.map((s) => s.key)).toEqual(a.map((s) => s.key));
     for (const [k, s] of a.entries()) {
-      expect(Math.abs(b[k].kl - s.kl)).toBeLessThanOrEqual(1e-6 + 1e-4 * s.kl);
+      expect(Math.abs(b[k].kl! - s.kl!)).toBeLessThanOrEqual(1e-6 + 1e-4 * s.kl!);
       expect(Math.abs(b[k].nmse - s.nmse)).toBeLessThanOrEqual(1e-5);
     }
     // The activations, needed only while candidates are unfinished, are gone from a complete library.

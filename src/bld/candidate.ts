@@ -36,10 +36,13 @@ export interface CandidateScore {
   /** Local validation NMSE of the sub-block output, from the initialisation and after fitting. */
   readonly nmseInit: number;
   readonly nmse: number;
-  /** Mean KL(parent ‖ parent-with-this-candidate) per validation token, and the LM loss with it. */
-  readonly kl: number;
-  readonly lmLoss: number;
-  readonly lmLossDelta: number;
+  /**
+   * Mean KL(parent ‖ parent-with-this-candidate) per validation token, and the LM loss with it; null when scored
+   * locally only (`score --local-only`, a first pass: a later score without it adds them).
+   */
+  readonly kl: number | null;
+  readonly lmLoss: number | null;
+  readonly lmLossDelta: number | null;
   /** With trained BLD: both fits' local validation NMSE, and which one the candidate keeps (the better). */
   readonly bld?: { readonly tokens: number; readonly steps: number; readonly nmseClosedForm: number; readonly nmseTrained: number; readonly kept: 'trained' | 'closed-form' };
 }
@@ -160,13 +163,14 @@ async function globalScores(ctx: CandidateContext, layer: number, children: read
 }
 
 /** A candidate derived, fitted and scored locally; its global score comes with its layer's. */
-interface LocalCandidate {
+export interface LocalCandidate {
   readonly spec: CandidateSpec;
   readonly score: Omit<CandidateScore, 'kl' | 'lmLoss' | 'lmLossDelta'>;
   readonly weights: SubBlockWeights;
-  /** Whether the candidate is the parent's own sub-block, unchanged: the parent itself, KL 0 by definition. */
-  readonly isParent: boolean;
 }
+
+/** Whether a candidate is the parent's own sub-block, unchanged: the parent itself, KL 0 by definition. */
+const isParent = (ctx: CandidateContext, c: CandidateSpec) => variantKey(c.subBlock, c.variant) === variantKey(c.subBlock, ctx.parent.architecture[c.layer][c.subBlock]);
 
 /** Derives, fits (closed form, then BLD training when asked) and scores one candidate on its own sub-block's output. */
 async function localCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<LocalCandidate> {
@@ -200,7 +204,6 @@ async function localCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<
       ...(bld !== undefined ? { bld } : {}),
     },
     weights,
-    isParent: weights === parentLayer(ctx, c.layer)[sub],
   };
 }
 
@@ -216,35 +219,47 @@ export interface BuiltCandidate {
   readonly tensors: Record<string, Tensor>;
 }
 
+/** How a layer's candidates are built (see `buildLayerCandidates`). */
+export interface LayerOptions {
+  /** Receives each candidate's weights as soon as they are final (to be written out). */
+  readonly onLocal?: (c: CandidateSpec, tensors: Record<string, Tensor>) => void;
+  /** Candidates fitted and scored locally before (a first pass): their weights and local scores, to be scored globally. */
+  readonly stored?: (c: CandidateSpec) => LocalCandidate | undefined;
+  /** Local scores only: no pass through the parent's later layers (kl and LM loss null). */
+  readonly localOnly?: boolean;
+}
+
 /**
- * Derives, fits and scores candidates of one layer. Each is fitted and scored locally in turn; then all but the
- * parent's own sub-blocks are scored globally in one pass through the parent's later layers. `onLocal` receives
- * each candidate's weights as soon as they are final (to be written out: a layer's weights need not all stay in
- * memory until the global pass ends).
+ * Derives, fits and scores candidates of one layer. Each is fitted and scored locally in turn (or taken as
+ * stored); then all but the parent's own sub-blocks are scored globally in one pass through the parent's later
+ * layers. A layer's weights need not all stay in memory until that pass ends: `onLocal` writes them out.
  */
-export async function buildLayerCandidates(
-  ctx: CandidateContext,
-  candidates: readonly CandidateSpec[],
-  onLocal: (c: CandidateSpec, tensors: Record<string, Tensor>) => void = () => {},
-): Promise<{ scores: CandidateScore[]; seconds: LayerSeconds }> {
+export async function buildLayerCandidates(ctx: CandidateContext, candidates: readonly CandidateSpec[], o: LayerOptions = {}): Promise<{ scores: CandidateScore[]; seconds: LayerSeconds }> {
   const layers = new Set(candidates.map((c) => c.layer));
   if (layers.size > 1) throw new Error(`buildLayerCandidates: candidates of layers ${[...layers].join(', ')}; one layer at a time`);
   const t0 = performance.now();
   const local: LocalCandidate[] = [];
   for (const c of candidates) {
     if (ctx.stopped?.()) throw new Stopped();
+    const stored = o.stored?.(c);
+    if (stored !== undefined) {
+      local.push(stored);
+      continue;
+    }
     const l = await localCandidate(ctx, c);
-    onLocal(c, layerTensors(ctx.config, { [c.subBlock]: l.weights }));
+    o.onLocal?.(c, layerTensors(ctx.config, { [c.subBlock]: l.weights }));
     local.push(l);
   }
   const t1 = performance.now();
-  const changed = local.filter((l) => !l.isParent);
+  const changed = o.localOnly ? [] : local.filter((l) => !isParent(ctx, l.spec));
   const layer = candidates[0]?.layer ?? 0;
   const globals = await globalScores(ctx, layer, changed.map((l) => ({ ...parentLayer(ctx, layer), [l.spec.subBlock]: l.weights })));
   const seconds = { local: (t1 - t0) / 1000, global: (performance.now() - t1) / 1000 };
   const parentNll = ctx.validation.parentNll;
-  const scores = local.map((l) => {
-    const { kl, lmLoss } = l.isParent ? { kl: 0, lmLoss: parentNll } : globals[changed.indexOf(l)];
+  const scores = local.map((l): CandidateScore => {
+    if (isParent(ctx, l.spec)) return { ...l.score, kl: 0, lmLoss: parentNll, lmLossDelta: 0 };
+    if (o.localOnly) return { ...l.score, kl: null, lmLoss: null, lmLossDelta: null };
+    const { kl, lmLoss } = globals[changed.indexOf(l)];
     return { ...l.score, kl, lmLoss, lmLossDelta: lmLoss - parentNll };
   });
   return { scores, seconds };
@@ -253,6 +268,6 @@ export async function buildLayerCandidates(
 /** Derives, fits and scores one candidate. */
 export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<BuiltCandidate> {
   let tensors: Record<string, Tensor> = {};
-  const [score] = (await buildLayerCandidates(ctx, [c], (_, t) => (tensors = t))).scores;
+  const [score] = (await buildLayerCandidates(ctx, [c], { onLocal: (_, t) => (tensors = t) })).scores;
   return { score, tensors };
 }

@@ -8,7 +8,9 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 import type { Tensor } from '../util/tensor.js';
-import type { CandidateScore } from './candidate.js';
+import type { ModelConfig } from '../arch/config.js';
+import { subBlockWeights, tensorKey, type SubBlockWeights } from '../model/weights.js';
+import type { CandidateScore, CandidateSpec } from './candidate.js';
 import type { ChannelRanking } from './derive.js';
 
 export const LIBRARY_FORMAT = 'tessera-block-library';
@@ -26,7 +28,7 @@ export interface LibraryManifest {
 }
 
 /** A candidate's record on disk: its score, and the hash of its weights file; written last, so it marks completion. */
-interface CandidateRecord {
+export interface CandidateRecord {
   readonly score: CandidateScore;
   readonly weightsSha256: string;
 }
@@ -81,6 +83,16 @@ export class BlockLibrary {
     return this.done.has(key);
   }
 
+  /** A finished candidate's record: its scores and the hash of its weights. */
+  record(key: string): CandidateRecord | undefined {
+    return this.done.get(key);
+  }
+
+  /** Whether a candidate is in the library with local scores only (a first pass): its global scores are still to come. */
+  isLocalOnly(key: string): boolean {
+    return this.done.get(key)?.score.kl === null;
+  }
+
   get completed(): number {
     return this.done.size;
   }
@@ -119,7 +131,8 @@ export class BlockLibrary {
   /** scores.json: every candidate's scores, and the parent's validation LM loss they are relative to. */
   writeSummary(): void {
     const scores = this.scores();
-    const parentNll = scores.length > 0 ? scores[0].lmLoss - scores[0].lmLossDelta : null;
+    const global = scores.find((s) => s.lmLoss !== null && s.lmLossDelta !== null);
+    const parentNll = global === undefined ? null : global.lmLoss! - global.lmLossDelta!;
     const summary = { manifest: this.manifest, parent: { validationNll: parentNll }, candidates: scores };
     writeFileAtomic(this.paths.scores, JSON.stringify(summary, null, 2) + '\n');
   }
@@ -132,6 +145,16 @@ export class BlockLibrary {
 export function writeCandidateWeights(path: string, at: { readonly layer: number; readonly subBlock: string }, tensors: Record<string, Tensor>): string {
   writeSafetensors(path, new Map(Object.entries(tensors)), { layer: String(at.layer), subBlock: at.subBlock });
   return sha256(readFileSync(path));
+}
+
+/** A candidate's fitted sub-block read back from its weights file (one a first, local-only pass wrote). */
+export function readCandidateWeights(config: ModelConfig, c: CandidateSpec, path: string): SubBlockWeights {
+  const f = SafetensorsFile.open(path);
+  try {
+    return subBlockWeights(config, c.subBlock, c.variant, (role) => f.read(tensorKey(c.subBlock, role)));
+  } finally {
+    f.close();
+  }
 }
 
 /** A run's library manifest; a directory that holds none is named for what it is. */

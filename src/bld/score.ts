@@ -23,6 +23,12 @@ export interface ScoreOptions {
    * layers, or days of work split up); each part resumes the same library.
    */
   readonly layers?: { readonly first: number; readonly last: number };
+  /**
+   * A first pass: fit every candidate and score it locally (NMSE), without the pass through the parent's later
+   * layers that its KL takes — most of scoring's time at real sizes. `solve --metric nmse` works on such a
+   * library; a later score without it adds the global scores, reusing the fits.
+   */
+  readonly localOnly?: boolean;
   /** Stops starting new candidates; finished ones stay in the library (Ctrl-C). */
   readonly signal?: AbortSignal;
   readonly reporter?: Reporter;
@@ -30,11 +36,12 @@ export interface ScoreOptions {
 
 export interface ScoreResult {
   /**
-   * Complete: every candidate of the space is in the library. Partial: every candidate of the layers asked
-   * for, not of the others. Interrupted: the signal stopped it; rerun to resume.
+   * Complete: every candidate of the space is in the library. Local: every candidate is, some with local scores
+   * only (a first pass). Partial: every candidate of the layers asked for, not of the others. Interrupted: the
+   * signal stopped it; rerun to resume.
    */
-  readonly status: 'complete' | 'partial' | 'interrupted';
-  /** Candidates of the space not in the library yet. */
+  readonly status: 'complete' | 'local' | 'partial' | 'interrupted';
+  /** Candidates of the space not in the library yet (or, unless local-only, scored locally only). */
   readonly remaining: number;
   /** Candidates computed by this call, and found finished from an earlier one. */
   readonly computed: number;
@@ -63,7 +70,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   if (!existsSync(WORKER)) fail(`${WORKER} is missing: run \`npm run build\` (npm ci does it)`);
   const library = run.library();
   const all = libraryCandidates(run.space());
-  const missing = all.filter((c) => !library.has(candidateKey(c)));
+  const missing = all.filter((c) => !library.has(candidateKey(c)) || (!o.localOnly && library.isLocalOnly(candidateKey(c))));
   const range = o.layers;
   if (range !== undefined && !(0 <= range.first && range.first <= range.last && range.last < run.space().layers.length)) {
     fail(`--layers ${range.first}-${range.last}: the parent has layers 0-${run.space().layers.length - 1}`);
@@ -103,9 +110,9 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   const lane = async () => {
     while (queue.length > 0 && !o.signal?.aborted && failure === null) {
       const layer = queue.shift()!;
-      const candidates = todo.filter((c) => c.layer === layer).map((spec) => ({ spec, weightsPath: library.paths.candidateWeights(candidateKey(spec)) }));
+      const candidates = todo.filter((c) => c.layer === layer).map((spec) => ({ spec, weightsPath: library.paths.candidateWeights(candidateKey(spec)), stored: library.record(candidateKey(spec)) }));
       // One onnxruntime thread per worker: workers × threads never oversubscribe the cores.
-      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, stop };
+      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, stop, localOnly: o.localOnly ?? false };
       try {
         const result: WorkerResult = await pool.run(task);
         for (const { score, weightsSha256 } of result.candidates) library.write(score, weightsSha256);
@@ -157,10 +164,14 @@ async function validationPass(run: Run, set: WindowSet, seqLen: number, runtime:
   }
 }
 
-/** The result of a pass that ran to its end: complete when nothing of the space is missing, else partial. */
+/** The result of a pass that ran to its end: complete when nothing of the space is missing, else local or partial. */
 function finished(run: Run, remaining: number, computed: number, resumed: number, seconds: ScoreResult['seconds']): ScoreResult {
   if (remaining > 0) return { status: 'partial', remaining, computed, resumed, seconds };
-  run.library().writeSummary();
+  const library = run.library();
+  library.writeSummary();
+  const localOnly = libraryCandidates(run.space()).filter((c) => library.isLocalOnly(candidateKey(c))).length;
+  // A first pass keeps the activations: the global scores still to come need them.
+  if (localOnly > 0) return { status: 'local', remaining: localOnly, computed, resumed, seconds };
   // Only unfinished candidates need the activations: a complete library drops them (gigabytes for real models).
   rmSync(join(run.paths.library, 'activations'), { recursive: true, force: true });
   return { status: 'complete', remaining: 0, computed, resumed, seconds };

@@ -10,7 +10,7 @@ import { SessionCache, suffixCacheBytes } from '../onnx/staged.js';
 import { fileRows } from '../lm/divergence.js';
 import { activationSet, type ActivationFiles, type ActivationSet, type ValidationSet } from './activations.js';
 import { buildLayerCandidates, candidateKey, type CandidateScore, type CandidateSpec, type LayerSeconds } from './candidate.js';
-import { writeCandidateWeights } from './library.js';
+import { readCandidateWeights, writeCandidateWeights } from './library.js';
 import type { DeriveOptions } from './derive.js';
 
 export interface WorkerTask {
@@ -18,8 +18,13 @@ export interface WorkerTask {
   readonly calibration: ActivationFiles;
   /** With the stored reference's file (the parent's log-probabilities), its targets and the parent's NLL. */
   readonly validation: ActivationFiles & { readonly referenceFile: string; readonly vocab: number; readonly targets: Int32Array; readonly parentNll: number };
-  /** Candidates of one layer, each with the path its weights are written to. */
-  readonly candidates: readonly { readonly spec: CandidateSpec; readonly weightsPath: string }[];
+  /**
+   * Candidates of one layer, each with the path its weights are written to — or, for a candidate a first pass
+   * scored locally (`stored`), read from, to be scored globally.
+   */
+  readonly candidates: readonly { readonly spec: CandidateSpec; readonly weightsPath: string; readonly stored?: { readonly score: CandidateScore; readonly weightsSha256: string } }[];
+  /** Local scores only (`score --local-only`). */
+  readonly localOnly: boolean;
   readonly runtime: RuntimeSpec;
   readonly options: DeriveOptions;
   readonly bldTokens: number;
@@ -65,12 +70,22 @@ export default async function score(task: WorkerTask): Promise<WorkerResult> {
   }
   ops ??= await MatrixOps.create(runtime);
   const s = state;
-  const paths = new Map(task.candidates.map((c) => [candidateKey(c.spec), c.weightsPath]));
+  const byKey = new Map(task.candidates.map((c) => [candidateKey(c.spec), c]));
   const hashes = new Map<string, string>();
   const { scores, seconds } = await buildLayerCandidates(
     { config: s.parent.config, parent: s.parent.source, calibration: s.calibration, validation: s.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache: s.cache, suffixes: s.suffixes, stopped: () => Atomics.load(task.stop, 0) === 1 },
     task.candidates.map((c) => c.spec),
-    (spec, tensors) => hashes.set(candidateKey(spec), writeCandidateWeights(paths.get(candidateKey(spec))!, spec, tensors)),
+    {
+      onLocal: (spec, tensors) => hashes.set(candidateKey(spec), writeCandidateWeights(byKey.get(candidateKey(spec))!.weightsPath, spec, tensors)),
+      stored: (spec) => {
+        const c = byKey.get(candidateKey(spec))!;
+        if (c.stored === undefined) return undefined;
+        hashes.set(c.stored.score.key, c.stored.weightsSha256);
+        const { kl: _kl, lmLoss: _lmLoss, lmLossDelta: _delta, ...score } = c.stored.score;
+        return { spec, score, weights: readCandidateWeights(s.parent.config, spec, c.weightsPath) };
+      },
+      localOnly: task.localOnly,
+    },
   );
   return { candidates: scores.map((score) => ({ score, weightsSha256: hashes.get(score.key)! })), seconds };
 }

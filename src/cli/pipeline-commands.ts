@@ -125,13 +125,13 @@ function layerRange(value: string): { first: number; last: number } {
   return { first, last };
 }
 
-async function scoreInterruptibly(run: Run, workers: number, stageMb: number | undefined, print: Print, layers?: ScoreOptions['layers']): Promise<ScoreResult> {
+async function scoreInterruptibly(run: Run, workers: number, stageMb: number | undefined, print: Print, o: Pick<ScoreOptions, 'layers' | 'localOnly'> = {}): Promise<ScoreResult> {
   const runtime = runtimeOf({ threads: workers, stageMb });
   const { config, architecture } = run.parent();
   const { calibration, validation, seqLen } = run.manifest.data;
   const candidatesPerLayer = Math.max(...run.space().layers.map((l) => l.attention.length + l.ffn.length));
   ensureFits('score', scoreMemory(config, architecture, { stageBytes: runtime.stageBytes, seqLen, workers, calibTokens: calibration.tokens, validTokens: validation.tokens, candidatesPerLayer }));
-  const r = await interruptibly((signal) => score(run, { workers, runtime, layers, signal, reporter: cliReporter(print) }), 'stopping the running layers at their next candidate or batch (finished candidates are kept); run the same command again to resume');
+  const r = await interruptibly((signal) => score(run, { workers, runtime, ...o, signal, reporter: cliReporter(print) }), 'stopping the running layers at their next candidate or batch (finished candidates are kept); run the same command again to resume');
   printScore(r, run, print);
   return r;
 }
@@ -146,8 +146,9 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .requiredOption('--out <dir>', 'run directory, e.g. results/my-run')
     .addOption(stageOption())
     .option('--layers <first-last>', 'only the candidates of these layers, e.g. 0-7 (run again with other layers to complete the library)', layerRange)
-    .action(async (f: LibraryFlags & { out: string; stageMb: number; layers?: ScoreOptions['layers'] }) => {
-      const r = await scoreInterruptibly(Run.create(f.out, runInputs(f)), f.workers, f.stageMb, print, f.layers);
+    .option('--local-only', 'a first pass: fit every candidate and score it locally (NMSE) without its pass through the parent\'s later layers (solve --metric nmse works on it; score again without it to add global scores)')
+    .action(async (f: LibraryFlags & { out: string; stageMb: number; layers?: ScoreOptions['layers']; localOnly?: boolean }) => {
+      const r = await scoreInterruptibly(Run.create(f.out, runInputs(f)), f.workers, f.stageMb, print, { layers: f.layers, localOnly: f.localOnly });
       if (r.status === 'interrupted') exit(INTERRUPTED);
     });
 

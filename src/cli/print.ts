@@ -14,6 +14,11 @@ export function printScore(r: ScoreResult, run: Run, print: Print): void {
     print(`stopped after ${r.computed} new candidates; ${library.completed} are in ${library.dir}`);
     return;
   }
+  if (r.status === 'local') {
+    print(`block library ${library.dir}: ${library.completed} candidates fitted and scored locally (${r.computed} computed now in ${r.seconds.candidates.toFixed(0)} s); ${r.remaining} still lack global scores: solve with --metric nmse meanwhile, or run score again without --local-only to add them`);
+    print(`scores: ${run.paths.scores}`);
+    return;
+  }
   if (r.status === 'partial') {
     print(`${r.computed} candidates computed now in ${r.seconds.candidates.toFixed(0)} s (worker time: fits ${r.seconds.local.toFixed(0)} s, global scores ${r.seconds.global.toFixed(0)} s); ${library.completed} are in ${library.dir}, ${r.remaining} of other layers remain (score them with --layers, or without it for all)`);
     return;

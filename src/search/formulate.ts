@@ -38,7 +38,9 @@ export interface Formulation {
 }
 
 function metricOf(s: CandidateScore, metric: Metric): number {
-  return metric === 'kl' ? s.kl : metric === 'nmse' ? s.nmse : s.lmLossDelta;
+  const value = metric === 'kl' ? s.kl : metric === 'nmse' ? s.nmse : s.lmLossDelta;
+  if (value === null) fail(`candidate ${s.key} of the block library was scored locally only (score --local-only): solve with --metric nmse, or run tessera score again without --local-only to add its global scores`);
+  return value;
 }
 
 /** Builds the layer-choice problem: options are the space's blocks, scored from the library and priced by the cost model. */

@@ -46,6 +46,8 @@ export interface LibraryBuild {
   stageBytes?: number;
   /** Only these layers' candidates (`tessera score --layers`). */
   layers?: { first: number; last: number };
+  /** A first pass with local scores only (`tessera score --local-only`). */
+  localOnly?: boolean;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -54,6 +56,6 @@ export interface LibraryBuild {
 export async function buildLibrary(b: LibraryBuild): Promise<ScoreResult & { run: Run; library: BlockLibrary }> {
   const run = Run.create(b.out, { ...b, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
   const runtime = b.stageBytes === undefined ? undefined : cpuRuntime(Math.max(b.workers, 1), b.stageBytes);
-  const r = await score(run, { workers: b.workers, runtime, layers: b.layers, signal: b.signal, reporter: { ...silent, progress: () => b.onProgress ?? (() => {}) } });
+  const r = await score(run, { workers: b.workers, runtime, layers: b.layers, localOnly: b.localOnly, signal: b.signal, reporter: { ...silent, progress: () => b.onProgress ?? (() => {}) } });
   return { ...r, run, library: run.library() };
 }
