@@ -81,11 +81,16 @@ function measure(shape: string, command: string, args: string[], limitSeconds: n
   return m;
 }
 
-/** Candidates finished and seconds spent on them, from a score log's first and last progress lines. */
-function candidateRate(tail: string): { done: number; seconds: number } {
-  const lines = [...tail.matchAll(/candidates: (\d+)\/\d+ \(\d+%\) · ([\d.]+) s elapsed/g)];
-  if (lines.length === 0) return { done: 0, seconds: NaN };
-  return { done: Number(lines.at(-1)![1]) - Number(lines[0][1]), seconds: Number(lines.at(-1)![2]) };
+/**
+ * Candidates computed and seconds spent on them: from score's closing line when it ran to its end, else from
+ * its last progress line (less the candidates it found already done).
+ */
+function candidateRate(log: string): { done: number; seconds: number } {
+  const summary = /(\d+) candidates computed now in ([\d.]+) s/.exec(log) ?? /\((\d+) computed now, \d+ resumed\) · activations [\d.]+ s, candidates ([\d.]+) s/.exec(log);
+  if (summary !== null) return { done: Number(summary[1]), seconds: Number(summary[2]) };
+  const resumed = Number(/\((\d+) already done\)/.exec(log)?.[1] ?? 0);
+  const last = [...log.matchAll(/candidates: (\d+)\/\d+ \(\d+%\) · ([\d.]+) s elapsed/g)].at(-1);
+  return last === undefined ? { done: 0, seconds: NaN } : { done: Number(last[1]) - resumed, seconds: Number(last[2]) };
 }
 
 /** score into `run` (resuming what is there) stopped after `limit` seconds: peak memory, and candidates per minute. */
@@ -94,7 +99,8 @@ function scoreRow(shape: ModelShape, dir: string, run: string, workers: number, 
   const total = Number(/(\d+) candidates of \d+ layers? to build/.exec(s.log ?? '')?.[1] ?? NaN);
   const { done, seconds } = candidateRate(s.log ?? '');
   const perMinute = (60 * done) / seconds;
-  return { ...s, perMinute, note: `${done} candidates in ${seconds.toFixed(0)} s (${perMinute.toFixed(2)}/min)${s.outcome === 'ok' ? '' : `; all ${total} projected at ${(total / perMinute / 60).toFixed(1)} h`}` };
+  // A stopped run's projection assumes its rate so far: an upper bound, since later layers' passes are shorter.
+  return { ...s, perMinute, note: `${done} candidates in ${seconds.toFixed(0)} s (${perMinute.toFixed(2)}/min)${s.outcome === 'ok' ? '' : `; all ${total} at most ${(total / perMinute / 60).toFixed(1)} h at that rate`}` };
 }
 
 function benchShape(shape: ModelShape): Measured[] {

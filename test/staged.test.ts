@@ -11,7 +11,7 @@ import { loadTokenizer } from '../src/model/tokenizer.js';
 import { inMemory } from '../src/model/weights.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import { DecoderSession } from '../src/onnx/session.js';
-import { endBytes, layerBytes, planStages, runStaged, SessionCache, StagedDecoder } from '../src/onnx/staged.js';
+import { endBytes, holding, layerBytes, planStages, runStaged, SessionCache, StagedDecoder } from '../src/onnx/staged.js';
 import { Rng } from '../src/util/rng.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
 import { buildLibrary, configOf, modelDir, RUNTIME, tempDir, TINYSTORIES } from './support/fixtures.js';
@@ -109,6 +109,22 @@ describe('stages: a model run a few layers at a time', () => {
     for (const [k, input] of streams.entries()) expect(together[k]).toEqual(await stagedDivergence(config, source, ONE_LAYER, input, batches, ref, { fromLayer: 2 }));
     expect(together[0].kl).toBeLessThanOrEqual(1e-6);
     expect(Math.min(together[1].kl, together[2].kl)).toBeGreaterThan(1e-3);
+  });
+
+  it('lets one holder of a shared lock work at a time, and frees it when the work fails', async () => {
+    const lock = new Int32Array(new SharedArrayBuffer(4));
+    let inside = 0;
+    let most = 0;
+    const work = (ms: number) => holding(lock, async () => {
+      most = Math.max(most, ++inside);
+      await new Promise((r) => setTimeout(r, ms));
+      inside--;
+      return ms;
+    });
+    expect(await Promise.all([work(30), work(10), work(20)])).toEqual([30, 10, 20]);
+    expect(most).toBe(1);
+    await expect(holding(lock, async () => { throw new Error('failed build'); })).rejects.toThrow('failed build');
+    expect(Atomics.load(lock, 0)).toBe(0);
   });
 
   it('keeps the latest stages a suffix runs through, and gives the same results from them', async () => {

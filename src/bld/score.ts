@@ -105,6 +105,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   // An interrupt reaches running tasks through shared memory: each stops at its next candidate or batch (ending
   // a thread inside onnxruntime would take the process with it), since a layer of a real model takes minutes.
   const stop = new Int32Array(new SharedArrayBuffer(4));
+  const buildLock = new Int32Array(new SharedArrayBuffer(4));
   const onAbort = () => Atomics.store(stop, 0, 1);
   o.signal?.addEventListener('abort', onAbort);
   const lane = async () => {
@@ -112,7 +113,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
       const layer = queue.shift()!;
       const candidates = todo.filter((c) => c.layer === layer).map((spec) => ({ spec, weightsPath: library.paths.candidateWeights(candidateKey(spec)), stored: library.record(candidateKey(spec)) }));
       // One onnxruntime thread per worker: workers × threads never oversubscribe the cores.
-      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, stop, localOnly: o.localOnly ?? false };
+      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, stop, buildLock, localOnly: o.localOnly ?? false };
       try {
         const result: WorkerResult = await pool.run(task);
         for (const { score, weightsSha256 } of result.candidates) library.write(score, weightsSha256);

@@ -6,7 +6,7 @@
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { MatrixOps } from '../onnx/matmul.js';
 import { Runtime, type RuntimeSpec } from '../onnx/runtime.js';
-import { SessionCache, suffixCacheBytes } from '../onnx/staged.js';
+import { holding, SessionCache, suffixCacheBytes } from '../onnx/staged.js';
 import { fileRows } from '../lm/divergence.js';
 import { activationSet, type ActivationFiles, type ActivationSet, type ValidationSet } from './activations.js';
 import { buildLayerCandidates, candidateKey, type CandidateScore, type CandidateSpec, type LayerSeconds } from './candidate.js';
@@ -30,6 +30,8 @@ export interface WorkerTask {
   readonly bldTokens: number;
   /** Set to 1 by the main thread on an interrupt: the task stops at its next candidate or batch. */
   readonly stop: Int32Array;
+  /** Held by the worker building a stage's session (see SessionCache): one build at a time across workers. */
+  readonly buildLock: Int32Array;
 }
 
 /** What a worker keeps between tasks of the same library. */
@@ -65,7 +67,7 @@ export default async function score(task: WorkerTask): Promise<WorkerResult> {
       validation: { ...activationSet(task.validation), reference: fileRows(referenceFile, { windows, seqLen, vocab, targets }), parentNll },
       cache: new Map(),
       // The head and two stages' worth of the parent's last layers stay built: every candidate's score runs them.
-      suffixes: new SessionCache(parent.source, suffixCacheBytes(parent.config, parent.architecture, runtime.stageBytes)),
+      suffixes: new SessionCache(parent.source, suffixCacheBytes(parent.config, parent.architecture, runtime.stageBytes), (build) => holding(task.buildLock, build)),
     };
   }
   ops ??= await MatrixOps.create(runtime);

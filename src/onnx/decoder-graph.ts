@@ -146,10 +146,8 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
   let h = rmsNorm(g, x, () => writer.stored(g, 'final_norm', source.finalNorm(), 'final_norm_weight'), config.rmsNormEps, 'final_norm');
   if (logits === 'last') h = g.node('Gather', [h, seq.lastIndex()], { axis: 1 }, 'last_hidden');
   // A tied head is the embedding itself, one weight with one gradient.
-  const head = source.tiedHead
-    ? writer.transposed(g, [{ key: 'embed', tensor: embed ?? source.embed() }], 'lm_head_t')
-    : writer.transposed(g, [{ key: 'lm_head', tensor: source.lmHead() }], 'lm_head_t');
-  return { logits: g.node('MatMul', [h, head], {}, 'logits_raw'), hidden: x };
+  const head = source.tiedHead ? { key: 'embed', tensor: embed ?? source.embed() } : { key: 'lm_head', tensor: source.lmHead() };
+  return { logits: writer.product(g, h, head, 'logits_raw'), hidden: x };
 }
 
 /**

@@ -161,9 +161,15 @@ export function suffixCacheBytes(config: ModelConfig, architecture: Architecture
 export class SessionCache {
   private readonly entries = new Map<string, { session: DecoderSession; bytes: number; from: number }>();
 
+  /**
+   * `building` runs each session build: scoring workers pass one that lets one build at a time across threads,
+   * since a build holds about twice the stage's weights (its file's tensor, onnxruntime's copy and its packed
+   * form) and two workers building their heads at once was the peak of scoring a 1B parent.
+   */
   constructor(
     readonly source: WeightSource,
     private readonly budget: number,
+    private readonly building: <T>(build: () => Promise<T>) => Promise<T> = (build) => build(),
   ) {}
 
   /** Runs `use` on the session of a stage, built unless kept; kept afterwards when the budget allows. */
@@ -173,7 +179,7 @@ export class SessionCache {
     if (hit !== undefined) return use(hit.session);
     const from = options.fromLayer ?? 0;
     await this.makeRoom(bytes, from);
-    const session = await DecoderSession.create(config, this.source, options, runtime);
+    const session = await this.building(() => DecoderSession.create(config, this.source, options, runtime));
     if (this.held + bytes <= this.budget) {
       this.entries.set(key, { session, bytes, from });
       return use(session);
@@ -261,5 +267,18 @@ export class StagedDecoder implements Decoder {
 
   async release(): Promise<void> {
     for (const s of this.sessions) await s.release();
+  }
+}
+
+/**
+ * Runs `work` while holding a lock shared by threads (an Int32Array over a SharedArrayBuffer, 0 when free): one
+ * holder at a time; the others look again every 20 ms (what they wait for takes seconds).
+ */
+export async function holding<T>(lock: Int32Array, work: () => Promise<T>): Promise<T> {
+  while (Atomics.compareExchange(lock, 0, 0, 1) !== 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  try {
+    return await work();
+  } finally {
+    Atomics.store(lock, 0, 0);
   }
 }

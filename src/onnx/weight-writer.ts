@@ -33,6 +33,8 @@ export interface WeightWriter {
   stored(g: GraphBuilder, key: string, t: Tensor, name: string): string;
   /** Weights [out, in] used as one [in, Σout] matrix: each transposed and scaled, side by side. */
   transposed(g: GraphBuilder, parts: readonly LinearPart[], name: string): string;
+  /** x [..., in] · Wᵀ for one weight W [out, in] (the LM head): [..., out]. */
+  product(g: GraphBuilder, x: string, part: LinearPart, name: string): string;
   /** Vector weights (biases, per-head norms) used as one 1-D vector: each scaled and repeated, end to end. */
   concatenated(g: GraphBuilder, parts: readonly VectorPart[], name: string): string;
 }
@@ -51,6 +53,17 @@ export const inferenceWeights: WeightWriter = {
   concatenated: (g, parts, name) => {
     const values = concatenateParts(parts);
     return g.initializer(name, values, [values.length]);
+  },
+  // The weight as stored, multiplied transposed (Gemm's transB): the LM head's table is never copied transposed,
+  // which for a real vocabulary is a gigabyte more at every build of the head's session.
+  product: (g, x, part, name) => {
+    const [out, inDim] = part.tensor.shape;
+    if (part.scale !== undefined && part.scale !== 1) throw new Error(`${name}: the inference product takes an unscaled weight`);
+    const w = g.initializer(`${name}_weight`, part.tensor.data, [out, inDim]);
+    const rows = g.node('Reshape', [x, g.int64([-1, inDim])], {}, `${name}_rows`);
+    const y = g.node('Gemm', [rows, w], { transB: 1 }, `${name}_gemm`);
+    const leading = g.node('Slice', [g.node('Shape', [x], {}, `${name}_in_shape`), g.int64([0]), g.int64([-1])], {}, `${name}_leading`);
+    return g.node('Reshape', [y, g.node('Concat', [leading, g.int64([out])], { axis: 0 }, `${name}_shape`)], {}, name);
   },
 };
 
@@ -77,6 +90,9 @@ export function trainingWeights(): WeightWriter & { readonly keys: ReadonlyMap<s
         return p.scale === undefined || p.scale === 1 ? t : g.node('Mul', [t, g.float(p.scale)], {}, `${name}_${k}_scaled`);
       });
       return columns.length === 1 ? columns[0] : g.node('Concat', columns, { axis: 1 }, name);
+    },
+    product(g, x, part, name) {
+      return g.node('MatMul', [x, this.transposed(g, [part], `${name}_t`)], {}, name);
     },
     concatenated: (g, parts, name) => {
       const pieces = parts.map((p, k) => {

@@ -5,7 +5,7 @@ import type { Architecture } from '../arch/variant.js';
 import { modelParams } from '../arch/params.js';
 import { batchTokensFor } from '../lm/divergence.js';
 import type { WeightSource } from '../model/weights.js';
-import { planStages, suffixCacheBytes } from '../onnx/staged.js';
+import { endBytes, planStages, suffixCacheBytes } from '../onnx/staged.js';
 import { fail } from '../util/errors.js';
 
 /**
@@ -69,14 +69,16 @@ export function scoreMemory(
 ): MemoryEstimate {
   const E = config.hiddenSize;
   const batchRows = 3 * batchTokensFor(config.vocabSize, o.seqLen) * config.vocabSize * F32;
-  const inUse = 2.5 * largestStage(config, architecture, o.stageBytes, { from: 1, withoutHead: true });
+  const stage = largestStage(config, architecture, o.stageBytes, { from: 1, withoutHead: true });
   const ridge = 28 * Math.min(o.calibTokens, Math.max(config.intermediateSize, config.numHeads * config.headDim + 1, E + 1)) ** 2;
   const perWorker =
-    suffixCacheBytes(config, architecture, o.stageBytes) + inUse + o.candidatesPerLayer * o.validTokens * E * F32 + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + ridge + batchRows;
+    suffixCacheBytes(config, architecture, o.stageBytes) + stage + o.candidatesPerLayer * o.validTokens * E * F32 + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + ridge + batchRows;
   const parent = [{ what: 'Node and onnxruntime', bytes: BASE_BYTES }, ...forwardParts(config, architecture, o.stageBytes, o.seqLen)];
   const candidates = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
     { what: `${o.workers} worker${o.workers === 1 ? '' : 's'}: the head and 2 stages kept built, one more in use, a layer's candidates' streams, activations and ridge system`, bytes: o.workers * perWorker },
+    // Workers build sessions one at a time: a build's weights as written and as packed, on top of the kept copy.
+    { what: 'one session being built (1.5 × the head or a stage, the larger)', bytes: 1.5 * Math.max(endBytes(config).head, stage) },
   ];
   const parts = total(parent) > total(candidates) ? parent : candidates;
   return { bytes: total(parts), parts, knobs: '--workers (fewer), --stage-mb (smaller stages), --valid-tokens and --calib-tokens (fewer)' };
