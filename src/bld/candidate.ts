@@ -221,7 +221,7 @@ export interface BuiltCandidate {
 
 /** How a layer's candidates are built (see `buildLayerCandidates`). */
 export interface LayerOptions {
-  /** Receives each candidate's weights as soon as they are final (to be written out). */
+  /** Receives each candidate's weights as soon as they are final (to be written out by the worker). */
   readonly onLocal?: (c: CandidateSpec, tensors: Record<string, Tensor>) => void;
   /** Candidates fitted and scored locally before (a first pass): their weights and local scores, to be scored globally. */
   readonly stored?: (c: CandidateSpec) => LocalCandidate | undefined;
@@ -232,7 +232,8 @@ export interface LayerOptions {
 /**
  * Derives, fits and scores candidates of one layer. Each is fitted and scored locally in turn (or taken as
  * stored); then all but the parent's own sub-blocks are scored globally in one pass through the parent's later
- * layers. A layer's weights need not all stay in memory until that pass ends: `onLocal` writes them out.
+ * layers. `onLocal` writes each candidate's weights out as soon as they are final, so they never travel back to
+ * the main thread (they stay here until the pass has taken the layer's outputs).
  */
 export async function buildLayerCandidates(ctx: CandidateContext, candidates: readonly CandidateSpec[], o: LayerOptions = {}): Promise<{ scores: CandidateScore[]; seconds: LayerSeconds }> {
   const layers = new Set(candidates.map((c) => c.layer));
