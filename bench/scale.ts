@@ -25,6 +25,8 @@ import { DEFAULT_PERPLEXITY_SEQ_LEN } from '../src/cli/model-commands.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { readModelSpec } from '../src/model/checkpoint.js';
 import { DEFAULT_STAGE_BYTES } from '../src/onnx/runtime.js';
+import { defaultDistillMethod, type DistillMethod } from '../src/distill/distill.js';
+import { LORA_DEFAULTS } from '../src/train/lora.js';
 import { BASE_BYTES, distillMemory, evaluateMemory, exportMemory, forwardMemory, scoreMemory } from '../src/run/memory.js';
 import { loadSearchSpace } from '../src/space/expand.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
@@ -200,7 +202,10 @@ function estimateFor(r: Measured): number | undefined {
       return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: flag('--tokens', 4096) }).bytes;
     case 'distill': {
       const child = r.args[0];
-      return existsSync(join(child, 'config.json')) ? distillMemory(config, arch, readModelSpec(child).architecture, { seqLen: 128, batch: 16 }).bytes : undefined;
+      if (!existsSync(join(child, 'config.json'))) return undefined;
+      const childArch = readModelSpec(child).architecture;
+      const method = r.args.includes('--method') ? (r.args[r.args.indexOf('--method') + 1] as DistillMethod) : defaultDistillMethod(config, childArch);
+      return distillMemory(config, arch, childArch, { seqLen: 128, batch: flag('--batch', 16), method, lora: LORA_DEFAULTS, stageBytes }).bytes;
     }
     default:
       return undefined;

@@ -6,7 +6,11 @@ import type { Architecture } from '../src/arch/variant.js';
 import { checkpointDirOf, distillChild, type DistillOptions } from '../src/distill/distill.js';
 import { deciConfigJson } from '../src/export/export.js';
 import { readProvenance } from '../src/export/provenance.js';
-import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, openCheckpoint } from '../src/model/checkpoint.js';
+import { paragraphs, readText } from '../src/data/text.js';
+import { takeWindows } from '../src/data/sequences.js';
+import { loadTokenizer } from '../src/model/tokenizer.js';
+import { distributionOn, modelDivergence } from '../src/lm/divergence.js';
 import { readModelConfig } from '../src/model/config.js';
 import { writeCheckpoint } from '../src/model/save.js';
 import type { ModelWeights } from '../src/model/weights.js';
@@ -133,6 +137,39 @@ describe('tessera distill', () => {
     const rerun = spawnSync(process.execPath, args, { encoding: 'utf8' });
     expect(rerun.status, rerun.stderr).toBe(0);
     expect(readFileSync(join(killed, 'model.safetensors')).equals(readFileSync(join(whole, 'model.safetensors')))).toBe(true);
+  });
+
+  it('through adapters (--method lora): closer to the parent on unseen text; the adapters merged into the weights written, which evaluate as recorded', async () => {
+    const out = join(root, 'adapted');
+    const r = await distillChild(child, parent, out, options({ method: 'lora', lora: { rank: 4, alpha: 8 }, lr: 1e-2 }));
+    if (r.status !== 'complete') throw new Error('interrupted');
+    expect(r.record.method).toBe('lora');
+    expect(r.record.adapters).toEqual({ rank: 4, alpha: 8 });
+    expect(r.record.after.kl).toBeLessThan(0.9 * r.record.before.kl);
+    const back = openCheckpoint(out);
+    expect(back.architecture).toEqual(loadCheckpoint(child).architecture);
+    // The written weights are the merged ones the record was measured on.
+    const evalWindows = r.record.evaluation;
+    const docs = paragraphs(readText(TINYSTORIES));
+    const windows = takeWindows(loadTokenizer(parent.dir), docs, evalWindows.paragraphs[0], TINYSTORIES, 64, 1024);
+    const reference = await distributionOn(parent.config, parent.source, windows, 64, RUNTIME);
+    const again = await modelDivergence(back.config, back.source, windows.ids, reference, RUNTIME);
+    expect(again.kl).toBeCloseTo(r.record.after.kl, 6);
+    // Weights without an adapter (norms, embedding) are the child's, bit for bit.
+    expect(back.source.embed().data).toEqual(loadCheckpoint(child).weights.embed.data);
+    expect(back.source.layer(0).ffn.tensors.norm.data).toEqual(loadCheckpoint(child).weights.layers[0].ffn.tensors.norm.data);
+  });
+
+  it('through adapters: an interrupted run resumes and ends with the same weights, bit for bit', async () => {
+    const o = { tokens: 8 * 4 * 64, checkpointEvery: 3, method: 'lora' as const, lora: { rank: 4, alpha: 8 } };
+    const whole = join(root, 'adapted-whole');
+    await distillChild(child, parent, whole, options(o));
+    const resumed = join(root, 'adapted-resumed');
+    const abort = new AbortController();
+    const stop = { stage: () => {}, progress: () => (done: number) => void (done >= 4 && abort.abort()) };
+    expect(await distillChild(child, parent, resumed, options({ ...o, signal: abort.signal, reporter: stop }))).toEqual({ status: 'interrupted', steps: 4 });
+    expect((await distillChild(child, parent, resumed, options(o))).status).toBe('complete');
+    expect(readFileSync(join(resumed, 'model.safetensors')).equals(readFileSync(join(whole, 'model.safetensors')))).toBe(true);
   });
 
   it('answers bad input with one line and writes nothing', () => {

@@ -37,10 +37,15 @@ describe('memory estimates', () => {
     expect(three - two.bytes).toBeGreaterThan(4 * V * E); // each worker keeps the head built
   });
 
-  it('distillation needs 28 bytes a parameter of the child at least: a 1B child does not fit 24 GB', () => {
-    const e = distillMemory(config, arch, arch, { seqLen: 128, batch: 16 });
+  it('full distillation needs 28 bytes a parameter of the child at least: a 1B child does not fit 24 GB; through adapters it fits 8 GB', () => {
+    const o = { seqLen: 128, batch: 16, lora: { rank: 16 }, stageBytes: 256 * MiB };
+    const e = distillMemory(config, arch, arch, { ...o, method: 'full' });
     expect(e.bytes).toBeGreaterThan(28 * 1.2e9);
-    expect(() => ensureFits('distill', e, 24e9)).toThrow(/distill needs about \d+\.\d GB of memory and this machine has 24\.0 GB; the largest part is the child's training state/);
+    expect(() => ensureFits('distill', e, 24e9)).toThrow(/distill needs about \d+\.\d GB of memory and this machine has 24\.0 GB; the largest part is the child's training state.*--method lora/);
+    const lora = distillMemory(config, arch, arch, { ...o, method: 'lora' });
+    expect(lora.bytes).toBeLessThan(8e9);
+    // At 1B the before/after comparison is the larger phase: the parent's distribution on the evaluation tokens counts.
+    expect(distillMemory(config, arch, arch, { ...o, method: 'lora', evalTokens: 4096 }).bytes - distillMemory(config, arch, arch, { ...o, method: 'lora', evalTokens: 2048 }).bytes).toBe(2048 * V * 4);
   });
 
   it('TESSERA_MEMORY_GB sets the memory a command must fit in; nonsense is refused by name', () => {

@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_TOKENS } from '../bld/data.js';
 import { RIDGE_GRID, type ChannelRanking } from '../bld/derive.js';
 import { score, type ScoreOptions, type ScoreResult } from '../bld/score.js';
-import { checkpointDirOf, DISTILL_DEFAULTS, distillChild, distillSolution, parseLoss } from '../distill/distill.js';
+import { checkpointDirOf, defaultDistillMethod, DISTILL_DEFAULTS, distillChild, distillSolution, FULL_DISTILLATION_MOST_PARAMS, parseLoss, type DistillMethod } from '../distill/distill.js';
+import { LORA_DEFAULTS } from '../train/lora.js';
 import type { DistillationRecord } from '../export/provenance.js';
 import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
 import { deciCaveats, exportSolution } from '../export/export.js';
@@ -250,22 +251,28 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--tokens <n>', 'training tokens', positiveInt('--tokens'), 100_000)
     .requiredOption('--out <dir>', 'the distilled child\'s directory (default format: as tessera export writes)')
     .option('--loss <terms>', 'kl, cosine, lm, joined by + with optional =weight', 'kl+cosine')
-    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay; default 2e-3 × (64 / hidden)², at least 1e-4)', positiveNumber('--lr'))
+    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay; default 2e-3 × (64 / hidden)², at least 1e-4; through adapters at least 1e-3)', positiveNumber('--lr'))
     .option('--warmup <steps>', 'warm-up steps', nonNegativeInt('--warmup'), DISTILL_DEFAULTS.warmup)
     .option('--batch <n>', 'windows per step', positiveInt('--batch'), DISTILL_DEFAULTS.batch)
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), DISTILL_DEFAULTS.seqLen)
     .option('--clip <x>', 'maximum global gradient norm', positiveNumber('--clip'), DISTILL_DEFAULTS.clip)
     .option('--seed <n>', 'seed of the batch order', nonNegativeInt('--seed'), DISTILL_DEFAULTS.seed)
     .option('--checkpoint-every <steps>', 'steps between checkpoints (an interrupted run resumes from the latest)', positiveInt('--checkpoint-every'), DISTILL_DEFAULTS.checkpointEvery)
-    .option('--eval-tokens <n>', 'unseen tokens for the before/after comparison', positiveInt('--eval-tokens'), DISTILL_DEFAULTS.evalTokens)
+    .option('--eval-tokens <n>', 'unseen tokens for the before/after comparison (default: 4096 up to 0.5B parameters, 2048 up to 3B, 1024 above)', positiveInt('--eval-tokens'))
+    .addOption(new Option('--method <how>', `train every weight (full) or low-rank adapters on the frozen child, merged when written (lora); default: full up to ${FULL_DISTILLATION_MOST_PARAMS / 1e6}M parameters, lora above`).choices(['full', 'lora']))
+    .option('--rank <r>', 'adapter rank (--method lora)', positiveInt('--rank'), LORA_DEFAULTS.rank)
+    .option('--alpha <x>', 'adapter scale α: an adapter adds (α / rank)·B·A (--method lora)', positiveNumber('--alpha'), LORA_DEFAULTS.alpha)
     .addOption(threadsOption()).addOption(stageOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr?: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens: number; threads: number; stageMb: number }) => {
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; out: string; loss: string; lr?: number; warmup: number; batch: number; seqLen: number; clip: number; seed: number; checkpointEvery: number; evalTokens?: number; method?: DistillMethod; rank: number; alpha: number; threads: number; stageMb: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
       const parent = openCheckpoint(parentDir);
-      ensureFits('distill', distillMemory(parent.config, parent.architecture, readModelSpec(dir).architecture, { seqLen: f.seqLen, batch: f.batch }));
+      const child = readModelSpec(dir);
+      const method = f.method ?? defaultDistillMethod(child.config, child.architecture);
+      const lora = { rank: f.rank, alpha: f.alpha };
+      ensureFits('distill', distillMemory(parent.config, parent.architecture, child.architecture, { seqLen: f.seqLen, batch: f.batch, method, lora, stageBytes: f.stageMb * 2 ** 20 }));
       const r = await interruptibly((signal) => distillChild(dir, parent, f.out, {
         data: f.data, tokens: f.tokens, loss: parseLoss(f.loss), lr: f.lr, warmup: f.warmup, batch: f.batch, seqLen: f.seqLen, clip: f.clip, seed: f.seed,
-        checkpointEvery: f.checkpointEvery, evalTokens: f.evalTokens, runtime: runtimeOf(f), reporter: cliReporter(print), signal,
+        checkpointEvery: f.checkpointEvery, evalTokens: f.evalTokens, method, lora, runtime: runtimeOf(f), reporter: cliReporter(print), signal,
       }), 'stopping after this step; run the same command again to resume');
       if (r.status === 'interrupted') {
         print(`stopped after step ${r.steps}; the checkpoint is in ${checkpointDirOf(f.out)}`);

@@ -5,7 +5,7 @@ import { paragraphs, readText } from '../data/text.js';
 import { refuseExisting, writeModelDirectory } from '../export/model-dir.js';
 import { readProvenance, type ChildProvenance, type DistillationRecord } from '../export/provenance.js';
 import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.js';
-import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.js';
+import { loadCheckpoint, openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { readJsonFile } from '../model/json.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { Runtime } from '../onnx/runtime.js';
@@ -15,6 +15,13 @@ import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import type { ModelConfig } from '../arch/config.js';
+import { modelParams } from '../arch/params.js';
+import type { Architecture } from '../arch/variant.js';
+import { defaultTokens } from '../bld/data.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
+import { distilAdapters } from '../train/adapter-distillation.js';
+import { LORA_DEFAULTS, mergedSource, type LoraSettings } from '../train/lora.js';
+import type { TrainingResult } from '../train/loop.js';
 import type { Run } from '../run/run.js';
 
 export interface DistillOptions {
@@ -30,15 +37,32 @@ export interface DistillOptions {
   readonly clip: number;
   readonly seed: number;
   readonly checkpointEvery: number;
-  /** Unseen tokens on which the child is compared with its parent before and after. */
-  readonly evalTokens: number;
+  /** Unseen tokens on which the child is compared with its parent before and after (default: `defaultTokens`' calibration count for the parent's size). */
+  readonly evalTokens?: number;
+  /** Every weight ('full'), or low-rank adapters on a frozen child ('lora'); default by size (`defaultDistillMethod`). */
+  readonly method?: DistillMethod;
+  /** The adapters' rank and α (method 'lora'). */
+  readonly lora?: LoraSettings;
   readonly runtime: Runtime;
   readonly reporter?: Reporter;
   readonly signal?: AbortSignal;
 }
 
 /** The settings `tessera distill` and `tessera search --distill-tokens` use unless told otherwise. */
-export const DISTILL_DEFAULTS = { warmup: 20, batch: 16, seqLen: 128, clip: 1, seed: 0, checkpointEvery: 50, evalTokens: 4096 } as const;
+export const DISTILL_DEFAULTS = { warmup: 20, batch: 16, seqLen: 128, clip: 1, seed: 0, checkpointEvery: 50 } as const;
+
+export type DistillMethod = 'full' | 'lora';
+
+/**
+ * Children of up to this many parameters train every weight by default. Full training holds 28 bytes a
+ * parameter (weights, gradients, two moments, their next values) and the whole model's activations: 3.8 GB
+ * of state alone at 135M. Larger ones train low-rank adapters a layer at a time, in a few GB at 1B.
+ */
+export const FULL_DISTILLATION_MOST_PARAMS = 50e6;
+
+export function defaultDistillMethod(config: ModelConfig, child: Architecture): DistillMethod {
+  return modelParams(config, child) <= FULL_DISTILLATION_MOST_PARAMS ? 'full' : 'lora';
+}
 
 /**
  * The peak learning rate distillation uses unless told: 2e-3 × (64 / hidden)², at least 1e-4 — Adam's step is
@@ -46,8 +70,10 @@ export const DISTILL_DEFAULTS = { warmup: 20, batch: 16, seqLen: 128, clip: 1, s
  * for stories260K (hidden 64; the PyTorch reference setting) and 5e-4 for babyllama (hidden 128), where 2e-3
  * closes 44% of the NLL gap in 614k tokens and 5e-4 closes 65%; from hidden ≈ 290 on, 1e-4, a usual KD rate.
  */
-export function defaultLearningRate(config: ModelConfig): number {
-  return Math.max(1e-4, 2e-3 * (64 / config.hiddenSize) ** 2);
+export function defaultLearningRate(config: ModelConfig, method: DistillMethod = 'full'): number {
+  const full = Math.max(1e-4, 2e-3 * (64 / config.hiddenSize) ** 2);
+  // Adapters start at zero and move few weights: LoRA recipes train them ~10× faster than full fine-tuning does.
+  return method === 'lora' ? Math.max(1e-3, full) : full;
 }
 
 /** The split of a text: distillation trains on its first 60% of paragraphs and is judged on its last 20%. */
@@ -75,7 +101,12 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   } catch {
     fail(`${out}: cannot write there (${parentOfOut} is not a writable directory); choose another --out`);
   }
-  const child = loadCheckpoint(childDir);
+  const opened = openCheckpoint(childDir);
+  const method = o.method ?? defaultDistillMethod(opened.config, opened.architecture);
+  const lora = o.lora ?? LORA_DEFAULTS;
+  // Full training holds the child in memory; adapters leave it in its files.
+  const loaded = method === 'full' ? loadCheckpoint(childDir) : null;
+  const child: Checkpoint = loaded ?? opened;
   if (child.config.vocabSize !== parent.config.vocabSize || child.config.hiddenSize !== parent.config.hiddenSize) {
     fail(`${childDir}: is not a child of ${parent.dir} (hidden ${child.config.hiddenSize} vs ${parent.config.hiddenSize}, vocab ${child.config.vocabSize} vs ${parent.config.vocabSize})`);
   }
@@ -87,28 +118,48 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   if (trainWindows.count < o.batch) {
     fail(`${o.data}: its first ${Math.round(100 * TRAIN_SHARE)}% holds ${trainWindows.count} windows of ${seqLen} tokens, fewer than one batch of ${o.batch}; use a longer text or a smaller --batch / --seq-len`);
   }
-  const evalWindows = takeWindows(tokenizer, docs, Math.floor(EVAL_FROM * docs.length), file, seqLen, o.evalTokens);
+  const evalWindows = takeWindows(tokenizer, docs, Math.floor(EVAL_FROM * docs.length), file, seqLen, o.evalTokens ?? defaultTokens(parent.config).calibTokens);
   if (evalWindows.count === 0) fail(`${o.data}: its last ${Math.round(100 * (1 - EVAL_FROM))}% holds no window of ${seqLen} tokens to evaluate on`);
   const steps = Math.ceil(o.tokens / (o.batch * seqLen));
-  const lr = o.lr ?? defaultLearningRate(child.config);
+  const lr = o.lr ?? defaultLearningRate(child.config, method);
 
+  // The parent's distribution on the unseen windows is computed for each comparison rather than held through
+  // training: at a real vocabulary it is gigabytes (tokens × vocabulary × 4 bytes).
+  const judge = async (weights: WeightSource) => {
+    const reference = await distributionOn(parent.config, parent.source, evalWindows, seqLen, o.runtime);
+    return { ...(await modelDivergence(child.config, weights, evalWindows.ids, reference, o.runtime)), parentNll: referenceNll(reference) };
+  };
   reporter.stage(`the child against its parent on ${evalWindows.range.tokens} unseen tokens (paragraphs ${evalWindows.range.paragraphs.join('–')}), before distillation`);
-  const reference = await distributionOn(parent.config, parent.source, evalWindows, seqLen, o.runtime);
-  const parentNll = referenceNll(reference);
-  const before = await modelDivergence(child.config, child.weights, evalWindows.ids, reference, o.runtime);
+  const before = await judge(child.source);
+  const parentNll = before.parentNll;
 
-  reporter.stage(`distilling ${child.dir} toward ${parent.dir}: ${steps} steps of ${o.batch} × ${seqLen} tokens (${steps * o.batch * seqLen} tokens) from paragraphs ${trainWindows.range.paragraphs.join('–')}, loss ${describeLoss(o.loss)}`);
+  const how = method === 'full' ? 'every weight' : `rank-${lora.rank} adapters (α ${lora.alpha}) on every linear weight, a layer at a time`;
+  reporter.stage(`distilling ${child.dir} toward ${parent.dir} (${how}): ${steps} steps of ${o.batch} × ${seqLen} tokens (${steps * o.batch * seqLen} tokens) from paragraphs ${trainWindows.range.paragraphs.join('–')}, loss ${describeLoss(o.loss)}`);
   const checkpointDir = checkpointDirOf(out);
-  const identity = sha256(JSON.stringify({ child: child.fingerprint, parent: parent.fingerprint, text: sha256(readFileSync(file)), steps, seqLen, o: { ...o, runtime: undefined, reporter: undefined, signal: undefined } }));
-  const trained = await distil(child.config, child.weights, { config: parent.config, weights: parent.source }, trainWindows, {
+  const identity = sha256(JSON.stringify({ child: child.fingerprint, parent: parent.fingerprint, text: sha256(readFileSync(file)), steps, seqLen, method, o: { ...o, lora: method === 'lora' ? lora : undefined, runtime: undefined, reporter: undefined, signal: undefined } }));
+  const settings = {
     steps, batch: o.batch, seqLen, lr, warmup: o.warmup, clip: o.clip, loss: o.loss, seed: o.seed,
     checkpoint: { every: o.checkpointEvery, dir: checkpointDir, identity }, runtime: o.runtime, reporter, signal: o.signal,
-  });
-  if (trained.status === 'interrupted') return { status: 'interrupted', steps: trained.steps };
+  };
+  const teacher = { config: parent.config, weights: parent.source };
+  let weights: ModelWeights | WeightSource;
+  let losses: TrainingResult['losses'];
+  if (loaded !== null) {
+    const trained = await distil(loaded.config, loaded.weights, teacher, trainWindows, settings);
+    if (trained.status === 'interrupted') return { status: 'interrupted', steps: trained.steps };
+    [weights, losses] = [loaded.weights, trained.losses];
+  } else {
+    const trained = await distilAdapters(child.config, child.source, teacher, trainWindows, { ...settings, lora });
+    if (trained.status === 'interrupted') return { status: 'interrupted', steps: trained.steps };
+    [weights, losses] = [mergedSource(child.source, trained.adapters, lora), trained.losses];
+  }
 
-  const after = await modelDivergence(child.config, child.weights, evalWindows.ids, reference, o.runtime);
+  reporter.stage('the distilled child against its parent on the same unseen tokens');
+  const after = await judge(sourceOf(weights));
   const record: DistillationRecord = {
     from: child.dir,
+    method,
+    ...(method === 'lora' ? { adapters: lora } : {}),
     loss: { ...o.loss },
     tokens: steps * o.batch * seqLen,
     steps,
@@ -138,8 +189,8 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   };
   const configJson = readJsonFile(`${child.dir}/config.json`, 'model config') as Record<string, unknown>;
   const dir = writeModelDirectory(out, {
-    configJson, config: child.config, architecture: child.architecture, weights: child.weights, companionsFrom: child.dir, provenance,
-    extra: { 'distillation.json': { ...record, losses: trained.losses } },
+    configJson, config: child.config, architecture: child.architecture, weights, companionsFrom: child.dir, provenance,
+    extra: { 'distillation.json': { ...record, losses } },
   });
   if (existsSync(checkpointDir)) rmSync(checkpointDir, { recursive: true, force: true });
   return { status: 'complete', dir, record };
@@ -161,7 +212,9 @@ export async function distillSolution(run: Run, id: string, o: DistillOptions): 
 
 function sameSettings(r: DistillationRecord, o: DistillOptions): boolean {
   const steps = Math.ceil(o.tokens / (o.batch * r.seqLen));
-  return JSON.stringify(r.loss) === JSON.stringify(o.loss) && r.steps === steps && r.batch === o.batch && (o.lr === undefined || r.lr === o.lr) && r.warmup === o.warmup && r.seed === o.seed && r.train.file === resolve(o.data);
+  const method = o.method ?? r.method ?? 'full';
+  const lora = o.lora ?? LORA_DEFAULTS;
+  return (r.method ?? 'full') === method && (method === 'full' || JSON.stringify(r.adapters) === JSON.stringify(lora)) && JSON.stringify(r.loss) === JSON.stringify(o.loss) && r.steps === steps && r.batch === o.batch && (o.lr === undefined || r.lr === o.lr) && r.warmup === o.warmup && r.seed === o.seed && r.train.file === resolve(o.data);
 }
 
 export function describeLoss(loss: LossWeights): string {

@@ -24,6 +24,9 @@ export interface ChildProvenance {
 /** A distillation as the child records it. */
 export interface DistillationRecord {
   readonly from: string;
+  /** Every weight trained, or low-rank adapters (merged into the weights written); absent in records before adapters: 'full'. */
+  readonly method?: 'full' | 'lora';
+  readonly adapters?: { readonly rank: number; readonly alpha: number };
   readonly loss: Readonly<Record<string, number>>;
   readonly tokens: number;
   readonly steps: number;

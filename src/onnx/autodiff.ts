@@ -82,6 +82,15 @@ const RULES: Record<string, Rule> = {
     }
     return [da, db];
   },
+  // Y = A·B (either transposed by its flag), two operands, unit scale: dA = dY·Bᵀ and dB = Aᵀ·dY, in Gemm's own flags.
+  Gemm: (d, n, [dy], needs) => {
+    const [a, b] = n.inputs;
+    const [ta, tb] = [n.attrs.transA ?? 0, n.attrs.transB ?? 0];
+    if (n.inputs.length > 2 || (n.attrs.alpha ?? 1) !== 1) throw new Error('Gemm is differentiated without a bias and at unit scale only');
+    const da = !needs(0) ? null : ta === 1 ? d.g.node('Gemm', [b, dy!], { transA: tb, transB: 1 }) : d.g.node('Gemm', [dy!, b], { transB: tb === 1 ? 0 : 1 });
+    const db = !needs(1) ? null : tb === 1 ? d.g.node('Gemm', [dy!, a], { transA: 1, transB: ta }) : d.g.node('Gemm', [a, dy!], { transA: ta === 1 ? 0 : 1 });
+    return [da, db];
+  },
   ReduceMean: unary((d, n, dy) => {
     const [sx, sy] = [d.shape(n.inputs[0]), d.shape(n.outputs[0])];
     return d.g.node('Expand', [d.g.node('Mul', [keptDims(d, dy, sy, sx, n), d.g.float(numel(sy) / numel(sx))]), d.ints(sx)]);

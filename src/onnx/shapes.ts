@@ -82,6 +82,14 @@ function nodeShapes(node: GraphNode, shapeOf: (n: string) => Shape, constant: (n
       if (x[x.length - 1] !== b[b.length - 2]) throw new Error(`MatMul [${x}] × [${b}]`);
       return [[...broadcast(x.slice(0, -2), b.slice(0, -2)), x[x.length - 2], b[b.length - 1]]];
     }
+    case 'Gemm': {
+      // Two operands, no bias: what the LM head's product uses (A [n, k] · B [k, m], or Bᵀ with transB).
+      const b = shapeOf(node.inputs[1]);
+      const [n, k] = attr(node, 'transA', 0) === 1 ? [x[1], x[0]] : [x[0], x[1]];
+      const [k2, m] = attr(node, 'transB', 0) === 1 ? [b[1], b[0]] : [b[0], b[1]];
+      if (node.inputs.length > 2 || k !== k2) throw new Error(`Gemm [${x}] × [${b}] (bias-free, matching inner dimensions)`);
+      return [[n, m]];
+    }
     case 'Gather': {
       const axis = normalise(attr(node, 'axis', 0) as number, x.length);
       return [[...x.slice(0, axis), ...shapeOf(node.inputs[1]), ...x.slice(axis + 1)]];

@@ -4,6 +4,8 @@ import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
 import { modelParams } from '../arch/params.js';
 import { batchTokensFor } from '../lm/divergence.js';
+import { defaultTokens } from '../bld/data.js';
+import { headChunkWindows } from '../train/adapter-distillation.js';
 import type { WeightSource } from '../model/weights.js';
 import { endBytes, planStages, suffixCacheBytes } from '../onnx/staged.js';
 import { fail } from '../util/errors.js';
@@ -104,22 +106,56 @@ export function evaluateMemory(config: ModelConfig, architecture: Architecture, 
 }
 
 /**
- * distill: the child trains in float32 with AdamW: weights, gradients and two moments, and the step's
- * updated weights and moments as outputs before they replace the inputs (28 bytes a parameter); the parent
- * runs whole beside it as the teacher (its float32 weights); each step holds the activations kept for the
- * backward pass and about five copies of a batch's logits (the teacher's, their feed, the child's own).
+ * distill. Every weight ('full'): the child trains in float32 with AdamW: weights, gradients and two moments,
+ * and the step's updated weights and moments as outputs before they replace the inputs (28 bytes a parameter);
+ * the parent runs whole beside it as the teacher (its float32 weights); each step holds the activations kept
+ * for the backward pass and about five copies of a batch's logits (the teacher's, their feed, the child's own).
+ * Adapters ('lora'): the embedding (and an untied head) in float32, one layer at a time as it is computed (4 ×
+ * its float32 weights: as read, transposed, adapted, its gradient) with its activations, both models' residual
+ * streams between layers, a head chunk's logits 8 times and the adapters' training state (24 bytes an entry) —
+ * or, when larger, the before/after comparison: a staged forward and the parent's distribution on the
+ * evaluation tokens.
  */
-export function distillMemory(config: ModelConfig, parent: Architecture, child: Architecture, o: { batch: number; seqLen: number }): MemoryEstimate {
+export function distillMemory(
+  config: ModelConfig,
+  parent: Architecture,
+  child: Architecture,
+  o: { batch: number; seqLen: number; method: 'full' | 'lora'; lora: { rank: number }; stageBytes: number; evalTokens?: number },
+): MemoryEstimate {
   const tokens = o.batch * o.seqLen;
-  const perLayer = (10 * config.hiddenSize + 3 * config.intermediateSize) * F32;
-  const parts = [
+  const E = config.hiddenSize;
+  const V = config.vocabSize;
+  const I = config.intermediateSize;
+  const activations = tokens * (10 * E + 3 * I) * F32;
+  if (o.method === 'full') {
+    const parts = [
+      { what: 'Node and onnxruntime', bytes: BASE_BYTES },
+      { what: "the child's training state (28 bytes × its parameters)", bytes: 28 * modelParams(config, child) },
+      { what: 'the parent as teacher (its float32 weights)', bytes: F32 * modelParams(config, parent) },
+      { what: 'activations kept for the backward pass', bytes: child.length * activations },
+      { what: "a batch's logits, 5 copies", bytes: 5 * tokens * V * F32 },
+    ];
+    return { bytes: total(parts), parts, knobs: '--method lora (adapters on a frozen child, a layer at a time), --batch (fewer windows a step)' };
+  }
+  const [q, kv] = [config.numHeads * config.headDim, config.numKvHeads * config.headDim];
+  const layerWeights = (E * (2 * q + 2 * kv) + 3 * E * I) * F32;
+  const adapterEntries = o.lora.rank * child.length * (7 * E + 2 * q + 2 * kv + 3 * I);
+  const rows = headChunkWindows(o.batch, o.seqLen, V) * o.seqLen;
+  const training = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
-    { what: "the child's training state (28 bytes × its parameters)", bytes: 28 * modelParams(config, child) },
-    { what: "the parent as teacher (its float32 weights)", bytes: F32 * modelParams(config, parent) },
-    { what: 'activations kept for the backward pass', bytes: tokens * child.length * perLayer },
-    { what: "a batch's logits, 5 copies", bytes: 5 * tokens * config.vocabSize * F32 },
+    { what: `the embedding${config.tieEmbeddings ? '' : ' and the LM head'} in float32`, bytes: (config.tieEmbeddings ? 1 : 2) * V * E * F32 },
+    { what: 'one layer as it is computed (4 × its float32 weights) and its activations', bytes: 4 * layerWeights + activations },
+    { what: "both models' residual streams between layers", bytes: 2 * (child.length + 1) * tokens * E * F32 },
+    { what: "a head chunk's logits, 8 copies", bytes: 8 * rows * V * F32 },
+    { what: "the adapters' training state (24 bytes an entry)", bytes: 24 * adapterEntries },
   ];
-  return { bytes: total(parts), parts, knobs: '--batch (fewer windows a step); the training state and the teacher do not shrink: a child this size needs a machine with this much memory' };
+  const evalTokens = o.evalTokens ?? defaultTokens(config).calibTokens;
+  const comparison = [
+    ...forwardMemory(config, parent, { stageBytes: o.stageBytes, seqLen: o.seqLen }).parts,
+    { what: "the parent's distribution on the evaluation tokens (tokens × vocabulary × 4)", bytes: evalTokens * V * F32 },
+  ];
+  const parts = total(training) > total(comparison) ? training : comparison;
+  return { bytes: total(parts), parts, knobs: '--batch (fewer windows a step), --eval-tokens (fewer), --stage-mb (smaller stages)' };
 }
 
 /**

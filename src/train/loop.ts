@@ -9,7 +9,7 @@ import { silent, type Reporter } from '../util/reporter.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { LOSS, lossTerm, type TrainingGraph } from './graph.js';
-import { adamWScalars, adamWState, learningRate, OPTIMIZER, type AdamWState } from './optimizer.js';
+import { adamWScalars, adamWState, learningRate, OPTIMIZER, type AdamWScalars, type AdamWState } from './optimizer.js';
 
 export interface TrainingOptions {
   readonly steps: number;
@@ -108,6 +108,21 @@ function loadCheckpoint(dir: string, identity: string, keys: readonly string[], 
 /** What one step trains on: the training graph's inputs other than its weights (ids, targets), for step `step`. */
 export type StepInputs = (step: number) => Promise<Record<string, ort.Tensor>>;
 
+/** The weights and optimizer moments a step starts from; a step returns the next ones (new arrays or these, updated). */
+export interface OptimizerState {
+  readonly weights: readonly Float32Array[];
+  readonly m: readonly Float32Array[];
+  readonly v: readonly Float32Array[];
+}
+
+/** What the training loop drives: the weights it trains (keys and shapes) and one AdamW step of them. */
+export interface Trainer {
+  readonly keys: readonly string[];
+  readonly shapes: readonly (readonly number[])[];
+  readonly terms: readonly string[];
+  step(step: number, scalars: AdamWScalars, state: OptimizerState): Promise<OptimizerState & { readonly loss: number; readonly terms: Readonly<Record<string, number>> }>;
+}
+
 /**
  * Trains the weights of a training graph in place: each step feeds the step's inputs and the current weights,
  * reads the loss and every gradient, clips them, and takes an AdamW step under warm-up and cosine decay. With
@@ -116,57 +131,82 @@ export type StepInputs = (step: number) => Promise<Record<string, ort.Tensor>>;
  */
 export async function optimize(training: TrainingGraph, inputs: StepInputs, o: TrainingOptions): Promise<TrainingResult> {
   if (training.optimizer === null) throw new Error('optimize() needs a training graph that takes the optimizer step');
-  const reporter = o.reporter ?? silent;
   const keys = [...training.weights.keys()];
   const tensors = keys.map((k) => training.weights.get(k)!);
-  // The weights being trained: the graph returns new arrays each step, which replace these.
-  const current = tensors.map((t) => t.data);
-  const adam = adamWState(current.map((p) => p.length));
+  const session = await o.runtime.session(training.graph);
+  try {
+    const trainer: Trainer = {
+      keys,
+      shapes: tensors.map((t) => t.shape),
+      terms: training.terms,
+      step: async (step, scalars, state) => {
+        const feeds = await inputs(step);
+        feeds[OPTIMIZER.lr] = float32Tensor(Float32Array.of(scalars.lr), []);
+        feeds[OPTIMIZER.c1] = float32Tensor(Float32Array.of(scalars.c1), []);
+        feeds[OPTIMIZER.c2] = float32Tensor(Float32Array.of(scalars.c2), []);
+        keys.forEach((k, i) => {
+          feeds[k] = float32Tensor(state.weights[i], tensors[i].shape);
+          feeds[OPTIMIZER.moment('m', k)] = float32Tensor(state.m[i], tensors[i].shape);
+          feeds[OPTIMIZER.moment('v', k)] = float32Tensor(state.v[i], tensors[i].shape);
+        });
+        const out = await session.run(feeds);
+        return {
+          weights: keys.map((k) => out[OPTIMIZER.next(k)].data as Float32Array),
+          m: keys.map((k) => out[OPTIMIZER.nextMoment('m', k)].data as Float32Array),
+          v: keys.map((k) => out[OPTIMIZER.nextMoment('v', k)].data as Float32Array),
+          loss: out[LOSS].data[0] as number,
+          terms: Object.fromEntries(training.terms.map((t) => [t, out[lossTerm(t)].data[0] as number])),
+        };
+      },
+    };
+    const r = await train(trainer, tensors.map((t) => t.data), o);
+    // The trained values back into the weights the caller holds.
+    if (r.status === 'complete') tensors.forEach((t, i) => t.data.set(r.weights[i]));
+    return r;
+  } finally {
+    await session.release();
+  }
+}
+
+/**
+ * The training loop: AdamW steps of a trainer from weights `initial` under warm-up and cosine decay. With
+ * `checkpoint`, it saves every `every` steps (and when interrupted); a rerun resumes from the latest and ends
+ * with the same weights, bit for bit, as a run never interrupted. Returns the weights after the last step.
+ */
+export async function train(trainer: Trainer, initial: readonly Float32Array[], o: TrainingOptions): Promise<TrainingResult & { readonly weights: readonly Float32Array[] }> {
+  const reporter = o.reporter ?? silent;
+  const { keys, shapes } = trainer;
+  // The caller's arrays, until the first step returns new ones (a resumed checkpoint is read into them).
+  const weights: Float32Array[] = [...initial];
+  const adam = adamWState(weights.map((p) => p.length));
   let resumed: Checkpoint | null = null;
   if (o.checkpoint !== undefined) {
     mkdirSync(o.checkpoint.dir, { recursive: true });
-    resumed = loadCheckpoint(o.checkpoint.dir, o.checkpoint.identity, keys, current, adam);
+    resumed = loadCheckpoint(o.checkpoint.dir, o.checkpoint.identity, keys, weights, adam);
   }
   const losses = [...(resumed?.losses ?? [])];
   const first = resumed?.step ?? 0;
   if (first > 0) reporter.stage(`resuming from the checkpoint at step ${first} of ${o.steps} (${basename(o.checkpoint!.dir)})`);
   const checkpoint = (step: number) => {
-    if (o.checkpoint !== undefined) saveCheckpoint(o.checkpoint.dir, step, keys, current.map((data, i) => ({ data, shape: tensors[i].shape })), adam, { format: 'tessera-training-checkpoint', identity: o.checkpoint.identity, step, losses });
+    if (o.checkpoint !== undefined) saveCheckpoint(o.checkpoint.dir, step, keys, weights.map((data, i) => ({ data, shape: shapes[i] })), adam, { format: 'tessera-training-checkpoint', identity: o.checkpoint.identity, step, losses });
   };
-  const session = await o.runtime.session(training.graph);
   const progress = reporter.progress(o.progressLabel ?? 'training steps');
   let step = first;
-  try {
-    for (; step < o.steps; step++) {
-      if (o.signal?.aborted) {
-        checkpoint(step);
-        return { status: 'interrupted', steps: step, resumedFrom: first, losses };
-      }
-      const feeds = await inputs(step);
-      const scalars = adamWScalars(step, learningRate(step, o.lr, o.warmup, o.steps));
-      feeds[OPTIMIZER.lr] = float32Tensor(Float32Array.of(scalars.lr), []);
-      feeds[OPTIMIZER.c1] = float32Tensor(Float32Array.of(scalars.c1), []);
-      feeds[OPTIMIZER.c2] = float32Tensor(Float32Array.of(scalars.c2), []);
-      keys.forEach((k, i) => {
-        feeds[k] = float32Tensor(current[i], tensors[i].shape);
-        feeds[OPTIMIZER.moment('m', k)] = float32Tensor(adam.m[i], tensors[i].shape);
-        feeds[OPTIMIZER.moment('v', k)] = float32Tensor(adam.v[i], tensors[i].shape);
-      });
-      const out = await session.run(feeds);
-      keys.forEach((k, i) => {
-        current[i] = out[OPTIMIZER.next(k)].data as Float32Array;
-        adam.m[i] = out[OPTIMIZER.nextMoment('m', k)].data as Float32Array;
-        adam.v[i] = out[OPTIMIZER.nextMoment('v', k)].data as Float32Array;
-      });
-      adam.step = step + 1;
-      losses.push({ step, loss: out[LOSS].data[0] as number, terms: Object.fromEntries(training.terms.map((t) => [t, out[lossTerm(t)].data[0] as number])) });
-      progress(step + 1, o.steps);
-      if (o.checkpoint !== undefined && (step + 1) % o.checkpoint.every === 0 && step + 1 < o.steps) checkpoint(step + 1);
+  for (; step < o.steps; step++) {
+    if (o.signal?.aborted) {
+      checkpoint(step);
+      return { status: 'interrupted', steps: step, resumedFrom: first, losses, weights };
     }
-  } finally {
-    await session.release();
+    const next = await trainer.step(step, adamWScalars(step, learningRate(step, o.lr, o.warmup, o.steps)), { weights, m: adam.m, v: adam.v });
+    keys.forEach((_, i) => {
+      weights[i] = next.weights[i];
+      adam.m[i] = next.m[i];
+      adam.v[i] = next.v[i];
+    });
+    adam.step = step + 1;
+    losses.push({ step, loss: next.loss, terms: next.terms });
+    progress(step + 1, o.steps);
+    if (o.checkpoint !== undefined && (step + 1) % o.checkpoint.every === 0 && step + 1 < o.steps) checkpoint(step + 1);
   }
-  // The trained values back into the weights the caller holds.
-  tensors.forEach((t, i) => t.data.set(current[i]));
-  return { status: 'complete', steps: step, resumedFrom: first, losses };
+  return { status: 'complete', steps: step, resumedFrom: first, losses, weights };
 }

@@ -40,8 +40,15 @@ export function adamWState(sizes: readonly number[]): AdamWState {
   return { step: 0, m: sizes.map((n) => new Float32Array(n)), v: sizes.map((n) => new Float32Array(n)) };
 }
 
+/** What one update needs besides the gradients: the learning rate and the bias corrections of its step. */
+export interface AdamWScalars {
+  readonly lr: number;
+  readonly c1: number;
+  readonly c2: number;
+}
+
 /** The scalars of update number `step` (0-based) at learning rate `lr`. */
-export function adamWScalars(step: number, lr: number, s: AdamWSettings = ADAMW_DEFAULTS): { lr: number; c1: number; c2: number } {
+export function adamWScalars(step: number, lr: number, s: AdamWSettings = ADAMW_DEFAULTS): AdamWScalars {
   return { lr, c1: 1 - s.beta1 ** (step + 1), c2: 1 - s.beta2 ** (step + 1) };
 }
 
