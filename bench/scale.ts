@@ -3,11 +3,12 @@
  * Llama-3.2-1B and Llama-3.1-8B with seeded random bf16 weights and their real config.json — each command in a
  * fresh process under /usr/bin/time -v, as a user would run it. Writes results/bench-scale.{json,md}.
  *
- *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [--parts basic,score,pipeline] [--scratch DIR]
+ *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [--parts basic,score,pipeline,distill] [--scratch DIR]
  *                         [--score-seconds 900] [--no-perplexity] [--render]
  *
  * Parts: basic (inspect, cost, perplexity), score (the whole library at default settings; at 1B also two workers
- * against one), pipeline (a depth-space library, solve, export, evaluate, distill). Rows not measured in this
+ * against one), pipeline (a depth-space library, solve, export, evaluate, distill), distill (the distill row alone,
+ * on the child a pipeline part exported before: `distill --tokens 4096` at default settings). Rows not measured in this
  * invocation are kept from results/bench-scale.json (each row is one shape, command and its options); --render
  * measures nothing and writes the tables again.
  *
@@ -118,6 +119,7 @@ function benchShape(shape: ModelShape): Measured[] {
   }
   if (parts.has('score')) rows.push(...scoreRows(shape, dir));
   if (parts.has('pipeline') && !big) rows.push(...pipelineRows(shape, dir));
+  else if (parts.has('distill') && !big) rows.push(...distillRows(shape));
   return rows;
 }
 
@@ -160,8 +162,25 @@ function pipelineRows(shape: ModelShape, dir: string): Measured[] {
   rows.push(measure(shape.name, 'export', [join(solutions, sol)], 3600));
   const child = join(run, 'children', sol);
   rows.push(measure(shape.name, 'evaluate', [child, '--data', TEXT, '--tokens', shape.name.includes('135M') ? '2048' : '1024', '--prompts', '1', '--repeats', '1'], 5400));
-  rows.push(measure(shape.name, 'distill', [child, '--data', TEXT, '--tokens', '4096', '--out', join(scratch, `${shape.name}-kd`)], 5400));
+  rows.push(distillRow(shape, child));
   return rows;
+}
+
+function distillRow(shape: ModelShape, child: string): Measured {
+  const out = join(scratch, `${shape.name}-kd`);
+  rmSync(out, { recursive: true, force: true });
+  return measure(shape.name, 'distill', [child, '--data', TEXT, '--tokens', '4096', '--out', out], 5400);
+}
+
+/** The distill row alone, on the child an earlier pipeline part exported. */
+function distillRows(shape: ModelShape): Measured[] {
+  const children = join(scratch, `${shape.name}-depth`, 'children');
+  const child = existsSync(children) ? readdirSync(children).filter((c) => !c.endsWith('-kd'))[0] : undefined;
+  if (child === undefined) {
+    console.error(`${shape.name}: no exported child in ${children}; run the pipeline part first`);
+    return [];
+  }
+  return [distillRow(shape, join(children, child))];
 }
 
 /** A command's options as a reader wants them: flags and numbers, not the paths. */

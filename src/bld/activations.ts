@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import { SUB_BLOCKS, type SubBlock } from '../arch/variant.js';
@@ -8,7 +8,7 @@ import type { WeightSource } from '../model/weights.js';
 import { subBlockTaps, tapName, type TapSite } from '../onnx/emit.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { runStaged } from '../onnx/staged.js';
-import { writeJsonAtomic } from '../util/atomic.js';
+import { atomicFile, writeJsonAtomic, type AtomicFile } from '../util/atomic.js';
 
 /** A sub-block's input and output (what it adds to the residual stream) over every token of a window set, each [tokens, hidden]. */
 export interface SubBlockActivations {
@@ -91,8 +91,7 @@ export async function computeActivations(config: ModelConfig, source: WeightSour
   const batches = [...windowBatches(set.count, seqLen, withLogprobs ? batchTokensFor(V, seqLen) : 2048)];
   // Per layer, [attention in, attention out, ffn in, ffn out], each [tokens, hidden]: every batch's rows are
   // written in place as they arrive (a no-op's outputs stay zeros), the file renamed once the last has passed.
-  const open = new Map<number, number>();
-  const partial = (i: number) => `${layerFile(dir, i)}.partial`;
+  const open = new Map<number, AtomicFile>();
   const taps = Array.from({ length: L }, (_, i) => i).flatMap(subBlockTaps);
   try {
     await runStaged(
@@ -118,26 +117,21 @@ export async function computeActivations(config: ModelConfig, source: WeightSour
         const layersHere = new Set([...got.keys()].map((name) => Number(name.split('.').pop())));
         for (const i of layersHere) {
           if (i >= L) continue;
-          let fd = open.get(i);
-          if (fd === undefined) {
-            open.set(i, (fd = openSync(partial(i), 'w')));
-            ftruncateSync(fd, 4 * tokens * E * 4);
-          }
+          let file = open.get(i);
+          if (file === undefined) open.set(i, (file = atomicFile(layerFile(dir, i), { size: 4 * tokens * E * 4 })));
           SUB_BLOCKS.forEach((sub, s) => ENDS.forEach((end, e) => {
             const t = got.get(tapName({ layer: i, site: SITES[sub][end] }));
-            if (t !== undefined) writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), 0, t.data.byteLength, ((2 * s + e) * tokens * E + offset) * 4);
+            if (t !== undefined) file.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), ((2 * s + e) * tokens * E + offset) * 4);
           }));
           if (b === batches.length - 1) {
-            fsyncSync(fd);
-            closeSync(fd);
             open.delete(i);
-            renameSync(partial(i), layerFile(dir, i));
+            file.commit();
           }
         }
       },
     );
   } finally {
-    for (const fd of open.values()) closeSync(fd);
+    for (const file of open.values()) file.abort();
   }
   writeJsonAtomic(join(dir, COMPLETE), identity);
   return { files, reference: withLogprobs ? { targets, parentNll: nll.sum / nll.counted } : null };

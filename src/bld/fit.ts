@@ -35,12 +35,6 @@ function transpose(w: Tensor): Matrix {
 /** A ridge system ready to solve for any strength: the [k, m] solution for λ = relativeLambda × trace(XᵀX) / k. */
 type RidgeSystem = (relativeLambda: number) => Promise<Matrix>;
 
-const traceOf = (square: Float32Array, n: number) => {
-  let t = 0;
-  for (let i = 0; i < n; i++) t += square[i * n + i];
-  return t;
-};
-
 /** The primal form from G = XᵀX and C = XᵀY: (G + λI) W = C, a k×k system. */
 function primalSystem(ops: MatrixOps, gram: Float32Array, cross: Matrix): RidgeSystem {
   const k = cross.rows;
@@ -55,12 +49,8 @@ function primalSystem(ops: MatrixOps, gram: Float32Array, cross: Matrix): RidgeS
 async function dualSystem(ops: MatrixOps, x: Matrix, y: Matrix): Promise<RidgeSystem> {
   const n = x.rows;
   const kernel = (await ops.matmulTransB(x, x)).data;
-  const lambdaPerUnit = traceOf(kernel, n) / x.cols;
   return async (relativeLambda) => {
-    const a = Float64Array.from(kernel);
-    const lambda = relativeLambda * lambdaPerUnit + 1e-12;
-    for (let i = 0; i < n; i++) a[i * n + i] += lambda;
-    const z = await blockedCholeskySolve(ops, await blockedCholesky(ops, a, n), n, y);
+    const z = await blockedCholeskySolve(ops, await blockedCholesky(ops, regularised(kernel, n, relativeLambda, x.cols), n), n, y);
     return ops.matmulTransA(x, z);
   };
 }

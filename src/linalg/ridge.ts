@@ -66,11 +66,14 @@ export function lowerInverse(l: Float64Array, n: number): Float64Array {
   return x;
 }
 
-/** G + λI with λ = `relativeLambda` × the mean diagonal of G (plus a hair, so a zero G stays factorable). */
-export function regularised(gram: ArrayLike<number>, k: number, relativeLambda: number): Float64Array {
+/**
+ * G + λI with λ = `relativeLambda` × trace(G) / `per` (plus a hair, so a zero G stays factorable): by default the
+ * mean diagonal of G; a dual system's kernel XXᵀ passes the primal's k, since trace(XXᵀ) = trace(XᵀX).
+ */
+export function regularised(gram: ArrayLike<number>, k: number, relativeLambda: number, per = k): Float64Array {
   let trace = 0;
   for (let i = 0; i < k; i++) trace += gram[i * k + i];
-  const lambda = relativeLambda * (trace / k) + 1e-12;
+  const lambda = relativeLambda * (trace / per) + 1e-12;
   const a = Float64Array.from(gram);
   for (let i = 0; i < k; i++) a[i * k + i] += lambda;
   return a;

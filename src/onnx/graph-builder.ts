@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, basename, dirname } from 'node:path';
 import onnxProto from 'onnx-proto';
-import { writeFileAtomic } from '../util/atomic.js';
+import { atomicFile, writeFileAtomic, type AtomicFile } from '../util/atomic.js';
 
 const { onnx } = onnxProto;
 type NodeProto = InstanceType<typeof onnx.NodeProto>;
@@ -260,8 +260,7 @@ function markExternal(proto: TensorProto, dataFile: string, offset: number, leng
 /** A graph's external data file, appended to as initializers are added and put in place when the graph is written. */
 class ExternalData {
   private readonly file: string;
-  private readonly partial: string;
-  private fd: number | null;
+  private data: AtomicFile | null;
   private offset = 0;
 
   constructor(
@@ -269,27 +268,20 @@ class ExternalData {
     readonly scratch: boolean,
   ) {
     this.file = `${basename(graphPath)}.data`;
-    this.partial = join(dirname(graphPath), `${this.file}.partial-${process.pid}`);
-    this.fd = openSync(this.partial, 'w');
+    this.data = atomicFile(join(dirname(graphPath), this.file), { scratch });
   }
 
   append(proto: TensorProto, bytes: Uint8Array): void {
-    if (this.fd === null) throw new Error(`${this.graphPath} is already written`);
+    if (this.data === null) throw new Error(`${this.graphPath} is already written`);
     this.offset += alignmentPad(this.offset);
-    writeSync(this.fd, bytes, 0, bytes.byteLength, this.offset);
+    this.data.write(bytes, this.offset);
     markExternal(proto, this.file, this.offset, bytes.byteLength);
     this.offset += bytes.byteLength;
   }
 
   finish(): void {
-    if (this.fd === null) return;
-    try {
-      if (!this.scratch) fsyncSync(this.fd);
-    } finally {
-      closeSync(this.fd);
-      this.fd = null;
-    }
-    renameSync(this.partial, join(dirname(this.graphPath), this.file));
+    this.data?.commit();
+    this.data = null;
   }
 }
 

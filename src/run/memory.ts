@@ -110,8 +110,9 @@ export function evaluateMemory(config: ModelConfig, architecture: Architecture, 
  * and the step's updated weights and moments as outputs before they replace the inputs (28 bytes a parameter);
  * the parent runs whole beside it as the teacher (its float32 weights); each step holds the activations kept
  * for the backward pass and about five copies of a batch's logits (the teacher's, their feed, the child's own).
- * Adapters ('lora'): the embedding (and an untied head) in float32, one layer at a time as it is computed (4 ×
- * its float32 weights: as read, transposed, adapted, its gradient) with its activations, both models' residual
+ * Adapters ('lora'): the embedding (and an untied head) in float32, twice (the parent's, and the child's read to
+ * find it the same), one layer at a time as it is computed (6 × its float32 weights: as read, transposed, adapted,
+ * its gradient, and the last layer's arrays not yet collected — measured at the 1B shape) with its activations, both models' residual
  * streams between layers, a head chunk's logits 8 times and the adapters' training state (24 bytes an entry) —
  * or, when larger, the before/after comparison: a staged forward and the parent's distribution on the
  * evaluation tokens.
@@ -143,8 +144,8 @@ export function distillMemory(
   const rows = headChunkWindows(o.batch, o.seqLen, V) * o.seqLen;
   const training = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
-    { what: `the embedding${config.tieEmbeddings ? '' : ' and the LM head'} in float32`, bytes: (config.tieEmbeddings ? 1 : 2) * V * E * F32 },
-    { what: 'one layer as it is computed (4 × its float32 weights) and its activations', bytes: 4 * layerWeights + activations },
+    { what: `the embedding${config.tieEmbeddings ? '' : ' and the LM head'} in float32, the parent's and the child's (read to find them equal)`, bytes: 2 * (config.tieEmbeddings ? 1 : 2) * V * E * F32 },
+    { what: 'one layer as it is computed (6 × its float32 weights, as measured at 1B) and its activations', bytes: 6 * layerWeights + activations },
     { what: "both models' residual streams between layers", bytes: 2 * (child.length + 1) * tokens * E * F32 },
     { what: "a head chunk's logits, 8 copies", bytes: 8 * rows * V * F32 },
     { what: "the adapters' training state (24 bytes an entry)", bytes: 24 * adapterEntries },

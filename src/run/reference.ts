@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { sha256 } from '../util/hash.js';
 import type { ReferenceDistribution } from '../lm/divergence.js';
 import { nextTokens } from '../lm/divergence.js';
 import { isObject } from '../model/json.js';
-import { writeJsonAtomic } from '../util/atomic.js';
+import { atomicFile, writeJsonAtomic } from '../util/atomic.js';
 import type { RunPaths } from './paths.js';
 
 /** What `reference.f32` holds, and what it was computed from: checked by hash before it is trusted. */
@@ -87,34 +87,23 @@ export interface ReferenceWriter {
  * gigabytes for a real vocabulary, and no process needs it whole — hashed on the way for its record.
  */
 export function referenceWriter(paths: RunPaths, shape: { readonly windows: number; readonly seqLen: number; readonly vocab: number }, ids: Int32Array, parentFingerprint: string): ReferenceWriter {
-  const partial = `${paths.referenceData}.partial`;
-  const fd = openSync(partial, 'w');
+  const file = atomicFile(paths.referenceData);
   const hash = createHash('sha256');
   let rows = 0;
-  let closed = false;
-  const close = () => {
-    if (!closed) closeSync(fd);
-    closed = true;
-  };
   return {
     write(data) {
-      writeAll(fd, bytesOf(data));
+      file.write(bytesOf(data));
       hash.update(bytesOf(data));
       rows += data.length / shape.vocab;
     },
     finish(parentNll) {
       if (rows !== shape.windows * shape.seqLen) throw new Error(`${paths.referenceData}: ${rows} rows written of ${shape.windows * shape.seqLen}`);
-      fsyncSync(fd);
-      close();
-      renameSync(partial, paths.referenceData);
+      file.commit();
       const { windows, seqLen, vocab } = shape;
       const record: ReferenceRecord = { format: 'tessera-reference', version: 1, windows, seqLen, vocab, idsSha256: sha256(bytesOf(ids)), parentFingerprint, logprobsSha256: hash.digest('hex'), ...(parentNll !== undefined ? { parentNll } : {}) };
       writeJsonAtomic(paths.referenceRecord, record);
     },
-    abort() {
-      close();
-      rmSync(partial, { force: true });
-    },
+    abort: () => file.abort(),
   };
 }
 
@@ -128,8 +117,4 @@ export function storeReference(paths: RunPaths, ref: ReferenceDistribution, ids:
     writer.abort();
     throw e;
   }
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
 }

@@ -1,29 +1,69 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
- * Writes a file under a temporary name and renames it into place, so a killed process never
- * leaves a half-written file that a later run would trust. Chunks may be produced one at a time
- * (a generator), so a file larger than memory is written without holding it.
+ * A file written under a temporary name beside its path and renamed into place by `commit`, so a killed process
+ * never leaves a half-written file that a later run would trust. Bytes are appended, or written at a position
+ * (a file of known `size`, filled out of order); `scratch` files (only ever opened by this process) skip the fsync.
  */
-export function writeFileAtomic(path: string, chunks: string | Uint8Array | Iterable<Uint8Array>): void {
+export interface AtomicFile {
+  write(bytes: Uint8Array, position?: number): void;
+  /** Bytes appended so far (the end of the file for appends). */
+  readonly length: number;
+  commit(): void;
+  /** Removes what was written; the path is untouched. */
+  abort(): void;
+}
+
+export function atomicFile(path: string, o: { size?: number; scratch?: boolean } = {}): AtomicFile {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.${process.pid}.tmp`;
-  const parts: Iterable<Uint8Array> = typeof chunks === 'string' ? [Buffer.from(chunks)] : chunks instanceof Uint8Array ? [chunks] : chunks;
   const fd = openSync(tmp, 'w');
+  if (o.size !== undefined) ftruncateSync(fd, o.size);
+  let open = true;
+  let length = 0;
+  const close = () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
+  return {
+    write(bytes, position) {
+      if (!open) throw new Error(`${path}: already committed or aborted`);
+      for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done, position === undefined ? null : position + done);
+      if (position === undefined) length += bytes.byteLength;
+    },
+    get length() {
+      return length;
+    },
+    commit() {
+      try {
+        if (!o.scratch) fsyncSync(fd);
+      } finally {
+        close();
+      }
+      renameSync(tmp, path);
+    },
+    abort() {
+      close();
+      rmSync(tmp, { force: true });
+    },
+  };
+}
+
+/**
+ * Writes a whole file atomically (see `atomicFile`). Chunks may be produced one at a time (a generator), so a
+ * file larger than memory is written without holding it.
+ */
+export function writeFileAtomic(path: string, chunks: string | Uint8Array | Iterable<Uint8Array>): void {
+  const parts: Iterable<Uint8Array> = typeof chunks === 'string' ? [Buffer.from(chunks)] : chunks instanceof Uint8Array ? [chunks] : chunks;
+  const file = atomicFile(path);
   try {
-    for (const part of parts) {
-      let offset = 0;
-      while (offset < part.byteLength) offset += writeSync(fd, part, offset, part.byteLength - offset);
-    }
-    fsyncSync(fd);
+    for (const part of parts) file.write(part);
   } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
+    file.abort();
     throw e;
   }
-  closeSync(fd);
-  renameSync(tmp, path);
+  file.commit();
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
