@@ -23,10 +23,12 @@ describe('DeciLM block_configs', () => {
       { attention: { kind: 'noop' }, ffn: { kind: 'noop' } },
     ];
     const blocks = toDeciBlockConfigs(config, arch);
-    expect(blocks[0]).toEqual({ attention: { n_heads_in_group: 8, no_op: false, replace_with_linear: false }, ffn: { ffn_mult: 5.25, no_op: false, replace_with_linear: false } });
+    // Every key of NVIDIA's block_config.py, as the published configs list them (Super-49B's first block).
+    const rest = { num_sink_tokens: null, sparsify: null, unshifted_sink: false, use_prefill_window_in_sink_attention: false, window_length: null };
+    expect(blocks[0]).toEqual({ attention: { n_heads_in_group: 8, no_op: false, replace_with_linear: false, ...rest }, ffn: { ffn_mult: 5.25, no_op: false, replace_with_linear: false, sparsify: null } });
     expect(blocks[1].attention.n_heads_in_group).toBe(64);
-    expect(blocks[1].ffn).toEqual({ intermediate_size: 3000, no_op: false, replace_with_linear: false });
-    expect(blocks[2]).toEqual({ attention: { n_heads_in_group: null, no_op: false, replace_with_linear: true }, ffn: { ffn_mult: null, no_op: false, replace_with_linear: true } });
+    expect(blocks[1].ffn).toEqual({ ffn_mult: null, intermediate_size: 3000, no_op: false, replace_with_linear: false, sparsify: null });
+    expect(blocks[2]).toEqual({ attention: { n_heads_in_group: null, no_op: false, replace_with_linear: true, ...rest }, ffn: { ffn_mult: null, no_op: false, replace_with_linear: true, sparsify: null } });
     expect(blocks[3].attention.no_op && blocks[3].ffn.no_op).toBe(true);
     expect(fromDeciBlockConfigs('c.json', config, JSON.parse(JSON.stringify(blocks)))).toEqual(arch);
   });

@@ -4,7 +4,10 @@ import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { evaluateChild } from '../src/evaluate/evaluate.js';
 import { exportSolution } from '../src/export/export.js';
-import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, storedDtype } from '../src/model/checkpoint.js';
+import { bf16ToF32, f32ToBf16 } from '../src/model/dtype.js';
+import { encodeTensor } from '../src/model/save.js';
+import { configText } from '../src/arch/decilm.js';
 import { DecoderSession } from '../src/onnx/session.js';
 import { writeReport } from '../src/report/report.js';
 import { Run } from '../src/run/run.js';
@@ -36,6 +39,15 @@ describe('export, evaluate and report a solved child', async () => {
     expect(config.num_key_value_heads).toBeNull();
     expect(config.intermediate_size).toBeNull();
     expect(config.block_configs).toHaveLength(5);
+    // What the HF ecosystem reads: the published DeciLM code, the dtype, every key of NVIDIA's block_config.py.
+    expect(config.auto_map).toEqual({ AutoConfig: 'nvidia/Llama-3_1-Nemotron-51B-Instruct--configuration_decilm.DeciLMConfig', AutoModelForCausalLM: 'nvidia/Llama-3_1-Nemotron-51B-Instruct--modeling_decilm.DeciLMForCausalLM' });
+    expect(config.torch_dtype).toBe('float32');
+    for (const b of config.block_configs) {
+      expect(Object.keys(b.attention).sort()).toEqual(['n_heads_in_group', 'no_op', 'num_sink_tokens', 'replace_with_linear', 'sparsify', 'unshifted_sink', 'use_prefill_window_in_sink_attention', 'window_length']);
+      expect(Object.keys(b.ffn)).toEqual(expect.arrayContaining(['ffn_mult', 'no_op', 'replace_with_linear', 'sparsify']));
+      if (b.attention.no_op || b.attention.replace_with_linear) expect(b.attention.n_heads_in_group).toBeNull();
+      if (b.ffn.no_op || b.ffn.replace_with_linear) expect(b.ffn.ffn_mult).toBeNull();
+    }
     for (const f of ['model.safetensors', 'model.onnx', 'model.onnx.data', 'tokenizer.json', 'tokenizer_config.json', 'tessera.json']) expect(existsSync(join(out, f)), f).toBe(true);
   });
 
@@ -55,6 +67,23 @@ describe('export, evaluate and report a solved child', async () => {
     const r = await session.run({ input_ids: new ort.Tensor('int32', ids, [2, 20]) });
     const reference = (await (await DecoderSession.create(parent.config, assembled, {}, RUNTIME)).run({ ids, batch: 2, seq: 20 })).logits!;
     expect(maxAbsDiff(r.logits.data as Float32Array, reference.data)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('writes model.safetensors in the dtype asked for (bfloat16: the float32 weights rounded to nearest even), float16 refused beyond its range', async () => {
+    const half = join(root, 'child-bf16');
+    exportSolution(built, solution.id, { out: half, dtype: 'BF16' });
+    expect(JSON.parse(readFileSync(join(half, 'config.json'), 'utf8')).torch_dtype).toBe('bfloat16');
+    expect(storedDtype(half)).toBe('BF16');
+    expect(statSync(join(half, 'model.safetensors')).size).toBeLessThan(0.55 * statSync(join(out, 'model.safetensors')).size);
+    const back = loadCheckpoint(half);
+    const rounded = (t: { data: Float32Array }) => bf16ToF32(f32ToBf16(t.data));
+    expect(back.weights.embed.data).toEqual(rounded(assembled.embed));
+    back.weights.layers.forEach((l, i) => {
+      for (const [role, t] of Object.entries(l.ffn.tensors)) expect(t.data, `${i}.ffn.${role}`).toEqual(rounded(assembled.layers[i].ffn.tensors[role]));
+    });
+    expect(() => encodeTensor({ data: Float32Array.of(1, 70000), shape: [2] }, 'F16', 'model.layers.3.mlp.down_proj.weight')).toThrow(/model\.layers\.3\.mlp\.down_proj\.weight: holds 70000, beyond float16's range \(±65504\); export it with --dtype bf16 or f32/);
+    expect(configText({ block_configs: [{ ffn: { ffn_mult: 2 } }, { ffn: { ffn_mult: 1.3125 } }], rope_theta: 10000 })).toContain('"ffn_mult": 2.0');
+    expect(JSON.parse(configText({ block_configs: [{ ffn: { ffn_mult: 2 } }] })).block_configs[0].ffn.ffn_mult).toBe(2);
   });
 
   it('keeps a child already exported from the same spec, and refuses to overwrite any other directory', () => {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
@@ -12,9 +12,11 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { bruteForce } from '../src/search/exact.js';
 import { formulate } from '../src/search/formulate.js';
 import { objectiveOf, violations, type ChoiceProblem } from '../src/search/problem.js';
-import { solve } from '../src/search/solve.js';
+import { solutionId, solve } from '../src/search/solve.js';
 import { STRATEGIES } from '../src/search/strategies/registry.js';
 import { Run } from '../src/run/run.js';
+import { exportSolution } from '../src/export/export.js';
+import { architectureViolations, runtimeTarget } from '../src/targets/runtimes.js';
 import { neighbours, tabuSearch } from '../src/search/tabu.js';
 import { loadSearchSpace } from '../src/space/expand.js';
 import { Rng } from '../src/util/rng.js';
@@ -123,6 +125,32 @@ describe('solving on a real block library', async () => {
     expect(spec.search.solver).toMatchObject({ backend: 'highs', status: 'optimal', gap: 0 });
     expect(spec.predicted[0].speedup).toBeGreaterThanOrEqual(1.5 - 1e-9);
     expect(s.id).toBe('speedup1.5-mip-tabu-cpu-local-1');
+  });
+
+  it('--runtime: a space with no block a runtime runs is refused by rule; export refuses, in one line, a child that breaks its target', async () => {
+    // stories260K's hidden size of 64 makes every DeciLM ffn_mult width a multiple of 256, wider than its FFN; vLLM
+    // computes no linear FFN and needs layer 0's attention: its children keep attention at layer 0 and drop every FFN.
+    const [v] = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.6 }, target: 'vllm', tabuIterations: 2 });
+    expect(v.id).toBe('params0.6x-mip-tabu-cpu-local-vllm-1');
+    expect(v.spec.request.target).toBe('vllm');
+    expect(architectureViolations(ck.config, runtimeTarget('vllm'), v.architecture)).toEqual([]);
+    expect(v.architecture[0].attention.kind).toBe('gqa');
+    expect(v.architecture.every((b) => b.ffn.kind === 'noop')).toBe(true);
+    // llama.cpp drops an attention's output beside a no-op FFN: nothing it runs is left at layer 0.
+    await expect(solve(built, { ...solveDefaults, budget: { paramsRatio: 0.6 }, target: 'llama.cpp' })).rejects.toThrow(/puzzle\.json: no block the space offers at layer 0 runs in llama\.cpp \(e\.g\. FFN width 172 is not a DeciLM ffn_mult width/);
+    const [s] = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.6 }, tabuIterations: 0 });
+    expect(s.spec.request.target).toBeUndefined();
+    expect(() => exportSolution(built, s.id, { target: 'hf' })).toThrow(/spec\.json: does not run in hf: layer 0: FFN width \d+ is not a DeciLM ffn_mult width.*; solve again with --runtime hf$/);
+    expect(existsSync(built.paths.child(s.id))).toBe(false);
+    // A spec solved for a runtime is checked against it: here one edited to drop layer 0's attention.
+    const spec = JSON.parse(readFileSync(join(s.dir, 'spec.json'), 'utf8'));
+    spec.request.target = 'llama.cpp';
+    spec.block_configs[0].attention = { n_heads_in_group: null, no_op: true, replace_with_linear: false };
+    mkdirSync(built.paths.solution('edited'), { recursive: true });
+    writeFileSync(built.paths.spec('edited'), JSON.stringify(spec));
+    expect(() => exportSolution(built, 'edited')).toThrow(/does not run in llama\.cpp: layer 0: llama\.cpp needs layer 0's attention/);
+    expect(existsSync(built.paths.child('edited'))).toBe(false);
+    expect(solutionId({ paramsRatio: 0.6 }, 'mip-tabu', 'cpu', 1, 'llama.cpp')).toBe('params0.6x-mip-tabu-cpu-llama.cpp-1');
   });
 
   it('finds diverse solutions and re-solves a new budget on the same library', async () => {

@@ -16,11 +16,30 @@ export interface DeciBlockConfig {
   readonly ffn: DeciSubBlockConfig;
 }
 
+/**
+ * Every key NVIDIA's block_config.py defines, at its default: the published Nemotron-NAS configs list them all,
+ * and readers index them (llama.cpp's converter reads n_heads_in_group, replace_with_linear and ffn_mult by key).
+ */
+const DECI_DEFAULTS: Readonly<Record<SubBlock, DeciSubBlockConfig>> = {
+  attention: { n_heads_in_group: null, no_op: false, num_sink_tokens: null, replace_with_linear: false, sparsify: null, unshifted_sink: false, use_prefill_window_in_sink_attention: false, window_length: null },
+  ffn: { ffn_mult: null, no_op: false, replace_with_linear: false, sparsify: null },
+};
+
 export function toDeciBlockConfig(config: ModelConfig, block: BlockConfig): DeciBlockConfig {
   return {
-    attention: kindOf('attention', block.attention).toDeci(config, block.attention),
-    ffn: kindOf('ffn', block.ffn).toDeci(config, block.ffn),
+    attention: { ...DECI_DEFAULTS.attention, ...kindOf('attention', block.attention).toDeci(config, block.attention) },
+    ffn: { ...DECI_DEFAULTS.ffn, ...kindOf('ffn', block.ffn).toDeci(config, block.ffn) },
   };
+}
+
+/**
+ * A config.json's text, with every `ffn_mult` written as a float (`2.0`, not `2`): llama.cpp's converter asserts
+ * that layer 0's is a Python float, and JSON.stringify writes whole numbers without a decimal point.
+ */
+export function configText(configJson: unknown): string {
+  const mark = '\u0000float:';
+  const text = JSON.stringify(configJson, (key, value) => (key === 'ffn_mult' && typeof value === 'number' && Number.isInteger(value) ? `${mark}${value}` : value), 2);
+  return text.replace(/"\\u0000float:(-?\d+)"/g, '$1.0') + '\n';
 }
 
 export function toDeciBlockConfigs(config: ModelConfig, arch: Architecture): DeciBlockConfig[] {

@@ -12,6 +12,7 @@ import { silent, type Reporter } from '../util/reporter.js';
 import { computeActivations } from './activations.js';
 import { candidateKey, type CandidateSpec } from './candidate.js';
 import type { WorkerResult, WorkerTask } from './worker.js';
+import type { RuntimeTarget } from '../targets/runtimes.js';
 
 export interface ScoreOptions {
   /** Worker threads, one onnxruntime thread each. */
@@ -29,6 +30,8 @@ export interface ScoreOptions {
    * library; a later score without it adds the global scores, reusing the fits.
    */
   readonly localOnly?: boolean;
+  /** Only the candidates of blocks this inference runtime runs (default: every candidate of the space). */
+  readonly target?: RuntimeTarget;
   /** Stops starting new candidates; finished ones stay in the library (Ctrl-C). */
   readonly signal?: AbortSignal;
   readonly reporter?: Reporter;
@@ -69,16 +72,17 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   const reporter = o.reporter ?? silent;
   if (!existsSync(WORKER)) fail(`${WORKER} is missing: run \`npm run build\` (npm ci does it)`);
   const library = run.library();
-  const all = libraryCandidates(run.space());
+  const space = run.space(o.target);
+  const all = libraryCandidates(space);
   const missing = all.filter((c) => !library.has(candidateKey(c)) || (!o.localOnly && library.isLocalOnly(candidateKey(c))));
   const range = o.layers;
-  if (range !== undefined && !(0 <= range.first && range.first <= range.last && range.last < run.space().layers.length)) {
-    fail(`--layers ${range.first}-${range.last}: the parent has layers 0-${run.space().layers.length - 1}`);
+  if (range !== undefined && !(0 <= range.first && range.first <= range.last && range.last < space.layers.length)) {
+    fail(`--layers ${range.first}-${range.last}: the parent has layers 0-${space.layers.length - 1}`);
   }
   const todo = range === undefined ? missing : missing.filter((c) => c.layer >= range.first && c.layer <= range.last);
   const resumed = all.length - missing.length;
   const seconds = { activations: 0, candidates: 0, local: 0, global: 0 };
-  if (todo.length === 0) return finished(run, missing.length, 0, resumed, seconds);
+  if (todo.length === 0) return finished(run, space, missing.length, 0, resumed, seconds);
 
   const { calibration: calibWindows, validation: validWindows, seqLen } = run.data();
   const ck = run.parent();
@@ -135,7 +139,7 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   if (failure !== null) throw failure;
   seconds.candidates = (performance.now() - t0) / 1000;
   if (done < todo.length) return { status: 'interrupted', remaining: missing.length - done, computed: done, resumed, seconds };
-  return finished(run, missing.length - done, done, resumed, seconds);
+  return finished(run, space, missing.length - done, done, resumed, seconds);
 }
 
 /**
@@ -166,11 +170,11 @@ async function validationPass(run: Run, set: WindowSet, seqLen: number, runtime:
 }
 
 /** The result of a pass that ran to its end: complete when nothing of the space is missing, else local or partial. */
-function finished(run: Run, remaining: number, computed: number, resumed: number, seconds: ScoreResult['seconds']): ScoreResult {
+function finished(run: Run, space: SearchSpace, remaining: number, computed: number, resumed: number, seconds: ScoreResult['seconds']): ScoreResult {
   if (remaining > 0) return { status: 'partial', remaining, computed, resumed, seconds };
   const library = run.library();
   library.writeSummary();
-  const localOnly = libraryCandidates(run.space()).filter((c) => library.isLocalOnly(candidateKey(c))).length;
+  const localOnly = libraryCandidates(space).filter((c) => library.isLocalOnly(candidateKey(c))).length;
   // A first pass keeps the activations: the global scores still to come need them.
   if (localOnly > 0) return { status: 'local', remaining: localOnly, computed, resumed, seconds };
   // Only unfinished candidates need the activations: a complete library drops them (gigabytes for real models).

@@ -3,6 +3,7 @@ import { TesseraError } from '../util/errors.js';
 import { addHardwareCommands } from './hardware-commands.js';
 import { addModelCommands } from './model-commands.js';
 import { addPipelineCommands } from './pipeline-commands.js';
+import { addRuntimeCommands } from './runtime-commands.js';
 import type { Print } from './print.js';
 
 const print: Print = (line) => process.stdout.write(line + '\n');
@@ -19,6 +20,7 @@ function program(exit: (code: number) => void): Command {
   addModelCommands(p, print);
   addHardwareCommands(p, print);
   addPipelineCommands(p, print, exit);
+  addRuntimeCommands(p, print);
   return p;
 }
 

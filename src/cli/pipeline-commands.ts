@@ -24,6 +24,12 @@ import { distillMemory, ensureFits, evaluateMemory, scoreMemory } from '../run/m
 import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, runtimeOf, stageOption, threadsOption } from './options.js';
 import { printDistillation, printEvaluation, printScore, printSolution, type Print } from './print.js';
 import { cliReporter } from './reporter.js';
+import { DEFAULT_RUNTIME, RUNTIMES, runtimeTarget } from '../targets/runtimes.js';
+import type { StoredDtype } from '../model/save.js';
+
+/** `--runtime`: the inference runtime a child must run in (targets/runtimes.ts). */
+const runtimeOption = (what: string) =>
+  new Option('--runtime <name>', `${what}: ${RUNTIMES.map((r) => r.name).join(', ')} (tessera runtimes lists what each runs)`).choices(RUNTIMES.map((r) => r.name)).default(DEFAULT_RUNTIME);
 
 /** The flags that define a run's block library, shared by `score` and `search`. */
 function libraryOptions(c: Command): Command {
@@ -75,7 +81,7 @@ function solveOptions(c: Command): Command {
 }
 
 interface SolveFlags {
-  hardware: string; speedup?: number; latencyMs?: number; throughput?: number; scenario?: string; memoryGb?: number; fitMemory?: boolean;
+  runtime: string; hardware: string; speedup?: number; latencyMs?: number; throughput?: number; scenario?: string; memoryGb?: number; fitMemory?: boolean;
   params?: number; paramsRatio?: number; strategy: string; metric: Metric; solver: string; timeLimit: number; solutions: number; diversity: number;
   tabuIterations: number; tabuSeconds?: number; samples: number; seed: number; threads: number; stageMb: number;
 }
@@ -96,6 +102,7 @@ function solveOptionsOf(f: SolveFlags, budget: BudgetSpec, print: Print): SolveO
     solutions: f.solutions,
     diversity: f.diversity,
     seed: f.seed,
+    target: f.runtime,
     runtime: runtimeOf(f),
     reporter: cliReporter(print),
   };
@@ -126,11 +133,11 @@ function layerRange(value: string): { first: number; last: number } {
   return { first, last };
 }
 
-async function scoreInterruptibly(run: Run, workers: number, stageMb: number | undefined, print: Print, o: Pick<ScoreOptions, 'layers' | 'localOnly'> = {}): Promise<ScoreResult> {
+async function scoreInterruptibly(run: Run, workers: number, stageMb: number | undefined, print: Print, o: Pick<ScoreOptions, 'layers' | 'localOnly' | 'target'> = {}): Promise<ScoreResult> {
   const runtime = runtimeOf({ threads: workers, stageMb });
   const { config, architecture } = run.parent();
   const { calibration, validation, seqLen } = run.manifest.data;
-  const candidatesPerLayer = Math.max(...run.space().layers.map((l) => l.attention.length + l.ffn.length));
+  const candidatesPerLayer = Math.max(...run.space(o.target).layers.map((l) => l.attention.length + l.ffn.length));
   ensureFits('score', scoreMemory(config, architecture, { stageBytes: runtime.stageBytes, seqLen, workers, calibTokens: calibration.tokens, validTokens: validation.tokens, candidatesPerLayer }));
   const r = await interruptibly((signal) => score(run, { workers, runtime, ...o, signal, reporter: cliReporter(print) }), 'stopping the running layers at their next candidate or batch (finished candidates are kept); run the same command again to resume');
   printScore(r, run, print);
@@ -148,8 +155,9 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .addOption(stageOption())
     .option('--layers <first-last>', 'only the candidates of these layers, e.g. 0-7 (run again with other layers to complete the library)', layerRange)
     .option('--local-only', 'a first pass: fit every candidate and score it locally (NMSE) without its pass through the parent\'s later layers (solve --metric nmse works on it; score again without it to add global scores)')
-    .action(async (f: LibraryFlags & { out: string; stageMb: number; layers?: ScoreOptions['layers']; localOnly?: boolean }) => {
-      const r = await scoreInterruptibly(Run.create(f.out, runInputs(f)), f.workers, f.stageMb, print, { layers: f.layers, localOnly: f.localOnly });
+    .addOption(runtimeOption('score only candidates of blocks this runtime runs'))
+    .action(async (f: LibraryFlags & { out: string; stageMb: number; layers?: ScoreOptions['layers']; localOnly?: boolean; runtime: string }) => {
+      const r = await scoreInterruptibly(Run.create(f.out, runInputs(f)), f.workers, f.stageMb, print, { layers: f.layers, localOnly: f.localOnly, target: runtimeTarget(f.runtime) });
       if (r.status === 'interrupted') exit(INTERRUPTED);
     });
 
@@ -157,6 +165,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .description('choose one attention and one FFN variant per layer under hardware budgets (default: MIP, then Tabu search on the true objective)'))
     .requiredOption('--run <dir>', 'a run directory whose block library `tessera score` built')
     .option('--seed <n>', 'seed of every random choice', nonNegativeInt('--seed'), 0)
+    .addOption(runtimeOption('choose only blocks this runtime runs'))
     .action(async (f: SolveFlags & { run: string }) => {
       for (const s of await solve(Run.open(f.run), solveOptionsOf(f, budgetOf(f), print))) printSolution(s, print);
     });
@@ -167,11 +176,12 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--measure', 'first measure every candidate sub-block on this machine (tessera profile) and search with those costs')
     .option('--distill-tokens <n>', 'distil each chosen child toward the parent for this many tokens (tessera distill) and keep the best after distillation (0: none)', nonNegativeInt('--distill-tokens'), 0)
     .option('--distill-loss <terms>', 'the distillation loss (see tessera distill --loss)', 'kl+cosine')
+    .addOption(runtimeOption('score and choose only blocks this runtime runs'))
     .action(async (f: LibraryFlags & SolveFlags & { out?: string; measure?: boolean; distillTokens: number; distillLoss: string }) => {
       const run = Run.create(f.out ?? join(PROJECT_ROOT, 'results', `${basename(f.model)}-${basename(f.space, '.json')}`), runInputs(f));
       const reporter = cliReporter(print);
       const runtime = runtimeOf(f);
-      if ((await scoreInterruptibly(run, f.workers, f.stageMb, print)).status === 'interrupted') return exit(INTERRUPTED);
+      if ((await scoreInterruptibly(run, f.workers, f.stageMb, print, { target: runtimeTarget(f.runtime) })).status === 'interrupted') return exit(INTERRUPTED);
       // Price candidates by their real latency here rather than the roofline: small models on CPUs are overhead-bound.
       const hardware = f.measure ? await profileRun(run, f.hardware, { runtime, repeats: 5, reporter }) : f.hardware;
       const budget = budgetOf(f);
@@ -179,7 +189,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       for (const s of solutions) printSolution(s, print);
       print('');
       for (const s of solutions) {
-        const child = exportSolution(run, s.id);
+        const child = exportSolution(run, s.id, { target: f.runtime });
         print(`${child.reused ? 'up to date' : 'exported'}: ${child.dir}`);
       }
       const evaluation = { data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, promptTokens: 8, generateTokens: 32, runtime, reporter };
@@ -210,9 +220,11 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .description('write a solution as a model directory: DeciLM config.json, model.safetensors, model.onnx, tokenizer')
     .argument('<solution-dir>', 'results/<run>/solutions/<id>')
     .option('--out <dir>', 'model directory (default results/<run>/children/<id>)')
-    .action((dir: string, f: { out?: string }) => {
+    .addOption(runtimeOption('the runtime the child must run in (default: the one it was solved for)').default(undefined))
+    .addOption(new Option('--dtype <type>', "model.safetensors' dtype (default: the parent's; model.onnx is float32)").choices(['bf16', 'f16', 'f32']))
+    .action((dir: string, f: { out?: string; runtime?: string; dtype?: 'bf16' | 'f16' | 'f32' }) => {
       const spec = readSpec(join(dir, 'spec.json'));
-      const child = exportSolution(Run.open(spec.run), spec.id, { out: f.out });
+      const child = exportSolution(Run.open(spec.run), spec.id, { out: f.out, target: f.runtime, dtype: f.dtype === undefined ? undefined : (f.dtype.toUpperCase() as StoredDtype) });
       print(child.reused
         ? `${child.dir} already holds this solution's child`
         : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);

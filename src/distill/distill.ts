@@ -189,7 +189,7 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   };
   const configJson = readJsonFile(`${child.dir}/config.json`, 'model config') as Record<string, unknown>;
   const dir = writeModelDirectory(out, {
-    configJson, config: child.config, architecture: child.architecture, weights, companionsFrom: child.dir, provenance,
+    configJson, config: child.config, architecture: child.architecture, weights, companionsFrom: child.dir, provenance, dtype: child.dtype,
     extra: { 'distillation.json': { ...record, losses } },
   });
   if (existsSync(checkpointDir)) rmSync(checkpointDir, { recursive: true, force: true });

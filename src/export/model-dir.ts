@@ -2,10 +2,11 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
-import { writeSourceSafetensors } from '../model/save.js';
+import { writeSourceSafetensors, type StoredDtype } from '../model/save.js';
+import { configText } from '../arch/decilm.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { buildDecoderGraph } from '../onnx/decoder-graph.js';
-import { writeJsonAtomic } from '../util/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { writeProvenance, type ChildProvenance } from './provenance.js';
 
@@ -24,6 +25,8 @@ export interface ModelDirectory {
   readonly provenance: ChildProvenance;
   /** Further JSON files, by name. */
   readonly extra?: Readonly<Record<string, unknown>>;
+  /** The dtype of model.safetensors (default float32; model.onnx is float32 always). */
+  readonly dtype?: StoredDtype;
 }
 
 /** The absolute output directory; an existing one is refused unless it may be replaced. */
@@ -44,8 +47,8 @@ export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { repl
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
-    writeJsonAtomic(join(tmp, 'config.json'), m.configJson);
-    writeSourceSafetensors(join(tmp, 'model.safetensors'), m.config, m.architecture, sourceOf(m.weights), { format: 'pt' });
+    writeFileAtomic(join(tmp, 'config.json'), configText(m.configJson));
+    writeSourceSafetensors(join(tmp, 'model.safetensors'), m.config, m.architecture, sourceOf(m.weights), { metadata: { format: 'pt' }, dtype: m.dtype });
     const onnxPath = join(tmp, 'model.onnx');
     buildDecoderGraph(m.config, m.weights, {}, { file: onnxPath }).writeTo(onnxPath);
     for (const f of COMPANIONS) if (existsSync(join(m.companionsFrom, f))) copyFileSync(join(m.companionsFrom, f), join(tmp, f));

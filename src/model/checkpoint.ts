@@ -6,6 +6,7 @@ import { readModelConfig, type ModelSpec } from './config.js';
 import { openTensorSource, type TensorSource } from './tensor-source.js';
 import { familyOf } from './families/registry.js';
 import { READABLE_DTYPES } from './safetensors.js';
+import type { StoredDtype } from './save.js';
 import { checkpointTensorSpecs, inMemory, layerWeightsFrom, materialize, type CheckpointTensorSpecs, type ModelWeights, type TensorSpec, type WeightSource } from './weights.js';
 
 /**
@@ -20,6 +21,8 @@ export interface Checkpoint {
   readonly source: WeightSource;
   /** Identifies the weight files' contents (see `TensorSource.fingerprint`), read through the handles that loaded them. */
   readonly fingerprint: string;
+  /** How its weights are stored (its embedding's dtype): what a child of it is written in unless told otherwise. */
+  readonly dtype: StoredDtype;
 }
 
 /** A checkpoint with every weight in memory (small models: tests, training). */
@@ -56,7 +59,7 @@ export function openCheckpoint(dir: string): Checkpoint {
     tiedHead: specs.lmHead === null,
   };
   // The files stay open for the process's lifetime: layers are read as stages reach them.
-  return { dir, config, architecture, source, fingerprint: files.fingerprint() };
+  return { dir, config, architecture, source, fingerprint: files.fingerprint(), dtype: files.entry(specs.embed.name)!.dtype as StoredDtype };
 }
 
 /** Opens a checkpoint and reads every weight into memory. */
@@ -96,5 +99,20 @@ function checkHeader(source: TensorSource, spec: TensorSpec, usedBy: string): vo
   }
   if (!(READABLE_DTYPES as readonly string[]).includes(entry.dtype)) {
     fail(`${source.fileOf(spec.name)}: tensor "${spec.name}" has dtype ${entry.dtype}; expected one of ${READABLE_DTYPES.join(', ')}`);
+  }
+}
+
+/** The dtype a model directory's weights are stored in (its embedding's), from the file headers alone; null when there are none. */
+export function storedDtype(dir: string): StoredDtype | null {
+  try {
+    const { config, architecture } = readModelSpec(dir);
+    const files = openTensorSource(dir);
+    try {
+      return (files.entry(checkpointTensorSpecs(config, architecture).embed.name)?.dtype ?? null) as StoredDtype | null;
+    } finally {
+      files.close();
+    }
+  } catch {
+    return null;
   }
 }

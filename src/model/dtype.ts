@@ -34,3 +34,43 @@ export function f32ToBf16(src: Float32Array): Uint16Array {
   }
   return out;
 }
+
+/** float32 to IEEE 754 binary16, rounding to nearest even (subnormals, ±Infinity beyond 65504, NaN kept). */
+export function f32ToF16(src: Float32Array): Uint16Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const b = bits[i];
+    const sign = (b >>> 16) & 0x8000;
+    const exponent = (b >>> 23) & 0xff;
+    const mantissa = b & 0x7fffff;
+    if (exponent === 0xff) {
+      out[i] = sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0);
+      continue;
+    }
+    const e = exponent - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+    } else if (e <= 0) {
+      // A subnormal half (or zero): the implicit bit joins the mantissa, shifted right by 14 − e, rounded to nearest even.
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      const m = mantissa | 0x800000;
+      const shift = 14 - e;
+      const half = 1 << (shift - 1);
+      const rest = m & ((1 << shift) - 1);
+      let h = m >>> shift;
+      if (rest > half || (rest === half && (h & 1) === 1)) h++;
+      out[i] = sign | h;
+    } else {
+      let h = (e << 10) | (mantissa >>> 13);
+      const rest = mantissa & 0x1fff;
+      if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h++;
+      // A carry out of the mantissa moves the exponent up (to Infinity past 65504), which is the right rounding.
+      out[i] = sign | h;
+    }
+  }
+  return out;
+}

@@ -152,7 +152,7 @@ function parseHeader(path: string, fd: number) {
 
 /** A tensor to write: its dtype and shape, and its bytes, made only when the writer reaches it. */
 export interface TensorToWrite {
-  readonly dtype: 'F32' | 'BF16';
+  readonly dtype: 'F32' | 'BF16' | 'F16';
   readonly shape: readonly number[];
   bytes(): Uint8Array;
 }

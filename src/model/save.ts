@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
 import { writeJsonAtomic } from '../util/atomic.js';
+import { fail } from '../util/errors.js';
+import { f32ToBf16, f32ToF16 } from './dtype.js';
 import type { Tensor } from '../util/tensor.js';
 import { writeSafetensors, writeSafetensorsStreaming, type TensorToWrite } from './safetensors.js';
 import { checkpointTensorSpecs, layerTensors, type LayerWeights, type ModelWeights, type WeightSource } from './weights.js';
@@ -18,32 +20,40 @@ export function checkpointTensors(config: ModelConfig, arch: Architecture, weigh
   return out;
 }
 
+/** The dtypes a checkpoint is written in, and the name transformers gives each (`torch_dtype`). */
+export type StoredDtype = 'F32' | 'BF16' | 'F16';
+export const TORCH_DTYPES: Readonly<Record<StoredDtype, string>> = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' };
+
+/** A float32 tensor's bytes in `dtype`; float16 refuses values beyond its range (±65504) rather than storing Infinity. */
+export function encodeTensor(t: Tensor, dtype: StoredDtype, name: string): Uint8Array {
+  const bytes = (a: Float32Array | Uint16Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  if (dtype === 'F32') return bytes(t.data);
+  if (dtype === 'BF16') return bytes(f32ToBf16(t.data));
+  const beyond = t.data.findIndex((v) => Math.abs(v) > 65504);
+  if (beyond >= 0) fail(`${name}: holds ${t.data[beyond]}, beyond float16's range (±65504); export it with --dtype bf16 or f32`);
+  return bytes(f32ToF16(t.data));
+}
+
 /**
- * Writes every tensor of a source as one float32 safetensors file under its checkpoint name, reading one
- * layer at a time as the writer reaches it (a model larger than memory passes through it).
+ * Writes every tensor of a source as one safetensors file (float32 unless `dtype` says otherwise) under its
+ * checkpoint name, reading one layer at a time as the writer reaches it (a model larger than memory passes through it).
  */
-export function writeSourceSafetensors(path: string, config: ModelConfig, arch: Architecture, source: WeightSource, metadata: Record<string, string> = {}): void {
+export function writeSourceSafetensors(path: string, config: ModelConfig, arch: Architecture, source: WeightSource, o: { metadata?: Record<string, string>; dtype?: StoredDtype } = {}): void {
+  const dtype = o.dtype ?? 'F32';
   const specs = checkpointTensorSpecs(config, arch);
   let current: { i: number; tensors: Record<string, Tensor> } | null = null;
   const layerTensor = (i: number, key: string): Tensor => {
     if (current?.i !== i) current = { i, tensors: layerTensors(config, source.layer(i) as LayerWeights) };
     return current.tensors[key];
   };
-  const f32 = (shape: readonly number[], read: () => Tensor): TensorToWrite => ({
-    dtype: 'F32',
-    shape,
-    bytes: () => {
-      const t = read();
-      return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    },
-  });
-  const out = new Map<string, TensorToWrite>([[specs.embed.name, f32(specs.embed.shape, () => source.embed())]]);
+  const lazy = (name: string, shape: readonly number[], read: () => Tensor): [string, TensorToWrite] => [name, { dtype, shape, bytes: () => encodeTensor(read(), dtype, name) }];
+  const out = new Map<string, TensorToWrite>([lazy(specs.embed.name, specs.embed.shape, () => source.embed())]);
   specs.layers.forEach((layer, i) => {
-    for (const [key, spec] of Object.entries(layer)) out.set(spec.name, f32(spec.shape, () => layerTensor(i, key)));
+    for (const [key, spec] of Object.entries(layer)) out.set(...lazy(spec.name, spec.shape, () => layerTensor(i, key)));
   });
-  out.set(specs.finalNorm.name, f32(specs.finalNorm.shape, () => source.finalNorm()));
-  if (specs.lmHead !== null) out.set(specs.lmHead.name, f32(specs.lmHead.shape, () => source.lmHead()));
-  writeSafetensorsStreaming(path, out, metadata);
+  out.set(...lazy(specs.finalNorm.name, specs.finalNorm.shape, () => source.finalNorm()));
+  if (specs.lmHead !== null) out.set(...lazy(specs.lmHead.name, specs.lmHead.shape, () => source.lmHead()));
+  writeSafetensorsStreaming(path, out, o.metadata ?? {});
 }
 
 /** Writes config.json and model.safetensors (float32) into `dir`, each atomically. */

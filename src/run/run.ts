@@ -20,6 +20,7 @@ import { sha256 } from '../util/hash.js';
 import { TESSERA_VERSION } from '../util/project.js';
 import { RunPaths } from './paths.js';
 import { loadReference, referenceWriter, storedReferenceNll, storeReference, type ReferenceWriter } from './reference.js';
+import { restrictSpace, type RuntimeTarget } from '../targets/runtimes.js';
 
 /** What a run is built from: the parent, the search space, the text, and the options that define its block library. */
 export interface RunInputs {
@@ -130,13 +131,14 @@ export class Run {
     return this.parentSpec().config;
   }
 
-  space(): SearchSpace {
+  /** The run's search space; with a runtime target, only the blocks that runtime runs (see targets/runtimes.ts). */
+  space(target?: RuntimeTarget): SearchSpace {
     if (this.searchSpace === undefined) {
       const space = loadSearchSpace(this.manifest.space.file, this.config);
       if (spaceHash(space) !== this.manifest.space.sha256) fail(`${this.manifest.space.file}: changed since the library in ${this.dir} was built; rebuild the library`);
       this.searchSpace = space;
     }
-    return this.searchSpace;
+    return target === undefined ? this.searchSpace : restrictSpace(this.config, this.searchSpace, target);
   }
 
   /** The calibration and validation windows, tokenised once. */

@@ -24,6 +24,8 @@ export interface SolveRequest {
   readonly seed: number;
   /** The block library it was solved on (a hash of its identity). */
   readonly library: string;
+  /** The inference runtime the child must run in (targets/runtimes.ts); absent in specs before targets: 'onnx'. */
+  readonly target?: string;
 }
 
 /** A child's predicted cost in one scenario of the profile. */

@@ -24,6 +24,7 @@ import type { SolverBackend } from './solver.js';
 import { blockInfluenceOn } from './strategies/depth.js';
 import { mipTabu } from './strategies/mip-tabu.js';
 import { STRATEGIES, strategyOf } from './strategies/registry.js';
+import { DEFAULT_RUNTIME, runtimeTarget } from '../targets/runtimes.js';
 
 export const SOLVERS: Record<string, SolverBackend> = { highs: highsBackend, 'javascript-lp-solver': lpSolverBackend };
 
@@ -44,6 +45,8 @@ export interface SolveOptions {
   readonly solutions: number;
   readonly diversity: number;
   readonly seed: number;
+  /** The inference runtime the child must run in: only blocks it runs are chosen (default 'onnx': every block). */
+  readonly target?: string;
   readonly runtime: Runtime;
   /** Who asks: `tessera solve`/`search` (default), or the report tracing its frontier. */
   readonly origin?: Spec['origin'];
@@ -75,8 +78,9 @@ export function budgetSlug(b: BudgetSpec): string {
   return parts.join('-').replace(/[^\w.-]+/g, '_');
 }
 
-/** A solution's id names its budget, strategy, profile and rank, so solutions of other requests never share a directory. */
-export const solutionId = (budget: BudgetSpec, strategy: string, profile: string, index: number) => `${budgetSlug(budget)}-${strategy}-${profile}-${index}`;
+/** A solution's id names its budget, strategy, profile, runtime (unless onnx) and rank, so solutions of other requests never share a directory. */
+export const solutionId = (budget: BudgetSpec, strategy: string, profile: string, index: number, target = DEFAULT_RUNTIME) =>
+  `${budgetSlug(budget)}-${strategy}-${profile}${target === DEFAULT_RUNTIME ? '' : `-${target}`}-${index}`;
 
 function solveRequest(run: Run, profile: HardwareProfile, o: SolveOptions): SolveRequest {
   return {
@@ -92,12 +96,13 @@ function solveRequest(run: Run, profile: HardwareProfile, o: SolveOptions): Solv
     diversity: o.diversity,
     seed: o.seed,
     library: sha256(JSON.stringify(libraryIdentity(run.manifest))),
+    ...(targetOf(o).name === DEFAULT_RUNTIME ? {} : { target: targetOf(o).name }),
   };
 }
 
 /** The options a spec's request was solved with, e.g. to trace a frontier the same way. */
 export function requestOptions(r: SolveRequest): Omit<SolveOptions, 'budget' | 'solutions' | 'runtime'> {
-  return { hardware: r.profile.file, metric: r.metric, strategy: r.strategy, solver: r.solver, timeLimitSeconds: r.timeLimitSeconds, tabuIterations: r.tabuIterations, tabuSeconds: r.tabuSeconds ?? undefined, samples: r.samples, diversity: r.diversity, seed: r.seed };
+  return { hardware: r.profile.file, target: r.target, metric: r.metric, strategy: r.strategy, solver: r.solver, timeLimitSeconds: r.timeLimitSeconds, tabuIterations: r.tabuIterations, tabuSeconds: r.tabuSeconds ?? undefined, samples: r.samples, diversity: r.diversity, seed: r.seed };
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -113,6 +118,8 @@ function choiceOfSpec(f: Formulation, spec: Spec): Choice | null {
  * strategy, for `solutions` diverse children; writes each one's spec.json. A request solved before (same
  * budget, strategy, options, profile and library) is read back rather than solved again.
  */
+const targetOf = (o: Pick<SolveOptions, 'target'>) => runtimeTarget(o.target ?? DEFAULT_RUNTIME);
+
 export async function solve(run: Run, o: SolveOptions): Promise<Solution[]> {
   const reporter = o.reporter ?? silent;
   const strategy = strategyOf(o.strategy) ?? fail(`option --strategy: "${o.strategy}" is not a strategy; expected one of ${STRATEGIES.map((s) => s.name).join(', ')}`);
@@ -120,10 +127,11 @@ export async function solve(run: Run, o: SolveOptions): Promise<Solution[]> {
   const profile = run.profile(o.hardware);
   const request = solveRequest(run, profile, o);
   const { config, architecture: parentArch } = run.parentSpec();
-  const space = run.space();
+  const target = targetOf(o);
+  const space = run.space(target);
   const library = run.library();
   const missing = libraryCandidates(space).length - library.completed;
-  if (missing > 0) fail(`${run.dir}: the block library is incomplete (${missing} candidates missing); run \`tessera score\` with the same options to finish it`);
+  if (missing > 0) fail(`${run.dir}: the block library is incomplete (${missing} candidates missing); run \`tessera score\` with the same options${target.name === DEFAULT_RUNTIME ? '' : ` and --runtime ${target.name}`} to finish it`);
   const costs = costModelFor(config, profile);
   const f = formulate(config, space, library.scores(), profile, costs, o.budget, o.metric);
   const toArch = (c: Choice): Architecture => c.map((j, i) => f.blocks[i][j]);
@@ -132,7 +140,7 @@ export async function solve(run: Run, o: SolveOptions): Promise<Solution[]> {
   const solutions: Solution[] = [];
   const found: Choice[] = [];
   for (let k = 0; k < o.solutions; k++) {
-    const id = solutionId(o.budget, strategy.name, profile.name, k + 1);
+    const id = solutionId(o.budget, strategy.name, profile.name, k + 1, target.name);
     const path = run.paths.spec(id);
     const earlier = existsSync(path) ? readSpec(path) : null;
     const earlierChoice = earlier !== null && sameJson(earlier.request, request) ? choiceOfSpec(f, earlier) : null;
