@@ -29,12 +29,12 @@ describe('runtime targets', () => {
     expect(at(block(gqa, noop), 7)).toMatch(/drops the attention's output where the FFN is a no-op/);
     expect(at(block(noop, noop), 7)).toBeNull();
     expect(at(block(gqa, linear), 7)).toMatch(/a linear FFN is not computed by llama\.cpp/);
-    // Its converter reads widths as ffn_mult.
-    expect(at(block(gqa, swiglu(1000)), 3)).toMatch(/FFN width 1000 is not a DeciLM ffn_mult width/);
+    // GGUF states each layer's width: any width.
+    expect(at(block(gqa, swiglu(1000)), 3)).toBeNull();
   });
 
   it('DeciLM readers need ffn_mult widths (multiples of 256 from the hidden size); vLLM and SGLang compute no linear replacement', () => {
-    for (const name of ['hf', 'vllm', 'sglang', 'trt-llm', 'mlx', 'llama.cpp']) {
+    for (const name of ['hf', 'vllm', 'sglang', 'trt-llm', 'mlx']) {
       const t = runtimeTarget(name);
       expect(blockViolation(config, t, block(gqa, swiglu(8192)), 3, 16), name).toBeNull();
       expect(blockViolation(config, t, block(gqa, swiglu(4096)), 3, 16), name).toBeNull();
@@ -48,7 +48,10 @@ describe('runtime targets', () => {
     for (const name of ['onnx', 'trt-llm', 'mlx', 'hf']) expect(blockViolation(config, runtimeTarget(name), block(linear, linear), 0, 16), name).toBeNull();
   });
 
-  it('Qwen features run only in the ONNX graph; every architecture runs there', () => {
+  it("Qwen features run only in the ONNX graph, Mistral's sliding window not in llama.cpp; every architecture runs in ONNX", () => {
+    const mistral = { ...config, slidingWindow: 4096 };
+    expect(architectureViolations(mistral, runtimeTarget('llama.cpp'), [block(gqa, swiglu(8192))])).toEqual([expect.stringMatching(/llama\.cpp has no sliding-window attention \(Mistral's 4096 tokens\)/)]);
+    expect(architectureViolations(mistral, runtimeTarget('vllm'), [block(gqa, swiglu(8192))])).toEqual([]);
     const qwen = { ...configOf({ hidden: 64, layers: 2, heads: 4, kvHeads: 2, intermediate: 172, vocab: 100, tied: true }), qkvBias: true };
     expect(architectureViolations(qwen, runtimeTarget('llama.cpp'), [block(gqa, swiglu(172))])).toEqual([expect.stringMatching(/cannot state q\/k\/v biases \(Qwen2\): use --runtime onnx/)]);
     expect(architectureViolations(qwen, runtimeTarget('onnx'), [block(noop, linear), block(linear, noop)])).toEqual([]);

@@ -136,8 +136,13 @@ describe('solving on a real block library', async () => {
     expect(architectureViolations(ck.config, runtimeTarget('vllm'), v.architecture)).toEqual([]);
     expect(v.architecture[0].attention.kind).toBe('gqa');
     expect(v.architecture.every((b) => b.ffn.kind === 'noop')).toBe(true);
-    // llama.cpp drops an attention's output beside a no-op FFN: nothing it runs is left at layer 0.
-    await expect(solve(built, { ...solveDefaults, budget: { paramsRatio: 0.6 }, target: 'llama.cpp' })).rejects.toThrow(/puzzle\.json: no block the space offers at layer 0 runs in llama\.cpp \(e\.g\. FFN width 172 is not a DeciLM ffn_mult width/);
+    // llama.cpp (through GGUF, any width): attention at layer 0, an FFN at the last layer, a no-op FFN only beside a no-op attention.
+    const [l] = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.6 }, target: 'llama.cpp', tabuIterations: 2 });
+    expect(l.id).toBe('params0.6x-mip-tabu-cpu-local-llama.cpp-1');
+    expect(architectureViolations(ck.config, runtimeTarget('llama.cpp'), l.architecture)).toEqual([]);
+    expect(l.architecture.every((b) => b.ffn.kind !== 'linear' && (b.ffn.kind !== 'noop' || b.attention.kind === 'noop'))).toBe(true);
+    expect(l.architecture[0].attention.kind).not.toBe('noop');
+    expect(l.architecture[4].ffn.kind).not.toBe('noop');
     const [s] = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.6 }, tabuIterations: 0 });
     expect(s.spec.request.target).toBeUndefined();
     expect(() => exportSolution(built, s.id, { target: 'hf' })).toThrow(/spec\.json: does not run in hf: layer 0: FFN width \d+ is not a DeciLM ffn_mult width.*; solve again with --runtime hf$/);

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { DEFAULT_TOKENS } from '../bld/data.js';
@@ -26,6 +27,7 @@ import { printDistillation, printEvaluation, printScore, printSolution, type Pri
 import { cliReporter } from './reporter.js';
 import { DEFAULT_RUNTIME, RUNTIMES, runtimeTarget } from '../targets/runtimes.js';
 import type { StoredDtype } from '../model/save.js';
+import { writeGgufModel } from '../export/gguf/write.js';
 
 /** `--runtime`: the inference runtime a child must run in (targets/runtimes.ts). */
 const runtimeOption = (what: string) =>
@@ -217,19 +219,37 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     });
 
   p.command('export')
-    .description('write a solution as a model directory: DeciLM config.json, model.safetensors, model.onnx, tokenizer')
-    .argument('<solution-dir>', 'results/<run>/solutions/<id>')
-    .option('--out <dir>', 'model directory (default results/<run>/children/<id>)')
-    .addOption(runtimeOption('the runtime the child must run in (default: the one it was solved for)').default(undefined))
-    .addOption(new Option('--dtype <type>', "model.safetensors' dtype (default: the parent's; model.onnx is float32)").choices(['bf16', 'f16', 'f32']))
-    .action((dir: string, f: { out?: string; runtime?: string; dtype?: 'bf16' | 'f16' | 'f32' }) => {
-      const spec = readSpec(join(dir, 'spec.json'));
-      const child = exportSolution(Run.open(spec.run), spec.id, { out: f.out, target: f.runtime, dtype: f.dtype === undefined ? undefined : (f.dtype.toUpperCase() as StoredDtype) });
-      print(child.reused
-        ? `${child.dir} already holds this solution's child`
-        : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);
-      for (const caveat of deciCaveats(Run.open(spec.run).config)) print(`note: ${caveat}`);
+    .description('write a solution as a model directory (DeciLM config.json, model.safetensors, model.onnx, tokenizer), or as one GGUF file for llama.cpp')
+    .argument('<dir>', 'results/<run>/solutions/<id> (with --format gguf, also any model directory: an exported or distilled child)')
+    .option('--out <path>', 'model directory (default results/<run>/children/<id>), or the .gguf file (default: the model directory + .gguf)')
+    .addOption(new Option('--format <format>', 'a HuggingFace model directory, or a GGUF file (llama.cpp, Ollama, LM Studio)').choices(['hf', 'gguf']).default('hf'))
+    .addOption(runtimeOption('the runtime the child must run in (default: the one it was solved for; llama.cpp for GGUF)').default(undefined))
+    .addOption(new Option('--dtype <type>', "the weights' type (default: the parent's; model.onnx is float32; q8_0 for GGUF only)").choices(['bf16', 'f16', 'f32', 'q8_0']))
+    .action((dir: string, f: { out?: string; format: 'hf' | 'gguf'; runtime?: string; dtype?: 'bf16' | 'f16' | 'f32' | 'q8_0' }) => {
+      const dtype = f.dtype?.toUpperCase() as StoredDtype | 'Q8_0' | undefined;
+      if (f.format === 'gguf') {
+        const solution = existsSync(join(dir, 'spec.json'));
+        const modelDir = solution ? exportSolutionReporting(dir, { target: f.runtime ?? 'llama.cpp' }) : dir;
+        const model = openCheckpoint(modelDir);
+        const out = resolve(f.out ?? `${resolve(modelDir)}.gguf`);
+        writeGgufModel(out, model, dtype ?? model.dtype);
+        print(`wrote ${out} (llama.cpp's deci architecture, ${dtype ?? model.dtype} weights): llama-cli -m ${out}`);
+        return;
+      }
+      if (dtype === 'Q8_0') fail('option --dtype: q8_0 is a GGUF type; use it with --format gguf');
+      exportSolutionReporting(dir, { out: f.out, target: f.runtime, dtype });
     });
+
+  /** Exports a solution's model directory, says what was written, and returns it. */
+  function exportSolutionReporting(dir: string, o: { out?: string; target?: string; dtype?: StoredDtype }): string {
+    const spec = readSpec(join(dir, 'spec.json'));
+    const child = exportSolution(Run.open(spec.run), spec.id, o);
+    print(child.reused
+      ? `${child.dir} already holds this solution's child`
+      : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);
+    for (const caveat of deciCaveats(Run.open(spec.run).config)) print(`note: ${caveat}`);
+    return child.dir;
+  }
 
   p.command('evaluate')
     .description('a child against its parent on unseen text (KL, perplexity, greedy agreement) and real latency per scenario')

@@ -25,18 +25,20 @@ export interface RuntimeTarget {
   readonly ffnMult: boolean;
   /** Reads Qwen's q/k/v biases and per-head q/k norms (which DeciLM's config cannot state). */
   readonly qwenFeatures: boolean;
+  /** Computes Mistral's sliding-window attention. */
+  readonly slidingWindow: boolean;
   /** How to load an exported child (`<child>` its directory). */
   readonly load: string;
 }
 
 const ALL_ATTENTION: readonly AttentionVariant['kind'][] = ['gqa', 'linear', 'noop'];
 const ALL_FFN: readonly FfnVariant['kind'][] = ['swiglu', 'linear', 'noop'];
-const DECI = { firstAttention: false, lastFfn: false, noopFfnOnlyWithNoopAttention: false, ffnMult: true, qwenFeatures: false } as const;
+const DECI = { firstAttention: false, lastFfn: false, noopFfnOnlyWithNoopAttention: false, ffnMult: true, qwenFeatures: false, slidingWindow: true } as const;
 
 export const RUNTIMES: readonly RuntimeTarget[] = [
   {
     name: 'onnx', title: "Tessera's own ONNX graph (onnxruntime, any provider)", attention: ALL_ATTENTION, ffn: ALL_FFN,
-    firstAttention: false, lastFfn: false, noopFfnOnlyWithNoopAttention: false, ffnMult: false, qwenFeatures: true,
+    firstAttention: false, lastFfn: false, noopFfnOnlyWithNoopAttention: false, ffnMult: false, qwenFeatures: true, slidingWindow: true,
     load: "new ort.InferenceSession('<child>/model.onnx')",
   },
   {
@@ -56,9 +58,9 @@ export const RUNTIMES: readonly RuntimeTarget[] = [
     load: 'trtllm-serve <child> --trust_remote_code',
   },
   {
-    name: 'llama.cpp', title: "llama.cpp's deci architecture (GGUF from its convert_hf_to_gguf.py; also Ollama, LM Studio)", attention: ALL_ATTENTION, ffn: ['swiglu', 'noop'], ...DECI,
-    firstAttention: true, lastFfn: true, noopFfnOnlyWithNoopAttention: true,
-    load: 'python convert_hf_to_gguf.py <child> --outfile child.gguf && llama-cli -m child.gguf',
+    name: 'llama.cpp', title: "llama.cpp's deci architecture (tessera export --format gguf; also Ollama, LM Studio)", attention: ALL_ATTENTION, ffn: ['swiglu', 'noop'], ...DECI,
+    firstAttention: true, lastFfn: true, noopFfnOnlyWithNoopAttention: true, ffnMult: false, slidingWindow: false,
+    load: 'llama-cli -m <child>.gguf',
   },
   {
     name: 'mlx', title: "mlx-lm's nemotron-nas model", attention: ALL_ATTENTION, ffn: ALL_FFN, ...DECI,
@@ -88,6 +90,7 @@ export function blockViolation(config: ModelConfig, target: RuntimeTarget, block
 
 /** Why a model of this config cannot run in the runtime at all, or null. */
 export function configViolation(config: ModelConfig, target: RuntimeTarget): string | null {
+  if (!target.slidingWindow && config.slidingWindow !== null) return `${target.name} has no sliding-window attention (Mistral's ${config.slidingWindow} tokens): use --runtime onnx`;
   if (target.qwenFeatures) return null;
   if (config.qkvBias) return `${target.name} reads DeciLM configs, which cannot state q/k/v biases (Qwen2): use --runtime onnx`;
   if (config.qkNorm) return `${target.name} reads DeciLM configs, which cannot state per-head q/k norms (Qwen3): use --runtime onnx`;
