@@ -28,7 +28,7 @@ import { readModelSpec } from '../src/model/checkpoint.js';
 import { DEFAULT_STAGE_BYTES } from '../src/onnx/runtime.js';
 import { defaultDistillMethod, type DistillMethod } from '../src/distill/distill.js';
 import { LORA_DEFAULTS } from '../src/train/lora.js';
-import { BASE_BYTES, distillMemory, evaluateMemory, exportMemory, forwardMemory, scoreMemory } from '../src/run/memory.js';
+import { BASE_BYTES, layerCandidates, distillMemory, evaluateMemory, exportMemory, forwardMemory, scoreMemory } from '../src/run/memory.js';
 import { loadSearchSpace } from '../src/space/expand.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
@@ -189,9 +189,8 @@ function options(args: readonly string[]): string {
 }
 
 /** The most candidates a layer of the row's --space has (what a scoring worker holds the streams of). */
-function candidatesPerLayer(args: readonly string[], config: ModelConfig): number {
-  const space = loadSearchSpace(args[args.indexOf('--space') + 1], config);
-  return Math.max(...space.layers.map((l) => l.attention.length + l.ffn.length));
+function candidatesOf(args: readonly string[], config: ModelConfig): { count: number; bytes: number } {
+  return layerCandidates(config, loadSearchSpace(args[args.indexOf('--space') + 1], config));
 }
 
 /** The README's memory formula (src/run/memory.ts) for a row, to set beside what was measured. */
@@ -211,7 +210,7 @@ function estimateFor(r: Measured): number | undefined {
     case 'perplexity':
       return forwardMemory(config, arch, { stageBytes, seqLen: Math.min(flag('--tokens', 16384), DEFAULT_PERPLEXITY_SEQ_LEN, config.maxPositions) }).bytes;
     case 'score':
-      return scoreMemory(config, arch, { stageBytes, seqLen: 128, workers: flag('--workers', 2), calibTokens: flag('--calib-tokens', defaultTokens(config).calibTokens), validTokens: flag('--valid-tokens', defaultTokens(config).validTokens), candidatesPerLayer: candidatesPerLayer(r.args, config) }).bytes;
+      return scoreMemory(config, arch, { stageBytes, seqLen: 128, workers: flag('--workers', 2), calibTokens: flag('--calib-tokens', defaultTokens(config).calibTokens), validTokens: flag('--valid-tokens', defaultTokens(config).validTokens), candidatesPerLayer: candidatesOf(r.args, config).count, candidateBytes: candidatesOf(r.args, config).bytes }).bytes;
     case 'solve':
       // Tabu search evaluates children on the library's validation tokens, as evaluate does.
       return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: 512 }).bytes;

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { layerBytes, planStages } from '../src/onnx/staged.js';
-import { distillMemory, ensureFits, largestStage, machineMemory, scoreMemory } from '../src/run/memory.js';
+import { distillMemory, ensureFits, largestStage, layerCandidates, machineMemory, scoreMemory } from '../src/run/memory.js';
+import { loadSearchSpace } from '../src/space/expand.js';
 import { ALLOCATOR_ENV, wantsAllocatorRelaunch } from '../src/cli/allocator.js';
 import { LLAMA_32_1B } from '../bench/shapes.js';
 import { modelDir, TINYSTORIES } from './support/fixtures.js';
@@ -31,6 +32,10 @@ describe('memory estimates', () => {
     const two = scoreMemory(config, arch, { ...o, workers: 2 });
     expect(two.parts.some((p) => p.what.startsWith('2 workers:'))).toBe(true);
     expect(scoreMemory(config, arch, { ...o, workers: 2, candidatesPerLayer: 16 }).bytes - two.bytes).toBe(2 * 512 * E * 4);
+    // Each worker holds its layer's candidates' weights until the layer's pass: the puzzle space's FFN widths dominate.
+    const puzzle = layerCandidates(config, loadSearchSpace(join(ROOT, 'search-spaces/puzzle.json'), config));
+    expect(puzzle.bytes).toBeGreaterThan(4 * 3 * E * config.intermediateSize * 4);
+    expect(scoreMemory(config, arch, { ...o, workers: 2, candidateBytes: puzzle.bytes }).bytes - two.bytes).toBe(2 * puzzle.bytes);
     expect(scoreMemory(config, arch, { ...o, workers: 2, validTokens: 2048 }).bytes).toBeGreaterThan(two.bytes);
     const [three, four] = [3, 4].map((workers) => scoreMemory(config, arch, { ...o, workers }).bytes);
     expect(four - three).toBeCloseTo(three - two.bytes, 0);

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
-import { modelParams } from '../arch/params.js';
+import { attentionParams, ffnParams, modelParams } from '../arch/params.js';
+import type { SearchSpace } from '../space/types.js';
 import { batchTokensFor } from '../lm/divergence.js';
 import { defaultTokens } from '../bld/data.js';
 import { headChunkWindows } from '../train/adapter-distillation.js';
@@ -59,7 +60,7 @@ export function forwardMemory(config: ModelConfig, architecture: Architecture, o
  * score, the larger of its two phases: first the parent's pass over the validation tokens (its log-probabilities
  * stream to disk as they are computed); then per worker, scoring a layer's candidates: what it keeps built of the
  * parent (the head and 2 stages of the last layers), a stage it builds for the layer's pass, the residual streams
- * of the layer's candidates, one layer's activations, the FFN's hidden activations of the calibration tokens
+ * of the layer's candidates and their float32 weights (kept until the layer's pass), one layer's activations, the FFN's hidden activations of the calibration tokens
  * (and the kept channels' copy), a ridge system (at most calibration tokens square: the dual form bounds it;
  * 28 bytes an entry: float32 Gram or kernel, its float64 copy and factor, a float32 update) and a batch of
  * reference rows.
@@ -67,18 +68,18 @@ export function forwardMemory(config: ModelConfig, architecture: Architecture, o
 export function scoreMemory(
   config: ModelConfig,
   architecture: Architecture,
-  o: { stageBytes: number; seqLen: number; workers: number; calibTokens: number; validTokens: number; candidatesPerLayer: number },
+  o: { stageBytes: number; seqLen: number; workers: number; calibTokens: number; validTokens: number; candidatesPerLayer: number; candidateBytes?: number },
 ): MemoryEstimate {
   const E = config.hiddenSize;
   const batchRows = 3 * batchTokensFor(config.vocabSize, o.seqLen) * config.vocabSize * F32;
   const stage = largestStage(config, architecture, o.stageBytes, { from: 1, withoutHead: true });
   const ridge = 28 * Math.min(o.calibTokens, Math.max(config.intermediateSize, config.numHeads * config.headDim + 1, E + 1)) ** 2;
   const perWorker =
-    suffixCacheBytes(config, architecture, o.stageBytes) + stage + o.candidatesPerLayer * o.validTokens * E * F32 + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + ridge + batchRows;
+    suffixCacheBytes(config, architecture, o.stageBytes) + stage + (o.candidateBytes ?? 0) + o.candidatesPerLayer * o.validTokens * E * F32 + 4 * (o.calibTokens + o.validTokens) * E * F32 + 2 * o.calibTokens * config.intermediateSize * F32 + ridge + batchRows;
   const parent = [{ what: 'Node and onnxruntime', bytes: BASE_BYTES }, ...forwardParts(config, architecture, o.stageBytes, o.seqLen)];
   const candidates = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
-    { what: `${o.workers} worker${o.workers === 1 ? '' : 's'}: the head and 2 stages kept built, one more in use, a layer's candidates' streams, activations and ridge system`, bytes: o.workers * perWorker },
+    { what: `${o.workers} worker${o.workers === 1 ? '' : 's'}: the head and 2 stages kept built, one more in use, a layer's candidates' weights and streams, activations and ridge system`, bytes: o.workers * perWorker },
     // Workers build sessions one at a time: a build's weights as written and as packed, on top of the kept copy.
     { what: 'one session being built (1.5 × the head or a stage, the larger)', bytes: 1.5 * Math.max(endBytes(config).head, stage) },
   ];
@@ -190,4 +191,13 @@ export function ensureFits(command: string, e: MemoryEstimate, available = machi
   if (e.bytes <= available) return;
   const largest = [...e.parts].sort((a, b) => b.bytes - a.bytes)[0];
   fail(`${command} needs about ${gb(e.bytes)} of memory and this machine has ${gb(available)}; the largest part is ${largest.what}, ${gb(largest.bytes)}. Options that need less: ${e.knobs}.`);
+}
+
+/** The candidates of a space's largest layer: how many, and their float32 weights' bytes (what a scoring worker holds of them). */
+export function layerCandidates(config: ModelConfig, space: SearchSpace): { readonly count: number; readonly bytes: number } {
+  const per = space.layers.map((l) => ({
+    count: l.attention.length + l.ffn.length,
+    bytes: F32 * (l.attention.reduce((n, a) => n + attentionParams(config, a), 0) + l.ffn.reduce((n, f) => n + ffnParams(config, f), 0)),
+  }));
+  return { count: Math.max(...per.map((p) => p.count)), bytes: Math.max(...per.map((p) => p.bytes)) };
 }
