@@ -147,17 +147,20 @@ function deriveContext(ctx: CandidateContext, layer: number, sub: SubBlock): Der
  * built once for all the layer's candidates, not once per candidate — and every candidate's batches run as they
  * would alone, so its numbers do not depend on which others share the pass.
  */
-async function globalScores(ctx: CandidateContext, layer: number, children: readonly LayerWeights[]): Promise<{ kl: number; lmLoss: number }[]> {
-  if (children.length === 0) return [];
+/** The residual stream on the validation tokens after layer `layer` computed with a candidate in it: what its global score passes on. */
+async function layerOutput(ctx: CandidateContext, layer: number, child: LayerWeights): Promise<Float32Array> {
+  const val = ctx.validation;
+  return (await runLayer(ctx, child, val.layer(layer).attention.input, val, ['residual'])).get('residual')!;
+}
+
+/** KL and LM loss of candidates' layer outputs (`outputs`) carried through the parent's later layers in one staged pass. */
+async function globalScores(ctx: CandidateContext, layer: number, outputs: readonly Float32Array[]): Promise<{ kl: number; lmLoss: number }[]> {
+  if (outputs.length === 0) return [];
   const val = ctx.validation;
   const E = ctx.config.hiddenSize;
   const reference = val.reference;
   const batches = [...windowBatches(val.windows, val.seqLen, batchTokensFor(reference.vocab, val.seqLen))];
-  const streams: Tensor[][] = [];
-  for (const child of children) {
-    const hiddenOut = (await runLayer(ctx, child, val.layer(layer).attention.input, val, ['residual'])).get('residual')!;
-    streams.push(batches.map(({ batch, from, to }) => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] })));
-  }
+  const streams = outputs.map((hiddenOut) => batches.map(({ batch, from, to }): Tensor => ({ data: hiddenOut.subarray(from * E, to * E), shape: [batch, val.seqLen, E] })));
   // The parent's layers after this one, ending in the in-graph KL/NLL scoring head.
   return stagedDivergences(ctx.config, ctx.parent, ctx.runtime, streams, batches, reference, { fromLayer: layer + 1, sessions: ctx.suffixes, stopped: ctx.stopped });
 }
@@ -239,23 +242,28 @@ export async function buildLayerCandidates(ctx: CandidateContext, candidates: re
   const layers = new Set(candidates.map((c) => c.layer));
   if (layers.size > 1) throw new Error(`buildLayerCandidates: candidates of layers ${[...layers].join(', ')}; one layer at a time`);
   const t0 = performance.now();
-  const local: LocalCandidate[] = [];
+  const layer = candidates[0]?.layer ?? 0;
+  // Each candidate's layer output is computed as soon as it is fitted, and its weights let go: a worker holds one
+  // candidate's weights at a time (a layer's worth of FFN widths is gigabytes at 8B), and the outputs (tokens × E).
+  const local: { readonly spec: CandidateSpec; readonly score: LocalCandidate['score']; readonly output: Float32Array | null }[] = [];
+  let outputSeconds = 0;
   for (const c of candidates) {
     if (ctx.stopped?.()) throw new Stopped();
-    const stored = o.stored?.(c);
-    if (stored !== undefined) {
-      local.push(stored);
-      continue;
+    let l = o.stored?.(c);
+    if (l === undefined) {
+      l = await localCandidate(ctx, c);
+      o.onLocal?.(c, layerTensors(ctx.config, { [c.subBlock]: l.weights }));
     }
-    const l = await localCandidate(ctx, c);
-    o.onLocal?.(c, layerTensors(ctx.config, { [c.subBlock]: l.weights }));
-    local.push(l);
+    const scoredGlobally = !o.localOnly && !isParent(ctx, l.spec);
+    const started = performance.now();
+    const output = scoredGlobally ? await layerOutput(ctx, layer, { ...parentLayer(ctx, layer), [l.spec.subBlock]: l.weights }) : null;
+    outputSeconds += (performance.now() - started) / 1000;
+    local.push({ spec: l.spec, score: l.score, output });
   }
   const t1 = performance.now();
-  const changed = o.localOnly ? [] : local.filter((l) => !isParent(ctx, l.spec));
-  const layer = candidates[0]?.layer ?? 0;
-  const globals = await globalScores(ctx, layer, changed.map((l) => ({ ...parentLayer(ctx, layer), [l.spec.subBlock]: l.weights })));
-  const seconds = { local: (t1 - t0) / 1000, global: (performance.now() - t1) / 1000 };
+  const changed = local.filter((l) => l.output !== null);
+  const globals = await globalScores(ctx, layer, changed.map((l) => l.output!));
+  const seconds = { local: (t1 - t0) / 1000 - outputSeconds, global: (performance.now() - t1) / 1000 + outputSeconds };
   const parentNll = ctx.validation.parentNll;
   const scores = local.map((l): CandidateScore => {
     if (isParent(ctx, l.spec)) return { ...l.score, kl: 0, lmLoss: parentNll, lmLossDelta: 0 };

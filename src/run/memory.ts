@@ -60,7 +60,9 @@ export function forwardMemory(config: ModelConfig, architecture: Architecture, o
  * score, the larger of its two phases: first the parent's pass over the validation tokens (its log-probabilities
  * stream to disk as they are computed); then per worker, scoring a layer's candidates: what it keeps built of the
  * parent (the head and 2 stages of the last layers), a stage it builds for the layer's pass, the residual streams
- * of the layer's candidates and their float32 weights (kept until the layer's pass), one layer's activations, the FFN's hidden activations of the calibration tokens
+ * of the layer's candidates and their float32 weights (the whole layer's: measured peaks held them all until the
+ * layer's pass; a worker now lets each go once its layer output is computed, so this bounds it from above until
+ * bench:scale measures again), one layer's activations, the FFN's hidden activations of the calibration tokens
  * (and the kept channels' copy), a ridge system (at most calibration tokens square: the dual form bounds it;
  * 28 bytes an entry: float32 Gram or kernel, its float64 copy and factor, a float32 update) and a batch of
  * reference rows.
