@@ -243,11 +243,12 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
   /** Exports a solution's model directory, says what was written, and returns it. */
   function exportSolutionReporting(dir: string, o: { out?: string; target?: string; dtype?: StoredDtype }): string {
     const spec = readSpec(join(dir, 'spec.json'));
-    const child = exportSolution(Run.open(spec.run), spec.id, o);
+    const run = Run.open(spec.run);
+    const child = exportSolution(run, spec.id, o);
     print(child.reused
       ? `${child.dir} already holds this solution's child`
       : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);
-    for (const caveat of deciCaveats(Run.open(spec.run).config)) print(`note: ${caveat}`);
+    for (const caveat of deciCaveats(run.config)) print(`note: ${caveat}`);
     return child.dir;
   }
 

@@ -2,6 +2,7 @@ import type ort from 'onnxruntime-node';
 import type { ModelConfig } from '../arch/config.js';
 import type { BlockConfig } from '../arch/variant.js';
 import type { WindowSet } from '../data/sequences.js';
+import { batchTokensFor } from '../lm/divergence.js';
 import { layerAlone, type LayerWeights, type WeightSource } from '../model/weights.js';
 import { gradName, appendGradients } from '../onnx/autodiff.js';
 import { emitDecoder, HIDDEN_IN } from '../onnx/decoder-graph.js';
@@ -12,8 +13,8 @@ import { fail } from '../util/errors.js';
 import type { DistillationSettings } from './distillation.js';
 import { LOSS, lossTerm, type LossWeights } from './graph.js';
 import { adapterInputs, adapterWeights, freshAdapter, type Adapter, type LoraSettings } from './lora.js';
-import { batchWindows, train, type Trainer, type TrainingResult } from './loop.js';
-import { appendAdamW, OPTIMIZER } from './optimizer.js';
+import { batchIds, train, type Trainer, type TrainingResult } from './loop.js';
+import { appendAdamW, optimizerFeeds, optimizerOutputs } from './optimizer.js';
 
 export interface AdapterDistillationSettings extends DistillationSettings {
   readonly lora: LoraSettings;
@@ -145,8 +146,7 @@ function sameOr(other: Float32Array | null, mine: Float32Array): Float32Array {
 
 /** Windows per head chunk: the most that divide a batch and keep a chunk's [positions, vocab] float32 logits near 64 MB. */
 export function headChunkWindows(batch: number, seq: number, vocab: number): number {
-  const most = Math.max(1, Math.floor(2 ** 26 / (4 * vocab * seq)));
-  let w = Math.min(batch, most);
+  let w = batchTokensFor(vocab, seq, batch * seq) / seq;
   while (batch % w !== 0) w--;
   return w;
 }
@@ -342,28 +342,10 @@ export async function adapterTraining(config: ModelConfig, student: WeightSource
     shapes,
     terms,
     step: async (step, scalars, state) => {
-      const ids = new Int32Array(batch * seq);
-      batchWindows(windows.count, batch, o.seed, step).forEach((w, b) => ids.set(windows.ids.subarray(w * seq, (w + 1) * seq), b * seq));
-      const { loss, terms: sums, grads } = await gradients(ids, state.weights);
-      const feeds: Record<string, ort.Tensor> = {
-        [OPTIMIZER.lr]: float32Tensor(Float32Array.of(scalars.lr), []),
-        [OPTIMIZER.c1]: float32Tensor(Float32Array.of(scalars.c1), []),
-        [OPTIMIZER.c2]: float32Tensor(Float32Array.of(scalars.c2), []),
-      };
-      keys.forEach((k, i) => {
-        feeds[k] = float32Tensor(state.weights[i], shapes[i]);
-        feeds[gradName(k)] = float32Tensor(grads[i], shapes[i]);
-        feeds[OPTIMIZER.moment('m', k)] = float32Tensor(state.m[i], shapes[i]);
-        feeds[OPTIMIZER.moment('v', k)] = float32Tensor(state.v[i], shapes[i]);
-      });
-      const out = await optimizer.run(feeds);
-      return {
-        weights: keys.map((k) => out[OPTIMIZER.next(k)].data as Float32Array),
-        m: keys.map((k) => out[OPTIMIZER.nextMoment('m', k)].data as Float32Array),
-        v: keys.map((k) => out[OPTIMIZER.nextMoment('v', k)].data as Float32Array),
-        loss,
-        terms: sums,
-      };
+      const { loss, terms: sums, grads } = await gradients(batchIds(windows, batch, seq, o.seed, step), state.weights);
+      const feeds = optimizerFeeds(scalars, keys, shapes, state);
+      keys.forEach((k, i) => (feeds[gradName(k)] = float32Tensor(grads[i], shapes[i])));
+      return { ...optimizerOutputs(await optimizer.run(feeds), keys), loss, terms: sums };
     },
   });
   const release = async () => {

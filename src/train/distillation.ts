@@ -10,7 +10,7 @@ import { int32Tensor } from '../onnx/runtime.js';
 import { inferenceWeights } from '../onnx/weight-writer.js';
 import { fail } from '../util/errors.js';
 import { buildTrainingGraph, REFERENCE_HIDDEN, REFERENCE_LOGPROBS, TARGETS, type LossWeights } from './graph.js';
-import { batchWindows, optimize, type TrainingOptions, type TrainingResult } from './loop.js';
+import { batchIds, optimize, type TrainingOptions, type TrainingResult } from './loop.js';
 
 export interface DistillationSettings extends TrainingOptions {
   /** Maximum global gradient norm. */
@@ -51,8 +51,7 @@ export async function distil(config: ModelConfig, student: ModelWeights, teacher
   const teacherSession = await o.runtime.sessionBuiltAt((file) => teacherGraph(teacher.config, sourceOf(teacher.weights), o.batch, o.seqLen, cosine, file));
   try {
     return await optimize(training, async (step) => {
-      const ids = new Int32Array(o.batch * o.seqLen);
-      batchWindows(windows.count, o.batch, o.seed, step).forEach((w, b) => ids.set(windows.ids.subarray(w * o.seqLen, (w + 1) * o.seqLen), b * o.seqLen));
+      const ids = batchIds(windows, o.batch, o.seqLen, o.seed, step);
       const input = int32Tensor(ids, [o.batch, o.seqLen]);
       const targets = await teacherSession.run({ [INPUT_IDS]: input });
       const feeds: Record<string, ort.Tensor> = { [INPUT_IDS]: input };

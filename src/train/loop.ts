@@ -2,14 +2,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { basename, join } from 'node:path';
 import type ort from 'onnxruntime-node';
 import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
-import { float32Tensor, type Runtime } from '../onnx/runtime.js';
+import type { Runtime } from '../onnx/runtime.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { LOSS, lossTerm, type TrainingGraph } from './graph.js';
-import { adamWScalars, adamWState, learningRate, OPTIMIZER, type AdamWScalars, type AdamWState } from './optimizer.js';
+import { adamWScalars, adamWState, learningRate, optimizerFeeds, optimizerOutputs, type AdamWScalars, type AdamWState } from './optimizer.js';
 
 export interface TrainingOptions {
   readonly steps: number;
@@ -105,6 +105,13 @@ function loadCheckpoint(dir: string, identity: string, keys: readonly string[], 
   return record;
 }
 
+/** The token ids [batch, seqLen] of step `step`: the windows `batchWindows` draws, end to end. */
+export function batchIds(windows: { readonly count: number; readonly ids: Int32Array }, batch: number, seqLen: number, seed: number, step: number): Int32Array {
+  const ids = new Int32Array(batch * seqLen);
+  batchWindows(windows.count, batch, seed, step).forEach((w, b) => ids.set(windows.ids.subarray(w * seqLen, (w + 1) * seqLen), b * seqLen));
+  return ids;
+}
+
 /** What one step trains on: the training graph's inputs other than its weights (ids, targets), for step `step`. */
 export type StepInputs = (step: number) => Promise<Record<string, ort.Tensor>>;
 
@@ -133,27 +140,17 @@ export async function optimize(training: TrainingGraph, inputs: StepInputs, o: T
   if (training.optimizer === null) throw new Error('optimize() needs a training graph that takes the optimizer step');
   const keys = [...training.weights.keys()];
   const tensors = keys.map((k) => training.weights.get(k)!);
+  const shapes = tensors.map((t) => t.shape);
   const session = await o.runtime.session(training.graph);
   try {
     const trainer: Trainer = {
       keys,
-      shapes: tensors.map((t) => t.shape),
+      shapes,
       terms: training.terms,
       step: async (step, scalars, state) => {
-        const feeds = await inputs(step);
-        feeds[OPTIMIZER.lr] = float32Tensor(Float32Array.of(scalars.lr), []);
-        feeds[OPTIMIZER.c1] = float32Tensor(Float32Array.of(scalars.c1), []);
-        feeds[OPTIMIZER.c2] = float32Tensor(Float32Array.of(scalars.c2), []);
-        keys.forEach((k, i) => {
-          feeds[k] = float32Tensor(state.weights[i], tensors[i].shape);
-          feeds[OPTIMIZER.moment('m', k)] = float32Tensor(state.m[i], tensors[i].shape);
-          feeds[OPTIMIZER.moment('v', k)] = float32Tensor(state.v[i], tensors[i].shape);
-        });
-        const out = await session.run(feeds);
+        const out = await session.run({ ...(await inputs(step)), ...optimizerFeeds(scalars, keys, shapes, state) });
         return {
-          weights: keys.map((k) => out[OPTIMIZER.next(k)].data as Float32Array),
-          m: keys.map((k) => out[OPTIMIZER.nextMoment('m', k)].data as Float32Array),
-          v: keys.map((k) => out[OPTIMIZER.nextMoment('v', k)].data as Float32Array),
+          ...optimizerOutputs(out, keys),
           loss: out[LOSS].data[0] as number,
           terms: Object.fromEntries(training.terms.map((t) => [t, out[lossTerm(t)].data[0] as number])),
         };

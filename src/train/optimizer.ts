@@ -1,4 +1,6 @@
+import type ort from 'onnxruntime-node';
 import type { GraphBuilder } from '../onnx/graph-builder.js';
+import { float32Tensor } from '../onnx/runtime.js';
 import { DataType } from '../onnx/graph-builder.js';
 import type { Tensor } from '../util/tensor.js';
 
@@ -84,4 +86,28 @@ export function learningRate(step: number, peak: number, warmup: number, total: 
   if (step < warmup) return (peak * (step + 1)) / warmup;
   const progress = (step - warmup) / Math.max(1, total - warmup);
   return peak * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress)));
+}
+
+/** A step's optimizer inputs: its scalars, and each weight's current value and moments. */
+export function optimizerFeeds(scalars: AdamWScalars, keys: readonly string[], shapes: readonly (readonly number[])[], state: { readonly weights: readonly Float32Array[]; readonly m: readonly Float32Array[]; readonly v: readonly Float32Array[] }): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {
+    [OPTIMIZER.lr]: float32Tensor(Float32Array.of(scalars.lr), []),
+    [OPTIMIZER.c1]: float32Tensor(Float32Array.of(scalars.c1), []),
+    [OPTIMIZER.c2]: float32Tensor(Float32Array.of(scalars.c2), []),
+  };
+  keys.forEach((k, i) => {
+    feeds[k] = float32Tensor(state.weights[i], shapes[i]);
+    feeds[OPTIMIZER.moment('m', k)] = float32Tensor(state.m[i], shapes[i]);
+    feeds[OPTIMIZER.moment('v', k)] = float32Tensor(state.v[i], shapes[i]);
+  });
+  return feeds;
+}
+
+/** The weights and moments after a step, as the step's graph returned them. */
+export function optimizerOutputs(out: Readonly<Record<string, ort.Tensor>>, keys: readonly string[]): { weights: Float32Array[]; m: Float32Array[]; v: Float32Array[] } {
+  return {
+    weights: keys.map((k) => out[OPTIMIZER.next(k)].data as Float32Array),
+    m: keys.map((k) => out[OPTIMIZER.nextMoment('m', k)].data as Float32Array),
+    v: keys.map((k) => out[OPTIMIZER.nextMoment('v', k)].data as Float32Array),
+  };
 }

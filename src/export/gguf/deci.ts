@@ -76,13 +76,13 @@ export function deciTensors(config: ModelConfig, source: WeightSource, weights: 
   // A matrix [rows, cols] as ne [cols, rows]; Q8_0 needs cols (its rows' length) a multiple of 32.
   const weight = (name: string, shape: readonly number[], read: () => Tensor): GgufTensor => {
     const type: GgmlType = weights === 'Q8_0' && shape[shape.length - 1] % 32 !== 0 ? 'F16' : weights;
-    return { name, type, dims: [...shape].reverse(), bytes: () => encodeAs(type, read().data) };
+    return { name, type, dims: [...shape].reverse(), bytes: () => encodeAs(type, read(), name) };
   };
-  const vector = (name: string, n: number, read: () => Tensor): GgufTensor => ({ name, type: 'F32', dims: [n], bytes: () => encodeAs('F32', read().data) });
+  const vector = (name: string, n: number, read: () => Tensor): GgufTensor => ({ name, type: 'F32', dims: [n], bytes: () => encodeAs('F32', read(), name) });
 
   const out: GgufTensor[] = [weight('token_embd.weight', [config.vocabSize, E], () => source.embed())];
   const factors = ropeFactors(config);
-  if (factors !== null) out.push({ name: 'rope_freqs.weight', type: 'F32', dims: [factors.length], bytes: () => encodeAs('F32', factors) });
+  if (factors !== null) out.push({ name: 'rope_freqs.weight', type: 'F32', dims: [factors.length], bytes: () => encodeAs('F32', { data: factors, shape: [factors.length] }, 'rope_freqs.weight') });
   source.architecture.forEach((block, i) => {
     const blk = (n: string) => `blk.${i}.${n}.weight`;
     const tensor = (sub: keyof LayerWeights, role: string) => () => layer(i)[sub].tensors[role];

@@ -1,4 +1,6 @@
-import { f32ToBf16, f32ToF16 } from '../../model/dtype.js';
+import { f32ToF16 } from '../../model/dtype.js';
+import { encodeTensor } from '../../model/save.js';
+import type { Tensor } from '../../util/tensor.js';
 import type { GgmlType } from './format.js';
 
 /** C's roundf: halves away from zero (JavaScript's Math.round takes −2.5 to −2). */
@@ -23,11 +25,7 @@ export function quantizeQ8_0(x: Float32Array): Uint8Array {
   return out;
 }
 
-/** A float32 array's bytes as a GGUF tensor of `type`. */
-export function encodeAs(type: GgmlType, x: Float32Array): Uint8Array {
-  const bytes = (a: Float32Array | Uint16Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  if (type === 'F32') return bytes(x);
-  if (type === 'F16') return bytes(f32ToF16(x));
-  if (type === 'BF16') return bytes(f32ToBf16(x));
-  return quantizeQ8_0(x);
+/** A tensor's bytes as a GGUF tensor of `type` (float types as safetensors stores them: float16 refuses values beyond its range). */
+export function encodeAs(type: GgmlType, t: Tensor, name: string): Uint8Array {
+  return type === 'Q8_0' ? quantizeQ8_0(t.data) : encodeTensor(t, type, name);
 }
