@@ -9,6 +9,7 @@ import type { LossWeights } from '../src/train/graph.js';
 import { freshAdapter, mergeAdapter, mergedSource, type Adapter } from '../src/train/lora.js';
 import { Rng } from '../src/util/rng.js';
 import { configOf, RUNTIME } from './support/fixtures.js';
+import { centralDifferences, referenceDistillationLoss } from './support/reference-loss.js';
 
 // Every variant kind, on a config whose heads × head_dim ≠ hidden; one layer is dropped whole.
 const child: Architecture = [
@@ -25,35 +26,13 @@ const LORA = { rank: 2, alpha: 3 };
 
 /** The distillation loss of a student (adapters merged in) against its teacher, both by the float64 reference forward. */
 function referenceLoss(config: ModelConfig, studentWeights: ModelWeights, teacherWeights: ModelWeights, ids: Int32Array, loss: LossWeights): number {
-  const V = config.vocabSize;
-  const E = config.hiddenSize;
-  let [kl, lm, cos] = [0, 0, 0];
-  for (let b = 0; b < B; b++) {
-    const window = Array.from(ids.subarray(b * T, (b + 1) * T));
-    const s = referenceForward(config, studentWeights, window);
-    const t = referenceForward(config, teacherWeights, window);
-    const logSoftmax = (row: Float64Array) => {
-      const max = Math.max(...row);
-      const lse = max + Math.log(row.reduce((acc, v) => acc + Math.exp(v - max), 0));
-      return Array.from(row, (v) => v - lse);
-    };
-    for (let pos = 0; pos < T; pos++) {
-      const [q, p] = [logSoftmax(s.logits[pos]), logSoftmax(t.logits[pos])];
-      for (let v = 0; v < V; v++) kl += Math.exp(p[v]) * (p[v] - q[v]);
-      if (pos < T - 1) lm -= q[window[pos + 1]];
-      for (let l = 1; l <= child.length; l++) {
-        const [h, r] = [s.hidden[l][pos], t.hidden[l][pos]];
-        let [dot, hh, rr] = [0, 0, 0];
-        for (let k = 0; k < E; k++) {
-          dot += h[k] * r[k];
-          hh += h[k] * h[k];
-          rr += r[k] * r[k];
-        }
-        cos += dot / Math.sqrt(hh * rr);
-      }
-    }
-  }
-  return (loss.kl ?? 0) * (kl / (B * T)) + (loss.lm ?? 0) * (lm / (B * (T - 1))) + (loss.cosine ?? 0) * (1 - cos / (B * T * child.length));
+  const teacher = Array.from({ length: B }, (_, b) => referenceForward(config, teacherWeights, Array.from(ids.subarray(b * T, (b + 1) * T))));
+  return referenceDistillationLoss(config, studentWeights, ids, T, loss, (b, pos) => {
+    const row = teacher[b].logits[pos];
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((acc, v) => acc + Math.exp(v - max), 0));
+    return { logprobs: Array.from(row, (v) => v - lse), hidden: (layer) => teacher[b].hidden[layer][pos], next: ids[b * T + pos + 1] };
+  });
 }
 
 const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
@@ -84,20 +63,7 @@ describe('distillation through low-rank adapters, a layer at a time', () => {
       // Adapters on every linear weight of every layer that computes something: q/k/v/o, gate/up/down, the linear maps.
       expect(training.keys.length).toBe(2 * (4 + 3 + 4 + 1 + 1 + 3));
       for (let k = 0; k < training.keys.length; k++) {
-        const data = adapters[k];
-        const fd = new Float64Array(data.length);
-        for (let e = 0; e < data.length; e++) {
-          const w = data[e];
-          const h = 1e-3 * Math.max(1, Math.abs(w));
-          data[e] = w + h;
-          const up = data[e] - w;
-          const plus = referenceLoss(config, merged(), teacher, ids, loss);
-          data[e] = w - h;
-          const down = w - data[e];
-          const minus = referenceLoss(config, merged(), teacher, ids, loss);
-          data[e] = w;
-          fd[e] = (plus - minus) / (up + down);
-        }
+        const fd = centralDifferences(adapters[k], () => referenceLoss(config, merged(), teacher, ids, loss));
         const error = norm(Array.from(fd, (v, e) => v - grads[k][e]));
         expect(error / norm(fd), training.keys[k]).toBeLessThanOrEqual(1e-3);
       }

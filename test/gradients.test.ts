@@ -7,10 +7,10 @@ import type { ModelWeights } from '../src/model/weights.js';
 import { gradName } from '../src/onnx/autodiff.js';
 import { INPUT_IDS } from '../src/onnx/decoder-graph.js';
 import { float32Tensor, int32Tensor } from '../src/onnx/runtime.js';
-import { referenceForward } from '../src/reference/forward.js';
 import { buildTrainingGraph, REFERENCE_HIDDEN, REFERENCE_LOGPROBS, TARGETS, LOSS, type LossWeights } from '../src/train/graph.js';
 import { Rng } from '../src/util/rng.js';
 import { configOf, RUNTIME } from './support/fixtures.js';
+import { centralDifferences, referenceDistillationLoss } from './support/reference-loss.js';
 
 // Every variant kind, on a config whose heads × head_dim ≠ hidden; one layer is dropped whole.
 const everyKind: Architecture = [
@@ -49,52 +49,10 @@ function targetsFor(config: ModelConfig, rng: Rng): Targets {
 function referenceLoss(config: ModelConfig, weights: ModelWeights, t: Targets, loss: LossWeights): number {
   const V = config.vocabSize;
   const E = config.hiddenSize;
-  let kl = 0;
-  let lm = 0;
-  let cos = 0;
-  for (let b = 0; b < B; b++) {
-    const r = referenceForward(config, weights, Array.from(t.ids.subarray(b * T, (b + 1) * T)));
-    for (let pos = 0; pos < T; pos++) {
-      const row = r.logits[pos];
-      const max = Math.max(...row);
-      const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
-      const p = b * T + pos;
-      for (let v = 0; v < V; v++) kl += Math.exp(t.logprobs[p * V + v]) * (t.logprobs[p * V + v] - (row[v] - lse));
-      if (pos < T - 1) lm -= row[t.next[p]] - lse;
-      everyKind.forEach((_, i) => {
-        const h = r.hidden[i + 1][pos];
-        const ref = t.hidden[i].subarray(p * E, (p + 1) * E);
-        let dot = 0;
-        let hh = 0;
-        let pp = 0;
-        for (let k = 0; k < E; k++) {
-          dot += h[k] * ref[k];
-          hh += h[k] * h[k];
-          pp += ref[k] * ref[k];
-        }
-        cos += dot / Math.sqrt(hh * pp);
-      });
-    }
-  }
-  return (loss.kl ?? 0) * (kl / (B * T)) + (loss.lm ?? 0) * (lm / (B * (T - 1))) + (loss.cosine ?? 0) * (1 - cos / (B * T * everyKind.length));
-}
-
-/** Central finite differences of the float64 reference loss, element by element (each step as float32 actually stores it). */
-function finiteDifferences(config: ModelConfig, weights: ModelWeights, data: Float32Array, t: Targets, loss: LossWeights): Float64Array {
-  const out = new Float64Array(data.length);
-  for (let k = 0; k < data.length; k++) {
-    const w = data[k];
-    const h = 1e-3 * Math.max(1, Math.abs(w));
-    data[k] = w + h;
-    const up = data[k] - w;
-    const plus = referenceLoss(config, weights, t, loss);
-    data[k] = w - h;
-    const down = w - data[k];
-    const minus = referenceLoss(config, weights, t, loss);
-    data[k] = w;
-    out[k] = (plus - minus) / (up + down);
-  }
-  return out;
+  return referenceDistillationLoss(config, weights, t.ids, T, loss, (b, pos) => {
+    const p = b * T + pos;
+    return { logprobs: t.logprobs.subarray(p * V, (p + 1) * V), hidden: (layer) => t.hidden[layer - 1].subarray(p * E, (p + 1) * E), next: t.next[p] };
+  });
 }
 
 const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0));
@@ -124,7 +82,7 @@ describe('training graphs: every weight\'s gradient against finite differences o
       // Every weight of the model is trained: the embedding, each layer's tensors, the final norm and (untied) the head.
       expect(training.weights.size).toBe(weights.layers.reduce((s, l) => s + Object.keys(l.attention.tensors).length + Object.keys(l.ffn.tensors).length, 2 + (tied ? 0 : 1)));
       for (const [key, tensor] of training.weights) {
-        const fd = finiteDifferences(config, weights, tensor.data, t, loss);
+        const fd = centralDifferences(tensor.data, () => referenceLoss(config, weights, t, loss));
         const grad = out[gradName(key)].data as Float32Array;
         expect(grad.length, key).toBe(fd.length);
         const error = norm(Array.from(fd, (v, k) => v - grad[k]));
