@@ -3,7 +3,7 @@
  * Llama-3.2-1B and Llama-3.1-8B with seeded random bf16 weights and their real config.json — each command in a
  * fresh process under /usr/bin/time -v, as a user would run it. Writes results/bench-scale.{json,md}.
  *
- *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [--parts basic,score,pipeline,distill] [--scratch DIR]
+ *   npm run bench:scale [-- --shapes SmolLM2-135M,Llama-3.2-1B] [--parts basic,score,pipeline,evaluate,distill] [--scratch DIR]
  *                         [--score-seconds 900] [--no-perplexity] [--render]
  *
  * Parts: basic (inspect, cost, perplexity), score (the whole library at default settings; at 1B also two workers
@@ -119,7 +119,10 @@ function benchShape(shape: ModelShape): Measured[] {
   }
   if (parts.has('score')) rows.push(...scoreRows(shape, dir));
   if (parts.has('pipeline') && !big) rows.push(...pipelineRows(shape, dir));
-  else if (parts.has('distill') && !big) rows.push(...distillRows(shape));
+  else if (!big) {
+    if (parts.has('evaluate')) rows.push(...onExportedChild(shape, (child) => evaluateRow(shape, child)));
+    if (parts.has('distill')) rows.push(...onExportedChild(shape, (child) => distillRow(shape, child)));
+  }
   return rows;
 }
 
@@ -161,9 +164,13 @@ function pipelineRows(shape: ModelShape, dir: string): Measured[] {
   if (sol === undefined) return rows;
   rows.push(measure(shape.name, 'export', [join(solutions, sol)], 3600));
   const child = join(run, 'children', sol);
-  rows.push(measure(shape.name, 'evaluate', [child, '--data', TEXT, '--tokens', shape.name.includes('135M') ? '2048' : '1024', '--prompts', '1', '--repeats', '1'], 5400));
+  rows.push(evaluateRow(shape, child));
   rows.push(distillRow(shape, child));
   return rows;
+}
+
+function evaluateRow(shape: ModelShape, child: string): Measured {
+  return measure(shape.name, 'evaluate', [child, '--data', TEXT, '--tokens', shape.name.includes('135M') ? '2048' : '1024', '--prompts', '1', '--repeats', '1'], 5400);
 }
 
 function distillRow(shape: ModelShape, child: string): Measured {
@@ -172,15 +179,15 @@ function distillRow(shape: ModelShape, child: string): Measured {
   return measure(shape.name, 'distill', [child, '--data', TEXT, '--tokens', '4096', '--out', out], 5400);
 }
 
-/** The distill row alone, on the child an earlier pipeline part exported. */
-function distillRows(shape: ModelShape): Measured[] {
+/** A row alone (evaluate, distill) on the child an earlier pipeline part exported. */
+function onExportedChild(shape: ModelShape, row: (child: string) => Measured): Measured[] {
   const children = join(scratch, `${shape.name}-depth`, 'children');
   const child = existsSync(children) ? readdirSync(children).filter((c) => !c.endsWith('-kd'))[0] : undefined;
   if (child === undefined) {
     console.error(`${shape.name}: no exported child in ${children}; run the pipeline part first`);
     return [];
   }
-  return [distillRow(shape, join(children, child))];
+  return [row(join(children, child))];
 }
 
 /** A command's options as a reader wants them: flags and numbers, not the paths. */
@@ -213,11 +220,11 @@ function estimateFor(r: Measured): number | undefined {
       return scoreMemory(config, arch, { stageBytes, seqLen: 128, workers: flag('--workers', 2), calibTokens: flag('--calib-tokens', defaultTokens(config).calibTokens), validTokens: flag('--valid-tokens', defaultTokens(config).validTokens), candidatesPerLayer: candidatesOf(r.args, config).count, candidateBytes: candidatesOf(r.args, config).bytes }).bytes;
     case 'solve':
       // Tabu search evaluates children on the library's validation tokens, as evaluate does.
-      return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: 512 }).bytes;
+      return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: 512, wholeModel: false }).bytes;
     case 'export':
       return exportMemory(config).bytes;
     case 'evaluate':
-      return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: flag('--tokens', 4096) }).bytes;
+      return evaluateMemory(config, arch, { stageBytes, seqLen: 128, tokens: flag('--tokens', 4096), wholeModel: true }).bytes;
     case 'distill': {
       const child = r.args[0];
       if (!existsSync(join(child, 'config.json'))) return undefined;

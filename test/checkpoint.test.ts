@@ -181,3 +181,48 @@ describe('bad checkpoints get one line naming the file and the problem', () => {
     expect(() => loadCheckpoint(dir)).toThrow(/index\.json: shard "model-00001-of-00002\.safetensors" listed for tensor "model\.embed_tokens\.weight" does not exist/);
   });
 });
+
+describe('the weights fingerprint', () => {
+  it('changes with any byte of the weights (not only the ends), and is hashed once per file version', async () => {
+    const { openCheckpoint } = await import('../src/model/checkpoint.js');
+    const { contentHash } = await import('../src/model/content-hash.js');
+    const { openSync, closeSync, writeSync, statSync } = await import('node:fs');
+    const root = tempDir();
+    process.env.TESSERA_CACHE_DIR = join(root, 'cache');
+    const dir = join(root, 'copy');
+    mkdirSync(dir);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(join(modelDir('babyllama-tok105-1M'), f), join(dir, f));
+    const weights = join(dir, 'model.safetensors');
+    const before = openCheckpoint(dir).fingerprint;
+    expect(openCheckpoint(dir).fingerprint).toBe(before);
+    // Zero 4 bytes in the middle of the file: 2 MiB from either end would not see it.
+    const size = statSync(weights).size;
+    expect(size).toBeGreaterThan(3 << 20);
+    const fd = openSync(weights, 'r+');
+    writeSync(fd, Buffer.alloc(4), 0, 4, Math.floor(size / 2));
+    closeSync(fd);
+    expect(openCheckpoint(dir).fingerprint).not.toBe(before);
+    // A library of the parent as it was refuses it now, as does one an earlier Tessera identified by the files' ends.
+    const { Run } = await import('../src/run/run.js');
+    const { DEFAULT_SPACE } = await import('../src/util/project.js');
+    const { TINYSTORIES } = await import('./support/fixtures.js');
+    const inputs = { model: dir, space: DEFAULT_SPACE, data: TINYSTORIES, calibTokens: 256, validTokens: 128, seqLen: 64, ranking: 'activation' as const, ridgeGrid: [0.1], seed: 0 };
+    const runDir = join(root, 'run');
+    const built = Run.create(runDir, inputs);
+    const fd2 = openSync(weights, 'r+');
+    writeSync(fd2, Buffer.from([1, 2, 3, 4]), 0, 4, Math.floor(size / 3));
+    closeSync(fd2);
+    expect(() => Run.create(runDir, inputs)).toThrow(/this library was built for another parent/);
+    expect(() => Run.open(runDir).parent()).toThrow(/its weights changed since the library/);
+    const manifest = JSON.parse(readFileSync(built.paths.manifest, 'utf8'));
+    writeFileSync(built.paths.manifest, JSON.stringify({ ...manifest, parent: { ...manifest.parent, weightsFingerprint: 'a1b2' } }));
+    expect(() => Run.open(runDir).parent()).toThrow(/built by an earlier Tessera, which identified the parent by its weight files' first and last MiB only/);
+    // Hashed once per version: a second look reads the cache.
+    let hashed = 0;
+    const rd = openSync(weights, 'r');
+    contentHash(weights, rd, () => hashed++);
+    contentHash(weights, rd, () => hashed++);
+    closeSync(rd);
+    expect(hashed).toBe(0);
+  });
+});

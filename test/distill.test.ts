@@ -3,7 +3,7 @@ import { copyFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'n
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { checkpointDirOf, distillChild, type DistillOptions } from '../src/distill/distill.js';
+import { checkpointDirOf, defaultLearningRate, distillChild, linearWeightScale, type DistillOptions } from '../src/distill/distill.js';
 import { deciConfigJson } from '../src/export/export.js';
 import { readProvenance } from '../src/export/provenance.js';
 import { loadCheckpoint, openCheckpoint } from '../src/model/checkpoint.js';
@@ -90,6 +90,29 @@ describe('the optimizer step in the training graph', () => {
     expect(learningRate(3, 1, 4, 20)).toBeCloseTo(1, 12);
     expect(learningRate(12, 1, 4, 20)).toBeCloseTo(0.5, 12);
     expect(learningRate(20, 1, 4, 20)).toBeCloseTo(0, 12);
+  });
+});
+
+describe('the default learning rate', () => {
+  it("follows the child's weight scale: the median RMS of its linear weights, squared, within 1e-5–2e-3", () => {
+    const scaled = (k: number): ModelWeights => ({
+      ...parent.weights,
+      layers: parent.weights.layers.map((l) => ({
+        attention: { ...l.attention, tensors: Object.fromEntries(Object.entries(l.attention.tensors).map(([n, t]) => [n, { data: t.data.map((x) => k * x), shape: t.shape }])) },
+        ffn: { ...l.ffn, tensors: Object.fromEntries(Object.entries(l.ffn.tensors).map(([n, t]) => [n, { data: t.data.map((x) => k * x), shape: t.shape }])) },
+      })),
+    });
+    // Brute force: every 2-D layer tensor's RMS, sorted, the middle one(s).
+    const rms = parent.weights.layers.flatMap((l) => [...Object.values(l.attention.tensors), ...Object.values(l.ffn.tensors)]).filter((t) => t.shape.length === 2)
+      .map((t) => Math.sqrt(Array.from(t.data).reduce((a, x) => a + x * x, 0) / t.data.length)).sort((a, b) => a - b);
+    const mid = rms.length % 2 === 1 ? rms[(rms.length - 1) / 2] : (rms[rms.length / 2 - 1] + rms[rms.length / 2]) / 2;
+    expect(linearWeightScale(parent.weights)).toBeCloseTo(mid, 6);
+    const s = linearWeightScale(parent.weights);
+    expect(defaultLearningRate(scaled(0.5))).toBeCloseTo(2e-3 * ((0.5 * s) / 0.125) ** 2, 9);
+    expect(defaultLearningRate(scaled(0.5))).toBeCloseTo(defaultLearningRate(scaled(0.25)) * 4, 9);
+    expect(defaultLearningRate(scaled(100))).toBe(2e-3);
+    expect(defaultLearningRate(scaled(1e-3))).toBe(1e-5);
+    expect(defaultLearningRate(parent.weights, 'lora')).toBe(1e-3);
   });
 });
 

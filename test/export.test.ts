@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { evaluateChild } from '../src/evaluate/evaluate.js';
+import { evaluateChild, timingProfile } from '../src/evaluate/evaluate.js';
 import { exportSolution } from '../src/export/export.js';
 import { loadCheckpoint, storedDtype } from '../src/model/checkpoint.js';
 import { bf16ToF32, f32ToBf16 } from '../src/model/dtype.js';
@@ -105,6 +105,17 @@ describe('export, evaluate and report a solved child', async () => {
     expect(e.latency.map((l) => l.scenario)).toEqual(['single-prompt', 'batch-8']);
     for (const l of e.latency) expect(l.measuredSpeedup).toBeGreaterThan(0);
     expect(JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8')).kl).toBe(e.kl);
+  });
+
+  it("times this machine's profile unless the child was searched for this machine (not a GPU profile's scenarios on a CPU)", () => {
+    expect(timingProfile(out)).toMatchObject({ path: CPU, note: expect.stringContaining('the profile the child was searched for') });
+    const gpuChild = join(root, 'searched-for-h100');
+    mkdirSync(gpuChild, { recursive: true });
+    const h100 = join(ROOT, 'hardware-profiles/h100-sxm.json');
+    writeFileSync(join(gpuChild, 'tessera.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(out, 'tessera.json'), 'utf8')), hardware: h100 }));
+    const t = timingProfile(gpuChild);
+    expect(t.path).toBe(CPU);
+    expect(t.note).toContain(`searched for h100-sxm, not this machine (pass --hardware ${h100}`);
   });
 
   it('writes a self-contained report with the architecture picture, the frontier and the commands', async () => {

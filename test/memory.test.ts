@@ -77,3 +77,28 @@ describe('allocator settings', () => {
     expect(wantsAllocatorRelaunch({})).toBe(process.platform === 'linux');
   });
 });
+
+describe('progress follows work, not counts', () => {
+  it("an early layer's candidates weigh more than a late one's (a longer pass through later layers): about 2.8× at 1B", async () => {
+    const { candidateWork } = await import('../src/bld/score.js');
+    const config = parseModelConfig('Llama-3.2-1B config.json', LLAMA_32_1B);
+    const arch = parentArchitecture(config);
+    const tokens = { calibration: 2048, validation: 512 };
+    const ffn = (layer: number) => ({ layer, subBlock: 'ffn' as const, variant: { kind: 'noop' as const } });
+    const ratio = candidateWork(config, arch, ffn(0), tokens, false) / candidateWork(config, arch, ffn(15), tokens, false);
+    // By hand: a layer holds 60.8M parameters and the head 262.7M: (2048·60.8 + 512·(15·60.8 + 262.7)) / (2048·60.8 + 512·262.7).
+    const L = 2 * 2048 * 2048 + 2 * 512 * 2048 + 3 * 2048 * 8192 + 2 * 2048;
+    const head = 128256 * 2048;
+    expect(ratio).toBeCloseTo((2048 * L + 512 * (15 * L + head)) / (2048 * L + 512 * head), 9);
+    expect(ratio).toBeGreaterThan(2.5);
+    // A local-only pass has no global scores: every layer the same.
+    expect(candidateWork(config, arch, ffn(0), tokens, true)).toBe(candidateWork(config, arch, ffn(15), tokens, true));
+  });
+
+  it('the ETA counts only the work done since this run began (a resumed run) at the rate it has gone', async () => {
+    const { remainingSeconds } = await import('../src/util/reporter.js');
+    // Resumed at 50%, 10% more in 10 s: 40% left at 1% a second.
+    expect(remainingSeconds(10, 0.5, 0.6)).toBeCloseTo(40, 9);
+    expect(remainingSeconds(10, 0.5, 0.5)).toBeNaN();
+  });
+});

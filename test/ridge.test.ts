@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RUNTIME } from './support/fixtures.js';
-import { fitLinear } from '../src/bld/fit.js';
+import { clearlyBetter, fitLinear } from '../src/bld/fit.js';
 import { solveRidge } from '../src/linalg/ridge.js';
 import { MatrixOps } from '../src/onnx/matmul.js';
 import { Rng } from '../src/util/rng.js';
@@ -107,6 +107,41 @@ describe('fitting a linear map with a held-out choice of ridge', () => {
     const fit = await fitLinear(ops, x, exact, truth, [1e-1, 1]);
     expect(fit.ridge).toBeNull();
     expect(fit.weight).toBe(truth);
+  });
+});
+
+describe('a fit must beat its baseline beyond chance', () => {
+  it('keeps the zero map on targets that no linear map predicts, whatever the held-out rows happen to favour', async () => {
+    const ops = await MatrixOps.create(RUNTIME);
+    const [rows, k, m] = [200, 24, 8];
+    const chosen: number[] = [];
+    for (let seed = 0; seed < 30; seed++) {
+      const { X, Y } = problem(100 + seed, rows, k, m);
+      const fit = await fitLinear(ops, { data: Float32Array.from(X.flat()), rows, cols: k }, { data: Float32Array.from(Y.flat()), rows, cols: m }, { data: new Float32Array(m * k), shape: [m, k] }, [1e-1, 10]);
+      if (fit.ridge !== null) chosen.push(seed);
+      else expect(fit.weight.data.every((v) => v === 0)).toBe(true);
+    }
+    // Independent noise: no fit predicts new rows better than zeros. A strongly shrunk fit is near zero and wins on
+    // the held-out rows about half the time by chance; beyond two standard errors, rarely.
+    expect(chosen.length).toBeLessThanOrEqual(2);
+  });
+
+  it('prefers the zero map to an initialisation that is worse than it', async () => {
+    const ops = await MatrixOps.create(RUNTIME);
+    const [rows, k, m] = [70, 6, 3];
+    const { X, Y } = problem(7, rows, k, m);
+    const bad = { data: Float32Array.from({ length: m * k }, () => 3), shape: [m, k] };
+    const fit = await fitLinear(ops, { data: Float32Array.from(X.flat()), rows, cols: k }, { data: Float32Array.from(Y.flat()), rows, cols: m }, bad, [1e-1]);
+    expect(fit.ridge).toBeNull();
+    expect(fit.weight.data.every((v) => v === 0)).toBe(true);
+  });
+
+  it('clearlyBetter: a paired gain beyond two standard errors', () => {
+    const base = Float64Array.from([1, 1, 1, 1, 1, 1, 1, 1]);
+    expect(clearlyBetter(Float64Array.from([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]), base)).toBe(true);
+    // Mean gain 0.05 with a spread of ±1: not distinguishable from chance.
+    expect(clearlyBetter(Float64Array.from([0, 2, 0, 2, 0, 2, 0, 1.6]), base)).toBe(false);
+    expect(clearlyBetter(base, base)).toBe(false);
   });
 });
 

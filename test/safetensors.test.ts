@@ -63,6 +63,14 @@ describe('safetensors', () => {
     expect(() => SafetensorsFile.open(path)).toThrow(/garbage\.safetensors: truncated or corrupt safetensors header \(header is not valid JSON\)/);
   });
 
+  it('states an absurd header length exactly (2^62, not a rounded double)', () => {
+    const path = join(dir, 'huge-header.safetensors');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(2n ** 62n);
+    writeFileSync(path, Buffer.concat([len, Buffer.from('{}')]));
+    expect(() => SafetensorsFile.open(path)).toThrow(/huge-header\.safetensors: truncated or corrupt safetensors header \(header length 4611686018427387904 is implausible\)/);
+  });
+
   it('refuses a file shorter than 8 bytes', () => {
     const path = join(dir, 'tiny.safetensors');
     writeFileSync(path, Buffer.from([1, 2, 3]));

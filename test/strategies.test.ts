@@ -91,3 +91,18 @@ describe('baseline strategies', () => {
     expect(best!.value).toBe(Math.min(...values));
   });
 });
+
+describe('warnings on a child before it is exported', () => {
+  it('says when a child keeps no attention or no FFN anywhere, or lost most of its quality', async () => {
+    const { solutionWarnings } = await import('../src/cli/print.js');
+    const gqa = { kind: 'gqa', kvHeads: 4 } as const;
+    const swiglu = { kind: 'swiglu', width: 64 } as const;
+    const noop = { kind: 'noop' } as const;
+    const quality = (lmLoss: number) => ({ spec: { quality: { lmLoss, parentLmLoss: 1 } } }) as never;
+    const of = (arch: { attention: unknown; ffn: unknown }[], lmLoss = 1.1) => solutionWarnings({ architecture: arch as never, ...(quality(lmLoss) as object) } as never);
+    expect(of([{ attention: gqa, ffn: swiglu }, { attention: noop, ffn: noop }])).toEqual([]);
+    expect(of([{ attention: noop, ffn: swiglu }, { attention: noop, ffn: noop }])).toEqual([expect.stringContaining('keeps no attention in any layer')]);
+    expect(of([{ attention: noop, ffn: noop }])).toHaveLength(2);
+    expect(of([{ attention: gqa, ffn: swiglu }], 1 + Math.log(500000))).toEqual([expect.stringContaining('perplexity is 500000× its parent')]);
+  });
+});

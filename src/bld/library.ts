@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import type { TextRange } from '../data/sequences.js';
 import { join } from 'node:path';
 import { isObject } from '../model/json.js';
@@ -12,6 +12,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { subBlockWeights, tensorKey, type SubBlockWeights } from '../model/weights.js';
 import type { CandidateScore, CandidateSpec } from './candidate.js';
 import type { ChannelRanking } from './derive.js';
+import { CONTENT_FINGERPRINT } from '../model/tensor-source.js';
 
 export const LIBRARY_FORMAT = 'tessera-block-library';
 
@@ -67,6 +68,7 @@ export class BlockLibrary {
     const existing = readLibraryManifest(paths);
     const [a, b] = [libraryIdentity(existing), libraryIdentity(manifest)];
     const field = (['parent', 'space', 'data', 'options'] as const).find((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+    if (field === 'parent' && !existing.parent.weightsFingerprint.startsWith(CONTENT_FINGERPRINT)) fail(olderFingerprint(paths.manifest));
     if (field !== undefined) {
       fail(`${paths.manifest}: this library was built for another ${field} (${JSON.stringify(a[field])} vs ${JSON.stringify(b[field])}); use another --out to build a new one`);
     }
@@ -161,6 +163,7 @@ export function readCandidateWeights(config: ModelConfig, c: CandidateSpec, path
 export function readLibraryManifest(paths: RunPaths): LibraryManifest {
   const path = paths.manifest;
   if (!existsSync(paths.dir)) fail(`${paths.dir}: no such run directory; build one with \`tessera score --out ${paths.dir}\``);
+  if (!statSync(paths.dir).isDirectory()) fail(`${paths.dir}: is a file, not a run directory; a run directory is what \`tessera score --out\` builds`);
   if (!existsSync(path) && existsSync(join(paths.dir, 'manifest.json'))) {
     fail(`${paths.dir}: a block library in an older Tessera's layout (manifest.json at the top); build it again with \`tessera score --out\` into a new directory`);
   }
@@ -197,3 +200,7 @@ function readRecords(paths: RunPaths): Map<string, CandidateRecord> {
   }
   return done;
 }
+
+/** Why a library of an earlier Tessera cannot be trusted for its parent. */
+export const olderFingerprint = (where: string) =>
+  `${where}: built by an earlier Tessera, which identified the parent by its weight files' first and last MiB only (a change in between went unseen); use another --out, or delete this library, to rebuild it`;

@@ -1,12 +1,16 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
+import type { ModelConfig } from '../arch/config.js';
+import { attentionParams, ffnParams } from '../arch/params.js';
+import type { Architecture } from '../arch/variant.js';
 import { cpuRuntime, type Runtime } from '../onnx/runtime.js';
 import type { Run } from '../run/run.js';
 import type { WindowSet } from '../data/sequences.js';
 import type { SearchSpace } from '../space/types.js';
 import { fail, TesseraError } from '../util/errors.js';
 import { nextTokens } from '../lm/divergence.js';
+import { lockDirectory } from '../util/lock.js';
 import { PROJECT_ROOT } from '../util/project.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import { computeActivations } from './activations.js';
@@ -69,8 +73,18 @@ export function libraryCandidates(space: SearchSpace): CandidateSpec[] {
  * parent's validation distribution it computes on the way is kept for every later stage.
  */
 export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
-  const reporter = o.reporter ?? silent;
   if (!existsSync(WORKER)) fail(`${WORKER} is missing: run \`npm run build\` (npm ci does it)`);
+  // Two scores of one library would each compute every candidate (and race on its files): one at a time.
+  const unlock = lockDirectory(run.paths.library, 'its block library');
+  try {
+    return await scoreLocked(run, o);
+  } finally {
+    unlock();
+  }
+}
+
+async function scoreLocked(run: Run, o: ScoreOptions): Promise<ScoreResult> {
+  const reporter = o.reporter ?? silent;
   const library = run.library();
   const space = run.space(o.target);
   const all = libraryCandidates(space);
@@ -98,11 +112,15 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   // The worker is compiled JavaScript: it needs none of the parent's loader flags (tsx's would break its imports).
   const pool = new Piscina({ filename: WORKER, minThreads: o.workers, maxThreads: o.workers, idleTimeout: 1000, execArgv: [] });
   const progress = reporter.progress('candidates');
+  const tokens = { calibration: calibWindows.range.tokens, validation: validWindows.range.tokens };
+  const workOf = (c: CandidateSpec) => candidateWork(ck.config, ck.architecture, c, tokens, o.localOnly ?? false);
+  const workTotal = todo.reduce((w, c) => w + workOf(c), 0);
+  let workDone = 0;
   const { ranking, ridgeGrid, bldTokens = 0 } = run.manifest.options;
   let done = 0;
   let failure: unknown = null;
   t0 = performance.now();
-  progress(resumed, all.length);
+  progress(resumed, all.length, 0);
   // A task is a layer's candidates: their global scores share one pass through the parent's later layers. Earlier
   // layers (longer passes) go first, so the last tasks to finish are the short ones.
   const queue = [...layers];
@@ -122,9 +140,10 @@ export async function score(run: Run, o: ScoreOptions): Promise<ScoreResult> {
         const result: WorkerResult = await pool.run(task);
         for (const { score, weightsSha256 } of result.candidates) library.write(score, weightsSha256);
         done += result.candidates.length;
+        workDone += candidates.reduce((w, c) => w + workOf(c.spec), 0);
         seconds.local += result.seconds.local;
         seconds.global += result.seconds.global;
-        progress(resumed + done, all.length);
+        progress(resumed + done, all.length, workDone / workTotal);
       } catch (e) {
         if (!o.signal?.aborted) failure ??= workerError(e, `layer ${layer}`);
       }
@@ -189,4 +208,18 @@ function workerError(e: unknown, what: string): Error {
   const wrapped = new Error(`${what}: ${err?.message ?? String(e)}`);
   wrapped.stack = err?.stack;
   return wrapped;
+}
+
+/**
+ * A candidate's share of the scoring work, in tokens × parameters: its fit reads its layer's calibration
+ * rows, and its global score runs the validation tokens through every later layer and the head — so an early
+ * layer's candidates cost more than a late one's (about 2.4× at 1B) and an ETA must follow work, not counts.
+ */
+export function candidateWork(config: ModelConfig, parent: Architecture, c: CandidateSpec, tokens: { calibration: number; validation: number }, localOnly: boolean): number {
+  const layer = (i: number) => attentionParams(config, parent[i].attention) + ffnParams(config, parent[i].ffn);
+  const fit = tokens.calibration * layer(c.layer);
+  if (localOnly) return fit;
+  let later = config.vocabSize * config.hiddenSize;
+  for (let i = c.layer + 1; i < parent.length; i++) later += layer(i);
+  return fit + tokens.validation * later;
 }

@@ -30,14 +30,17 @@ export const DEFAULT_PERPLEXITY_SEQ_LEN = 2048;
 /** The sequences `tessera perplexity` scores: equal windows of the concatenated text, or one per paragraph. */
 export function perplexitySequences(ck: Checkpoint, text: string, f: Omit<PerplexityFlags, 'data' | 'threads'>): Sequences {
   const tokenizer = loadTokenizer(ck.dir);
-  const seqLen = Math.min(f.seqLen ?? DEFAULT_PERPLEXITY_SEQ_LEN, ck.config.maxPositions);
   const docs = paragraphs(text);
+  if (f.seqLen !== undefined && f.seqLen > ck.config.maxPositions) fail(`option --seq-len: ${f.seqLen} exceeds the model's ${ck.config.maxPositions} positions`);
   if (f.protocol === 'paragraphs') {
-    const seqs = paragraphSequences(tokenizer, docs.slice(0, f.paragraphs), seqLen);
+    const seqs = paragraphSequences(tokenizer, docs.slice(0, f.paragraphs), Math.min(f.seqLen ?? DEFAULT_PERPLEXITY_SEQ_LEN, ck.config.maxPositions));
     if (seqs.length === 0) fail(`the text has no paragraph of 2 or more tokens to evaluate`);
     return seqs;
   }
-  const { ids, count } = takeWindows(tokenizer, docs, 0, '', seqLen, f.tokens);
+  // Windows never hold more than --tokens between them: a default window longer than that is cut to it.
+  const seqLen = Math.min(f.seqLen ?? Math.min(DEFAULT_PERPLEXITY_SEQ_LEN, f.tokens), ck.config.maxPositions);
+  if (seqLen > f.tokens) fail(`--tokens ${f.tokens} is less than one window of --seq-len ${seqLen}; raise --tokens or lower --seq-len`);
+  const { ids, count } = takeWindows(tokenizer, docs, 0, '', seqLen, Math.floor(f.tokens / seqLen) * seqLen);
   const windows = Array.from({ length: count }, (_, w) => Array.from(ids.subarray(w * seqLen, (w + 1) * seqLen)));
   if (windows.length === 0) fail(`the text holds fewer than --seq-len ${seqLen} tokens; use a longer text or a smaller --seq-len`);
   return windows;
@@ -54,8 +57,8 @@ export function addModelCommands(p: Command, print: Print): void {
     .description('a model\'s mean next-token NLL, perplexity and throughput on a text file')
     .argument('[model-dir]', 'HuggingFace checkpoint directory', DEFAULT_MODEL)
     .option('--data <text>', 'text file', DEFAULT_TEXT)
-    .option('--tokens <n>', 'tokens to evaluate (stream protocol)', positiveInt('--tokens'), 16384)
-    .option('--seq-len <n>', `sequence length (default: the model\'s max positions, at most ${DEFAULT_PERPLEXITY_SEQ_LEN})`, positiveInt('--seq-len'))
+    .option('--tokens <n>', 'tokens to evaluate, at most (stream protocol: whole windows)', positiveInt('--tokens'), 16384)
+    .option('--seq-len <n>', `sequence length (default: the model\'s max positions, at most ${DEFAULT_PERPLEXITY_SEQ_LEN} and at most --tokens)`, positiveInt('--seq-len'))
     .addOption(new Option('--protocol <p>', 'stream: equal windows of the concatenated text; paragraphs: one sequence per blank-line paragraph').choices(['stream', 'paragraphs']).default('stream'))
     .option('--paragraphs <n>', 'paragraphs to use (paragraphs protocol)', positiveInt('--paragraphs'), 300)
     .addOption(threadsOption()).addOption(stageOption())

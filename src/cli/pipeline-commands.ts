@@ -7,7 +7,7 @@ import { score, type ScoreOptions, type ScoreResult } from '../bld/score.js';
 import { checkpointDirOf, defaultDistillMethod, DISTILL_DEFAULTS, distillChild, distillSolution, FULL_DISTILLATION_MOST_PARAMS, parseLoss, type DistillMethod } from '../distill/distill.js';
 import { LORA_DEFAULTS } from '../train/lora.js';
 import type { DistillationRecord } from '../export/provenance.js';
-import { evaluateChild, searchedProfile } from '../evaluate/evaluate.js';
+import { evaluateChild, timingProfile } from '../evaluate/evaluate.js';
 import { deciCaveats, exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
 import { profileRun } from '../hardware/profile.js';
@@ -213,7 +213,9 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       }
       // Before and after distillation, on the same text: the part neither saw.
       const alsoUnseenBy = f.distillTokens > 0 ? [run.paths.distilled(chosen)] : [];
-      printEvaluation(await evaluateChild(run.paths.child(chosen), run.parent(), { ...evaluation, alsoUnseenBy, timing: { hardware, repeats: 5 } }), print);
+      const timing = timingProfile(run.paths.child(chosen));
+      print(timing.note);
+      printEvaluation(await evaluateChild(run.paths.child(chosen), run.parent(), { ...evaluation, alsoUnseenBy, timing: { hardware: timing.path, repeats: 5 } }), print);
       const report = await writeReport(run, { hardware, speedups: FRONTIER_SPEEDUPS, runtime, reporter });
       print(`\ndone: the report is ${report.html}`);
     });
@@ -261,16 +263,19 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), 128)
     .option('--prompts <n>', 'greedy-generation prompts (0: skip)', nonNegativeInt('--prompts'), 16)
     .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
-    .option('--hardware <profile>', 'profile whose scenarios are timed (default: the one searched for)')
+    .option('--hardware <profile>', 'profile whose scenarios are timed here (default: the one searched for if measured on this machine or cpu-local, else cpu-local)')
     .option('--repeats <n>', 'timed runs per scenario, parent and child interleaved (median kept)', positiveInt('--repeats'), 5)
+    .option('--no-timing', 'quality and greedy agreement only (timing builds each whole model in float32)')
     .addOption(threadsOption()).addOption(stageOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; threads: number; stageMb: number }) => {
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; timing: boolean; threads: number; stageMb: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
       const parent = openCheckpoint(parentDir);
-      ensureFits('evaluate', evaluateMemory(parent.config, parent.architecture, { stageBytes: f.stageMb * 2 ** 20, seqLen: f.seqLen, tokens: f.tokens }));
+      ensureFits('evaluate', evaluateMemory(parent.config, parent.architecture, { stageBytes: f.stageMb * 2 ** 20, seqLen: f.seqLen, tokens: f.tokens, wholeModel: f.prompts > 0 || f.timing }));
+      const timing = f.hardware !== undefined ? { path: f.hardware, note: `timing on this machine with ${f.hardware}` } : timingProfile(dir);
+      if (f.timing) print(timing.note);
       const e = await evaluateChild(dir, parent, {
         data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
-        timing: { hardware: f.hardware ?? searchedProfile(dir), repeats: f.repeats }, runtime: runtimeOf(f), reporter: cliReporter(print),
+        timing: f.timing ? { hardware: timing.path, repeats: f.repeats } : null, runtime: runtimeOf(f), reporter: cliReporter(print),
       });
       printEvaluation(e, print);
       print(`wrote ${childFiles.evaluation(resolve(dir))}`);
@@ -284,7 +289,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--tokens <n>', 'training tokens', positiveInt('--tokens'), 100_000)
     .requiredOption('--out <dir>', 'the distilled child\'s directory (default format: as tessera export writes)')
     .option('--loss <terms>', 'kl, cosine, lm, joined by + with optional =weight', 'kl+cosine')
-    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay; default 2e-3 × (64 / hidden)², at least 1e-4; through adapters at least 1e-3)', positiveNumber('--lr'))
+    .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay; default 2e-3 × (s / 0.125)², s the median RMS of the child’s linear weights, within 1e-5–2e-3; through adapters 1e-3)', positiveNumber('--lr'))
     .option('--warmup <steps>', 'warm-up steps', nonNegativeInt('--warmup'), DISTILL_DEFAULTS.warmup)
     .option('--batch <n>', 'windows per step', positiveInt('--batch'), DISTILL_DEFAULTS.batch)
     .option('--seq-len <n>', 'tokens per window', positiveInt('--seq-len'), DISTILL_DEFAULTS.seqLen)

@@ -48,6 +48,19 @@ export function printSolution(s: Solution, print: Print): void {
   if (tabu !== undefined) print(`Tabu: ${tabu.iterations} iterations (stopped by ${tabu.stoppedBy}), ${tabu.evaluations} children evaluated in ${tabu.seconds.toFixed(1)} s: true KL ${tabu.klStart.toFixed(4)} → ${tabu.klBest.toFixed(4)}`);
   if (samples !== undefined) print(`random search: best of ${samples} architectures within the budgets`);
   print(`child (${spec.request.strategy}): KL ${spec.quality.kl.toFixed(4)} nats/token from the parent, LM loss ${spec.quality.lmLoss.toFixed(4)} (parent ${spec.quality.parentLmLoss.toFixed(4)}) on validation text`);
+  for (const w of solutionWarnings(s)) print(`warning: ${w}`);
+}
+
+/** What a user should hear before exporting a child: it computes no attention or no FFN at all, or it lost most of its parent's quality. */
+export function solutionWarnings(s: Pick<Solution, 'architecture' | 'spec'>): string[] {
+  const warnings: string[] = [];
+  for (const sub of ['attention', 'ffn'] as const) {
+    if (s.architecture.every((b) => b[sub].kind === 'noop')) warnings.push(`the child keeps no ${sub === 'ffn' ? 'FFN' : 'attention'} in any layer; the budget asks for more than this space can give while keeping a working model`);
+  }
+  const { lmLoss, parentLmLoss } = s.spec.quality;
+  // Perplexity ×10 (2.3 nats) over the parent's: no longer a model of the same text in any useful sense.
+  if (lmLoss - parentLmLoss > Math.log(10)) warnings.push(`the child's perplexity is ${Math.exp(lmLoss - parentLmLoss).toFixed(0)}× its parent's on validation text`);
+  return warnings;
 }
 
 export function printEvaluation(e: Evaluation, print: Print): void {

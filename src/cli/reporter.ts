@@ -1,4 +1,4 @@
-import type { Reporter } from '../util/reporter.js';
+import { remainingSeconds, type Reporter } from '../util/reporter.js';
 import type { Print } from './print.js';
 
 /**
@@ -12,9 +12,11 @@ export function cliReporter(print: Print, stream: NodeJS.WriteStream = process.s
 export function progressLine(label: string, stream: NodeJS.WriteStream = process.stderr): (done: number, total: number) => void {
   const start = performance.now();
   let lastLine = 0;
-  return (done, total) => {
+  let startWork: number | null = null;
+  return (done, total, work = done / total) => {
     const elapsed = (performance.now() - start) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (total - done) : NaN;
+    startWork ??= work;
+    const eta = remainingSeconds(elapsed, startWork, work);
     const text = `${label}: ${done}/${total} (${((100 * done) / total).toFixed(0)}%) · ${elapsed.toFixed(1)} s elapsed · ETA ${Number.isFinite(eta) ? eta.toFixed(1) + ' s' : '?'}`;
     if (stream.isTTY) {
       stream.write(`\r${text}\x1b[K${done === total ? '\n' : ''}`);

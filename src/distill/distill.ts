@@ -14,6 +14,7 @@ import { distil } from '../train/distillation.js';
 import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
 import { silent, type Reporter } from '../util/reporter.js';
+import { median } from '../util/timing.js';
 import type { ModelConfig } from '../arch/config.js';
 import { modelParams } from '../arch/params.js';
 import type { Architecture } from '../arch/variant.js';
@@ -65,15 +66,30 @@ export function defaultDistillMethod(config: ModelConfig, child: Architecture): 
 }
 
 /**
- * The peak learning rate distillation uses unless told: 2e-3 × (64 / hidden)², at least 1e-4 — Adam's step is
- * absolute, so narrower weights (larger per element) take larger steps. Calibrated on the shared models: 2e-3
- * for stories260K (hidden 64; the PyTorch reference setting) and 5e-4 for babyllama (hidden 128), where 2e-3
- * closes 44% of the NLL gap in 614k tokens and 5e-4 closes 65%; from hidden ≈ 290 on, 1e-4, a usual KD rate.
+ * The peak learning rate distillation uses unless told. Adam's step is about the learning rate per element
+ * whatever the weight's size, so the rate follows the child's own weight scale: 2e-3 × (s / 0.125)², s the
+ * median RMS of its linear weights, between 1e-5 and 2e-3. Calibrated on the shared models: stories260K
+ * (s 0.125) takes 2e-3, the PyTorch reference setting; babyllama (s 0.022: weights ten times smaller at twice
+ * the width) takes 6e-5 — on its ×1.5 child 5e-4 closed 17% of the NLL gap in 102k tokens and 2e-3 made it
+ * worse, while 5e-5–1e-4 closed 44–46% (and 65–67% in 614k tokens). Adapters start at zero and move few
+ * weights: LoRA recipes train them ~10× faster than full fine-tuning, so they take 1e-3 whatever the scale.
  */
-export function defaultLearningRate(config: ModelConfig, method: DistillMethod = 'full'): number {
-  const full = Math.max(1e-4, 2e-3 * (64 / config.hiddenSize) ** 2);
-  // Adapters start at zero and move few weights: LoRA recipes train them ~10× faster than full fine-tuning does.
-  return method === 'lora' ? Math.max(1e-3, full) : full;
+export function defaultLearningRate(weights: ModelWeights | null, method: DistillMethod = 'full'): number {
+  if (method === 'lora' || weights === null) return LORA_LEARNING_RATE;
+  return Math.min(2e-3, Math.max(1e-5, 2e-3 * (linearWeightScale(weights) / 0.125) ** 2));
+}
+
+const LORA_LEARNING_RATE = 1e-3;
+
+/** The median root-mean-square of a model's linear (two-dimensional) layer weights. */
+export function linearWeightScale(weights: ModelWeights): number {
+  const rms = weights.layers
+    .flatMap((l) => [l.attention, l.ffn])
+    .flatMap((b) => Object.values(b.tensors))
+    .filter((t) => t.shape.length === 2)
+    .map((t) => Math.sqrt(t.data.reduce((sum, x) => sum + x * x, 0) / t.data.length));
+  if (rms.length === 0) return 0;
+  return median(rms);
 }
 
 /** The split of a text: distillation trains on its first 60% of paragraphs and is judged on its last 20%. */
@@ -121,7 +137,7 @@ export async function distillChild(childDir: string, parent: Checkpoint, outDir:
   const evalWindows = takeWindows(tokenizer, docs, Math.floor(EVAL_FROM * docs.length), file, seqLen, o.evalTokens ?? defaultTokens(parent.config).calibTokens);
   if (evalWindows.count === 0) fail(`${o.data}: its last ${Math.round(100 * (1 - EVAL_FROM))}% holds no window of ${seqLen} tokens to evaluate on`);
   const steps = Math.ceil(o.tokens / (o.batch * seqLen));
-  const lr = o.lr ?? defaultLearningRate(child.config, method);
+  const lr = o.lr ?? defaultLearningRate(loaded?.weights ?? null, method);
 
   // The parent's distribution on the unseen windows is computed for each comparison rather than held through
   // training: at a real vocabulary it is gigabytes (tokens × vocabulary × 4 bytes).

@@ -1,6 +1,7 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { childFiles } from '../run/paths.js';
-import { takeWindows, type TextRange } from '../data/sequences.js';
+import { takeWindows, type TextRange, type WindowSet } from '../data/sequences.js';
 import { paragraphs, readText } from '../data/text.js';
 import { readProvenance } from '../export/provenance.js';
 import { costModelFor } from '../hardware/cost-model.js';
@@ -15,6 +16,8 @@ import type { Runtime } from '../onnx/runtime.js';
 import { StagedDecoder } from '../onnx/staged.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
+import { collectGarbage } from '../util/gc.js';
+import { DEFAULT_HARDWARE } from '../util/project.js';
 import { silent, type Reporter } from '../util/reporter.js';
 
 export interface EvaluateOptions {
@@ -94,7 +97,9 @@ async function greedyContinuations(ck: Checkpoint, prompts: number[][], tokens: 
 /** The share of generated tokens on which the child's greedy continuation agrees with the parent's; one model in memory at a time. */
 async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: number[][], tokens: number, runtime: Runtime) {
   const a = await greedyContinuations(parent, prompts, tokens, runtime);
+  collectGarbage();
   const b = await greedyContinuations(child, prompts, tokens, runtime);
+  collectGarbage();
   let same = 0;
   let total = 0;
   prompts.forEach((prompt, k) => {
@@ -104,6 +109,16 @@ async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: n
     }
   });
   return { prompts: prompts.length, tokens: total, share: total > 0 ? same / total : NaN };
+}
+
+/**
+ * The child's KL and NLL against the parent's distribution on `windows`. A function of its own so that the
+ * distribution (tokens × vocabulary floats: half a gigabyte at 1B for 1024 tokens) is garbage once it returns,
+ * not held through greedy generation and timing, which each build a whole model.
+ */
+async function qualityOn(parent: Checkpoint, child: Checkpoint, windows: WindowSet, seqLen: number, runtime: Runtime) {
+  const reference = await distributionOn(parent.config, parent.source, windows, seqLen, runtime);
+  return { quality: await modelDivergence(child.config, child.source, windows.ids, reference, runtime), parentNll: referenceNll(reference) };
 }
 
 /**
@@ -125,9 +140,8 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
   if (windows.count === 0) fail(`${o.data}: no unseen text left after paragraph ${start} for a window of ${seqLen} tokens`);
 
   reporter.stage(`quality on ${windows.range.tokens} unseen tokens (${note})`);
-  const reference = await distributionOn(parent.config, parent.source, windows, seqLen, o.runtime);
-  const parentNll = referenceNll(reference);
-  const quality = await modelDivergence(child.config, child.source, windows.ids, reference, o.runtime);
+  const { quality, parentNll } = await qualityOn(parent, child, windows, seqLen, o.runtime);
+  collectGarbage();
 
   let agreement = { prompts: 0, tokens: 0, share: NaN };
   if (o.prompts > 0) {
@@ -179,9 +193,21 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
   return evaluation;
 }
 
-/** The profile a child was searched for, from its provenance: what `tessera evaluate` times by default. */
-export function searchedProfile(childDir: string): string {
-  const file = readProvenance(childDir)?.hardware;
-  if (file === undefined) fail(`${childDir}: no tessera.json naming the hardware profile; pass --hardware`);
-  return file;
+/**
+ * The profile whose scenarios `tessera evaluate` times on this machine when not told: the one the child was
+ * searched for when it describes this machine (measured here, or `cpu-local`), else `cpu-local` — a GPU
+ * profile's scenarios (batch 64 × 1280 tokens) run for hours on a CPU and say nothing about that GPU.
+ * `note` says which was chosen and why.
+ */
+export function timingProfile(childDir: string): { path: string; note: string } {
+  const searched = readProvenance(childDir)?.hardware;
+  if (searched === undefined) return { path: DEFAULT_HARDWARE, note: `timing ${DEFAULT_HARDWARE}'s scenarios on this machine (no searched profile recorded; --hardware to choose)` };
+  const profile = existsSync(searched) ? loadHardwareProfile(searched) : null;
+  if (profile !== null && (profile.measured !== null || profile.name === loadHardwareProfile(DEFAULT_HARDWARE).name)) {
+    return { path: searched, note: `timing on this machine with the profile the child was searched for, ${searched}` };
+  }
+  return {
+    path: DEFAULT_HARDWARE,
+    note: `timing on this machine with ${DEFAULT_HARDWARE}: the child was searched for ${profile?.name ?? searched}, not this machine (pass --hardware ${searched} to time its scenarios here anyway)`,
+  };
 }

@@ -8,6 +8,7 @@ import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights
 import { buildDecoderGraph } from '../onnx/decoder-graph.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
+import { literal, removeLeftovers } from '../util/leftovers.js';
 import { writeProvenance, type ChildProvenance } from './provenance.js';
 
 /** Files that travel with a model besides its weights, copied from where it came from when present. */
@@ -43,6 +44,7 @@ export function refuseExisting(outDir: string, replace = false): string {
  */
 export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { replace?: boolean } = {}): string {
   const out = refuseExisting(outDir, o.replace);
+  removeLeftovers(dirname(out), new RegExp(`^\\.${literal(basename(out))}\\.partial-(\\d+)$`));
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fail } from '../util/errors.js';
 import { numel, type Tensor } from '../util/tensor.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { contentHash } from './content-hash.js';
 import { bf16ToF32, f16ToF32 } from './dtype.js';
 
 /** Bytes per element of every dtype the safetensors format defines (so any valid header parses). */
@@ -74,17 +74,14 @@ export class SafetensorsFile {
   }
 
   /**
-   * What identifies the file's contents without reading them all: its size and the hash of its first and
-   * last MiB (the header and a sample of the data), read through the already-open handle.
+   * What identifies the file's contents: its name, size and a hash of every byte (see `contentHash`: computed
+   * once per file version and cached), read through the already-open handle.
    */
   fingerprint(): string {
-    const size = fstatSync(this.fd).size;
-    const n = Math.min(size, 1 << 20);
-    const head = Buffer.alloc(n);
-    const tail = Buffer.alloc(n);
-    readSync(this.fd, head, 0, n, 0);
-    readSync(this.fd, tail, 0, n, size - n);
-    return `${basename(this.path)}:${size}:${createHash('sha256').update(Buffer.concat([head, tail])).digest('hex')}`;
+    const hash = contentHash(this.path, this.fd, (path, bytes) => {
+      if (bytes >= 1 << 30) process.stderr.write(`hashing ${path} (${(bytes / 2 ** 30).toFixed(1)} GiB), once: later runs reuse the hash while the file is unchanged\n`);
+    });
+    return `${basename(this.path)}:${fstatSync(this.fd).size}:${hash}`;
   }
 
   close(): void {
@@ -106,8 +103,10 @@ function parseHeader(path: string, fd: number) {
   if (size < 8) corrupt(`file is ${size} bytes, shorter than the 8-byte header length`);
   const lenBuf = Buffer.alloc(8);
   readSync(fd, lenBuf, 0, 8, 0);
-  const headerLen = Number(lenBuf.readBigUInt64LE(0));
-  if (headerLen > MAX_HEADER_BYTES) corrupt(`header length ${headerLen} is implausible`);
+  const stated = lenBuf.readBigUInt64LE(0);
+  // Printed from the 64-bit integer itself: as a double, 2^62 would read 4611686018427388000.
+  if (stated > BigInt(MAX_HEADER_BYTES)) corrupt(`header length ${stated} is implausible`);
+  const headerLen = Number(stated);
   if (8 + headerLen > size) corrupt(`header claims ${headerLen} bytes but the file has ${size - 8} after the length`);
   const headerBuf = Buffer.alloc(headerLen);
   readSync(fd, headerBuf, 0, headerLen, 8);

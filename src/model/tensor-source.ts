@@ -10,7 +10,7 @@ import { sha256 } from '../util/hash.js';
 export interface TensorSource {
   /** Every weight file. */
   readonly files: readonly string[];
-  /** Identifies the weights (each file's size and a hash of its ends) without reading them all; see `SafetensorsFile.fingerprint`. */
+  /** Identifies the weights: each file's size and a hash of all its bytes (cached per file version); see `SafetensorsFile.fingerprint`. */
   fingerprint(): string;
   /** The file a tensor is (or would be) in, for error messages. */
   fileOf(name: string): string;
@@ -20,6 +20,12 @@ export interface TensorSource {
   read(name: string): Tensor;
   close(): void;
 }
+
+/**
+ * The prefix of a fingerprint over every byte of the weights. Earlier Tessera versions hashed each file's first and
+ * last MiB only (a change in between went unseen); their fingerprints lack it, so their libraries are named as such.
+ */
+export const CONTENT_FINGERPRINT = 'content:';
 
 export function openTensorSource(dir: string): TensorSource {
   const single = join(dir, 'model.safetensors');
@@ -32,7 +38,7 @@ export function openTensorSource(dir: string): TensorSource {
 function singleFile(file: SafetensorsFile): TensorSource {
   return {
     files: [file.path],
-    fingerprint: () => sha256(file.fingerprint()),
+    fingerprint: () => `${CONTENT_FINGERPRINT}${sha256(file.fingerprint())}`,
     fileOf: () => file.path,
     entry: (name) => file.entries.get(name),
     names: () => [...file.entries.keys()],
@@ -62,7 +68,7 @@ function sharded(indexPath: string): TensorSource {
   const shard = (name: string): SafetensorsFile | undefined => (weightMap[name] === undefined ? undefined : shardFile(weightMap[name], name));
   return {
     files: [...new Set(Object.values(weightMap))].map((f) => join(dirname(indexPath), f)),
-    fingerprint: () => sha256([...new Set(Object.values(weightMap))].map((f) => shardFile(f).fingerprint()).join('|')),
+    fingerprint: () => `${CONTENT_FINGERPRINT}${sha256([...new Set(Object.values(weightMap))].map((f) => shardFile(f).fingerprint()).join('|'))}`,
     fileOf: (name) => (weightMap[name] !== undefined ? join(dirname(indexPath), weightMap[name]) : indexPath),
     names: () => Object.keys(weightMap),
     entry: (name) => {

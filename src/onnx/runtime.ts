@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { GraphBuilder } from './graph-builder.js';
+import { removeLeftovers } from '../util/leftovers.js';
 
 /** The execution providers Tessera runs graphs on. */
 export type ExecutionProvider = 'cpu';
@@ -36,6 +37,10 @@ export const DEFAULT_STAGE_BYTES = 256 * 2 ** 20;
  * (Protobuf also refuses messages over 2 GiB.)
  */
 const IN_MEMORY_LIMIT_BYTES = 64 * 2 ** 20;
+
+/** Temporary graph folders: `tessera-graph-<pid>-<random>`. */
+export const GRAPH_DIR = /^tessera-graph-(\d+)-/;
+let cleanedGraphLeftovers = false;
 
 /**
  * Where Tessera's graphs execute: the execution provider, its threads and where outputs live. It is the one
@@ -74,7 +79,12 @@ export class Runtime {
    * its weights never sit in memory all at once (see GraphBuilder.streamingTo).
    */
   async sessionBuiltAt(build: (path: string) => GraphBuilder): Promise<ort.InferenceSession> {
-    const dir = mkdtempSync(join(tmpdir(), 'tessera-graph-'));
+    if (!cleanedGraphLeftovers) {
+      // A run killed while building a session leaves its graph (gigabytes for a real model) in the temp directory.
+      removeLeftovers(tmpdir(), GRAPH_DIR);
+      cleanedGraphLeftovers = true;
+    }
+    const dir = mkdtempSync(join(tmpdir(), `tessera-graph-${process.pid}-`));
     try {
       const path = join(dir, 'model.onnx');
       build(path).writeTo(path);

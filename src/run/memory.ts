@@ -8,6 +8,7 @@ import { batchTokensFor } from '../lm/divergence.js';
 import { defaultTokens } from '../bld/data.js';
 import { headChunkWindows } from '../train/adapter-distillation.js';
 import type { WeightSource } from '../model/weights.js';
+import { layerBytes } from '../onnx/staged.js';
 import { endBytes, planStages, suffixCacheBytes } from '../onnx/staged.js';
 import { fail } from '../util/errors.js';
 
@@ -98,14 +99,26 @@ export function exportMemory(config: ModelConfig): MemoryEstimate {
   return { bytes: total(parts), parts, knobs: 'none needed' };
 }
 
-/** evaluate: the parent's log-probabilities on the evaluation tokens and one staged forward at a time. */
-export function evaluateMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number; tokens: number }): MemoryEstimate {
-  const parts = [
+/**
+ * evaluate, the larger of its phases: quality — the parent's log-probabilities on the evaluation tokens and one
+ * staged forward at a time; and, with greedy generation or timing, one whole model in float32 at a time (the
+ * parent's: every step of a generation or a timed run passes all layers, so all stay built) — its layers, the
+ * embedding and the head's own copy of the table, and the table twice more while the head's session is built.
+ */
+export function evaluateMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number; tokens: number; wholeModel: boolean }): MemoryEstimate {
+  const quality = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
     { what: "the parent's log-probabilities (tokens × vocabulary × 4)", bytes: o.tokens * config.vocabSize * F32 },
     ...forwardParts(config, architecture, o.stageBytes, o.seqLen),
   ];
-  return { bytes: total(parts), parts, knobs: '--tokens (fewer), --stage-mb (smaller stages)' };
+  const table = config.vocabSize * config.hiddenSize * F32;
+  const whole = [
+    { what: 'Node and onnxruntime', bytes: BASE_BYTES },
+    { what: "the parent's layers in float32, all built (greedy generation and timing)", bytes: layerBytes(config, { architecture }).reduce((a, b) => a + b, 0) },
+    { what: 'the embedding and the head in float32 (each session holds its own table), and the table twice more while the head is built (as read, and as onnxruntime packs it): measured at 1B', bytes: 4 * table },
+  ];
+  const parts = o.wholeModel && total(whole) > total(quality) ? whole : quality;
+  return { bytes: total(parts), parts, knobs: o.wholeModel ? '--prompts 0 --no-timing (quality alone, a stage at a time), --tokens (fewer), --stage-mb (smaller stages)' : '--tokens (fewer), --stage-mb (smaller stages)' };
 }
 
 /**

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import ort from 'onnxruntime-node';
 import { parentArchitecture, type ModelConfig } from '../arch/config.js';
 import { defaultTokens, distillationData, type DistillationData } from '../bld/data.js';
 import type { ChannelRanking } from '../bld/derive.js';
-import { BlockLibrary, LIBRARY_FORMAT, readLibraryManifest, type LibraryManifest } from '../bld/library.js';
+import { BlockLibrary, LIBRARY_FORMAT, olderFingerprint, readLibraryManifest, type LibraryManifest } from '../bld/library.js';
+import { CONTENT_FINGERPRINT } from '../model/tensor-source.js';
 import { paragraphs, readText } from '../data/text.js';
 import { loadHardwareProfile } from '../hardware/load.js';
 import type { HardwareProfile } from '../hardware/types.js';
@@ -72,6 +73,7 @@ export class Run {
   static create(dir: string, inputs: RunInputs): Run {
     // Absolute paths in the manifest, so later stages work from any directory.
     const [model, spaceFile, data] = [resolve(inputs.model), resolve(inputs.space), resolve(inputs.data)];
+    if (existsSync(dir) && !statSync(dir).isDirectory()) fail(`${dir}: is a file; --out names the run's directory (made if missing)`);
     const parent = openCheckpoint(model);
     if (JSON.stringify(parent.architecture) !== JSON.stringify(parentArchitecture(parent.config))) {
       fail(`${model}: has per-layer block_configs; a block library is built from a uniform Llama-family parent`);
@@ -115,6 +117,7 @@ export class Run {
   parent(): Checkpoint {
     if (this.parentCheckpoint === undefined) {
       const ck = openCheckpoint(this.manifest.parent.dir);
+      if (!this.manifest.parent.weightsFingerprint.startsWith(CONTENT_FINGERPRINT)) fail(olderFingerprint(this.paths.manifest));
       if (ck.fingerprint !== this.manifest.parent.weightsFingerprint) fail(`${ck.dir}: its weights changed since the library in ${this.dir} was built; rebuild the library`);
       this.parentCheckpoint = ck;
     }

@@ -188,6 +188,7 @@ export async function train(trainer: Trainer, initial: readonly Float32Array[], 
     if (o.checkpoint !== undefined) saveCheckpoint(o.checkpoint.dir, step, keys, weights.map((data, i) => ({ data, shape: shapes[i] })), adam, { format: 'tessera-training-checkpoint', identity: o.checkpoint.identity, step, losses });
   };
   const progress = reporter.progress(o.progressLabel ?? 'training steps');
+  progress(first, o.steps);
   let step = first;
   for (; step < o.steps; step++) {
     if (o.signal?.aborted) {

@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { literal, removeLeftovers } from './leftovers.js';
 
 /**
  * A file written under a temporary name beside its path and renamed into place by `commit`, so a killed process
@@ -17,6 +18,7 @@ export interface AtomicFile {
 
 export function atomicFile(path: string, o: { size?: number; scratch?: boolean } = {}): AtomicFile {
   mkdirSync(dirname(path), { recursive: true });
+  removeLeftovers(dirname(path), new RegExp(`^${literal(basename(path))}\\.(\\d+)\\.tmp$`));
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   if (o.size !== undefined) ftruncateSync(fd, o.size);
