@@ -66,6 +66,13 @@ describe('bad hardware profiles name the file and field', () => {
     expect(() => parseHardwareProfile('p.json', { device: base, workload: { ...workload, scenarios: [{ name: 's', prefillTokens: 0, generatedTokens: 1, batch: 1 }] } })).toThrow(/field "workload\.scenarios\[0\]\.prefillTokens" is 0; expected a positive integer/);
   });
 
+  it('refuses unknown fields (a misspelt one would fall back silently) and a description that is not text', () => {
+    expect(() => parseHardwareProfile('p.json', { device: base, workload, sourcess: {} })).toThrow(/p\.json: unknown field "sourcess"; expected one of/);
+    expect(() => parseHardwareProfile('p.json', { device: { ...base, memoryBandwidthGB: 1 }, workload })).toThrow(/p\.json: unknown field "device\.memoryBandwidthGB"/);
+    expect(() => parseHardwareProfile('p.json', { device: base, workload: { ...workload, scenarios: [{ ...workload.scenarios[0], batchSize: 8 }] } })).toThrow(/unknown field "workload\.scenarios\[0\]\.batchSize"/);
+    expect(() => parseHardwareProfile('p.json', { device: base, workload, description: 5 })).toThrow(/p\.json: field "description" is 5; expected a string/);
+  });
+
   it('refuses a profile whose compute dtype has no peak', () => {
     const p = parseHardwareProfile('p.json', { device: base, workload: { ...workload, activationDtype: 'fp32' } });
     expect(() => rooflineCostModel(config, p)).toThrow(/p\.json: field "device\.peakTflops\.fp32" is missing/);

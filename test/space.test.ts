@@ -87,5 +87,9 @@ describe('search-space files', () => {
     expect(() => expand({ ffn: { widths: { fraction: [1] } } })).toThrow(/unknown field "ffn\.widths\.fraction"/);
     expect(() => expand({ overrides: [{ layers: [5], pin: true }] })).toThrow(/field "overrides\[0\]\.layers" has layer 5; the model has layers 0\.\.4/);
     expect(() => expand({ attention: { noop: false } })).toThrow(/field "attention" allows no attention variant for layer 0/);
+    // Values the schema's types allow but that mean nothing.
+    expect(() => expand({ overrides: [{ layers: [], pin: true }] })).toThrow(/field "overrides\[0\]\.layers" is \[\]; expected at least one layer/);
+    expect(() => expand({ description: 5 })).toThrow(/my-space\.json: field "description" is 5; expected a string/);
+    expect(() => expand({ ffn: { noop: null } })).toThrow(/field "ffn\.noop" is null; expected true or false/);
   });
 });

@@ -14,6 +14,9 @@ export function loadHardwareProfile(path: string): HardwareProfile {
 
 export function parseHardwareProfile(file: string, raw: JsonObject): HardwareProfile {
   const r: FieldReader = new FieldReader(file, raw);
+  // Unknown keys are refused, as search spaces refuse them: a misspelt field would otherwise fall back silently.
+  r.onlyKeys(['$schema', 'name', 'description', 'device', 'workload', 'sources', 'measured']);
+  r.string('description');
   const d = r.object('device') ?? r.problem('device', 'an object describing the device');
   const w = r.object('workload') ?? r.problem('workload', 'an object with dtypes and scenarios');
   const sources = raw.sources ?? {};
@@ -23,6 +26,7 @@ export function parseHardwareProfile(file: string, raw: JsonObject): HardwarePro
 }
 
 function parseDevice(d: FieldReader): Device {
+  d.onlyKeys(['name', 'peakTflops', 'memoryBandwidthGBs', 'memoryCapacityGB', 'computeEfficiency', 'bandwidthEfficiency', 'kernelOverheadUs', 'stepOverheadUs', 'comment']);
   const peaks = d.object('peakTflops') ?? d.problem('peakTflops', 'an object of dense peak TFLOP/s per dtype, e.g. { "bf16": 989.4 }');
   const peakFlops: Partial<Record<Dtype, number>> = {};
   for (const key of Object.keys(peaks.obj)) {
@@ -58,11 +62,13 @@ function dtype(r: FieldReader, key: string): Dtype {
 }
 
 function parseWorkload(w: FieldReader): Workload {
+  w.onlyKeys(['weightDtype', 'activationDtype', 'kvCacheDtype', 'scenarios', 'comment']);
   const list = w.obj.scenarios;
   if (!Array.isArray(list) || list.length === 0) w.problem('scenarios', 'a non-empty list of { name, prefillTokens, generatedTokens, batch }');
   const scenarios = list.map((s, i): Scenario => {
     if (!isObject(s)) fail(`${w.file}: field "workload.scenarios[${i}]" is ${JSON.stringify(s)}; expected an object`);
     const sr = new FieldReader(w.file, s, `workload.scenarios[${i}].`);
+    sr.onlyKeys(['name', 'prefillTokens', 'generatedTokens', 'batch', 'comment']);
     return {
       name: sr.string('name') ?? sr.problem('name', 'a scenario name'),
       prefillTokens: sr.positiveInt('prefillTokens'),
@@ -79,6 +85,7 @@ function parseWorkload(w: FieldReader): Workload {
 function parseMeasured(r: FieldReader): MeasuredCosts | null {
   const m = r.object('measured');
   if (m === null) return null;
+  m.onlyKeys(['model', 'threads', 'repeats', 'scenarios']);
   const model = m.object('model') ?? m.problem('model', 'the measured model\'s directory and shape');
   const scenarios = m.object('scenarios') ?? m.problem('scenarios', 'measured times per scenario and variant');
   for (const [scenario, times] of Object.entries(scenarios.obj)) {

@@ -63,9 +63,15 @@ export class FieldReader {
     return v;
   }
 
+  /** A boolean; absent or null (HF configs write null for unset fields) is `fallback`. */
   boolean(key: string, fallback: boolean): boolean {
+    return this.obj[key] === null ? fallback : this.flag(key, fallback);
+  }
+
+  /** A boolean of Tessera's own files: absent is `fallback`, null is refused (it means nothing there). */
+  flag(key: string, fallback: boolean): boolean {
     const v = this.obj[key];
-    if (v === undefined || v === null) return fallback;
+    if (v === undefined) return fallback;
     if (typeof v !== 'boolean') fail(`${this.where(key)} is ${JSON.stringify(v)}; expected true or false`);
     return v;
   }

@@ -26,7 +26,8 @@ export function expandSearchSpace(file: string, raw: JsonObject, config: ModelCo
   const top: FieldReader = new FieldReader(file, raw);
   top.onlyKeys(['$schema', 'name', 'description', 'attention', 'ffn', 'noopTogether', 'overrides']);
   const name = top.string('name') ?? file.replace(/^.*\//, '').replace(/\.json$/, '');
-  const noopTogether = top.boolean('noopTogether', false);
+  top.string('description');
+  const noopTogether = top.flag('noopTogether', false);
   const L = config.numLayers;
   const perLayer: { attention: JsonObject | null; ffn: JsonObject | null; attentionField: string; ffnField: string; pinned: boolean }[] =
     Array.from({ length: L }, () => ({ attention: objectOrNull(top, 'attention'), ffn: objectOrNull(top, 'ffn'), attentionField: 'attention', ffnField: 'ffn', pinned: false }));
@@ -40,7 +41,7 @@ export function expandSearchSpace(file: string, raw: JsonObject, config: ModelCo
     r.onlyKeys(['layers', 'pin', 'attention', 'ffn', 'comment']);
     for (const layer of layerSelection(file, `${field}.layers`, o.layers, L)) {
       const target = perLayer[layer];
-      if (r.boolean('pin', false)) target.pinned = true;
+      if (r.flag('pin', false)) target.pinned = true;
       if (o.attention !== undefined) Object.assign(target, { attention: objectOrNull(r, 'attention'), attentionField: `${field}.attention` });
       if (o.ffn !== undefined) Object.assign(target, { ffn: objectOrNull(r, 'ffn'), ffnField: `${field}.ffn` });
     }
@@ -74,7 +75,10 @@ function layerSelection(file: string, field: string, sel: unknown, L: number): n
     if (typeof i !== 'number' || !Number.isInteger(i) || i < -L || i >= L) fail(`${file}: field "${field}" has layer ${JSON.stringify(i)}; the model has layers 0..${L - 1} (negative counts from the end)`);
     return i < 0 ? L + i : i;
   };
-  if (Array.isArray(sel)) return sel.map(check);
+  if (Array.isArray(sel)) {
+    if (sel.length === 0) fail(`${file}: field "${field}" is []; expected at least one layer (an override of no layer does nothing)`);
+    return sel.map(check);
+  }
   if (isObject(sel)) {
     const from = check(sel.from);
     const to = check(sel.to);

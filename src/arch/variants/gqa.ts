@@ -107,7 +107,7 @@ export const gqa: VariantKind<Gqa> = {
     const kv = section.object('kvHeads');
     if (kv === null) return [];
     kv.onlyKeys(['values', 'fractions', 'headsInGroup', 'onlyWhereValid']);
-    const lenient = kv.boolean('onlyWhereValid', false);
+    const lenient = kv.flag('onlyWhereValid', false);
     const H = config.numHeads;
     const out: Gqa[] = [];
     const add = (count: number, sub: string, source: string) => {

@@ -59,7 +59,7 @@ function linearKind<V extends LinearAttention | LinearFfn>(spec: LinearSpec): Va
     toDeci: () => spec.deci,
     fromDeci: (entry) => (entry.replace_with_linear === true ? ({ kind: 'linear' } as V) : null),
     spaceKeys: ['linear'],
-    fromSpace: (section) => (section.boolean('linear', false) ? [{ kind: 'linear' } as V] : []),
+    fromSpace: (section) => (section.flag('linear', false) ? [{ kind: 'linear' } as V] : []),
     emit: (ctx, w, x) => {
       const p = `l${ctx.layer}_${spec.graphPrefix}`;
       const n = normOf(ctx, x, w.tensors.norm, `${p}_norm`);

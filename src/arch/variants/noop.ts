@@ -24,7 +24,7 @@ function noopKind<V extends NoopAttention | NoopFfn>(subBlock: SubBlock, keyPref
     toDeci: () => deci,
     fromDeci: (entry) => (entry.no_op === true ? noop : null),
     spaceKeys: ['noop'],
-    fromSpace: (section) => (section.boolean('noop', false) ? [noop] : []),
+    fromSpace: (section) => (section.flag('noop', false) ? [noop] : []),
     emit: () => null,
     reference: () => null,
     derive: async () => ({ init: { variant: noop, tensors: {} }, fitted: { variant: noop, tensors: {} }, ridge: undefined }),
