@@ -167,7 +167,7 @@ async function main() {
   ];
   const md: string[] = [
     '# Distillation', '',
-    `Global distillation (\`tessera distill\`: AdamW at its default peak learning rate (2e-3 × (64 / hidden)², so 2e-3 for stories260K and 5e-4 for babyllama), ${DISTILL_DEFAULTS.warmup} warm-up steps then cosine decay, batches of ${DISTILL_DEFAULTS.batch} × 128 tokens from the first 60% of ${DEFAULT_TEXT.replace(/^.*\//, '')}; KL and perplexity on 4096 tokens of its last 20%) of the children \`tessera solve\` picks at each speed-up (mip-tabu, priced by a profile measured here), from a library of closed-form fits or of candidates also trained by BLD (${BLD_TOKENS} tokens each). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:distill\`.`, '',
+    `Global distillation (\`tessera distill\`: AdamW at its default peak learning rate (2e-3 × (s / 0.125)², s the median RMS of the child's linear weights: 2e-3 for stories260K, 6e-5 for babyllama), ${DISTILL_DEFAULTS.warmup} warm-up steps then cosine decay, batches of ${DISTILL_DEFAULTS.batch} × 128 tokens from the first 60% of ${DEFAULT_TEXT.replace(/^.*\//, '')}; KL and perplexity on 4096 tokens of its last 20%) of the children \`tessera solve\` picks at each speed-up (mip-tabu, priced by a profile measured here), from a library of closed-form fits or of candidates also trained by BLD (${BLD_TOKENS} tokens each). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:distill\`.`, '',
     '## Findings', '', ...findings, '',
     '## Children before and after distillation (loss kl + cosine)', '',
     table(['model', 'budget', 'candidates', 'tokens', 'KL before → after', 'perplexity before → after (parent)', 'NLL gap closed', 'seconds'], rows.map((r) => [
