@@ -169,6 +169,13 @@ describe('solving on a real block library', async () => {
     expect(sols[1].spec.quality.additive).toBeGreaterThanOrEqual(sols[0].spec.quality.additive - 1e-12);
   });
 
+  it('keeps diverse solutions distinct after Tabu search moves each of them', async () => {
+    const sols = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.75 }, solutions: 2, diversity: 2, tabuIterations: 8 });
+    expect(sols).toHaveLength(2);
+    const diff = sols[0].architecture.filter((x, i) => JSON.stringify(x) !== JSON.stringify(sols[1].architecture[i])).length;
+    expect(diff).toBeGreaterThanOrEqual(2);
+  });
+
   it('reads a solved request back instead of solving it again, and solves again when the request changes', async () => {
     const [a] = await solve(built, { ...solveDefaults, budget: { paramsRatio: 0.8 }, tabuIterations: 0 });
     const written = statSync(join(a.dir, 'spec.json')).mtimeMs;
