@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
 import type { BlockConfig } from '../src/arch/variant.js';
@@ -174,6 +174,15 @@ describe('solving on a real block library', async () => {
     expect(sols).toHaveLength(2);
     const diff = sols[0].architecture.filter((x, i) => JSON.stringify(x) !== JSON.stringify(sols[1].architecture[i])).length;
     expect(diff).toBeGreaterThanOrEqual(2);
+  });
+
+  it('stops Tabu search by count unless a time limit is asked for, and records the profile by absolute path and hash', async () => {
+    const relativeProfile = relative(process.cwd(), CPU);
+    const [s] = await solve(built, { ...solveDefaults, hardware: relativeProfile, budget: { paramsRatio: 0.72 }, tabuIterations: 4 });
+    expect(s.spec.search.tabu?.stoppedBy).not.toBe('time');
+    expect(s.spec.request.tabuSeconds ?? null).toBeNull();
+    expect(s.spec.hardware.file).toBe(CPU);
+    expect(s.spec.request.profile).toEqual({ file: CPU, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
   });
 
   it('reads a solved request back instead of solving it again, and solves again when the request changes', async () => {
