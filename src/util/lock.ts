@@ -10,7 +10,7 @@ import { processAlive } from './leftovers.js';
 export function lockDirectory(dir: string, what: string): () => void {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, '.lock');
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fd = openSync(path, 'wx');
       writeSync(fd, String(process.pid));
@@ -22,6 +22,11 @@ export function lockDirectory(dir: string, what: string): () => void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     const holder = holderOf(path);
+    if (holder === null && attempt < 2) {
+      // Made an instant ago: its maker may not have written its pid yet.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+      continue;
+    }
     if (holder !== null && processAlive(holder)) {
       fail(`${dir}: ${what} is being written by another tessera process (pid ${holder}); wait for it to finish, or stop it and run again`);
     }
