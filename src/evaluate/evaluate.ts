@@ -16,7 +16,6 @@ import type { Runtime } from '../onnx/runtime.js';
 import { StagedDecoder } from '../onnx/staged.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
-import { collectGarbage } from '../util/gc.js';
 import { DEFAULT_HARDWARE } from '../util/project.js';
 import { silent, type Reporter } from '../util/reporter.js';
 
@@ -97,9 +96,7 @@ async function greedyContinuations(ck: Checkpoint, prompts: number[][], tokens: 
 /** The share of generated tokens on which the child's greedy continuation agrees with the parent's; one model in memory at a time. */
 async function greedyAgreement(parent: Checkpoint, child: Checkpoint, prompts: number[][], tokens: number, runtime: Runtime) {
   const a = await greedyContinuations(parent, prompts, tokens, runtime);
-  collectGarbage();
   const b = await greedyContinuations(child, prompts, tokens, runtime);
-  collectGarbage();
   let same = 0;
   let total = 0;
   prompts.forEach((prompt, k) => {
@@ -141,7 +138,6 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
 
   reporter.stage(`quality on ${windows.range.tokens} unseen tokens (${note})`);
   const { quality, parentNll } = await qualityOn(parent, child, windows, seqLen, o.runtime);
-  collectGarbage();
 
   let agreement = { prompts: 0, tokens: 0, share: NaN };
   if (o.prompts > 0) {

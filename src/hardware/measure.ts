@@ -11,7 +11,6 @@ import type { Tensor } from '../util/tensor.js';
 import { argmax } from '../lm/generate.js';
 import { median, medianSeconds } from '../util/timing.js';
 import type { Scenario, ScenarioTime } from './types.js';
-import { collectGarbage } from '../util/gc.js';
 
 export interface MeasureOptions {
   readonly runtime: Runtime;
@@ -173,8 +172,6 @@ export async function measureModels(models: readonly { config: ModelConfig; weig
   if (bytes > TOGETHER_STAGES * o.runtime.stageBytes) {
     for (let i = 0; i < o.repeats; i++) {
       for (const [k, m] of models.entries()) {
-        // The model timed before this one is garbage now: let it go before this one is built beside it.
-        collectGarbage();
         const r = await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime);
         try {
           for (let w = 0; w < Math.max(1, o.warmup); w++) await r.run();

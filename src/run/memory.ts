@@ -8,8 +8,7 @@ import { batchTokensFor } from '../lm/divergence.js';
 import { defaultTokens } from '../bld/data.js';
 import { headChunkWindows } from '../train/adapter-distillation.js';
 import type { WeightSource } from '../model/weights.js';
-import { layerBytes } from '../onnx/staged.js';
-import { endBytes, planStages, suffixCacheBytes } from '../onnx/staged.js';
+import { endBytes, layerBytes, planStages, suffixCacheBytes } from '../onnx/staged.js';
 import { fail } from '../util/errors.js';
 
 /**
