@@ -2,18 +2,18 @@
  * Distillation: how much global KD heals the children Tessera picks, with and without trained BLD, and what
  * it costs. Both shared models, ×1.5, ×2 and ×3 priced by a profile measured here; KL and perplexity on the
  * last 20% of TinyStories before and after 100k and 600k training tokens, and the share of the NLL gap
- * closed. Also: which loss to distil with (stories260K ×1.5, 100k tokens), and training throughput as a ratio
- * to forward throughput measured in the same run (both shared models and the SmolLM2-135M shape).
- * Writes results/bench-distill.{json,md}.
+ * closed. Also: which loss to distil with (each model's ×1.5 child, 600k tokens), and training throughput as a
+ * ratio to forward throughput measured in the same run (both shared models and the SmolLM2-135M shape).
+ * Writes results/bench-distill.{json,md}; parts not run keep their rows from the last results.
  *
- *   npm run bench:distill [-- --quick]     --quick: stories260K only, ×1.5, 100k tokens
+ *   npm run bench:distill [-- --quick] [--parts children,losses,throughput]     --quick: stories260K only, ×1.5, 100k tokens
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentArchitecture } from '../src/arch/config.js';
 import { RIDGE_GRID } from '../src/bld/derive.js';
 import { score } from '../src/bld/score.js';
-import { DISTILL_DEFAULTS, distillChild, describeLoss } from '../src/distill/distill.js';
+import { DEFAULT_LOSS, DISTILL_DEFAULTS, distillChild, describeLoss, parseLoss } from '../src/distill/distill.js';
 import type { DistillationRecord } from '../src/export/provenance.js';
 import { exportSolution } from '../src/export/export.js';
 import { profileRun } from '../src/hardware/profile.js';
@@ -33,14 +33,22 @@ import { table } from '../src/util/format.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { Rng } from '../src/util/rng.js';
 import { median } from '../src/util/timing.js';
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 import { machine, writeResult } from './support.js';
 
 const quick = process.argv.includes('--quick');
+const partsArg = process.argv.indexOf('--parts');
+const PARTS = new Set(partsArg < 0 ? ['children', 'losses', 'throughput'] : process.argv[partsArg + 1].split(','));
+const RESULT = join(PROJECT_ROOT, 'results/bench-distill.json');
+const previous = existsSync(RESULT) ? JSON.parse(readFileSync(RESULT, 'utf8')) : {};
 const MODELS = quick ? ['stories260K'] : ['stories260K', 'babyllama-tok105-1M'];
 const SPEEDUPS = quick ? [1.5] : [1.5, 2, 3];
 const TOKENS = quick ? [102_400] : [102_400, 614_400];
 const BLD_TOKENS = 16_384;
-const LOSSES: LossWeights[] = [{ kl: 1 }, { kl: 1, cosine: 1 }, { kl: 1, lm: 1 }, { cosine: 1 }, { lm: 1 }];
+// Cosine or LM loss alone left both more KL and more NLL than kl + cosine in every earlier run (102k tokens): not repeated.
+const LOSSES: LossWeights[] = [{ kl: 1 }, { kl: 1, cosine: 1 }, { kl: 1, lm: 1 }, parseLoss(DEFAULT_LOSS)];
+const LOSS_TOKENS = quick ? 102_400 : 614_400;
 const OUT = join(PROJECT_ROOT, 'results/distill');
 const THREADS = machine().cores;
 const runtime = cpuRuntime(THREADS);
@@ -110,58 +118,84 @@ async function throughput(name: string, config: ReturnType<typeof parseModelConf
   return { model: name, batch, seq, forwardTokensPerSecond: (batch * seq) / fwd, trainingTokensPerSecond: (batch * seq) / train, ratio: fwd / train, distillationRatio: fwd / step };
 }
 
+interface LossRow {
+  model: string;
+  loss: string;
+  tokens: number;
+  before: DistillationRecord['before'];
+  after: DistillationRecord['after'];
+  parentPerplexity: number;
+  nllGapClosed: number;
+}
+
+/** What a loss leaves on unseen text, in nats per token: the child's KL from its parent plus its NLL above the parent's. */
+const leftOver = (r: LossRow) => r.after.kl + Math.log(r.after.perplexity / r.parentPerplexity);
+
 async function main() {
-  rmSync(OUT, { recursive: true, force: true });
-  const rows: Row[] = [];
-  const lossRows: { loss: string; after: DistillationRecord['after']; before: DistillationRecord['before']; nllGapClosed: number }[] = [];
-  for (const model of MODELS) {
+  const rows: Row[] = PARTS.has('children') ? [] : (previous.rows ?? []);
+  // Loss rows of an earlier format (one model, no parent perplexity) are not comparable: they are left out.
+  const lossRows: LossRow[] = PARTS.has('losses') ? [] : ((previous.losses ?? []) as LossRow[]).filter((r) => r.model !== undefined && r.parentPerplexity !== undefined);
+  for (const model of PARTS.has('children') || PARTS.has('losses') ? MODELS : []) {
     const modelDir = join(SHARED_DIR, 'models', model);
     const inputs = { model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: 4096, validTokens: 2048, seqLen: 128, ranking: 'activation' as const, ridgeGrid: RIDGE_GRID, seed: 0 };
     const plain = Run.create(join(OUT, model), inputs);
     await score(plain, { workers: THREADS });
     // One measured profile prices both libraries, so their children differ by their candidates alone.
     const hardware = await profileRun(plain, DEFAULT_HARDWARE, { runtime, repeats: 5 });
-    const bld = Run.create(join(OUT, `${model}-bld`), { ...inputs, bldTokens: BLD_TOKENS });
-    const t0 = performance.now();
-    await score(bld, { workers: THREADS });
-    const bldSeconds = (performance.now() - t0) / 1000;
-    process.stderr.write(`${model}: library with trained BLD (${BLD_TOKENS} tokens per candidate) in ${bldSeconds.toFixed(0)} s\n`);
-    for (const speedup of SPEEDUPS) {
-      for (const [withBld, run] of [[false, plain], [true, bld]] as const) {
-        const [s] = await solve(run, { hardware, budget: { speedup }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime });
-        const child = exportSolution(run, s.id);
-        for (const tokens of TOKENS) {
-          process.stderr.write(`${model} · ×${speedup} · ${withBld ? 'trained BLD' : 'closed-form fits'} · ${tokens} tokens\n`);
-          const { record, seconds } = await distilled(child.dir, modelDir, join(run.dir, 'children', `${s.id}-kd${tokens}`), tokens, { kl: 1, cosine: 1 });
-          rows.push({ model, budget: speedup, bld: withBld, tokens: record.tokens, child: s.id, architecture: s.spec.architecture.map((b) => `${b.attention}/${b.ffn}`).join(' '), before: record.before, after: record.after, parentPerplexity: record.parentPerplexity, nllGapClosed: record.nllGapClosed, seconds });
+    const solveAt = (run: Run, speedup: number) => solve(run, { hardware, budget: { speedup }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime });
+    if (PARTS.has('children')) {
+      const bld = Run.create(join(OUT, `${model}-bld`), { ...inputs, bldTokens: BLD_TOKENS });
+      const t0 = performance.now();
+      await score(bld, { workers: THREADS });
+      process.stderr.write(`${model}: library with trained BLD (${BLD_TOKENS} tokens per candidate) in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+      for (const speedup of SPEEDUPS) {
+        for (const [withBld, run] of [[false, plain], [true, bld]] as const) {
+          const [s] = await solveAt(run, speedup);
+          const child = exportSolution(run, s.id);
+          for (const tokens of TOKENS) {
+            process.stderr.write(`${model} · ×${speedup} · ${withBld ? 'trained BLD' : 'closed-form fits'} · ${tokens} tokens\n`);
+            const { record, seconds } = await distilled(child.dir, modelDir, join(run.dir, 'children', `${s.id}-kd${tokens}`), tokens, parseLoss(DEFAULT_LOSS));
+            rows.push({ model, budget: speedup, bld: withBld, tokens: record.tokens, child: s.id, architecture: s.spec.architecture.map((b) => `${b.attention}/${b.ffn}`).join(' '), before: record.before, after: record.after, parentPerplexity: record.parentPerplexity, nllGapClosed: record.nllGapClosed, seconds });
+          }
         }
       }
     }
-    if (model === 'stories260K') {
-      const [s] = await solve(plain, { hardware, budget: { speedup: 1.5 }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime });
+    if (PARTS.has('losses')) {
+      const [s] = await solveAt(plain, 1.5);
+      const child = exportSolution(plain, s.id);
       for (const loss of LOSSES) {
-        process.stderr.write(`${model} · ×1.5 · loss ${describeLoss(loss)}\n`);
-        const { record } = await distilled(plain.paths.child(s.id), modelDir, join(OUT, `loss-${describeLoss(loss).replace(/\W+/g, '-')}`), 102_400, loss);
-        lossRows.push({ loss: describeLoss(loss), before: record.before, after: record.after, nllGapClosed: record.nllGapClosed });
+        process.stderr.write(`${model} · ×1.5 · loss ${describeLoss(loss)} · ${LOSS_TOKENS} tokens\n`);
+        const { record } = await distilled(child.dir, modelDir, join(OUT, `loss-${model}-${describeLoss(loss).replace(/\W+/g, '-')}`), LOSS_TOKENS, loss);
+        lossRows.push({ model, loss: describeLoss(loss), tokens: record.tokens, before: record.before, after: record.after, parentPerplexity: record.parentPerplexity, nllGapClosed: record.nllGapClosed });
       }
     }
   }
 
   const smol = parseModelConfig('SmolLM2-135M config', llamaConfigJson({ hidden: 576, layers: 30, heads: 9, kvHeads: 3, intermediate: 1536, vocab: 49152, maxPositions: 8192, ropeTheta: 100000 }));
-  const speed = [
-    await throughput('stories260K', loadCheckpoint(join(SHARED_DIR, 'models/stories260K')).config, 16, 128),
-    await throughput('babyllama-tok105-1M', loadCheckpoint(join(SHARED_DIR, 'models/babyllama-tok105-1M')).config, 16, 128),
-    ...(quick ? [] : [await throughput('SmolLM2-135M shape (random weights)', smol, 4, 128)]),
-  ];
+  type Speed = Awaited<ReturnType<typeof throughput>>;
+  const speed: Speed[] = PARTS.has('throughput')
+    ? [
+        await throughput('stories260K', loadCheckpoint(join(SHARED_DIR, 'models/stories260K')).config, 16, 128),
+        await throughput('babyllama-tok105-1M', loadCheckpoint(join(SHARED_DIR, 'models/babyllama-tok105-1M')).config, 16, 128),
+        ...(quick ? [] : [await throughput('SmolLM2-135M shape (random weights)', smol, 4, 128)]),
+      ]
+    : (previous.throughput ?? []);
 
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   // What the defaults rest on, computed from the rows above.
-  const bestLoss = [...lossRows].sort((x, y) => x.after.kl - y.after.kl)[0];
+  // The default loss: the one leaving the least KL + excess NLL on unseen text, averaged over the models.
+  const lossNames = [...new Set(lossRows.map((r) => r.loss))];
+  const meanLeftOver = (loss: string) => {
+    const of = lossRows.filter((r) => r.loss === loss);
+    return of.reduce((a, r) => a + leftOver(r), 0) / of.length;
+  };
+  const bestLoss = [...lossNames].sort((x, y) => meanLeftOver(x) - meanLeftOver(y))[0];
+  const mostClosed = [...lossNames].sort((x, y) => mean(lossRows.filter((r) => r.loss === y).map((r) => r.nllGapClosed)) - mean(lossRows.filter((r) => r.loss === x).map((r) => r.nllGapClosed)))[0];
   const pairs = rows.filter((r) => !r.bld).map((r) => ({ r, b: rows.find((x) => x.bld && x.model === r.model && x.budget === r.budget && x.tokens === r.tokens)! }));
   const meanGain = (f: (r: Row) => number) => pairs.reduce((s, { r, b }) => s + (f(r) - f(b)), 0) / pairs.length;
   const goal = MODELS.map((m) => rows.find((r) => r.model === m && r.budget === 1.5 && !r.bld && r.tokens === Math.max(...TOKENS))).filter((r): r is Row => r !== undefined);
   const findings = [
-    `- Loss: ${bestLoss.loss} leaves the lowest KL after distillation (${bestLoss.after.kl.toFixed(3)}), so it is the default; ${[...lossRows].sort((x, y) => y.nllGapClosed - x.nllGapClosed)[0].loss} closes the most of the NLL gap.`,
+    ...(lossNames.length === 0 ? [] : [`- Loss: ${bestLoss} leaves the least KL + excess NLL on unseen text (${meanLeftOver(bestLoss).toFixed(3)} nats per token, mean over the models; ${describeLoss(parseLoss(DEFAULT_LOSS)) === bestLoss ? 'the default' : `the default ${describeLoss(parseLoss(DEFAULT_LOSS))}: ${meanLeftOver(describeLoss(parseLoss(DEFAULT_LOSS))).toFixed(3)}`}); ${mostClosed} closes the most of the NLL gap.`]),
     `- Trained BLD (${BLD_TOKENS} tokens a candidate): KL before distillation lower by ${meanGain((r) => r.before.kl).toFixed(3)} on average, after it by ${meanGain((r) => r.after.kl).toFixed(3)} (positive: BLD helps); the library takes longer to build. It stays off by default (\`--bld-tokens 0\`) unless these numbers say otherwise.`,
     ...goal.map((r) => `- ${r.model} ×1.5: ${pct(r.nllGapClosed)} of the NLL gap closed with ${r.tokens} tokens in ${r.seconds.toFixed(0)} s (goal: ≥ 60%).`),
   ];
@@ -169,12 +203,12 @@ async function main() {
     '# Distillation', '',
     `Global distillation (\`tessera distill\`: AdamW at its default peak learning rate (2e-3 × (s / 0.125)², s the median RMS of the child's linear weights: 2e-3 for stories260K, 6e-5 for babyllama), ${DISTILL_DEFAULTS.warmup} warm-up steps then cosine decay, batches of ${DISTILL_DEFAULTS.batch} × 128 tokens from the first 60% of ${DEFAULT_TEXT.replace(/^.*\//, '')}; KL and perplexity on 4096 tokens of its last 20%) of the children \`tessera solve\` picks at each speed-up (mip-tabu, priced by a profile measured here), from a library of closed-form fits or of candidates also trained by BLD (${BLD_TOKENS} tokens each). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:distill\`.`, '',
     '## Findings', '', ...findings, '',
-    '## Children before and after distillation (loss kl + cosine)', '',
+    `## Children before and after distillation (loss ${describeLoss(parseLoss(DEFAULT_LOSS))})`, '',
     table(['model', 'budget', 'candidates', 'tokens', 'KL before → after', 'perplexity before → after (parent)', 'NLL gap closed', 'seconds'], rows.map((r) => [
       r.model, `×${r.budget}`, r.bld ? 'trained BLD' : 'closed-form', String(r.tokens), `${r.before.kl.toFixed(3)} → ${r.after.kl.toFixed(3)}`, `${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)} (${r.parentPerplexity.toFixed(2)})`, pct(r.nllGapClosed), r.seconds.toFixed(0),
     ])).split('\n').map((l) => `    ${l}`).join('\n'), '',
-    '## Which loss (stories260K, ×1.5, 102,400 tokens)', '',
-    table(['loss', 'KL after', 'perplexity after', 'NLL gap closed'], lossRows.map((r) => [r.loss, r.after.kl.toFixed(3), r.after.perplexity.toFixed(3), pct(r.nllGapClosed)])).split('\n').map((l) => `    ${l}`).join('\n'), '',
+    `## Which loss (the ×1.5 child of each model, ${lossRows[0]?.tokens ?? LOSS_TOKENS} tokens)`, '',
+    table(['model', 'loss', 'KL after', 'perplexity after (parent)', 'NLL gap closed', 'KL + excess NLL'], lossRows.map((r) => [r.model, r.loss, r.after.kl.toFixed(3), `${r.after.perplexity.toFixed(3)} (${r.parentPerplexity.toFixed(3)})`, pct(r.nllGapClosed), leftOver(r).toFixed(3)])).split('\n').map((l) => `    ${l}`).join('\n'), '',
     '## Training throughput', '',
     'Training: the student\'s forward, backward and AdamW step; distillation adds the teacher\'s forward. Ratios are to a forward pass of the same batch, measured in the same run (medians).', '',
     table(['model', 'batch × seq', 'forward tokens/s', 'training tokens/s', 'training / forward', 'distillation step / forward'], speed.map((s) => [s.model, `${s.batch} × ${s.seq}`, s.forwardTokensPerSecond.toFixed(0), s.trainingTokensPerSecond.toFixed(0), s.ratio.toFixed(2), s.distillationRatio.toFixed(2)])).split('\n').map((l) => `    ${l}`).join('\n'), '',

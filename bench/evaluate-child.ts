@@ -5,6 +5,7 @@
  *   tsx bench/evaluate-child.ts <child-dir> <parent-dir> <text> <hardware-profile> <threads>
  */
 import { evaluateChild } from '../src/evaluate/evaluate.js';
+import { DEFAULT_PROTOCOL } from '../src/hardware/measure.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 
@@ -16,6 +17,6 @@ await evaluateChild(child, loadCheckpoint(parent), {
   prompts: 0,
   promptTokens: 8,
   generateTokens: 0,
-  timing: { hardware, repeats: 7 },
+  timing: { ...DEFAULT_PROTOCOL, hardware },
   runtime: cpuRuntime(Number(threads)),
 });

@@ -150,7 +150,7 @@ describe('tessera distill', () => {
   it('survives kill -9 at a random point: rerun, it resumes and ends with the same weights', async () => {
     const whole = join(root, 'whole');
     const killed = join(root, 'killed');
-    const args = [join(ROOT, 'bin/tessera.js'), 'distill', child, '--parent', parent.dir, '--out', killed, '--tokens', String(12 * 4 * 64), '--batch', '4', '--seq-len', '64', '--warmup', '4', '--checkpoint-every', '4', '--eval-tokens', '1024', '--threads', '1'];
+    const args = [join(ROOT, 'bin/tessera.js'), 'distill', child, '--parent', parent.dir, '--out', killed, '--tokens', String(12 * 4 * 64), '--batch', '4', '--seq-len', '64', '--warmup', '4', '--checkpoint-every', '4', '--eval-tokens', '1024', '--threads', '1', '--loss', 'kl+cosine'];
     const proc = spawn(process.execPath, args, { stdio: 'ignore' });
     // Kill it once it has written a checkpoint, at a moment the test does not choose.
     while (!existsSync(join(checkpointDirOf(killed), 'latest.json'))) await new Promise((r) => setTimeout(r, 20));

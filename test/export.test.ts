@@ -62,11 +62,15 @@ describe('export, evaluate and report a solved child', async () => {
     expect(maxAbsDiff(a.data, b.data)).toBe(0);
   });
 
-  it('ships a standalone model.onnx that onnxruntime runs to the same logits', async () => {
-    const session = await ort.InferenceSession.create(join(out, 'model.onnx'));
-    const r = await session.run({ input_ids: new ort.Tensor('int32', ids, [2, 20]) });
-    const reference = (await (await DecoderSession.create(parent.config, assembled, {}, RUNTIME)).run({ ids, batch: 2, seq: 20 })).logits!;
-    expect(maxAbsDiff(r.logits.data as Float32Array, reference.data)).toBeLessThanOrEqual(1e-5);
+  it('ships a standalone model.onnx (fused attention by default, standard ops on request) that onnxruntime runs to the same logits', async () => {
+    const logitsOf = async (path: string) => (await (await ort.InferenceSession.create(path)).run({ input_ids: new ort.Tensor('int32', ids, [2, 20]) })).logits.data as Float32Array;
+    const reference = async (fusedAttention: boolean) => (await (await DecoderSession.create(parent.config, assembled, { fusedAttention }, RUNTIME)).run({ ids, batch: 2, seq: 20 })).logits!.data;
+    expect(maxAbsDiff(await logitsOf(join(out, 'model.onnx')), await reference(true))).toBeLessThanOrEqual(1e-5);
+    const standard = join(root, 'standard-onnx');
+    exportSolution(built, solution.id, { out: standard, onnx: 'standard' });
+    expect(readFileSync(join(standard, 'model.onnx')).includes('GroupQueryAttention')).toBe(false);
+    expect(readFileSync(join(out, 'model.onnx')).includes('GroupQueryAttention')).toBe(true);
+    expect(maxAbsDiff(await logitsOf(join(standard, 'model.onnx')), await reference(false))).toBeLessThanOrEqual(1e-5);
   });
 
   it('writes model.safetensors in the dtype asked for (bfloat16: the float32 weights rounded to nearest even), float16 refused beyond its range', async () => {
@@ -96,14 +100,19 @@ describe('export, evaluate and report a solved child', async () => {
   });
 
   it('evaluates the child on text after what the search used, and times it against the parent', async () => {
-    const e = await evaluateChild(out, built.parent(), { data: TINYSTORIES, tokens: 512, seqLen: 64, prompts: 2, promptTokens: 8, generateTokens: 8, timing: { hardware: CPU, repeats: 1 }, runtime: RUNTIME });
+    const e = await evaluateChild(out, built.parent(), { data: TINYSTORIES, tokens: 512, seqLen: 64, prompts: 2, promptTokens: 8, generateTokens: 8, timing: { hardware: CPU, warmup: 1, minRounds: 2, maxRounds: 2, precision: 0.03, maxSeconds: 60 }, runtime: RUNTIME });
     const provenance = JSON.parse(readFileSync(join(out, 'tessera.json'), 'utf8'));
     expect(e.text.paragraphs[0]).toBe(provenance.data.validation.paragraphs[1]);
     expect(e.kl).toBeGreaterThan(0);
     expect(e.perplexity.child).toBeGreaterThan(e.perplexity.parent * 0.9);
     expect(e.greedyAgreement.tokens).toBe(16);
     expect(e.latency.map((l) => l.scenario)).toEqual(['single-prompt', 'batch-8']);
-    for (const l of e.latency) expect(l.measuredSpeedup).toBeGreaterThan(0);
+    for (const l of e.latency) {
+      expect(l.interval.rounds).toBe(2);
+      expect(l.interval.low).toBeLessThanOrEqual(l.measuredSpeedup);
+      expect(l.measuredSpeedup).toBeLessThanOrEqual(l.interval.high);
+      expect(l.said).toContain(l.withinNoise ? 'within noise' : `×${l.measuredSpeedup.toFixed(2)}`);
+    }
     expect(JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8')).kl).toBe(e.kl);
   });
 

@@ -57,27 +57,39 @@ describe('each family against HuggingFace transformers\' own outputs', () => {
         expect(maxAbsDiff(inv, ref.rope_inv_freq) / Math.max(...ref.rope_inv_freq)).toBeLessThan(1e-6);
       });
 
-      it('gives HF\'s probe logits (≤ 1e-4) and NLL, in the ONNX graph and in the reference forward', async () => {
-        const session = await DecoderSession.create(ck.config, ck.weights, {}, RUNTIME);
-        const run = async (ids: number[]) => (await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length })).logits!.data;
-        const logits = await run(ref.probe_ids);
+      it('gives HF\'s probe logits (≤ 1e-4) and NLL, in the standard and the fused-attention ONNX graph and in the reference forward', async () => {
         const T = ref.probe_ids.length;
-        expect(maxAbsDiff(logits.subarray(0, V), ref.probe_logits_first)).toBeLessThanOrEqual(1e-4);
-        expect(maxAbsDiff(logits.subarray((T - 1) * V), ref.probe_logits_last)).toBeLessThanOrEqual(1e-4);
-        expect(meanNll(logits, ref.probe_ids, V)).toBeCloseTo(ref.mean_nll, 4);
-        const long = await run(ref.long_probe_ids);
-        expect(maxAbsDiff(long.subarray((ref.long_probe_ids.length - 1) * V), ref.long_probe_logits_last)).toBeLessThanOrEqual(1e-4);
-        await session.release();
+        for (const fusedAttention of [false, true]) {
+          const session = await DecoderSession.create(ck.config, ck.weights, { fusedAttention }, RUNTIME);
+          const run = async (ids: number[]) => (await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length })).logits!.data;
+          const logits = await run(ref.probe_ids);
+          expect(maxAbsDiff(logits.subarray(0, V), ref.probe_logits_first)).toBeLessThanOrEqual(1e-4);
+          expect(maxAbsDiff(logits.subarray((T - 1) * V), ref.probe_logits_last)).toBeLessThanOrEqual(1e-4);
+          expect(meanNll(logits, ref.probe_ids, V)).toBeCloseTo(ref.mean_nll, 4);
+          const long = await run(ref.long_probe_ids);
+          expect(maxAbsDiff(long.subarray((ref.long_probe_ids.length - 1) * V), ref.long_probe_logits_last)).toBeLessThanOrEqual(1e-4);
+          await session.release();
+        }
         const plain = referenceForward(ck.config, ck.weights, ref.probe_ids).logits;
         expect(maxAbsDiff(plain[0], ref.probe_logits_first)).toBeLessThanOrEqual(1e-4);
         expect(maxAbsDiff(plain[T - 1], ref.probe_logits_last)).toBeLessThanOrEqual(1e-4);
       });
 
-      it('generates HF\'s greedy ids', async () => {
+      it('generates HF\'s greedy ids, also one token at a time through the fused kernel\'s K/V cache', async () => {
         const session = await DecoderSession.create(ck.config, ck.weights, { logits: 'last' }, RUNTIME);
         const ids = await greedyGenerate(session, ref.probe_ids, ref.probe_ids.length + ref.greedy_ids.length);
         await session.release();
         expect(ids.slice(ref.probe_ids.length)).toEqual(ref.greedy_ids);
+        const cached = await DecoderSession.create(ck.config, ck.weights, { logits: 'last', kvCache: true, fusedAttention: true }, RUNTIME);
+        const kv = (i: number) => (ck.architecture[i].attention.kind === 'gqa' ? ck.config.numKvHeads : 0);
+        let r = await cached.run({ ids: Int32Array.from(ref.probe_ids), batch: 1, seq: ref.probe_ids.length }, cached.emptyCache(1, kv));
+        const out: number[] = [];
+        while (out.length < ref.greedy_ids.length) {
+          out.push(r.logits!.data.indexOf(Math.max(...r.logits!.data)));
+          r = await cached.run({ ids: Int32Array.of(out[out.length - 1]), batch: 1, seq: 1 }, r.present);
+        }
+        await cached.release();
+        expect(out).toEqual(ref.greedy_ids);
       });
     });
   }
@@ -112,10 +124,15 @@ describe('a heterogeneous child of each family, with every variant kind, exporte
         return r;
       };
       const before = await logits(parent.config, assembled);
+      const fusedSession = await DecoderSession.create(parent.config, assembled, { fusedAttention: true }, RUNTIME);
+      const fused = (await fusedSession.run({ ids, batch: 2, seq: 24 })).logits!.data;
+      expect(maxAbsDiff(fused, before)).toBeLessThanOrEqual(1e-4);
+      await fusedSession.release();
       expect(maxAbsDiff(before, await logits(back.config, back.weights))).toBe(0);
       const standalone = await ort.InferenceSession.create(join(out, 'model.onnx'));
       const r = await standalone.run({ input_ids: new ort.Tensor('int32', ids, [2, 24]) });
-      expect(maxAbsDiff(r.logits.data as Float32Array, before)).toBeLessThanOrEqual(1e-5);
+      // model.onnx is the fused-attention graph.
+      expect(maxAbsDiff(r.logits.data as Float32Array, fused)).toBeLessThanOrEqual(1e-5);
       const plain = referenceForward(back.config, back.weights, Array.from(ids.subarray(0, 24))).logits;
       expect(maxAbsDiff(plain[23], before.subarray(23 * parent.config.vocabSize, 24 * parent.config.vocabSize))).toBeLessThanOrEqual(1e-4);
     }, 120_000);

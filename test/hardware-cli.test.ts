@@ -61,6 +61,12 @@ describe('tessera profile', () => {
       expect(Object.keys(t).sort()).toEqual(['attn-gqa4', 'attn-noop', 'ffn-noop', 'ffn-swiglu172', 'rest']);
       expect(t['attn-gqa4'].prefillSeconds).toBeGreaterThan(0);
       expect(t['attn-noop']).toEqual({ prefillSeconds: 0, decodeSeconds: 0 });
+      // Calibrated on whole models: the parent and random architectures, the sums of their blocks against their times.
+      const c = p.measured!.calibration![s.name];
+      expect(c.points).toHaveLength(5);
+      for (const pt of c.points) expect(pt.measured.prefillSeconds).toBeGreaterThan(0);
+      expect(c.prefill.slope).toBeGreaterThan(0);
+      expect(c.decode.slope).toBeGreaterThan(0);
     }
     const c = tessera('cost', stories, '--hardware', out);
     expect(c.code).toBe(0);

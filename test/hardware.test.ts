@@ -27,8 +27,8 @@ const config = configOf({ hidden: 1024, layers: 2, heads: 8, kvHeads: 8, interme
 describe('shipped hardware profiles', () => {
   const files = readdirSync(PROFILES).filter((f) => f.endsWith('.json') && !f.includes('schema'));
 
-  it('are the five the project promises, valid against the schema', () => {
-    expect(files.sort()).toEqual(['a100-80gb.json', 'cpu-local.json', 'h100-sxm.json', 'l40s.json', 'rtx-4090.json']);
+  it('are the six the project promises, valid against the schema', () => {
+    expect(files.sort()).toEqual(['a100-80gb.json', 'cpu-local.json', 'h100-sxm.json', 'h200.json', 'l40s.json', 'rtx-4090.json']);
     const ajv = new Ajv2020.default({ allErrors: true });
     const validate = ajv.compile(JSON.parse(readFileSync(join(PROFILES, 'hardware-profile.schema.json'), 'utf8')));
     for (const f of files) expect(validate(JSON.parse(readFileSync(join(PROFILES, f), 'utf8'))), `${f}: ${ajv.errorsText(validate.errors)}`).toBe(true);

@@ -43,6 +43,16 @@ describe('safetensors', () => {
     f.close();
   });
 
+  it('reads rows of a 2-D tensor on their own, as the whole tensor holds them', () => {
+    const brains = Uint16Array.of(0x3f80, 0x4040, 0xbf80, 0x4000, 0x0000, 0x3f00); // [[1, 3], [-1, 2], [0, 0.5]] in BF16
+    const path = rawFile('rows.safetensors', { t: { dtype: 'BF16', shape: [3, 2], data_offsets: [0, 12] } }, new Uint8Array(brains.buffer));
+    const f = SafetensorsFile.open(path);
+    expect(Array.from(f.readRows('t', [2, 0, 2]))).toEqual([0, 0.5, 1, 3, 0, 0.5]);
+    expect(f.readRows('t', []).length).toBe(0);
+    expect(() => f.readRows('t', [3])).toThrow(RangeError);
+    f.close();
+  });
+
   it('names an unsupported dtype', () => {
     const path = rawFile('int8.safetensors', { q: { dtype: 'I8', shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4));
     const f = SafetensorsFile.open(path);

@@ -5,7 +5,7 @@ import type { Architecture } from '../src/arch/variant.js';
 import { distributionOn, inMemoryRows, modelDivergence, stagedDivergence, stagedDivergences } from '../src/lm/divergence.js';
 import { greedyGenerate } from '../src/lm/generate.js';
 import { perplexity } from '../src/lm/perplexity.js';
-import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, openCheckpoint } from '../src/model/checkpoint.js';
 import { randomWeights } from '../src/model/random.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
 import { inMemory } from '../src/model/weights.js';
@@ -89,6 +89,25 @@ describe('stages: a model run a few layers at a time', () => {
     }
     expect(out).toEqual(a);
     for (const d of [whole, chain, cached]) await d.release();
+  });
+
+  it('looks token ids up outside its sessions, from the file row by row, and computes what a graph that embeds them computes', async () => {
+    const dir = modelDir('stories260K');
+    const ids = Int32Array.from(loadTokenizer(dir).encode('Once upon a time there was a cat'));
+    const file = openCheckpoint(dir);
+    const inGraph = await DecoderSession.create(file.config, file.source, { logits: 'all' }, RUNTIME);
+    const chain = await StagedDecoder.create(file.config, file.source, { logits: 'all' }, ONE_LAYER);
+    const a = await inGraph.run({ ids, batch: 1, seq: ids.length });
+    const b = await chain.run({ ids, batch: 1, seq: ids.length });
+    expect(maxAbsDiff(a.logits!.data, b.logits!.data)).toBeLessThanOrEqual(1e-4);
+    expect(a.logits!.data.some((v) => v !== 0)).toBe(true);
+    // The rows read from the file are the table's rows, bit for bit.
+    const table = file.source.embed();
+    const E = file.config.hiddenSize;
+    const rows = file.source.embedRows(ids);
+    ids.forEach((id, r) => expect(rows.subarray(r * E, (r + 1) * E)).toEqual(table.data.subarray(id * E, (id + 1) * E)));
+    expect(() => file.source.embedRows([file.config.vocabSize])).toThrow(RangeError);
+    for (const d of [inGraph, chain]) await d.release();
   });
 
   it('scores several residual streams in one pass through the later layers exactly as each alone, building each stage once', async () => {

@@ -4,12 +4,13 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_TOKENS } from '../bld/data.js';
 import { RIDGE_GRID, type ChannelRanking } from '../bld/derive.js';
 import { score, type ScoreOptions, type ScoreResult } from '../bld/score.js';
-import { checkpointDirOf, defaultDistillMethod, DISTILL_DEFAULTS, distillChild, distillSolution, FULL_DISTILLATION_MOST_PARAMS, parseLoss, type DistillMethod } from '../distill/distill.js';
+import { checkpointDirOf, defaultDistillMethod, DEFAULT_LOSS, DISTILL_DEFAULTS, distillChild, distillSolution, FULL_DISTILLATION_MOST_PARAMS, parseLoss, type DistillMethod } from '../distill/distill.js';
 import { LORA_DEFAULTS } from '../train/lora.js';
 import type { DistillationRecord } from '../export/provenance.js';
 import { evaluateChild, timingProfile } from '../evaluate/evaluate.js';
 import { deciCaveats, exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
+import type { OnnxAttention } from '../export/model-dir.js';
 import { profileRun } from '../hardware/profile.js';
 import { openCheckpoint, readModelSpec } from '../model/checkpoint.js';
 import { FRONTIER_SPEEDUPS, writeReport } from '../report/report.js';
@@ -23,6 +24,7 @@ import { fail } from '../util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from '../util/project.js';
 import { distillMemory, ensureFits, evaluateMemory, layerCandidates, scoreMemory } from '../run/memory.js';
 import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, runtimeOf, stageOption, threadsOption } from './options.js';
+import { DEFAULT_PROTOCOL } from '../hardware/measure.js';
 import { printDistillation, printEvaluation, printScore, printSolution, type Print } from './print.js';
 import { cliReporter } from './reporter.js';
 import { DEFAULT_RUNTIME, RUNTIMES, runtimeTarget } from '../targets/runtimes.js';
@@ -177,7 +179,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--out <dir>', 'run directory (default results/<model>-<space>)')
     .option('--measure', 'first measure every candidate sub-block on this machine (tessera profile) and search with those costs')
     .option('--distill-tokens <n>', 'distil each chosen child toward the parent for this many tokens (tessera distill) and keep the best after distillation (0: none)', nonNegativeInt('--distill-tokens'), 0)
-    .option('--distill-loss <terms>', 'the distillation loss (see tessera distill --loss)', 'kl+cosine')
+    .option('--distill-loss <terms>', 'the distillation loss (see tessera distill --loss)', DEFAULT_LOSS)
     .addOption(runtimeOption('score and choose only blocks this runtime runs'))
     .action(async (f: LibraryFlags & SolveFlags & { out?: string; measure?: boolean; distillTokens: number; distillLoss: string }) => {
       const run = Run.create(f.out ?? join(PROJECT_ROOT, 'results', `${basename(f.model)}-${basename(f.space, '.json')}`), runInputs(f));
@@ -215,7 +217,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       const alsoUnseenBy = f.distillTokens > 0 ? [run.paths.distilled(chosen)] : [];
       const timing = timingProfile(run.paths.child(chosen));
       print(timing.note);
-      printEvaluation(await evaluateChild(run.paths.child(chosen), run.parent(), { ...evaluation, alsoUnseenBy, timing: { hardware: timing.path, repeats: 5 } }), print);
+      printEvaluation(await evaluateChild(run.paths.child(chosen), run.parent(), { ...evaluation, alsoUnseenBy, timing: { ...DEFAULT_PROTOCOL, hardware: timing.path } }), print);
       const report = await writeReport(run, { hardware, speedups: FRONTIER_SPEEDUPS, runtime, reporter });
       print(`\ndone: the report is ${report.html}`);
     });
@@ -227,7 +229,8 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .addOption(new Option('--format <format>', 'a HuggingFace model directory, or a GGUF file (llama.cpp, Ollama, LM Studio)').choices(['hf', 'gguf']).default('hf'))
     .addOption(runtimeOption('the runtime the child must run in (default: the one it was solved for; llama.cpp for GGUF)').default(undefined))
     .addOption(new Option('--dtype <type>', "the weights' type (default: the parent's; model.onnx is float32; q8_0 for GGUF only)").choices(['bf16', 'f16', 'f32', 'q8_0']))
-    .action((dir: string, f: { out?: string; format: 'hf' | 'gguf'; runtime?: string; dtype?: 'bf16' | 'f16' | 'f32' | 'q8_0' }) => {
+    .addOption(new Option('--onnx <graph>', "model.onnx's attention: onnxruntime's fused GroupQueryAttention kernel, or standard ONNX ops (for other ONNX runtimes)").choices(['fused', 'standard']).default('fused'))
+    .action((dir: string, f: { out?: string; format: 'hf' | 'gguf'; runtime?: string; dtype?: 'bf16' | 'f16' | 'f32' | 'q8_0'; onnx: OnnxAttention }) => {
       const dtype = f.dtype?.toUpperCase() as StoredDtype | 'Q8_0' | undefined;
       if (f.format === 'gguf') {
         const solution = existsSync(join(dir, 'spec.json'));
@@ -239,17 +242,17 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
         return;
       }
       if (dtype === 'Q8_0') fail('option --dtype: q8_0 is a GGUF type; use it with --format gguf');
-      exportSolutionReporting(dir, { out: f.out, target: f.runtime, dtype });
+      exportSolutionReporting(dir, { out: f.out, target: f.runtime, dtype, onnx: f.onnx });
     });
 
   /** Exports a solution's model directory, says what was written, and returns it. */
-  function exportSolutionReporting(dir: string, o: { out?: string; target?: string; dtype?: StoredDtype }): string {
+  function exportSolutionReporting(dir: string, o: { out?: string; target?: string; dtype?: StoredDtype; onnx?: OnnxAttention }): string {
     const spec = readSpec(join(dir, 'spec.json'));
     const run = Run.open(spec.run);
     const child = exportSolution(run, spec.id, o);
     print(child.reused
       ? `${child.dir} already holds this solution's child`
-      : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data), tokenizer, tessera.json`);
+      : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data; ${o.onnx ?? 'fused'} attention), tokenizer, tessera.json`);
     for (const caveat of deciCaveats(run.config)) print(`note: ${caveat}`);
     return child.dir;
   }
@@ -264,10 +267,12 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--prompts <n>', 'greedy-generation prompts (0: skip)', nonNegativeInt('--prompts'), 16)
     .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
     .option('--hardware <profile>', 'profile whose scenarios are timed here (default: the one searched for if measured on this machine or cpu-local, else cpu-local)')
-    .option('--repeats <n>', 'timed runs per scenario, parent and child interleaved (median kept)', positiveInt('--repeats'), 5)
+    .option('--repeats <n>', 'timed rounds per scenario at least (each runs parent and child once, in alternating order)', positiveInt('--repeats'), DEFAULT_PROTOCOL.minRounds)
+    .option('--precision <x>', 'time more rounds until each speed-up\'s 95% interval is within ± this share of it', positiveNumber('--precision'), DEFAULT_PROTOCOL.precision)
+    .option('--timing-seconds <s>', 'timed seconds per scenario after which no further round starts, precise or not', positiveNumber('--timing-seconds'), DEFAULT_PROTOCOL.maxSeconds)
     .option('--no-timing', 'quality and greedy agreement only (timing builds each whole model in float32)')
     .addOption(threadsOption()).addOption(stageOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; timing: boolean; threads: number; stageMb: number }) => {
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; precision: number; timingSeconds: number; timing: boolean; threads: number; stageMb: number }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
       const parent = openCheckpoint(parentDir);
       ensureFits('evaluate', evaluateMemory(parent.config, parent.architecture, { stageBytes: f.stageMb * 2 ** 20, seqLen: f.seqLen, tokens: f.tokens, wholeModel: f.prompts > 0 || f.timing }));
@@ -275,7 +280,8 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       if (f.timing) print(timing.note);
       const e = await evaluateChild(dir, parent, {
         data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
-        timing: f.timing ? { hardware: timing.path, repeats: f.repeats } : null, runtime: runtimeOf(f), reporter: cliReporter(print),
+        timing: f.timing ? { ...DEFAULT_PROTOCOL, hardware: timing.path, minRounds: f.repeats, maxRounds: Math.max(f.repeats, DEFAULT_PROTOCOL.maxRounds), precision: f.precision, maxSeconds: f.timingSeconds } : null,
+        runtime: runtimeOf(f), reporter: cliReporter(print),
       });
       printEvaluation(e, print);
       print(`wrote ${childFiles.evaluation(resolve(dir))}`);
@@ -288,7 +294,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--data <text>', 'text', DEFAULT_TEXT)
     .option('--tokens <n>', 'training tokens', positiveInt('--tokens'), 100_000)
     .requiredOption('--out <dir>', 'the distilled child\'s directory (default format: as tessera export writes)')
-    .option('--loss <terms>', 'kl, cosine, lm, joined by + with optional =weight', 'kl+cosine')
+    .option('--loss <terms>', 'kl, cosine, lm, joined by + with optional =weight', DEFAULT_LOSS)
     .option('--lr <x>', 'peak learning rate (AdamW, warm-up then cosine decay; default 2e-3 × (s / 0.125)², s the median RMS of the child’s linear weights, within 1e-5–2e-3; through adapters 1e-3)', positiveNumber('--lr'))
     .option('--warmup <steps>', 'warm-up steps', nonNegativeInt('--warmup'), DISTILL_DEFAULTS.warmup)
     .option('--batch <n>', 'windows per step', positiveInt('--batch'), DISTILL_DEFAULTS.batch)

@@ -6,7 +6,8 @@ import { paragraphs, readText } from '../data/text.js';
 import { readProvenance } from '../export/provenance.js';
 import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
-import { measureModels } from '../hardware/measure.js';
+import { describeSpeedup, withinNoise, type SpeedupInterval } from '../hardware/interval.js';
+import { compareModels, type ProtocolOptions } from '../hardware/measure.js';
 import { architectureCost } from '../hardware/model-cost.js';
 import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.js';
 import { greedyGenerate } from '../lm/generate.js';
@@ -26,8 +27,8 @@ export interface EvaluateOptions {
   readonly prompts: number;
   readonly promptTokens: number;
   readonly generateTokens: number;
-  /** Time the profile's scenarios, parent and child interleaved (median of `repeats`); null for quality alone. */
-  readonly timing: { readonly hardware: string; readonly repeats: number } | null;
+  /** Time the profile's scenarios, parent and child in interleaved rounds until the speed-up is known (see `ProtocolOptions`); null for quality alone. */
+  readonly timing: ({ readonly hardware: string } & Omit<ProtocolOptions, 'runtime'>) | null;
   /** Further children whose seen text is skipped too (to compare a child before and after distillation on the same text). */
   readonly alsoUnseenBy?: readonly string[];
   /** Write evaluation.json into the child directory (default: yes). */
@@ -40,7 +41,13 @@ export interface ScenarioComparison {
   readonly scenario: string;
   readonly parentSeconds: { readonly prefill: number; readonly decode: number; readonly total: number };
   readonly childSeconds: { readonly prefill: number; readonly decode: number; readonly total: number };
+  /** The speed-up's estimate (geometric mean of the rounds' ratios): `interval.estimate`. */
   readonly measuredSpeedup: number;
+  /** Its 95% interval over the timed rounds; `withinNoise` when it holds 1. */
+  readonly interval: SpeedupInterval;
+  readonly withinNoise: boolean;
+  /** The speed-up as said: "×1.52 (95%: 1.45–1.60, 12 rounds)" or "within noise: …". */
+  readonly said: string;
   readonly predictedSpeedup: number;
 }
 
@@ -160,16 +167,20 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
         continue;
       }
       reporter.stage(`timing scenario ${s.name} (batch ${s.batch}, ${s.prefillTokens}+${s.generatedTokens} tokens), parent and child`);
-      const [p, c] = await measureModels([
+      const { hardware: _, ...protocol } = o.timing;
+      const { medians: [p, c], speedups: [interval] } = await compareModels([
         { config: parent.config, weights: parent.source, arch: parent.architecture },
         { config: child.config, weights: child.source, arch: child.architecture },
-      ], s, { runtime: o.runtime, repeats: o.timing.repeats, warmup: 2 });
+      ], s, { runtime: o.runtime, ...protocol });
       const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: t.prefillSeconds + t.decodeSeconds });
       latency.push({
         scenario: s.name,
         parentSeconds: secs(p),
         childSeconds: secs(c),
-        measuredSpeedup: secs(p).total / secs(c).total,
+        measuredSpeedup: interval.estimate,
+        interval,
+        withinNoise: withinNoise(interval),
+        said: describeSpeedup(interval),
         predictedSpeedup: predictedParent[k].totalSeconds / predictedChild[k].totalSeconds,
       });
     }

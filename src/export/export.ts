@@ -15,7 +15,7 @@ import { ChildAssembler } from '../search/child.js';
 import { architectureViolations, DEFAULT_RUNTIME, runtimeTarget } from '../targets/runtimes.js';
 import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
-import { refuseExisting, writeModelDirectory } from './model-dir.js';
+import { onnxAttentionOf, refuseExisting, writeModelDirectory, type OnnxAttention } from './model-dir.js';
 import { readProvenance, type ChildProvenance } from './provenance.js';
 
 /** An exported child: its directory and architecture. */
@@ -64,12 +64,12 @@ export function deciCaveats(config: ModelConfig): string[] {
  * Writes any architecture of a library's candidates as a model directory (config.json with DeciLM
  * block_configs, DeciLM tensor names): the one export path solutions and baselines share.
  */
-export function exportArchitecture(parent: Checkpoint, library: BlockLibrary, architecture: Architecture, outDir: string, provenance: ChildProvenance, o: { replace?: boolean; dtype?: StoredDtype } = {}): ExportedChild {
+export function exportArchitecture(parent: Checkpoint, library: BlockLibrary, architecture: Architecture, outDir: string, provenance: ChildProvenance, o: { replace?: boolean; dtype?: StoredDtype; onnx?: OnnxAttention } = {}): ExportedChild {
   refuseExisting(outDir, o.replace);
   const { raw } = readModelConfig(parent.dir);
   const weights = new ChildAssembler(parent.config, parent.source, library).source(architecture);
   const dtype = o.dtype ?? parent.dtype;
-  const dir = writeModelDirectory(outDir, { configJson: deciConfigJson(raw, parent.config, architecture, dtype), config: parent.config, architecture, weights, companionsFrom: parent.dir, provenance, dtype }, o);
+  const dir = writeModelDirectory(outDir, { configJson: deciConfigJson(raw, parent.config, architecture, dtype), config: parent.config, architecture, weights, companionsFrom: parent.dir, provenance, dtype, onnx: o.onnx }, o);
   return { dir, architecture, reused: false };
 }
 
@@ -78,7 +78,7 @@ export function exportArchitecture(parent: Checkpoint, library: BlockLibrary, ar
  * exported there from the same spec is kept; one from another spec is replaced (the run's own directory) or
  * refused (`out` given, unless `replace`).
  */
-export function exportSolution(run: Run, id: string, o: { out?: string; replace?: boolean; target?: string; dtype?: StoredDtype } = {}): ExportedChild {
+export function exportSolution(run: Run, id: string, o: { out?: string; replace?: boolean; target?: string; dtype?: StoredDtype; onnx?: OnnxAttention } = {}): ExportedChild {
   const specPath = run.paths.spec(id);
   const spec = readSpec(specPath);
   const specSha256 = sha256(readFileSync(specPath));
@@ -90,7 +90,8 @@ export function exportSolution(run: Run, id: string, o: { out?: string; replace?
   if (broken.length > 0) fail(`${specPath}: does not run in ${target.name}: ${broken[0]}${broken.length > 1 ? ` (and ${broken.length - 1} more)` : ''}; solve again with --runtime ${target.name}`);
   const parent = run.parent();
   const dtype = o.dtype ?? parent.dtype;
-  if (existsSync(out) && readProvenance(out)?.specSha256 === specSha256 && storedDtype(out) === dtype) return { dir: out, architecture, reused: true };
+  const onnx = o.onnx ?? 'fused';
+  if (existsSync(out) && readProvenance(out)?.specSha256 === specSha256 && storedDtype(out) === dtype && onnxAttentionOf(out) === onnx) return { dir: out, architecture, reused: true };
   const provenance: ChildProvenance = { format: 'tessera-child', version: 1, parent: parent.dir, run: run.dir, solution: id, specSha256, hardware: spec.hardware.file, data: run.manifest.data };
-  return exportArchitecture(parent, run.library(), architecture, out, provenance, { replace: o.replace ?? o.out === undefined, dtype });
+  return exportArchitecture(parent, run.library(), architecture, out, provenance, { replace: o.replace ?? o.out === undefined, dtype, onnx });
 }

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
@@ -28,6 +28,18 @@ export interface ModelDirectory {
   readonly extra?: Readonly<Record<string, unknown>>;
   /** The dtype of model.safetensors (default float32; model.onnx is float32 always). */
   readonly dtype?: StoredDtype;
+  /** model.onnx's attention: onnxruntime's fused kernel (default), or standard ONNX ops for other ONNX runtimes. */
+  readonly onnx?: OnnxAttention;
+}
+
+/** How model.onnx computes attention (see `DecoderGraphOptions.fusedAttention`). */
+export type OnnxAttention = 'fused' | 'standard';
+
+/** The attention a model directory's model.onnx was written with: a fused graph imports onnxruntime's contrib domain. */
+export function onnxAttentionOf(dir: string): OnnxAttention | null {
+  const path = join(dir, 'model.onnx');
+  if (!existsSync(path)) return null;
+  return readFileSync(path).includes('com.microsoft') ? 'fused' : 'standard';
 }
 
 /** The absolute output directory; an existing one is refused unless it may be replaced. */
@@ -52,7 +64,7 @@ export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { repl
     writeFileAtomic(join(tmp, 'config.json'), configText(m.configJson));
     writeSourceSafetensors(join(tmp, 'model.safetensors'), m.config, m.architecture, sourceOf(m.weights), { metadata: { format: 'pt' }, dtype: m.dtype });
     const onnxPath = join(tmp, 'model.onnx');
-    buildDecoderGraph(m.config, m.weights, {}, { file: onnxPath }).writeTo(onnxPath);
+    buildDecoderGraph(m.config, m.weights, { fusedAttention: (m.onnx ?? 'fused') === 'fused' }, { file: onnxPath }).writeTo(onnxPath);
     for (const f of COMPANIONS) if (existsSync(join(m.companionsFrom, f))) copyFileSync(join(m.companionsFrom, f), join(tmp, f));
     writeProvenance(tmp, m.provenance);
     for (const [name, value] of Object.entries(m.extra ?? {})) writeJsonAtomic(join(tmp, name), value);

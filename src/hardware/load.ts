@@ -85,7 +85,7 @@ function parseWorkload(w: FieldReader): Workload {
 function parseMeasured(r: FieldReader): MeasuredCosts | null {
   const m = r.object('measured');
   if (m === null) return null;
-  m.onlyKeys(['model', 'threads', 'repeats', 'scenarios']);
+  m.onlyKeys(['model', 'threads', 'repeats', 'scenarios', 'calibration']);
   const model = m.object('model') ?? m.problem('model', 'the measured model\'s directory and shape');
   const scenarios = m.object('scenarios') ?? m.problem('scenarios', 'measured times per scenario and variant');
   for (const [scenario, times] of Object.entries(scenarios.obj)) {
@@ -106,5 +106,7 @@ function parseMeasured(r: FieldReader): MeasuredCosts | null {
     threads: m.positiveInt('threads'),
     repeats: m.positiveInt('repeats'),
     scenarios: scenarios.obj as MeasuredCosts['scenarios'],
+    // Already folded into the scenarios' times: kept as the record of how they were calibrated.
+    ...(m.has('calibration') ? { calibration: m.object('calibration')!.obj as unknown as MeasuredCosts['calibration'] } : {}),
   };
 }

@@ -10,6 +10,7 @@ import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { argmax } from '../lm/generate.js';
 import { median, medianSeconds } from '../util/timing.js';
+import { preciseEnough, speedupInterval, type SpeedupInterval } from './interval.js';
 import type { Scenario, ScenarioTime } from './types.js';
 
 export interface MeasureOptions {
@@ -17,6 +18,8 @@ export interface MeasureOptions {
   /** Timed runs per measurement (the median is kept), after `warmup` untimed ones. */
   readonly repeats: number;
   readonly warmup: number;
+  /** Attention as onnxruntime's fused kernel (default), as the exported model.onnx runs it; false: standard ops. */
+  readonly fusedAttention?: boolean;
 }
 
 const timed = (fn: () => Promise<unknown>, o: MeasureOptions) => medianSeconds(fn, { minRuns: o.repeats, warmup: o.warmup });
@@ -56,10 +59,10 @@ async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOpti
 }
 
 /** A stack of STACK copies of one block, run from the residual stream (weights are seeded noise: speed does not depend on them). */
-async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Runtime, rng: Rng) {
+async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Runtime, rng: Rng, fusedAttention: boolean) {
   const arch: Architecture = Array.from({ length: STACK }, () => block);
   const weights = randomWeights({ ...config, numLayers: STACK }, arch, rng);
-  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none' }, runtime);
+  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention }, runtime);
   const kvHeads = () => kindOf('attention', block.attention).cachedKvHeads(config, block.attention);
   return { session, kvHeads };
 }
@@ -91,7 +94,7 @@ export async function measureSubBlocks(
   onProgress(0, total);
   const hidden = (batch: number, seq: number) => noise(rng, [batch, seq, config.hiddenSize]);
   const time = async (block: BlockConfig) => {
-    const { session, kvHeads } = await blockSession(config, block, o.runtime, rng);
+    const { session, kvHeads } = await blockSession(config, block, o.runtime, rng, o.fusedAttention ?? true);
     try {
       return await timeScenario(session, s, o, hidden, kvHeads, rng);
     } finally {
@@ -127,8 +130,8 @@ export async function measureSubBlocks(
 }
 
 /** A model as a scenario runs it, ready to time: one call runs the whole scenario once. */
-async function scenarioRunner(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, runtime: Runtime) {
-  const session = await StagedDecoder.create(config, weights, { kvCache: true, logits: 'last' }, runtime);
+async function scenarioRunner(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, runtime: Runtime, fusedAttention: boolean) {
+  const session = await StagedDecoder.create(config, weights, { kvCache: true, logits: 'last', fusedAttention }, runtime);
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
   const kvHeads = (i: number) => kindOf('attention', arch[i].attention).cachedKvHeads(config, arch[i].attention);
@@ -147,55 +150,108 @@ async function scenarioRunner(config: ModelConfig, weights: ModelWeights | Weigh
 }
 
 const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) });
+const totalSeconds = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
 
 /**
  * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
  * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run.
  */
 export async function measureModel(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
-  return (await measureModels([{ config, weights, arch }], s, o))[0];
+  const t = await compareModels([{ config, weights, arch }], s, { runtime: o.runtime, warmup: o.warmup, minRounds: o.repeats, maxRounds: o.repeats, precision: 1, maxSeconds: Infinity, fusedAttention: o.fusedAttention });
+  return t.medians[0];
 }
 
 /** Models whose float32 weights together stay within this many stage budgets are kept in memory together while timed. */
 const TOGETHER_STAGES = 8;
 
+/** How long and how precisely `compareModels` times. */
+export interface ProtocolOptions {
+  readonly runtime: Runtime;
+  /** Untimed runs of each model before its first timed one. */
+  readonly warmup: number;
+  /** Rounds (each times every model once): at least `minRounds`, then until every speed-up is precise enough, at most `maxRounds`. */
+  readonly minRounds: number;
+  readonly maxRounds: number;
+  /** Enough: each speed-up's 95% interval within ±`precision` of it (0.03: ±3%). */
+  readonly precision: number;
+  /** Timed seconds after which no further round starts, precise or not. */
+  readonly maxSeconds: number;
+  /** See `MeasureOptions.fusedAttention`. */
+  readonly fusedAttention?: boolean;
+}
+
+export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 2, minRounds: 5, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
+
+/** A model to time: its weights and architecture; `fusedAttention` overrides the protocol's (to time both graphs of one model). */
+export interface TimedModel {
+  readonly config: ModelConfig;
+  readonly weights: ModelWeights | WeightSource;
+  readonly arch: Architecture;
+  readonly fusedAttention?: boolean;
+}
+
+/** What `compareModels` measured: per model its rounds and their median; each later model's speed-up over the first. */
+export interface Comparison {
+  readonly rounds: readonly (readonly ScenarioTime[])[];
+  readonly medians: readonly ScenarioTime[];
+  /** `speedups[k - 1]`: model k against model 0 (the parent), from the rounds' paired total seconds. */
+  readonly speedups: readonly SpeedupInterval[];
+}
+
 /**
- * Measures several models on one scenario with their runs interleaved (A, B, A, B, …) after each has
- * warmed up, so that drift in the machine's speed (frequency, other load) falls on all alike and their
- * ratio — a speed-up — is fair. Medians over repeats, per model. Models too large to hold together (see
- * `TOGETHER_STAGES`) are interleaved by rounds instead: each round builds one model, warms it up, times it
- * and releases it before the next, so only one is in memory at a time.
+ * Times several models on one scenario in rounds: each round runs every model once, in alternating order (A B,
+ * then B A), so that drift in the machine's speed (frequency, other load) falls on all alike and each round's
+ * ratio is a fair sample of the speed-up. Rounds go on until every speed-up's interval is within the protocol's
+ * precision (or its rounds or seconds run out). Models too large to hold together (see `TOGETHER_STAGES`) are
+ * built, warmed up and released within each round, one at a time.
  */
-export async function measureModels(models: readonly { config: ModelConfig; weights: ModelWeights | WeightSource; arch: Architecture }[], s: Scenario, o: MeasureOptions): Promise<ScenarioTime[]> {
+export async function compareModels(models: readonly TimedModel[], s: Scenario, o: ProtocolOptions): Promise<Comparison> {
   const bytes = models.reduce((sum, m) => sum + modelBytes(m.config, sourceOf(m.weights)), 0);
-  const times: ScenarioTime[][] = models.map(() => []);
-  if (bytes > TOGETHER_STAGES * o.runtime.stageBytes) {
-    for (let i = 0; i < o.repeats; i++) {
-      for (const [k, m] of models.entries()) {
-        const r = await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime);
+  const together = bytes <= TOGETHER_STAGES * o.runtime.stageBytes;
+  const rounds: ScenarioTime[][] = models.map(() => []);
+  const speedups = () => rounds.slice(1).map((r) => speedupInterval(rounds[0].map(totalSeconds), r.map(totalSeconds)));
+  const done = (spent: number) => {
+    const n = rounds[0].length;
+    if (n < Math.max(2, o.minRounds)) return false;
+    return n >= o.maxRounds || spent >= o.maxSeconds || speedups().every((i) => preciseEnough(i, o.precision));
+  };
+  const runners: Awaited<ReturnType<typeof scenarioRunner>>[] = [];
+  try {
+    if (together) {
+      for (const m of models) runners.push(await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true));
+      for (const r of runners) for (let i = 0; i < o.warmup; i++) await r.run();
+    }
+    let spent = 0;
+    while (!done(spent)) {
+      const order = models.map((_, k) => k);
+      if (rounds[0].length % 2 === 1) order.reverse();
+      for (const k of order) {
+        if (together) {
+          const t = await runners[k].run();
+          rounds[k].push(t);
+          spent += totalSeconds(t);
+          continue;
+        }
+        const m = models[k];
+        const r = await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true);
         try {
           for (let w = 0; w < Math.max(1, o.warmup); w++) await r.run();
-          times[k].push(await r.run());
+          const t = await r.run();
+          rounds[k].push(t);
+          spent += totalSeconds(t);
         } finally {
           await r.release();
         }
       }
     }
-    return times.map(medianTime);
-  }
-  const runners = [];
-  try {
-    for (const m of models) runners.push(await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime));
-    for (const r of runners) for (let i = 0; i < o.warmup; i++) await r.run();
-    for (let i = 0; i < o.repeats; i++) for (const [k, r] of runners.entries()) times[k].push(await r.run());
-    return times.map(medianTime);
   } finally {
     for (const r of runners) await r.release();
   }
+  return { rounds, medians: rounds.map(medianTime), speedups: models.length > 1 ? speedups() : [] };
 }
 
-/** float32 bytes of a model's weights (its stages'). */
+/** float32 bytes of a model's weights as its stages hold them (the embedding is looked up outside them). */
 function modelBytes(config: ModelConfig, source: WeightSource): number {
   const ends = endBytes(config);
-  return ends.embed + ends.head + layerBytes(config, source).reduce((a, b) => a + b, 0);
+  return ends.head + layerBytes(config, source).reduce((a, b) => a + b, 0);
 }

@@ -10,14 +10,45 @@ import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import { loadHardwareProfile } from './load.js';
-import { measureSubBlocks } from './measure.js';
+import { measureModel, measureSubBlocks } from './measure.js';
+import { calibrated, calibrationOf, type ScenarioCalibration } from './calibrate.js';
+import { parentArchitecture } from '../arch/config.js';
+import type { Architecture } from '../arch/variant.js';
+import { attentionKey, ffnKey } from '../arch/variants/registry.js';
+import { randomWeights } from '../model/random.js';
+import { Rng } from '../util/rng.js';
 import type { MeasuredCosts, ScenarioTime } from './types.js';
 
 export interface ProfileOptions {
   readonly runtime: Runtime;
   /** Timed runs per measurement (the median is kept). */
   readonly repeats: number;
+  /** Whole models timed to calibrate the sum of sub-blocks (the parent and random architectures of the space). */
+  readonly calibrationModels?: number;
   readonly reporter?: Reporter;
+}
+
+/** The parent and four seeded random architectures of the space: enough spread to fit a line, a few minutes for a small model. */
+export const CALIBRATION_MODELS = 5;
+
+/** The parent's architecture and `count − 1` seeded random ones, each layer a random allowed block of the space. */
+export function calibrationArchitectures(config: ModelConfig, space: SearchSpace, count: number): Architecture[] {
+  const rng = new Rng(0xca11b);
+  const random = Array.from({ length: Math.max(0, count - 1) }, () => space.layers.map((l) => l.blocks[rng.int(l.blocks.length)]));
+  return [parentArchitecture(config), ...random];
+}
+
+/** What the measured times add up to for an architecture: the rest and every layer's attention and FFN. */
+export function blockSum(times: Readonly<Record<string, ScenarioTime>>, arch: Architecture): ScenarioTime {
+  let prefillSeconds = times.rest.prefillSeconds;
+  let decodeSeconds = times.rest.decodeSeconds;
+  for (const b of arch) {
+    for (const t of [times[attentionKey(b.attention)], times[ffnKey(b.ffn)]]) {
+      prefillSeconds += t.prefillSeconds;
+      decodeSeconds += t.decodeSeconds;
+    }
+  }
+  return { prefillSeconds, decodeSeconds };
 }
 
 /**
@@ -33,15 +64,29 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
   const { config } = model;
   const variants = distinctVariants(space);
   const scenarios: Record<string, Record<string, ScenarioTime>> = {};
+  const calibration: Record<string, ScenarioCalibration> = {};
+  const wholes = calibrationArchitectures(config, space, o.calibrationModels ?? CALIBRATION_MODELS);
   for (const s of profile.workload.scenarios) {
     const t = await measureSubBlocks(config, variants, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2 }, reporter.progress(`profile ${s.name}`));
-    scenarios[s.name] = { ...Object.fromEntries(t.attention), ...Object.fromEntries(t.ffn), rest: t.rest };
+    const raw = { ...Object.fromEntries(t.attention), ...Object.fromEntries(t.ffn), rest: t.rest };
+    // Whole models of a few architectures, to fit what the sum of blocks alone misses.
+    const tick = reporter.progress(`calibrate ${s.name} on whole models`);
+    const points = [];
+    for (const [k, arch] of wholes.entries()) {
+      tick(k, wholes.length);
+      const measured = await measureModel(config, randomWeights(config, arch, new Rng(0xca1 + k)), arch, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2 });
+      points.push({ predicted: blockSum(raw, arch), measured });
+    }
+    tick(wholes.length, wholes.length);
+    calibration[s.name] = calibrationOf(points);
+    scenarios[s.name] = calibrated(raw, calibration[s.name]);
   }
   const measured: MeasuredCosts = {
     model: { dir: model.dir, hiddenSize: config.hiddenSize, numHeads: config.numHeads, headDim: config.headDim, vocabSize: config.vocabSize },
     threads: o.runtime.threads,
     repeats: o.repeats,
     scenarios,
+    calibration,
   };
   const description = `Measured with onnxruntime by \`tessera profile\` on ${new Date().toISOString().slice(0, 10)} (${cpus()[0]?.model ?? 'unknown CPU'}, ${o.runtime.threads} threads): ` +
     `every sub-block of ${space.name} for ${model.dir}, scenarios from ${profile.name}.`;

@@ -1,3 +1,5 @@
+import type { ScenarioCalibration } from './calibrate.js';
+
 /** Numeric formats a workload stores or computes in. */
 export type Dtype = 'fp32' | 'tf32' | 'fp16' | 'bf16' | 'fp8' | 'int8';
 export const DTYPES: readonly Dtype[] = ['fp32', 'tf32', 'fp16', 'bf16', 'fp8', 'int8'];
@@ -50,8 +52,10 @@ export interface MeasuredCosts {
   readonly model: { readonly dir: string; readonly hiddenSize: number; readonly numHeads: number; readonly headDim: number; readonly vocabSize: number };
   readonly threads: number;
   readonly repeats: number;
-  /** scenario name → variant key (attentionKey / ffnKey, or "rest") → time. */
+  /** scenario name → variant key (attentionKey / ffnKey, or "rest") → time, calibrated (see `calibration`). */
   readonly scenarios: Readonly<Record<string, Readonly<Record<string, ScenarioTime>>>>;
+  /** scenario name → the line fitted from sums of sub-blocks to whole-model times, already folded into `scenarios` (absent in profiles measured before calibration). */
+  readonly calibration?: Readonly<Record<string, ScenarioCalibration>>;
 }
 
 export interface HardwareProfile {

@@ -54,6 +54,7 @@ export function openCheckpoint(dir: string): Checkpoint {
     architecture,
     layer: (i) => layerWeightsFrom(config, architecture[i], (key) => files.read(specs.layers[i][key].name)),
     embed: () => files.read(specs.embed.name),
+    embedRows: (ids) => files.readRows(specs.embed.name, ids),
     finalNorm: () => files.read(specs.finalNorm.name),
     lmHead: () => files.read((specs.lmHead ?? specs.embed).name),
     tiedHead: specs.lmHead === null,

@@ -63,14 +63,37 @@ export class SafetensorsFile {
     if (!(READABLE_DTYPES as readonly string[]).includes(e.dtype)) {
       fail(`${this.path}: tensor "${name}" has dtype ${e.dtype}; expected one of ${READABLE_DTYPES.join(', ')}`);
     }
-    const bytes = Buffer.allocUnsafe(e.end - e.begin);
+    return { data: decode(e.dtype, this.readBytes(name, e.begin, e.end - e.begin)), shape: e.shape };
+  }
+
+  /**
+   * Rows of a 2-D tensor as float32, [rows.length, columns] (an embedding's rows for some token ids), each read
+   * on its own: a table that is only looked up never has to be in memory.
+   */
+  readRows(name: string, rows: ArrayLike<number>): Float32Array {
+    const e = this.entries.get(name);
+    if (e === undefined) fail(`${this.path}: tensor "${name}" is missing`);
+    if (e.shape.length !== 2 || !(READABLE_DTYPES as readonly string[]).includes(e.dtype)) throw new Error(`${this.path}: "${name}" is not a readable 2-D tensor`);
+    const [count, columns] = e.shape;
+    const rowBytes = (e.end - e.begin) / count;
+    const out = new Float32Array(rows.length * columns);
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r];
+      if (!(Number.isInteger(row) && row >= 0 && row < count)) throw new RangeError(`row ${row} of "${name}" (${count} rows)`);
+      out.set(decode(e.dtype, this.readBytes(name, e.begin + row * rowBytes, rowBytes)), r * columns);
+    }
+    return out;
+  }
+
+  private readBytes(name: string, begin: number, length: number): Buffer {
+    const bytes = Buffer.allocUnsafe(length);
     let got = 0;
-    while (got < bytes.length) {
-      const n = readSync(this.fd, bytes, got, bytes.length - got, e.begin + got);
+    while (got < length) {
+      const n = readSync(this.fd, bytes, got, length - got, begin + got);
       if (n === 0) fail(`${this.path}: file ends inside tensor "${name}" (truncated)`);
       got += n;
     }
-    return { data: decode(e.dtype, bytes), shape: e.shape };
+    return bytes;
   }
 
   /**

@@ -18,6 +18,8 @@ export interface TensorSource {
   /** Every tensor name the checkpoint holds. */
   names(): string[];
   read(name: string): Tensor;
+  /** Rows of a 2-D tensor, float32 [rows.length, columns] (see `SafetensorsFile.readRows`). */
+  readRows(name: string, rows: ArrayLike<number>): Float32Array;
   close(): void;
 }
 
@@ -43,6 +45,7 @@ function singleFile(file: SafetensorsFile): TensorSource {
     entry: (name) => file.entries.get(name),
     names: () => [...file.entries.keys()],
     read: (name) => file.read(name),
+    readRows: (name, rows) => file.readRows(name, rows),
     close: () => file.close(),
   };
 }
@@ -81,6 +84,11 @@ function sharded(indexPath: string): TensorSource {
       const f = shard(name);
       if (f === undefined) fail(`${indexPath}: tensor "${name}" is missing from weight_map`);
       return f.read(name);
+    },
+    readRows: (name, rows) => {
+      const f = shard(name);
+      if (f === undefined) fail(`${indexPath}: tensor "${name}" is missing from weight_map`);
+      return f.readRows(name, rows);
     },
     close: () => shards.forEach((f) => f.close()),
   };

@@ -115,6 +115,8 @@ export interface WeightSource {
   readonly architecture: Architecture;
   layer(i: number): LayerWeights;
   embed(): Tensor;
+  /** The embedding's rows of these token ids, [ids.length, hidden]: a lookup without the whole table in memory. */
+  embedRows(ids: ArrayLike<number>): Float32Array;
   finalNorm(): Tensor;
   /** The LM head; the embedding itself when `tiedHead`. */
   lmHead(): Tensor;
@@ -128,6 +130,7 @@ export function inMemory(weights: ModelWeights): WeightSource {
     architecture: architectureOf(weights),
     layer: (i) => weights.layers[i],
     embed: () => weights.embed,
+    embedRows: (ids) => gatherRows(weights.embed, ids),
     finalNorm: () => weights.finalNorm,
     lmHead: () => weights.lmHead,
     tiedHead: weights.lmHead === weights.embed,
@@ -136,10 +139,10 @@ export function inMemory(weights: ModelWeights): WeightSource {
 
 /** One layer as a model of its own (no embedding, no head): how a layer is run, timed or trained alone. */
 export function layerAlone(layer: LayerWeights): WeightSource {
-  const none = (): Tensor => {
+  const none = (): never => {
     throw new Error('a layer alone has no embedding or head');
   };
-  return { numLayers: 1, architecture: [{ attention: layer.attention.variant, ffn: layer.ffn.variant }], layer: () => layer, embed: none, finalNorm: none, lmHead: none, tiedHead: false };
+  return { numLayers: 1, architecture: [{ attention: layer.attention.variant, ffn: layer.ffn.variant }], layer: () => layer, embed: none, embedRows: none, finalNorm: none, lmHead: none, tiedHead: false };
 }
 
 /** Weights in memory or a source, as a source. */
@@ -158,5 +161,17 @@ export function materialize(source: WeightSource): ModelWeights {
 
 /** A source with the layers of another architecture over a base's embedding and head (a child of a parent). */
 export function withLayers(base: WeightSource, architecture: Architecture, layer: (i: number) => LayerWeights): WeightSource {
-  return { numLayers: architecture.length, architecture, layer, embed: () => base.embed(), finalNorm: () => base.finalNorm(), lmHead: () => base.lmHead(), tiedHead: base.tiedHead };
+  return { numLayers: architecture.length, architecture, layer, embed: () => base.embed(), embedRows: (ids) => base.embedRows(ids), finalNorm: () => base.finalNorm(), lmHead: () => base.lmHead(), tiedHead: base.tiedHead };
+}
+
+/** Rows of a [rows, columns] table, [ids.length, columns]. */
+export function gatherRows(table: Tensor, ids: ArrayLike<number>): Float32Array {
+  const [count, columns] = table.shape;
+  const out = new Float32Array(ids.length * columns);
+  for (let r = 0; r < ids.length; r++) {
+    const id = ids[r];
+    if (!(Number.isInteger(id) && id >= 0 && id < count)) throw new RangeError(`row ${id} of a table of ${count} rows`);
+    out.set(table.data.subarray(id * columns, (id + 1) * columns), r * columns);
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import { kindOf } from '../arch/variants/registry.js';
 import { SUB_BLOCKS } from '../arch/variant.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { DataType, GraphBuilder } from './graph-builder.js';
-import { pastKeyName, pastValueName, rmsNorm, tapName, type EmitContext, type SequenceContext, type TapPoint, type TapSite } from './emit.js';
+import { pastKeyName, pastValueName, rmsNorm, tapName, type EmitContext, type FusedAttentionInputs, type SequenceContext, type TapPoint, type TapSite } from './emit.js';
 import { inferenceWeights, type WeightWriter } from './weight-writer.js';
 
 /**
@@ -33,6 +33,12 @@ export interface DecoderGraphOptions {
    * and returns `present_key.<i>` / `present_value.<i>` with the new positions appended; positions start at `past`.
    */
   readonly kvCache?: boolean;
+  /**
+   * Attention as onnxruntime's fused CPU kernel (com.microsoft GroupQueryAttention: RoPE, the causal or sliding
+   * window and grouped heads in one op) instead of standard ops: for graphs that only infer (timing, the exported
+   * model.onnx). Training graphs and other runtimes use the standard ops.
+   */
+  readonly fusedAttention?: boolean;
 }
 
 export const INPUT_IDS = 'input_ids';
@@ -102,7 +108,7 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
     g.input(pastKeyName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
     g.input(pastValueName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
   }
-  const seq = options.shape ? fixedSequenceContext(g, config, options.shape.seq) : sequenceContext(g, config, shapeSource, cached.length > 0 ? pastKeyName(cached[0]) : null);
+  const seq = options.shape ? fixedSequenceContext(g, config, options.shape.seq) : sequenceContext(g, config, shapeSource, cached.length > 0 ? pastKeyName(cached[0]) : null, options.fusedAttention ?? false);
 
   const wanted = new Set((options.taps ?? []).map(tapName));
   const act = [batchDim, seqDim, E];
@@ -169,32 +175,83 @@ function targetNll(g: GraphBuilder, lp: string, targets = g.input(TARGETS, DataT
   g.expose(g.node('Neg', [g.node('Squeeze', [picked, g.int64([-1])], {}, 'target_lp_flat')], {}, 'nll_raw'), NLL, ['batch', 'seq']);
 }
 
-function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: string, pastSource: string | null): SequenceContext {
+function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: string, pastSource: string | null, fusedAttention: boolean): SequenceContext {
   const shape = g.node('Shape', [shapeSource], {}, 'input_shape');
   const seq = g.node('Gather', [shape, g.int64([1], true)], { axis: 0 }, 'seq_len');
-  const lastIndex = g.node('Sub', [seq, g.int64([1], true)], {}, 'last_index');
   const past = pastSource === null ? g.int64([0], true) : g.node('Gather', [g.node('Shape', [pastSource], {}, 'past_shape'), g.int64([2], true)], { axis: 0 }, 'past_len');
   const total = g.node('Add', [past, seq], {}, 'total_len');
-  const positions = g.node('Range', [past, total, g.int64([1], true)], {}, 'positions');
-  const keyPositions = pastSource === null ? positions : g.node('Range', [g.int64([0], true), total, g.int64([1], true)], {}, 'key_positions');
+  const positions = once(() => g.node('Range', [past, total, g.int64([1], true)], {}, 'positions'));
 
-  const rows = g.node('Unsqueeze', [positions, g.int64([1])], {}, 'query_pos');
-  const cols = g.node('Unsqueeze', [keyPositions, g.int64([0])], {}, 'key_pos');
-  let blocked = g.node('Greater', [cols, rows], {}, 'future');
-  if (config.slidingWindow !== null) {
-    const distance = g.node('Sub', [rows, cols], {}, 'distance');
-    const tooFar = g.node('GreaterOrEqual', [distance, g.int64([config.slidingWindow], true)], {}, 'beyond_window');
-    blocked = g.node('Or', [blocked, tooFar], {}, 'blocked');
+  const mask = once(() => {
+    const keyPositions = pastSource === null ? positions() : g.node('Range', [g.int64([0], true), total, g.int64([1], true)], {}, 'key_positions');
+    const rows = g.node('Unsqueeze', [positions(), g.int64([1])], {}, 'query_pos');
+    const cols = g.node('Unsqueeze', [keyPositions, g.int64([0])], {}, 'key_pos');
+    let blocked = g.node('Greater', [cols, rows], {}, 'future');
+    if (config.slidingWindow !== null) {
+      const distance = g.node('Sub', [rows, cols], {}, 'distance');
+      const tooFar = g.node('GreaterOrEqual', [distance, g.int64([config.slidingWindow], true)], {}, 'beyond_window');
+      blocked = g.node('Or', [blocked, tooFar], {}, 'blocked');
+    }
+    return g.node('Where', [blocked, g.float(-Infinity), g.float(0)], {}, 'attn_mask');
+  });
+  const rope = once(() => {
+    const invFreq = g.initializer('rope_inv_freq', ropeInverseFrequencies(config), [1, config.headDim / 2]);
+    const posF = g.node('Unsqueeze', [g.node('Cast', [positions()], { to: DataType.FLOAT }, 'pos_f'), g.int64([1])], {}, 'pos_col');
+    const freqs = g.node('MatMul', [posF, invFreq], {}, 'rope_freqs');
+    const angles = g.node('Concat', [freqs, freqs], { axis: -1 }, 'rope_angles');
+    return {
+      cos: g.node('Unsqueeze', [g.node('Cos', [angles], {}, 'cos_t'), g.int64([1])], {}, 'rope_cos'),
+      sin: g.node('Unsqueeze', [g.node('Sin', [angles], {}, 'sin_t'), g.int64([1])], {}, 'rope_sin'),
+    };
+  });
+  const fused = once((): FusedAttentionInputs => {
+    const totalLength = g.node('Cast', [total], { to: DataType.INT32 }, 'total_len_i32');
+    const batch = g.node('Gather', [shape, g.int64([0])], { axis: 0 }, 'batch_size');
+    const lastKey = g.node('Sub', [total, g.int64([1], true)], {}, 'last_key');
+    const seqlensK = g.node('Cast', [g.node('Expand', [lastKey, batch], {}, 'last_keys')], { to: DataType.INT32 }, 'seqlens_k');
+    const rotaryCaches = once((): [string, string] => {
+      const { cos, sin } = ropeCaches(config);
+      const dims = [config.maxPositions, config.headDim / 2];
+      return [g.initializer('rope_cos_cache', cos, dims), g.initializer('rope_sin_cache', sin, dims)];
+    });
+    return { seqlensK, totalLength, rotaryCaches };
+  });
+  return {
+    get mask() {
+      return mask();
+    },
+    get cos() {
+      return rope().cos;
+    },
+    get sin() {
+      return rope().sin;
+    },
+    lastIndex: once(() => g.node('Sub', [seq, g.int64([1], true)], {}, 'last_index')),
+    cached: pastSource !== null,
+    fused: fusedAttention ? fused : null,
+  };
+}
+
+/** RoPE's cos and sin of every position and frequency, [maxPositions, headDim / 2], as the standard graph computes them (float32 angle, then cos/sin). */
+export function ropeCaches(config: ModelConfig): { cos: Float32Array; sin: Float32Array } {
+  const half = config.headDim / 2;
+  const invFreq = ropeInverseFrequencies(config);
+  const cos = new Float32Array(config.maxPositions * half);
+  const sin = new Float32Array(config.maxPositions * half);
+  for (let t = 0; t < config.maxPositions; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(t * invFreq[i]);
+      cos[t * half + i] = Math.cos(angle);
+      sin[t * half + i] = Math.sin(angle);
+    }
   }
-  const mask = g.node('Where', [blocked, g.float(-Infinity), g.float(0)], {}, 'attn_mask');
+  return { cos, sin };
+}
 
-  const invFreq = g.initializer('rope_inv_freq', ropeInverseFrequencies(config), [1, config.headDim / 2]);
-  const posF = g.node('Unsqueeze', [g.node('Cast', [positions], { to: DataType.FLOAT }, 'pos_f'), g.int64([1])], {}, 'pos_col');
-  const freqs = g.node('MatMul', [posF, invFreq], {}, 'rope_freqs');
-  const angles = g.node('Concat', [freqs, freqs], { axis: -1 }, 'rope_angles');
-  const cos = g.node('Unsqueeze', [g.node('Cos', [angles], {}, 'cos_t'), g.int64([1])], {}, 'rope_cos');
-  const sin = g.node('Unsqueeze', [g.node('Sin', [angles], {}, 'sin_t'), g.int64([1])], {}, 'rope_sin');
-  return { mask, cos, sin, lastIndex: () => lastIndex, cached: pastSource !== null };
+/** Made on first use, then the same: graphs carry only the sequence tensors their layers use. */
+function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= make());
 }
 
 /**
@@ -218,10 +275,6 @@ function fixedSequenceContext(g: GraphBuilder, config: ModelConfig, seq: number)
     }
   }
   // Made on first use: a graph of one FFN (local training) needs no mask and no RoPE tables.
-  const once = <T>(make: () => T): (() => T) => {
-    let value: T | undefined;
-    return () => (value ??= make());
-  };
   const [mask, cos, sin, lastIndex] = [
     once(() => g.initializer('attn_mask', maskData, [seq, seq])),
     once(() => g.initializer('rope_cos', cosData, [seq, 1, D])),
@@ -240,5 +293,6 @@ function fixedSequenceContext(g: GraphBuilder, config: ModelConfig, seq: number)
     },
     lastIndex,
     cached: false,
+    fused: null,
   };
 }

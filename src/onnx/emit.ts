@@ -37,6 +37,15 @@ export interface SequenceContext {
   lastIndex(): string;
   /** Whether attention appends to past K/V inputs (incremental decoding). */
   readonly cached: boolean;
+  /** In graphs with fused attention, what its kernel takes besides Q/K/V (made on first use); null in standard graphs. */
+  readonly fused: (() => FusedAttentionInputs) | null;
+}
+
+/** com.microsoft GroupQueryAttention's sequence inputs: int32 [batch] past + new − 1, int32 scalar past + new, RoPE's cos and sin tables [maxPositions, headDim / 2] (made on first use). */
+export interface FusedAttentionInputs {
+  readonly seqlensK: string;
+  readonly totalLength: string;
+  rotaryCaches(): readonly [string, string];
 }
 
 /**

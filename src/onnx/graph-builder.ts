@@ -37,6 +37,8 @@ export const OPSET = 17;
 export class GraphBuilder {
   private readonly nodes: NodeProto[] = [];
   private readonly records: GraphNode[] = [];
+  /** Operator domains besides the standard one that nodes use (contrib ops). */
+  private readonly domains = new Set<string>();
   /** Declared dimensions of inputs and initializers, and the values of small constants (axes, shapes, split sizes, scalars). */
   private readonly dims = new Map<string, readonly Dim[]>();
   private readonly values = new Map<string, readonly number[]>();
@@ -134,9 +136,14 @@ export class GraphBuilder {
   nodeN(opType: string, inputs: readonly string[], outputs: number, attrs: Record<string, AttrValue> = {}, prefix = opType.toLowerCase()): string[] {
     const outs = Array.from({ length: outputs }, (_, i) => this.fresh(outputs === 1 ? prefix : `${prefix}_${i}`));
     this.records.push({ opType, inputs: [...inputs], outputs: outs, attrs });
+    // A contrib op is named with its domain ('com.microsoft.GroupQueryAttention'); the model then imports that domain.
+    const dot = opType.lastIndexOf('.');
+    const domain = dot < 0 ? '' : opType.slice(0, dot);
+    if (domain !== '') this.domains.add(domain);
     this.nodes.push(
       onnx.NodeProto.create({
-        opType,
+        opType: opType.slice(dot + 1),
+        domain,
         input: [...inputs],
         output: outs,
         name: `${opType}_${outs[0]}`,
@@ -234,7 +241,7 @@ export class GraphBuilder {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'tessera',
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph,
     });
     return onnx.ModelProto.encode(model).finish();

@@ -42,10 +42,11 @@ export function endBytes(config: ModelConfig): { embed: number; head: number } {
  * float32 bytes each (the embedding counting towards the first; a layer larger than the budget is a stage
  * alone; the head joins the last range when it fits), and those starting before `from` are cut to start
  * there: the stages after `from` are the same whatever `from` is, so their sessions can be kept and reused.
+ * `lookupOutside`: token ids are embedded before the first stage (StagedDecoder), which holds no table.
  */
-export function planStages(config: ModelConfig, source: WeightSource, budget: number, from = 0): Stage[] {
+export function planStages(config: ModelConfig, source: Pick<WeightSource, 'architecture' | 'numLayers'>, budget: number, from = 0, lookupOutside = false): Stage[] {
   const bytes = layerBytes(config, source);
-  const ends = endBytes(config);
+  const ends = { ...endBytes(config), ...(lookupOutside ? { embed: 0 } : {}) };
   const L = source.numLayers;
   const ranges: { from: number; to: number }[] = [];
   let start = 0;
@@ -224,28 +225,35 @@ export type Decoder = Pick<DecoderSession, 'config' | 'options' | 'run' | 'empty
  * session of the whole model costs (the chain passes each call's residual stream on), but building it never
  * holds more than one stage's weights twice. For calls that must reach every layer at once — generation,
  * K/V-cached decoding, timing. A model within the stage budget is a single session.
+ *
+ * Token ids are looked up in the source's embedding here, row by row, not in a session: a session would hold
+ * the whole table in float32 beside the head's own copy (a gigabyte each at a 128k vocabulary).
  */
 export class StagedDecoder implements Decoder {
   private constructor(
     readonly config: ModelConfig,
     readonly options: DecoderGraphOptions,
+    private readonly source: WeightSource,
     private readonly sessions: readonly DecoderSession[],
   ) {}
 
-  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache'>, runtime: Runtime): Promise<StagedDecoder> {
+  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache' | 'fusedAttention'>, runtime: Runtime): Promise<StagedDecoder> {
     const source = sourceOf(weights);
-    const stages = planStages(config, source, runtime.stageBytes);
-    const sessions: DecoderSession[] = [];
+    const stages = planStages(config, source, runtime.stageBytes, 0, true);
+    const sessions: DecoderSession[] = new Array(stages.length);
+    // The head's stage first: building it holds its table three times over (as read, as onnxruntime loads it, as
+    // packed), which with every layer already built was the peak (7.0 GB for a 1B parent, 5.8 GB once built).
+    const order = stages.map((_, k) => k).reverse();
     try {
-      for (const [k, stage] of stages.entries()) {
+      for (const k of order) {
         const last = k === stages.length - 1;
-        sessions.push(await DecoderSession.create(config, source, { ...options, fromLayer: stage.from, toLayer: stage.to, logits: last ? options.logits : 'none' }, runtime));
+        sessions[k] = await DecoderSession.create(config, source, { ...options, fromLayer: stages[k].from, toLayer: stages[k].to, hiddenInput: true, logits: last ? options.logits : 'none' }, runtime);
       }
     } catch (e) {
-      for (const s of sessions) await s.release();
+      for (const s of sessions) if (s !== undefined) await s.release();
       throw e;
     }
-    return new StagedDecoder(config, options, sessions);
+    return new StagedDecoder(config, options, source, sessions);
   }
 
   emptyCache(batch: number, kvHeadsOf: (layer: number) => number): Map<number, KvCache> {
@@ -253,7 +261,7 @@ export class StagedDecoder implements Decoder {
   }
 
   async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
-    let stream = input;
+    let stream: Tensor = 'ids' in input ? { data: this.source.embedRows(input.ids), shape: [input.batch, input.seq, this.config.hiddenSize] } : input;
     const present = new Map<number, KvCache>();
     const taps = new Map<string, Tensor>();
     for (const [k, s] of this.sessions.entries()) {

@@ -102,7 +102,9 @@ export function exportMemory(config: ModelConfig): MemoryEstimate {
  * evaluate, the larger of its phases: quality — the parent's log-probabilities on the evaluation tokens and one
  * staged forward at a time; and, with greedy generation or timing, one whole model in float32 at a time (the
  * parent's: every step of a generation or a timed run passes all layers, so all stay built) — its layers, the
- * embedding and the head's own copy of the table, and the table twice more while the head's session is built.
+ * head's table (token ids are looked up in the file, outside the sessions) and one stage being built; the head is
+ * built first, so the table's three copies while it is built (as read, as onnxruntime loads it, as packed) never
+ * meet the layers.
  */
 export function evaluateMemory(config: ModelConfig, architecture: Architecture, o: { stageBytes: number; seqLen: number; tokens: number; wholeModel: boolean }): MemoryEstimate {
   const quality = [
@@ -111,10 +113,16 @@ export function evaluateMemory(config: ModelConfig, architecture: Architecture, 
     ...forwardParts(config, architecture, o.stageBytes, o.seqLen),
   ];
   const table = config.vocabSize * config.hiddenSize * F32;
+  const layers = layerBytes(config, { architecture }).reduce((a, b) => a + b, 0);
+  const stage = largestStage(config, architecture, o.stageBytes, { from: 1, withoutHead: true });
   const whole = [
     { what: 'Node and onnxruntime', bytes: BASE_BYTES },
-    { what: "the parent's layers in float32, all built (greedy generation and timing)", bytes: layerBytes(config, { architecture }).reduce((a, b) => a + b, 0) },
-    { what: 'the embedding and the head in float32 (each session holds its own table), and the table twice more while the head is built (as read, and as onnxruntime packs it): measured at 1B', bytes: 4 * table },
+    ...(3 * table > table + layers + 2.5 * stage
+      ? [{ what: "the head's table in float32 three times while the head is built (as read, as onnxruntime loads it, as packed)", bytes: 3 * table }]
+      : [
+          { what: "the parent's layers and the head's table in float32, all built (greedy generation and timing)", bytes: layers + table },
+          { what: 'the last stage of layers as onnxruntime loads it (2.5 × its float32 weights)', bytes: 2.5 * stage },
+        ]),
   ];
   const parts = o.wholeModel && total(whole) > total(quality) ? whole : quality;
   return { bytes: total(parts), parts, knobs: o.wholeModel ? '--prompts 0 --no-timing (quality alone, a stage at a time), --tokens (fewer), --stage-mb (smaller stages)' : '--tokens (fewer), --stage-mb (smaller stages)' };

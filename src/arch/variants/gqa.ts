@@ -3,6 +3,7 @@ import { withTensors } from '../../bld/derive.js';
 import { elementBytes, matmulKernel, rmsNormKernel } from '../../hardware/kernels.js';
 import type { SubBlockWeights } from '../../model/weights.js';
 import { normOf, pastKeyName, pastValueName, presentKeyName, presentValueName, rmsNorm, rope } from '../../onnx/emit.js';
+import { floatAttr } from '../../onnx/graph-builder.js';
 import { applyRope, matVec, rmsNorm as rmsNormRow } from '../../reference/math.js';
 import { fail } from '../../util/errors.js';
 import type { Tensor } from '../../util/tensor.js';
@@ -149,6 +150,26 @@ export const gqa: VariantKind<Gqa> = {
       // One RMSNorm over the head dimension for all H + K heads, each with its own weight row (q_norm for queries, k_norm for keys).
       const weights = () => g.node('Reshape', [ctx.concatenated([{ role: 'q_norm', tensor: t.q_norm, scale, repeat: H }, { role: 'k_norm', tensor: t.k_norm, repeat: K }], `${p}_qk_norm_w`), g.int64([H + K, D])]);
       qkHeads = rmsNorm(g, qkHeads, weights, config.rmsNormEps, `${p}_qk_norm`);
+    }
+    if (seq.fused !== null) {
+      // onnxruntime's kernel: RoPE (rotate-half), the causal (or sliding) mask, grouped heads and the K/V cache in one op.
+      // Its own 1/√D stays off (scale 1): the queries carry it already, as above.
+      // Its RoPE takes head sizes that are multiples of 16; other heads are rotated here first.
+      const f = seq.fused();
+      const inKernel = D % 16 === 0;
+      if (!inKernel) qkHeads = rope(g, qkHeads, seq, D / 2, `${p}_qk`);
+      const flat = config.qkNorm || !inKernel ? g.node('Reshape', [qkHeads, g.int64([0, 0, (H + K) * D])], {}, `${p}_qk_flat`) : qk;
+      const [q, k] = g.nodeN('Split', [flat, g.int64([H * D, K * D])], 2, { axis: -1 }, `${p}_q_k`);
+      const past = seq.cached ? [pastKeyName(i), pastValueName(i)] : ['', ''];
+      const rotary = inKernel ? f.rotaryCaches() : [];
+      const attrs = { num_heads: H, kv_num_heads: K, do_rotary: inKernel ? 1 : 0, rotary_interleaved: 0, scale: floatAttr(1), local_window_size: config.slidingWindow ?? -1 };
+      const [merged, presentKey, presentValue] = g.nodeN('com.microsoft.GroupQueryAttention', [q, k, v, ...past, f.seqlensK, f.totalLength, ...rotary], 3, attrs, `${p}_gqa`);
+      if (seq.cached) {
+        g.expose(presentKey, presentKeyName(i), ['batch', K, 'total', D]);
+        g.expose(presentValue, presentValueName(i), ['batch', K, 'total', D]);
+      }
+      tap('attention.context', merged, ['batch', 'seq', H * D]);
+      return g.node('MatMul', [merged, ctx.transposed([{ role: 'o', tensor: t.o }], `${p}_o_t`)], {}, `${p}_out`);
     }
     qkHeads = rope(g, qkHeads, seq, D / 2, `${p}_qk`);
     const [q, k] = g.nodeN('Split', [qkHeads, g.int64([H, K])], 2, { axis: 2 }, `${p}_q_k`);

@@ -1,0 +1,188 @@
+/**
+ * Speed you can trust: whether timings repeat, how fast Tessera's inference graphs run, and whether predicted
+ * speed-ups are measured. Writes results/bench-speed.{json,md}.
+ *
+ *   npm run bench:speed [-- --parts graphs,repeat] [--quick]
+ *
+ * graphs: prefill and decode tokens/s of each shared model and the SmolLM2-135M shape (seeded random weights),
+ *   the standard-op graph against the fused-attention graph (onnxruntime's GroupQueryAttention), timed in
+ *   interleaved rounds with the speed-up's 95% interval.
+ * repeat: ten `tessera evaluate` timings of one child, each a fresh process as a user would run it; every pair
+ *   of intervals of the same scenario should overlap.
+ * children: the children `tessera solve` picks at ×1.25–×3 on both shared models, priced by a profile measured and
+ *   calibrated here, each timed against its parent: predicted against measured speed-ups, with intervals.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parentArchitecture } from '../src/arch/config.js';
+import { loadHardwareProfile } from '../src/hardware/load.js';
+import { describeSpeedup, type SpeedupInterval } from '../src/hardware/interval.js';
+import { compareModels, DEFAULT_PROTOCOL } from '../src/hardware/measure.js';
+import type { Scenario } from '../src/hardware/types.js';
+import { loadCheckpoint } from '../src/model/checkpoint.js';
+import { RIDGE_GRID } from '../src/bld/derive.js';
+import { score } from '../src/bld/score.js';
+import { exportSolution } from '../src/export/export.js';
+import { profileRun } from '../src/hardware/profile.js';
+import { Run } from '../src/run/run.js';
+import { solve } from '../src/search/solve.js';
+import { parseModelConfig } from '../src/model/config.js';
+import { llamaConfigJson, randomWeights } from '../src/model/random.js';
+import { cpuRuntime } from '../src/onnx/runtime.js';
+import type { Evaluation } from '../src/evaluate/evaluate.js';
+import { writeFileAtomic } from '../src/util/atomic.js';
+import { table } from '../src/util/format.js';
+import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
+import { Rng } from '../src/util/rng.js';
+import { machine, writeResult } from './support.js';
+
+const arg = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? undefined : process.argv[i + 1];
+};
+const quick = process.argv.includes('--quick');
+const parts = new Set(arg('--parts')?.split(',') ?? ['graphs', 'repeat', 'children']);
+const THREADS = machine().cores;
+const runtime = cpuRuntime(THREADS);
+const previous = existsSync(join(PROJECT_ROOT, 'results/bench-speed.json')) ? JSON.parse(readFileSync(join(PROJECT_ROOT, 'results/bench-speed.json'), 'utf8')) : {};
+
+interface GraphRow {
+  model: string;
+  scenario: string;
+  standard: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
+  fused: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
+  /** Whole scenario, fused over standard. */
+  speedup: SpeedupInterval;
+  said: string;
+}
+
+/** Standard against fused graphs of one model, every scenario of the profile, in interleaved rounds. */
+async function graphRows(): Promise<GraphRow[]> {
+  const profile = loadHardwareProfile(DEFAULT_HARDWARE);
+  const smol = parseModelConfig('SmolLM2-135M config', llamaConfigJson({ hidden: 576, layers: 30, heads: 9, kvHeads: 3, intermediate: 1536, vocab: 49152, maxPositions: 8192, ropeTheta: 100000 }));
+  const models = [
+    { name: 'stories260K', ...(() => { const c = loadCheckpoint(join(SHARED_DIR, 'models/stories260K')); return { config: c.config, weights: c.source, arch: c.architecture }; })() },
+    { name: 'babyllama-tok105-1M', ...(() => { const c = loadCheckpoint(join(SHARED_DIR, 'models/babyllama-tok105-1M')); return { config: c.config, weights: c.source, arch: c.architecture }; })() },
+    ...(quick ? [] : [{ name: 'SmolLM2-135M shape (random weights)', config: smol, weights: randomWeights(smol, parentArchitecture(smol), new Rng(7)), arch: parentArchitecture(smol) }]),
+  ];
+  const rows: GraphRow[] = [];
+  for (const m of models) {
+    for (const s of profile.workload.scenarios as readonly Scenario[]) {
+      process.stderr.write(`graphs: ${m.name} · ${s.name}\n`);
+      const c = await compareModels([{ ...m, fusedAttention: false }, { ...m, fusedAttention: true }], s, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 60 });
+      const rate = (k: number) => ({ prefillTokensPerSecond: (s.batch * s.prefillTokens) / c.medians[k].prefillSeconds, decodeTokensPerSecond: (s.batch * (s.generatedTokens - 1)) / c.medians[k].decodeSeconds });
+      rows.push({ model: m.name, scenario: s.name, standard: rate(0), fused: rate(1), speedup: c.speedups[0], said: describeSpeedup(c.speedups[0]) });
+    }
+  }
+  return rows;
+}
+
+interface RepeatRow {
+  run: number;
+  scenario: string;
+  interval: SpeedupInterval;
+  predicted: number;
+}
+
+/** Ten evaluations of the same child, each in a fresh CLI process (`tessera evaluate --prompts 0`). */
+function repeatRows(child: string): { rows: RepeatRow[]; overlapping: Record<string, string> } {
+  const rows: RepeatRow[] = [];
+  const runs = quick ? 3 : 10;
+  for (let r = 0; r < runs; r++) {
+    process.stderr.write(`repeat: evaluation ${r + 1}/${runs}\n`);
+    const out = mkdtempSync(join(tmpdir(), 'tessera-repeat-'));
+    try {
+      execFileSync('cp', ['-r', child, join(out, 'child')]);
+      execFileSync('node', [join(PROJECT_ROOT, 'bin/tessera.js'), 'evaluate', join(out, 'child'), '--prompts', '0', '--tokens', '512', '--timing-seconds', quick ? '10' : '30', '--threads', String(THREADS)], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const e = JSON.parse(readFileSync(join(out, 'child', 'evaluation.json'), 'utf8')) as Evaluation;
+      for (const l of e.latency) rows.push({ run: r + 1, scenario: l.scenario, interval: l.interval, predicted: l.predictedSpeedup });
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+  const overlapping: Record<string, string> = {};
+  for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
+    const of = rows.filter((r) => r.scenario === scenario);
+    let pairs = 0;
+    let overlap = 0;
+    for (let i = 0; i < of.length; i++) {
+      for (let j = i + 1; j < of.length; j++) {
+        pairs++;
+        if (of[i].interval.low <= of[j].interval.high && of[j].interval.low <= of[i].interval.high) overlap++;
+      }
+    }
+    overlapping[scenario] = `${overlap} of ${pairs} pairs`;
+  }
+  return { rows, overlapping };
+}
+
+interface ChildRow {
+  model: string;
+  budget: number;
+  child: string;
+  scenario: string;
+  predicted: number;
+  measured: SpeedupInterval;
+  said: string;
+  /** |predicted − measured| / measured. */
+  error: number;
+}
+
+/** Tessera's children at each budget under the calibrated measured profile, each timed against its parent. */
+async function childRows(): Promise<ChildRow[]> {
+  const rows: ChildRow[] = [];
+  for (const model of quick ? ['stories260K'] : ['stories260K', 'babyllama-tok105-1M']) {
+    const modelDir = join(SHARED_DIR, 'models', model);
+    const run = Run.create(join(PROJECT_ROOT, 'results/speed', model), { model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: 4096, validTokens: 2048, seqLen: 128, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+    await score(run, { workers: THREADS });
+    const hardware = await profileRun(run, DEFAULT_HARDWARE, { runtime, repeats: 5 });
+    const profile = loadHardwareProfile(hardware);
+    const parent = run.parent();
+    for (const budget of quick ? [1.5] : [1.25, 1.5, 2, 3]) {
+      const [s] = await solve(run, { hardware, budget: { speedup: budget }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime });
+      const child = loadCheckpoint(exportSolution(run, s.id).dir);
+      for (const [k, scenario] of profile.workload.scenarios.entries()) {
+        process.stderr.write(`children: ${model} · ×${budget} · ${scenario.name}\n`);
+        const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: child.config, weights: child.source, arch: child.architecture }], scenario, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 60 });
+        const predicted = s.spec.predicted[k].speedup;
+        const measured = c.speedups[0];
+        rows.push({ model, budget, child: s.id, scenario: scenario.name, predicted, measured, said: describeSpeedup(measured), error: Math.abs(predicted - measured.estimate) / measured.estimate });
+      }
+    }
+  }
+  return rows;
+}
+
+const child = arg('--child') ?? join(PROJECT_ROOT, 'results/distill/stories260K/children/speedup1.5-mip-tabu-measured-cpu-local-1');
+const graphs = parts.has('graphs') ? await graphRows() : (previous.graphs ?? []);
+const repeat = parts.has('repeat') ? repeatRows(child) : (previous.repeat ?? { rows: [], overlapping: {} });
+const children: ChildRow[] = parts.has('children') ? await childRows() : (previous.children ?? []);
+const errors = children.map((r) => r.error).sort((a, b) => a - b);
+const medianError = errors.length === 0 ? NaN : errors[Math.floor((errors.length - 1) / 2)];
+// A child "below its budget" beyond noise: its whole interval under the speed-up it was solved for.
+const belowBudget = children.filter((r) => r.measured.high < r.budget);
+
+const indent = (t: string) => t.split('\n').map((l) => `    ${l}`).join('\n');
+const md = [
+  '# bench:speed — timings that repeat, and fast graphs', '',
+  `${machine().cpu}, ${THREADS} threads, ${new Date().toISOString()}. Command: \`npm run bench:speed\`. Protocol: each round runs every model once in alternating order; rounds go on until the speed-up's 95% interval (Student's t on the rounds' log-ratios) is within ±${100 * DEFAULT_PROTOCOL.precision}% or the time cap; "within noise" when it holds 1.`, '',
+  '## Standard-op graph against fused attention (onnxruntime GroupQueryAttention), cpu-local scenarios', '',
+  indent(table(['model', 'scenario', 'prefill tok/s standard → fused', 'decode tok/s standard → fused', 'fused speed-up (whole scenario)'], graphs.map((r: GraphRow) => [
+    r.model, r.scenario, `${r.standard.prefillTokensPerSecond.toFixed(0)} → ${r.fused.prefillTokensPerSecond.toFixed(0)}`, `${r.standard.decodeTokensPerSecond.toFixed(0)} → ${r.fused.decodeTokensPerSecond.toFixed(0)}`, r.said,
+  ]))), '',
+  `## Repeatability: ${new Set(repeat.rows.map((r: RepeatRow) => r.run)).size} evaluations of one child (\`tessera evaluate ${child.replace(`${PROJECT_ROOT}/`, '')} --prompts 0\`, each a fresh process)`, '',
+  indent(table(['run', 'scenario', 'measured speed-up', 'predicted'], repeat.rows.map((r: RepeatRow) => [String(r.run), r.scenario, describeSpeedup(r.interval), `×${r.predicted.toFixed(2)}`]))), '',
+  ...Object.entries(repeat.overlapping).map(([s, v]) => `- ${s}: intervals overlap in ${v}.`), '',
+  '## Predicted against measured speed-ups (mip-tabu children, cpu-local measured and calibrated here)', '',
+  indent(table(['model', 'budget', 'scenario', 'predicted', 'measured', '|error|'], children.map((r) => [r.model, `×${r.budget}`, r.scenario, `×${r.predicted.toFixed(2)}`, r.said, `${(100 * r.error).toFixed(0)}%`]))), '',
+  ...(children.length === 0 ? [] : [
+    `- Median |predicted − measured| / measured: ${(100 * medianError).toFixed(0)}% (goal ≤ 10%); worst ${(100 * errors[errors.length - 1]).toFixed(0)}% (goal ≤ 25%).`,
+    `- Children measured below their budget beyond noise (interval wholly under it): ${belowBudget.length === 0 ? 'none' : belowBudget.map((r) => `${r.model} ×${r.budget} ${r.scenario} (${r.said})`).join('; ')}.`,
+  ]), '',
+];
+writeFileAtomic(join(PROJECT_ROOT, 'results/bench-speed.md'), md.join('\n'));
+const path = writeResult('bench-speed.json', { what: 'timing repeatability, standard vs fused graphs, predicted vs measured speed-ups of searched children', machine: machine(), graphs, repeat, children, medianError });
+console.log(md.join('\n'));
+console.log(`wrote ${path} and results/bench-speed.md`);
