@@ -55,6 +55,8 @@ const runtime = cpuRuntime(THREADS);
 
 interface Row {
   model: string;
+  /** The loss distilled with (rows of runs before it was recorded used kl + cosine, the default then). */
+  loss?: string;
   budget: number;
   bld: boolean;
   tokens: number;
@@ -155,7 +157,7 @@ async function main() {
           for (const tokens of TOKENS) {
             process.stderr.write(`${model} · ×${speedup} · ${withBld ? 'trained BLD' : 'closed-form fits'} · ${tokens} tokens\n`);
             const { record, seconds } = await distilled(child.dir, modelDir, join(run.dir, 'children', `${s.id}-kd${tokens}`), tokens, parseLoss(DEFAULT_LOSS));
-            rows.push({ model, budget: speedup, bld: withBld, tokens: record.tokens, child: s.id, architecture: s.spec.architecture.map((b) => `${b.attention}/${b.ffn}`).join(' '), before: record.before, after: record.after, parentPerplexity: record.parentPerplexity, nllGapClosed: record.nllGapClosed, seconds });
+            rows.push({ model, loss: describeLoss(parseLoss(DEFAULT_LOSS)), budget: speedup, bld: withBld, tokens: record.tokens, child: s.id, architecture: s.spec.architecture.map((b) => `${b.attention}/${b.ffn}`).join(' '), before: record.before, after: record.after, parentPerplexity: record.parentPerplexity, nllGapClosed: record.nllGapClosed, seconds });
           }
         }
       }
@@ -197,15 +199,16 @@ async function main() {
   const findings = [
     ...(lossNames.length === 0 ? [] : [`- Loss: ${bestLoss} leaves the least KL + excess NLL on unseen text (${meanLeftOver(bestLoss).toFixed(3)} nats per token, mean over the models; ${describeLoss(parseLoss(DEFAULT_LOSS)) === bestLoss ? 'the default' : `the default ${describeLoss(parseLoss(DEFAULT_LOSS))}: ${meanLeftOver(describeLoss(parseLoss(DEFAULT_LOSS))).toFixed(3)}`}); ${mostClosed} closes the most of the NLL gap.`]),
     `- Trained BLD (${BLD_TOKENS} tokens a candidate): KL before distillation lower by ${meanGain((r) => r.before.kl).toFixed(3)} on average, after it by ${meanGain((r) => r.after.kl).toFixed(3)} (positive: BLD helps); the library takes longer to build. It stays off by default (\`--bld-tokens 0\`) unless these numbers say otherwise.`,
-    ...goal.map((r) => `- ${r.model} ×1.5: ${pct(r.nllGapClosed)} of the NLL gap closed with ${r.tokens} tokens in ${r.seconds.toFixed(0)} s (goal: ≥ 60%).`),
+    ...goal.map((r) => `- ${r.model} ×1.5, loss ${r.loss ?? 'kl + cosine'}: ${pct(r.nllGapClosed)} of the NLL gap closed with ${r.tokens} tokens in ${r.seconds.toFixed(0)} s (goal: ≥ 60%).`),
+    ...MODELS.flatMap((m) => lossRows.filter((r) => r.model === m && r.loss === describeLoss(parseLoss(DEFAULT_LOSS))).map((r) => `- ${m} ×1.5 with the default loss (${r.loss}): ${pct(r.nllGapClosed)} of the NLL gap closed with ${r.tokens} tokens (goal: ≥ 60%).`)),
   ];
   const md: string[] = [
     '# Distillation', '',
     `Global distillation (\`tessera distill\`: AdamW at its default peak learning rate (2e-3 × (s / 0.125)², s the median RMS of the child's linear weights: 2e-3 for stories260K, 6e-5 for babyllama), ${DISTILL_DEFAULTS.warmup} warm-up steps then cosine decay, batches of ${DISTILL_DEFAULTS.batch} × 128 tokens from the first 60% of ${DEFAULT_TEXT.replace(/^.*\//, '')}; KL and perplexity on 4096 tokens of its last 20%) of the children \`tessera solve\` picks at each speed-up (mip-tabu, priced by a profile measured here), from a library of closed-form fits or of candidates also trained by BLD (${BLD_TOKENS} tokens each). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:distill\`.`, '',
     '## Findings', '', ...findings, '',
-    `## Children before and after distillation (loss ${describeLoss(parseLoss(DEFAULT_LOSS))})`, '',
-    table(['model', 'budget', 'candidates', 'tokens', 'KL before → after', 'perplexity before → after (parent)', 'NLL gap closed', 'seconds'], rows.map((r) => [
-      r.model, `×${r.budget}`, r.bld ? 'trained BLD' : 'closed-form', String(r.tokens), `${r.before.kl.toFixed(3)} → ${r.after.kl.toFixed(3)}`, `${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)} (${r.parentPerplexity.toFixed(2)})`, pct(r.nllGapClosed), r.seconds.toFixed(0),
+    '## Children before and after distillation', '',
+    table(['model', 'budget', 'candidates', 'loss', 'tokens', 'KL before → after', 'perplexity before → after (parent)', 'NLL gap closed', 'seconds'], rows.map((r) => [
+      r.model, `×${r.budget}`, r.bld ? 'trained BLD' : 'closed-form', r.loss ?? 'kl + cosine', String(r.tokens), `${r.before.kl.toFixed(3)} → ${r.after.kl.toFixed(3)}`, `${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)} (${r.parentPerplexity.toFixed(2)})`, pct(r.nllGapClosed), r.seconds.toFixed(0),
     ])).split('\n').map((l) => `    ${l}`).join('\n'), '',
     `## Which loss (the ×1.5 child of each model, ${lossRows[0]?.tokens ?? LOSS_TOKENS} tokens)`, '',
     table(['model', 'loss', 'KL after', 'perplexity after (parent)', 'NLL gap closed', 'KL + excess NLL'], lossRows.map((r) => [r.model, r.loss, r.after.kl.toFixed(3), `${r.after.perplexity.toFixed(3)} (${r.parentPerplexity.toFixed(3)})`, pct(r.nllGapClosed), leftOver(r).toFixed(3)])).split('\n').map((l) => `    ${l}`).join('\n'), '',

@@ -14,7 +14,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentArchitecture } from '../src/arch/config.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
@@ -33,6 +33,7 @@ import { llamaConfigJson, randomWeights } from '../src/model/random.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import type { Evaluation } from '../src/evaluate/evaluate.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
+import { TesseraError } from '../src/util/errors.js';
 import { table } from '../src/util/format.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { Rng } from '../src/util/rng.js';
@@ -87,7 +88,7 @@ interface RepeatRow {
 }
 
 /** Ten evaluations of the same child, each in a fresh CLI process (`tessera evaluate --prompts 0`). */
-function repeatRows(child: string): { rows: RepeatRow[]; overlapping: Record<string, string> } {
+function repeatRows(child: string): { rows: RepeatRow[]; overlapping: Record<string, string>; child: string } {
   const rows: RepeatRow[] = [];
   const runs = quick ? 3 : 10;
   for (let r = 0; r < runs; r++) {
@@ -115,13 +116,14 @@ function repeatRows(child: string): { rows: RepeatRow[]; overlapping: Record<str
     }
     overlapping[scenario] = `${overlap} of ${pairs} pairs`;
   }
-  return { rows, overlapping };
+  return { rows, overlapping, child };
 }
 
 interface ChildRow {
   model: string;
   budget: number;
   child: string;
+  dir: string;
   scenario: string;
   predicted: number;
   measured: SpeedupInterval;
@@ -129,6 +131,9 @@ interface ChildRow {
   /** |predicted − measured| / measured. */
   error: number;
 }
+
+/** Budgets no architecture of the space reaches under the measured profile. */
+const unreachable: string[] = parts.has('children') ? [] : (previous.unreachable ?? []);
 
 /** Tessera's children at each budget under the calibrated measured profile, each timed against its parent. */
 async function childRows(): Promise<ChildRow[]> {
@@ -141,24 +146,40 @@ async function childRows(): Promise<ChildRow[]> {
     const profile = loadHardwareProfile(hardware);
     const parent = run.parent();
     for (const budget of quick ? [1.5] : [1.25, 1.5, 2, 3]) {
-      const [s] = await solve(run, { hardware, budget: { speedup: budget }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime });
-      const child = loadCheckpoint(exportSolution(run, s.id).dir);
+      const solved = await solve(run, { hardware, budget: { speedup: budget }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime }).catch((e: unknown) => {
+        if (e instanceof TesseraError) return null;
+        throw e;
+      });
+      if (solved === null) {
+        unreachable.push(`${model} ×${budget}`);
+        continue;
+      }
+      const [s] = solved;
+      const dir = exportSolution(run, s.id).dir;
+      const child = loadCheckpoint(dir);
       for (const [k, scenario] of profile.workload.scenarios.entries()) {
         process.stderr.write(`children: ${model} · ×${budget} · ${scenario.name}\n`);
         const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: child.config, weights: child.source, arch: child.architecture }], scenario, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 60 });
         const predicted = s.spec.predicted[k].speedup;
         const measured = c.speedups[0];
-        rows.push({ model, budget, child: s.id, scenario: scenario.name, predicted, measured, said: describeSpeedup(measured), error: Math.abs(predicted - measured.estimate) / measured.estimate });
+        rows.push({ model, budget, child: s.id, dir, scenario: scenario.name, predicted, measured, said: describeSpeedup(measured), error: Math.abs(predicted - measured.estimate) / measured.estimate });
       }
     }
   }
   return rows;
 }
 
-const child = arg('--child') ?? join(PROJECT_ROOT, 'results/distill/stories260K/children/speedup1.5-mip-tabu-measured-cpu-local-1');
+const loadBefore = loadavg()[0];
+// Each part's rows are saved as soon as they are measured: a later part's failure does not lose them.
+const saved = (more: Record<string, unknown>) => writeResult('bench-speed.json', { ...previous, ...more, machine: machine() });
 const graphs = parts.has('graphs') ? await graphRows() : (previous.graphs ?? []);
-const repeat = parts.has('repeat') ? repeatRows(child) : (previous.repeat ?? { rows: [], overlapping: {} });
+saved({ graphs });
 const children: ChildRow[] = parts.has('children') ? await childRows() : (previous.children ?? []);
+saved({ graphs, children });
+// The child timed ten times: --child, else the ×1.5 child of stories260K above.
+const child = arg('--child') ?? children.find((r) => r.model === 'stories260K' && r.budget === 1.5)?.dir;
+if (parts.has('repeat') && child === undefined) throw new Error('repeat: no child to time (run the children part, or pass --child)');
+const repeat = parts.has('repeat') ? repeatRows(child!) : (previous.repeat ?? { rows: [], overlapping: {}, child: '' });
 const errors = children.map((r) => r.error).sort((a, b) => a - b);
 const medianError = errors.length === 0 ? NaN : errors[Math.floor((errors.length - 1) / 2)];
 // A child "below its budget" beyond noise: its whole interval under the speed-up it was solved for.
@@ -167,12 +188,12 @@ const belowBudget = children.filter((r) => r.measured.high < r.budget);
 const indent = (t: string) => t.split('\n').map((l) => `    ${l}`).join('\n');
 const md = [
   '# bench:speed — timings that repeat, and fast graphs', '',
-  `${machine().cpu}, ${THREADS} threads, ${new Date().toISOString()}. Command: \`npm run bench:speed\`. Protocol: each round runs every model once in alternating order; rounds go on until the speed-up's 95% interval (Student's t on the rounds' log-ratios) is within ±${100 * DEFAULT_PROTOCOL.precision}% or the time cap; "within noise" when it holds 1.`, '',
+  `${machine().cpu}, ${THREADS} threads, ${new Date().toISOString()}; load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (other work on the same cores slows both models of a round alike). Command: \`npm run bench:speed\`. Protocol: each round runs every model once in alternating order; rounds go on until the speed-up's 95% interval (Student's t on the rounds' log-ratios) is within ±${100 * DEFAULT_PROTOCOL.precision}% or the time cap; "within noise" when it holds 1.`, '',
   '## Standard-op graph against fused attention (onnxruntime GroupQueryAttention), cpu-local scenarios', '',
   indent(table(['model', 'scenario', 'prefill tok/s standard → fused', 'decode tok/s standard → fused', 'fused speed-up (whole scenario)'], graphs.map((r: GraphRow) => [
     r.model, r.scenario, `${r.standard.prefillTokensPerSecond.toFixed(0)} → ${r.fused.prefillTokensPerSecond.toFixed(0)}`, `${r.standard.decodeTokensPerSecond.toFixed(0)} → ${r.fused.decodeTokensPerSecond.toFixed(0)}`, r.said,
   ]))), '',
-  `## Repeatability: ${new Set(repeat.rows.map((r: RepeatRow) => r.run)).size} evaluations of one child (\`tessera evaluate ${child.replace(`${PROJECT_ROOT}/`, '')} --prompts 0\`, each a fresh process)`, '',
+  `## Repeatability: ${new Set(repeat.rows.map((r: RepeatRow) => r.run)).size} evaluations of one child (\`tessera evaluate ${repeat.child.replace(`${PROJECT_ROOT}/`, '')} --prompts 0 --tokens 512\`, each a fresh process)`, '',
   indent(table(['run', 'scenario', 'measured speed-up', 'predicted'], repeat.rows.map((r: RepeatRow) => [String(r.run), r.scenario, describeSpeedup(r.interval), `×${r.predicted.toFixed(2)}`]))), '',
   ...Object.entries(repeat.overlapping).map(([s, v]) => `- ${s}: intervals overlap in ${v}.`), '',
   '## Predicted against measured speed-ups (mip-tabu children, cpu-local measured and calibrated here)', '',
@@ -180,9 +201,10 @@ const md = [
   ...(children.length === 0 ? [] : [
     `- Median |predicted − measured| / measured: ${(100 * medianError).toFixed(0)}% (goal ≤ 10%); worst ${(100 * errors[errors.length - 1]).toFixed(0)}% (goal ≤ 25%).`,
     `- Children measured below their budget beyond noise (interval wholly under it): ${belowBudget.length === 0 ? 'none' : belowBudget.map((r) => `${r.model} ×${r.budget} ${r.scenario} (${r.said})`).join('; ')}.`,
-  ]), '',
+  ]),
+  ...(unreachable.length === 0 ? [] : [`- No architecture of the space reaches ${unreachable.join(', ')} under the measured profile.`]), '',
 ];
 writeFileAtomic(join(PROJECT_ROOT, 'results/bench-speed.md'), md.join('\n'));
-const path = writeResult('bench-speed.json', { what: 'timing repeatability, standard vs fused graphs, predicted vs measured speed-ups of searched children', machine: machine(), graphs, repeat, children, medianError });
+const path = writeResult('bench-speed.json', { what: 'timing repeatability, standard vs fused graphs, predicted vs measured speed-ups of searched children', machine: machine(), graphs, repeat, children, medianError, unreachable });
 console.log(md.join('\n'));
 console.log(`wrote ${path} and results/bench-speed.md`);
