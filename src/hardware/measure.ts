@@ -169,7 +169,7 @@ export interface ProtocolOptions {
   readonly runtime: Runtime;
   /** Untimed runs of each model before its first timed one. */
   readonly warmup: number;
-  /** Rounds (each times every model once): at least `minRounds`, then until every speed-up is precise enough, at most `maxRounds`. */
+  /** Rounds (each times every model once): at least `minRounds` (and 2: an interval needs two), then until every speed-up is precise enough, at most `maxRounds`. */
   readonly minRounds: number;
   readonly maxRounds: number;
   /** Enough: each speed-up's 95% interval within ±`precision` of it (0.03: ±3%). */
