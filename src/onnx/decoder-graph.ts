@@ -209,10 +209,14 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
     const batch = g.node('Gather', [shape, g.int64([0])], { axis: 0 }, 'batch_size');
     const lastKey = g.node('Sub', [total, g.int64([1], true)], {}, 'last_key');
     const seqlensK = g.node('Cast', [g.node('Expand', [lastKey, batch], {}, 'last_keys')], { to: DataType.INT32 }, 'seqlens_k');
+    // The kernel's RoPE tables for positions [0, past + new), computed per call as the standard graph computes its
+    // angles: a table of every position the model allows would be 33 MB in each stage's session at a 128k context.
     const rotaryCaches = once((): [string, string] => {
-      const { cos, sin } = ropeCaches(config);
-      const dims = [config.maxPositions, config.headDim / 2];
-      return [g.initializer('rope_cos_cache', cos, dims), g.initializer('rope_sin_cache', sin, dims)];
+      const invFreq = g.initializer('rope_inv_freq_row', ropeInverseFrequencies(config), [1, config.headDim / 2]);
+      const all = g.node('Range', [g.int64([0], true), total, g.int64([1], true)], {}, 'all_positions');
+      const column = g.node('Unsqueeze', [g.node('Cast', [all], { to: DataType.FLOAT }, 'all_positions_f'), g.int64([1])], {}, 'all_positions_col');
+      const angles = g.node('MatMul', [column, invFreq], {}, 'rope_cache_angles');
+      return [g.node('Cos', [angles], {}, 'rope_cos_cache'), g.node('Sin', [angles], {}, 'rope_sin_cache')];
     });
     return { seqlensK, totalLength, rotaryCaches };
   });
@@ -230,22 +234,6 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
     cached: pastSource !== null,
     fused: fusedAttention ? fused : null,
   };
-}
-
-/** RoPE's cos and sin of every position and frequency, [maxPositions, headDim / 2], as the standard graph computes them (float32 angle, then cos/sin). */
-export function ropeCaches(config: ModelConfig): { cos: Float32Array; sin: Float32Array } {
-  const half = config.headDim / 2;
-  const invFreq = ropeInverseFrequencies(config);
-  const cos = new Float32Array(config.maxPositions * half);
-  const sin = new Float32Array(config.maxPositions * half);
-  for (let t = 0; t < config.maxPositions; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(t * invFreq[i]);
-      cos[t * half + i] = Math.cos(angle);
-      sin[t * half + i] = Math.sin(angle);
-    }
-  }
-  return { cos, sin };
 }
 
 /** Made on first use, then the same: graphs carry only the sequence tensors their layers use. */

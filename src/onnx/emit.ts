@@ -41,7 +41,7 @@ export interface SequenceContext {
   readonly fused: (() => FusedAttentionInputs) | null;
 }
 
-/** com.microsoft GroupQueryAttention's sequence inputs: int32 [batch] past + new − 1, int32 scalar past + new, RoPE's cos and sin tables [maxPositions, headDim / 2] (made on first use). */
+/** com.microsoft GroupQueryAttention's sequence inputs: int32 [batch] past + new − 1, int32 scalar past + new, RoPE's cos and sin tables [past + new, headDim / 2] (made on first use). */
 export interface FusedAttentionInputs {
   readonly seqlensK: string;
   readonly totalLength: string;
