@@ -13,7 +13,8 @@ import { loadHardwareProfile } from './load.js';
 import { measureModel, measureSubBlocks } from './measure.js';
 import { calibrated, calibrationOf, type ScenarioCalibration } from './calibrate.js';
 import { parentArchitecture } from '../arch/config.js';
-import type { Architecture } from '../arch/variant.js';
+import type { Architecture, BlockConfig } from '../arch/variant.js';
+import { attentionParams, ffnParams } from '../arch/params.js';
 import { attentionKey, ffnKey } from '../arch/variants/registry.js';
 import { randomWeights } from '../model/random.js';
 import { Rng } from '../util/rng.js';
@@ -28,14 +29,19 @@ export interface ProfileOptions {
   readonly reporter?: Reporter;
 }
 
-/** The parent and four seeded random architectures of the space: enough spread to fit a line, a few minutes for a small model. */
+/** The parent, the smallest child and three seeded random architectures of the space: the line spans what a search picks from. */
 export const CALIBRATION_MODELS = 5;
 
-/** The parent's architecture and `count − 1` seeded random ones, each layer a random allowed block of the space. */
+/**
+ * The parent's architecture, the space's smallest (each layer its block of fewest parameters: the most-cut children a
+ * search reaches at high speed-ups lie there, beyond random architectures) and `count − 2` seeded random ones.
+ */
 export function calibrationArchitectures(config: ModelConfig, space: SearchSpace, count: number): Architecture[] {
   const rng = new Rng(0xca11b);
-  const random = Array.from({ length: Math.max(0, count - 1) }, () => space.layers.map((l) => l.blocks[rng.int(l.blocks.length)]));
-  return [parentArchitecture(config), ...random];
+  const params = (b: BlockConfig) => attentionParams(config, b.attention) + ffnParams(config, b.ffn);
+  const smallest = space.layers.map((l) => l.blocks.reduce((a, b) => (params(b) < params(a) ? b : a)));
+  const random = Array.from({ length: Math.max(0, count - 2) }, () => space.layers.map((l) => l.blocks[rng.int(l.blocks.length)]));
+  return [parentArchitecture(config), smallest, ...random].slice(0, count);
 }
 
 /** What the measured times add up to for an architecture: the rest and every layer's attention and FFN. */
