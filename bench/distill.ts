@@ -186,18 +186,18 @@ async function main() {
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   // What the defaults rest on, computed from the rows above.
   // The default loss: the one leaving the least KL + excess NLL on unseen text, averaged over the models.
-  const lossNames = [...new Set(lossRows.map((r) => r.loss))];
-  const meanLeftOver = (loss: string) => {
+  const losses = [...new Set(lossRows.map((r) => r.loss))].map((loss) => {
     const of = lossRows.filter((r) => r.loss === loss);
-    return of.reduce((a, r) => a + leftOver(r), 0) / of.length;
-  };
-  const bestLoss = [...lossNames].sort((x, y) => meanLeftOver(x) - meanLeftOver(y))[0];
-  const mostClosed = [...lossNames].sort((x, y) => mean(lossRows.filter((r) => r.loss === y).map((r) => r.nllGapClosed)) - mean(lossRows.filter((r) => r.loss === x).map((r) => r.nllGapClosed)))[0];
+    return { loss, leftOver: mean(of.map(leftOver)), closed: mean(of.map((r) => r.nllGapClosed)) };
+  });
+  const bestLoss = [...losses].sort((x, y) => x.leftOver - y.leftOver)[0];
+  const mostClosed = [...losses].sort((x, y) => y.closed - x.closed)[0];
+  const defaultLoss = losses.find((l) => l.loss === describeLoss(parseLoss(DEFAULT_LOSS)));
   const pairs = rows.filter((r) => !r.bld).map((r) => ({ r, b: rows.find((x) => x.bld && x.model === r.model && x.budget === r.budget && x.tokens === r.tokens)! }));
   const meanGain = (f: (r: Row) => number) => pairs.reduce((s, { r, b }) => s + (f(r) - f(b)), 0) / pairs.length;
   const goal = MODELS.map((m) => rows.find((r) => r.model === m && r.budget === 1.5 && !r.bld && r.tokens === Math.max(...TOKENS))).filter((r): r is Row => r !== undefined);
   const findings = [
-    ...(lossNames.length === 0 ? [] : [`- Loss: ${bestLoss} leaves the least KL + excess NLL on unseen text (${meanLeftOver(bestLoss).toFixed(3)} nats per token, mean over the models; ${describeLoss(parseLoss(DEFAULT_LOSS)) === bestLoss ? 'the default' : `the default ${describeLoss(parseLoss(DEFAULT_LOSS))}: ${meanLeftOver(describeLoss(parseLoss(DEFAULT_LOSS))).toFixed(3)}`}); ${mostClosed} closes the most of the NLL gap.`]),
+    ...(losses.length === 0 ? [] : [`- Loss: ${bestLoss.loss} leaves the least KL + excess NLL on unseen text (${bestLoss.leftOver.toFixed(3)} nats per token, mean over the models; ${defaultLoss === bestLoss ? 'the default' : `the default ${describeLoss(parseLoss(DEFAULT_LOSS))}: ${defaultLoss?.leftOver.toFixed(3) ?? 'not measured'}`}); ${mostClosed.loss} closes the most of the NLL gap.`]),
     `- Trained BLD (${BLD_TOKENS} tokens a candidate): KL before distillation lower by ${meanGain((r) => r.before.kl).toFixed(3)} on average, after it by ${meanGain((r) => r.after.kl).toFixed(3)} (positive: BLD helps); the library takes longer to build. It stays off by default (\`--bld-tokens 0\`) unless these numbers say otherwise.`,
     ...goal.map((r) => `- ${r.model} ×1.5, loss ${r.loss ?? 'kl + cosine'}: ${pct(r.nllGapClosed)} of the NLL gap closed with ${r.tokens} tokens in ${r.seconds.toFixed(0)} s (goal: ≥ 60%).`),
     ...MODELS.flatMap((m) => lossRows.filter((r) => r.model === m && r.loss === describeLoss(parseLoss(DEFAULT_LOSS))).map((r) => `- ${m} ×1.5 with the default loss (${r.loss}): ${pct(r.nllGapClosed)} of the NLL gap closed with ${r.tokens} tokens (goal: ≥ 60%).`)),

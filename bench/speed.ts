@@ -64,8 +64,10 @@ async function graphRows(): Promise<GraphRow[]> {
   const profile = loadHardwareProfile(DEFAULT_HARDWARE);
   const smol = parseModelConfig('SmolLM2-135M config', llamaConfigJson({ hidden: 576, layers: 30, heads: 9, kvHeads: 3, intermediate: 1536, vocab: 49152, maxPositions: 8192, ropeTheta: 100000 }));
   const models = [
-    { name: 'stories260K', ...(() => { const c = loadCheckpoint(join(SHARED_DIR, 'models/stories260K')); return { config: c.config, weights: c.source, arch: c.architecture }; })() },
-    { name: 'babyllama-tok105-1M', ...(() => { const c = loadCheckpoint(join(SHARED_DIR, 'models/babyllama-tok105-1M')); return { config: c.config, weights: c.source, arch: c.architecture }; })() },
+    ...['stories260K', 'babyllama-tok105-1M'].map((name) => {
+      const c = loadCheckpoint(join(SHARED_DIR, 'models', name));
+      return { name, config: c.config, weights: c.source, arch: c.architecture };
+    }),
     ...(quick ? [] : [{ name: 'SmolLM2-135M shape (random weights)', config: smol, weights: randomWeights(smol, parentArchitecture(smol), new Rng(7)), arch: parentArchitecture(smol) }]),
   ];
   const rows: GraphRow[] = [];

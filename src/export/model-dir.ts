@@ -34,6 +34,8 @@ export interface ModelDirectory {
 
 /** How model.onnx computes attention (see `DecoderGraphOptions.fusedAttention`). */
 export type OnnxAttention = 'fused' | 'standard';
+export const ONNX_ATTENTIONS: readonly OnnxAttention[] = ['fused', 'standard'];
+export const DEFAULT_ONNX_ATTENTION: OnnxAttention = 'fused';
 
 /** The attention a model directory's model.onnx was written with: a fused graph imports onnxruntime's contrib domain. */
 export function onnxAttentionOf(dir: string): OnnxAttention | null {
@@ -64,7 +66,7 @@ export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { repl
     writeFileAtomic(join(tmp, 'config.json'), configText(m.configJson));
     writeSourceSafetensors(join(tmp, 'model.safetensors'), m.config, m.architecture, sourceOf(m.weights), { metadata: { format: 'pt' }, dtype: m.dtype });
     const onnxPath = join(tmp, 'model.onnx');
-    buildDecoderGraph(m.config, m.weights, { fusedAttention: (m.onnx ?? 'fused') === 'fused' }, { file: onnxPath }).writeTo(onnxPath);
+    buildDecoderGraph(m.config, m.weights, { fusedAttention: (m.onnx ?? DEFAULT_ONNX_ATTENTION) === 'fused' }, { file: onnxPath }).writeTo(onnxPath);
     for (const f of COMPANIONS) if (existsSync(join(m.companionsFrom, f))) copyFileSync(join(m.companionsFrom, f), join(tmp, f));
     writeProvenance(tmp, m.provenance);
     for (const [name, value] of Object.entries(m.extra ?? {})) writeJsonAtomic(join(tmp, name), value);

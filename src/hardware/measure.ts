@@ -215,10 +215,21 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     if (n < Math.max(2, o.minRounds)) return false;
     return n >= o.maxRounds || spent >= o.maxSeconds || speedups().every((i) => preciseEnough(i, o.precision));
   };
+  const runnerOf = (m: TimedModel) => scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true);
   const runners: Awaited<ReturnType<typeof scenarioRunner>>[] = [];
+  // A model not held between rounds is built, warmed up, timed once and released within its round.
+  const timedAlone = async (m: TimedModel): Promise<ScenarioTime> => {
+    const r = await runnerOf(m);
+    try {
+      for (let w = 0; w < Math.max(1, o.warmup); w++) await r.run();
+      return await r.run();
+    } finally {
+      await r.release();
+    }
+  };
   try {
     if (together) {
-      for (const m of models) runners.push(await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true));
+      for (const m of models) runners.push(await runnerOf(m));
       for (const r of runners) for (let i = 0; i < o.warmup; i++) await r.run();
     }
     let spent = 0;
@@ -226,22 +237,9 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
       const order = models.map((_, k) => k);
       if (rounds[0].length % 2 === 1) order.reverse();
       for (const k of order) {
-        if (together) {
-          const t = await runners[k].run();
-          rounds[k].push(t);
-          spent += totalSeconds(t);
-          continue;
-        }
-        const m = models[k];
-        const r = await scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true);
-        try {
-          for (let w = 0; w < Math.max(1, o.warmup); w++) await r.run();
-          const t = await r.run();
-          rounds[k].push(t);
-          spent += totalSeconds(t);
-        } finally {
-          await r.release();
-        }
+        const t = together ? await runners[k].run() : await timedAlone(models[k]);
+        rounds[k].push(t);
+        spent += totalSeconds(t);
       }
     }
   } finally {

@@ -58,11 +58,7 @@ export class SafetensorsFile {
 
   /** Reads a tensor as float32, converting F16/BF16; other dtypes are a user error naming the tensor. */
   read(name: string): Tensor {
-    const e = this.entries.get(name);
-    if (e === undefined) fail(`${this.path}: tensor "${name}" is missing`);
-    if (!(READABLE_DTYPES as readonly string[]).includes(e.dtype)) {
-      fail(`${this.path}: tensor "${name}" has dtype ${e.dtype}; expected one of ${READABLE_DTYPES.join(', ')}`);
-    }
+    const e = this.readable(name);
     return { data: decode(e.dtype, this.readBytes(name, e.begin, e.end - e.begin)), shape: e.shape };
   }
 
@@ -71,9 +67,8 @@ export class SafetensorsFile {
    * on its own: a table that is only looked up never has to be in memory.
    */
   readRows(name: string, rows: ArrayLike<number>): Float32Array {
-    const e = this.entries.get(name);
-    if (e === undefined) fail(`${this.path}: tensor "${name}" is missing`);
-    if (e.shape.length !== 2 || !(READABLE_DTYPES as readonly string[]).includes(e.dtype)) throw new Error(`${this.path}: "${name}" is not a readable 2-D tensor`);
+    const e = this.readable(name);
+    if (e.shape.length !== 2) throw new Error(`${this.path}: "${name}" is not a 2-D tensor`);
     const [count, columns] = e.shape;
     const rowBytes = (e.end - e.begin) / count;
     const out = new Float32Array(rows.length * columns);
@@ -83,6 +78,16 @@ export class SafetensorsFile {
       out.set(decode(e.dtype, this.readBytes(name, e.begin + row * rowBytes, rowBytes)), r * columns);
     }
     return out;
+  }
+
+  /** A tensor's entry, or a user error when it is missing or of a dtype Tessera does not read. */
+  private readable(name: string): SafetensorsEntry {
+    const e = this.entries.get(name);
+    if (e === undefined) fail(`${this.path}: tensor "${name}" is missing`);
+    if (!(READABLE_DTYPES as readonly string[]).includes(e.dtype)) {
+      fail(`${this.path}: tensor "${name}" has dtype ${e.dtype}; expected one of ${READABLE_DTYPES.join(', ')}`);
+    }
+    return e;
   }
 
   private readBytes(name: string, begin: number, length: number): Buffer {

@@ -181,11 +181,16 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
   const past = pastSource === null ? g.int64([0], true) : g.node('Gather', [g.node('Shape', [pastSource], {}, 'past_shape'), g.int64([2], true)], { axis: 0 }, 'past_len');
   const total = g.node('Add', [past, seq], {}, 'total_len');
   const positions = once(() => g.node('Range', [past, total, g.int64([1], true)], {}, 'positions'));
+  // Every position a query may see, [0, past + new): the new positions themselves when there is no past.
+  const keyPositions = once(() => (pastSource === null ? positions() : g.node('Range', [g.int64([0], true), total, g.int64([1], true)], {}, 'key_positions')));
+  const invFreq = once(() => g.initializer('rope_inv_freq', ropeInverseFrequencies(config), [1, config.headDim / 2]));
+  /** RoPE's angles [n, headDim / 2] of int64 positions [n]: float32 position × float32 frequency. */
+  const anglesAt = (at: string, prefix: string) =>
+    g.node('MatMul', [g.node('Unsqueeze', [g.node('Cast', [at], { to: DataType.FLOAT }, `${prefix}_f`), g.int64([1])], {}, `${prefix}_col`), invFreq()], {}, `${prefix}_freqs`);
 
   const mask = once(() => {
-    const keyPositions = pastSource === null ? positions() : g.node('Range', [g.int64([0], true), total, g.int64([1], true)], {}, 'key_positions');
     const rows = g.node('Unsqueeze', [positions(), g.int64([1])], {}, 'query_pos');
-    const cols = g.node('Unsqueeze', [keyPositions, g.int64([0])], {}, 'key_pos');
+    const cols = g.node('Unsqueeze', [keyPositions(), g.int64([0])], {}, 'key_pos');
     let blocked = g.node('Greater', [cols, rows], {}, 'future');
     if (config.slidingWindow !== null) {
       const distance = g.node('Sub', [rows, cols], {}, 'distance');
@@ -195,9 +200,7 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
     return g.node('Where', [blocked, g.float(-Infinity), g.float(0)], {}, 'attn_mask');
   });
   const rope = once(() => {
-    const invFreq = g.initializer('rope_inv_freq', ropeInverseFrequencies(config), [1, config.headDim / 2]);
-    const posF = g.node('Unsqueeze', [g.node('Cast', [positions()], { to: DataType.FLOAT }, 'pos_f'), g.int64([1])], {}, 'pos_col');
-    const freqs = g.node('MatMul', [posF, invFreq], {}, 'rope_freqs');
+    const freqs = anglesAt(positions(), 'pos');
     const angles = g.node('Concat', [freqs, freqs], { axis: -1 }, 'rope_angles');
     return {
       cos: g.node('Unsqueeze', [g.node('Cos', [angles], {}, 'cos_t'), g.int64([1])], {}, 'rope_cos'),
@@ -212,10 +215,7 @@ function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: stri
     // The kernel's RoPE tables for positions [0, past + new), computed per call as the standard graph computes its
     // angles: a table of every position the model allows would be 33 MB in each stage's session at a 128k context.
     const rotaryCaches = once((): [string, string] => {
-      const invFreq = g.initializer('rope_inv_freq_row', ropeInverseFrequencies(config), [1, config.headDim / 2]);
-      const all = g.node('Range', [g.int64([0], true), total, g.int64([1], true)], {}, 'all_positions');
-      const column = g.node('Unsqueeze', [g.node('Cast', [all], { to: DataType.FLOAT }, 'all_positions_f'), g.int64([1])], {}, 'all_positions_col');
-      const angles = g.node('MatMul', [column, invFreq], {}, 'rope_cache_angles');
+      const angles = anglesAt(keyPositions(), 'key_pos');
       return [g.node('Cos', [angles], {}, 'rope_cos_cache'), g.node('Sin', [angles], {}, 'rope_sin_cache')];
     });
     return { seqlensK, totalLength, rotaryCaches };
