@@ -25,6 +25,21 @@ function preTokenizer(text: string): string {
 }
 
 /**
+ * llama.cpp's vocabulary for a SentencePiece-style tokenizer: its "llama" (SentencePiece BPE) tokenizer spells a
+ * character it has no token for as byte tokens (<0x0A> …) and throws, ending the process, when there are none — as
+ * it does at load time, looking up the newline. A vocabulary of single characters (no merges, no byte fallback, as
+ * character-level models have) segments every text one way, so llama.cpp's Unigram ("t5") tokenizer gives the same
+ * ids and maps an unknown character to <unk> instead. One difference remains: it fuses a run of unknown characters
+ * into one <unk>, where HF's BPE without `fuse_unk` writes one per character.
+ */
+function sentencePieceModel(file: string, model: NonNullable<TokenizerJson['model']>, tokens: readonly string[], types: readonly number[], merges: readonly string[]): 'llama' | 't5' {
+  if (model.byte_fallback === true || model.vocab!['<0x0A>'] !== undefined) return 'llama';
+  const characters = merges.length === 0 && tokens.every((tok, id) => types[id] !== TOKEN_TYPE.normal || [...tok].length === 1);
+  if (characters && model.unk_token != null && model.vocab![model.unk_token] !== undefined) return 't5';
+  return fail(`${file}: has no byte fallback and no token for a newline ("<0x0A>"), and is not a character-level vocabulary with an <unk> token: llama.cpp's tokenizers cannot load it; this tokenizer cannot be written as GGUF`);
+}
+
+/**
  * The tokenizer metadata llama.cpp needs, from a HuggingFace tokenizer.json: SentencePiece-style BPE (Llama 2:
  * "▁" for spaces, byte fallback) as llama.cpp's "llama" vocabulary, whose merge order it takes from scores (here
  * minus the rank of the merge that makes each token, so that it merges in BPE's order); byte-level BPE (GPT-2,
@@ -54,22 +69,18 @@ export function tokenizerMetadata(dir: string, vocabSize: number, configJson: Re
   const out = new Map<string, GgufValue>();
   const configFile = join(dir, 'tokenizer_config.json');
   const config = existsSync(configFile) ? (readJsonFile(configFile, 'tokenizer config') as Record<string, unknown>) : null;
-  // llama.cpp looks its newline token up when it loads a vocabulary and aborts the process when there is none.
-  const newline = byteLevel ? ['\u010a'] : ['<0x0A>', '\n'];
-  if (!newline.some((n) => model.vocab![n] !== undefined)) {
-    fail(`${file}: has no token for a newline (${newline.map((n) => JSON.stringify(n)).join(' or ')}), which llama.cpp's ${byteLevel ? 'byte-level' : 'SentencePiece'} vocabulary needs to load; this tokenizer cannot be written as GGUF`);
-  }
   if (byteLevel) {
-    const pre = preTokenizer(text);
+    // llama.cpp looks its newline token up when it loads a vocabulary and aborts the process when there is none.
+    if (model.vocab['\u010a'] === undefined) fail(`${file}: has no token for a newline ("\u010a"), which llama.cpp's byte-level vocabulary needs to load; this tokenizer cannot be written as GGUF`);
     out.set('tokenizer.ggml.model', { type: 'string', value: 'gpt2' });
-    out.set('tokenizer.ggml.pre', { type: 'string', value: pre });
+    out.set('tokenizer.ggml.pre', { type: 'string', value: preTokenizer(text) });
     out.set('tokenizer.ggml.tokens', { type: 'array', of: 'string', value: list });
     out.set('tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: types });
     out.set('tokenizer.ggml.merges', { type: 'array', of: 'string', value: merges });
   } else {
+    out.set('tokenizer.ggml.model', { type: 'string', value: sentencePieceModel(file, model, list, types, merges) });
     const rank = new Map(merges.map((m, r) => [m.replace(' ', ''), r]));
     const scores = list.map((tok, id) => (types[id] === TOKEN_TYPE.normal ? -(rank.get(tok) ?? (tok.length > 1 ? merges.length + id : 0)) : types[id] === TOKEN_TYPE.unused ? -10000 : 0));
-    out.set('tokenizer.ggml.model', { type: 'string', value: 'llama' });
     out.set('tokenizer.ggml.pre', { type: 'string', value: 'default' });
     out.set('tokenizer.ggml.tokens', { type: 'array', of: 'string', value: list });
     out.set('tokenizer.ggml.scores', { type: 'array', of: 'f32', value: scores });
@@ -82,7 +93,7 @@ export function tokenizerMetadata(dir: string, vocabSize: number, configJson: Re
     if (Array.isArray(fromConfig) && typeof fromConfig[0] === 'number') return fromConfig[0];
     const content = config?.[`${name}_token`];
     const textOf = typeof content === 'string' ? content : (content as { content?: string } | null)?.content;
-    const id = textOf === undefined ? -1 : list.indexOf(textOf);
+    const id = list.indexOf(textOf ?? (name === 'unk' ? (model.unk_token ?? '') : ''));
     return id >= 0 ? id : null;
   };
   const keys = { bos: 'bos_token_id', eos: 'eos_token_id', unk: 'unknown_token_id', pad: 'padding_token_id' } as const;
