@@ -5,6 +5,9 @@ import type { CandidateScore } from '../src/bld/candidate.js';
 import { distributionOn, referenceNll } from '../src/lm/divergence.js';
 import { solve } from '../src/search/solve.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
+import { SafetensorsFile } from '../src/model/safetensors.js';
+import { RIDGE_GRID } from '../src/bld/derive.js';
+import { Run } from '../src/run/run.js';
 import { buildLibrary, modelDir, RUNTIME, TINYSTORIES, tempDir, type LibraryBuild } from './support/fixtures.js';
 
 const root = tempDir();
@@ -179,6 +182,29 @@ describe('stories260K block library', async () => {
     // Weights are checked when read (a real model's library is gigabytes): opening it does not read them.
     const reopened = (await buildLibrary(base('w2', 2))).library;
     expect(() => reopened.weights('3.attn-gqa2')).toThrow(/3\.attn-gqa2\.safetensors: missing or does not match its record/);
+  });
+});
+
+describe("candidates stored in the parent's dtype, or the one asked for", () => {
+  it('stores bfloat16 when asked (a float32 parent) and scores the weights as stored: two passes give the one-pass scores', async () => {
+    const layers = { first: 1, last: 2 };
+    const once = await buildLibrary({ ...base('bf16-once', 2), layers, weightsDtype: 'BF16' });
+    expect(once.run.manifest.options.weightsDtype).toBe('BF16');
+    const file = SafetensorsFile.open(join(once.library.dir, 'candidates', '1.attn-gqa2.safetensors'));
+    expect([...file.entries.values()].map((e) => e.dtype)).toEqual(['BF16', 'BF16', 'BF16', 'BF16', 'BF16']);
+    file.close();
+    const f32 = statSync(join(root, 'w1', 'library', 'candidates', '2.ffn-swiglu86.safetensors')).size;
+    expect(statSync(join(once.library.dir, 'candidates', '2.ffn-swiglu86.safetensors')).size).toBeLessThan(0.52 * f32);
+    // The second pass scores globally what the first pass stored: equal only if the first scored it as stored too.
+    await buildLibrary({ ...base('bf16-twice', 2), layers, weightsDtype: 'BF16', localOnly: true });
+    const twice = await buildLibrary({ ...base('bf16-twice', 2), layers, weightsDtype: 'BF16' });
+    expect(twice.library.scores()).toEqual(once.library.scores());
+    await expect(buildLibrary({ ...base('bf16-once', 2), layers })).rejects.toThrow(/bf16-once\/library\/manifest\.json: this library was built for another options/);
+  });
+
+  it("defaults to the parent's stored dtype (a bfloat16 checkpoint's library is bfloat16)", () => {
+    const run = Run.create(join(root, 'bf16-parent'), { model: modelDir('tiny-random-llama3-bf16-sharded'), space: 'search-spaces/puzzle.json', data: TINYSTORIES, calibTokens: 256, validTokens: 128, seqLen: 32, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+    expect(run.manifest.options.weightsDtype).toBe('BF16');
   });
 });
 

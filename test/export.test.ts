@@ -85,7 +85,7 @@ describe('export, evaluate and report a solved child', async () => {
     back.weights.layers.forEach((l, i) => {
       for (const [role, t] of Object.entries(l.ffn.tensors)) expect(t.data, `${i}.ffn.${role}`).toEqual(rounded(assembled.layers[i].ffn.tensors[role]));
     });
-    expect(() => encodeTensor({ data: Float32Array.of(1, 70000), shape: [2] }, 'F16', 'model.layers.3.mlp.down_proj.weight')).toThrow(/model\.layers\.3\.mlp\.down_proj\.weight: holds 70000, beyond float16's range \(±65504\); export it with --dtype bf16 or f32/);
+    expect(() => encodeTensor({ data: Float32Array.of(1, 70000), shape: [2] }, 'F16', 'model.layers.3.mlp.down_proj.weight')).toThrow(/model\.layers\.3\.mlp\.down_proj\.weight: holds 70000, beyond float16's range \(±65504\); use --dtype bf16 or f32/);
     expect(configText({ block_configs: [{ ffn: { ffn_mult: 2 } }, { ffn: { ffn_mult: 1.3125 } }], rope_theta: 10000 })).toContain('"ffn_mult": 2.0');
     expect(JSON.parse(configText({ block_configs: [{ ffn: { ffn_mult: 2 } }] })).block_configs[0].ffn.ffn_mult).toBe(2);
   });

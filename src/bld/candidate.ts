@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
 import { kindOf, variantKey } from '../arch/variants/registry.js';
-import type { AttentionVariant, FfnVariant, SubBlock } from '../arch/variant.js';
+import type { AttentionVariant, FfnVariant, SubBlock, Variant } from '../arch/variant.js';
 import { windowBatches } from '../data/sequences.js';
 import { batchTokensFor, stagedDivergences } from '../lm/divergence.js';
 import { layerAlone, layerTensors, subBlockAlone, type LayerWeights, type SubBlockWeights, type WeightSource } from '../model/weights.js';
@@ -11,7 +11,8 @@ import { DecoderSession } from '../onnx/session.js';
 import { Stopped, type SessionCache } from '../onnx/staged.js';
 import type { Tensor } from '../util/tensor.js';
 import type { ActivationSet, ValidationSet } from './activations.js';
-import type { DeriveContext, DeriveOptions } from './derive.js';
+import type { DeriveContext, DeriveOptions, Derived } from './derive.js';
+import { storedAs, type StoredDtype } from '../model/save.js';
 import { nmse } from './fit.js';
 import { trainSubBlock } from './train-block.js';
 
@@ -59,6 +60,11 @@ export interface CandidateContext {
   readonly options: DeriveOptions;
   /** Tokens of gradient training (blockwise local distillation) after the closed-form fit; 0: none. */
   readonly bldTokens: number;
+  /**
+   * How the library stores candidates' weights: each is rounded to it as soon as it is derived, fitted or trained,
+   * so that what is scored is what is stored, and a resumed run scores what an uninterrupted one did.
+   */
+  readonly weightsDtype: StoredDtype;
   /** What is worth keeping between candidates of one layer (the parent's layer and taps); see `parentLayer`. */
   readonly cache: Map<string, unknown>;
   /** The parent's stage sessions after a candidate's layer, kept between candidates. */
@@ -176,17 +182,26 @@ export interface LocalCandidate {
 const isParent = (ctx: CandidateContext, c: CandidateSpec) => variantKey(c.subBlock, c.variant) === variantKey(c.subBlock, ctx.parent.architecture[c.layer][c.subBlock]);
 
 /** Derives, fits (closed form, then BLD training when asked) and scores one candidate on its own sub-block's output. */
+/** Weights as the library stores them. */
+function storedWeights<V extends Variant>(ctx: CandidateContext, w: SubBlockWeights<V>): SubBlockWeights<V> {
+  if (ctx.weightsDtype === 'F32') return w;
+  return { variant: w.variant, tensors: Object.fromEntries(Object.entries(w.tensors).map(([role, t]) => [role, storedAs(t, ctx.weightsDtype, role)])) };
+}
+
+const storedForm = <V extends Variant>(ctx: CandidateContext, d: Derived<V>): Derived<V> => ({ ...d, init: storedWeights(ctx, d.init), fitted: storedWeights(ctx, d.fitted) });
+
 async function localCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<LocalCandidate> {
   const sub = c.subBlock;
   const kind = kindOf(sub, c.variant);
-  const d = await kind.derive(deriveContext(ctx, c.layer, sub), c.variant);
+  const d = storedForm(ctx, await kind.derive(deriveContext(ctx, c.layer, sub), c.variant));
   const nmseInit = await localNmse(ctx, sub, d.init, c.layer, ctx.validation);
   let weights = d.fitted;
   let nmseFitted = typeof d.ridge === 'number' ? await localNmse(ctx, sub, d.fitted, c.layer, ctx.validation) : nmseInit;
   let bld: CandidateScore['bld'];
   // Only candidates that were derived and fitted train further: the parent's own sub-block and no-ops have nothing to learn.
   if (ctx.bldTokens > 0 && d.ridge !== undefined) {
-    const trained = await trainSubBlock(ctx, sub, d.fitted, c.layer, ctx.bldTokens);
+    const trained = { ...(await trainSubBlock(ctx, sub, d.fitted, c.layer, ctx.bldTokens)) };
+    trained.weights = storedWeights(ctx, trained.weights);
     const nmseTrained = await localNmse(ctx, sub, trained.weights, c.layer, ctx.validation);
     const kept = nmseTrained < nmseFitted ? 'trained' : 'closed-form';
     bld = { tokens: ctx.bldTokens, steps: trained.steps, nmseClosedForm: nmseFitted, nmseTrained, kept };
@@ -214,12 +229,6 @@ async function localCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<
 export interface LayerSeconds {
   readonly local: number;
   readonly global: number;
-}
-
-/** A finished candidate: its score, and its fitted weights (by tensor key, e.g. "attention.o"). */
-export interface BuiltCandidate {
-  readonly score: CandidateScore;
-  readonly tensors: Record<string, Tensor>;
 }
 
 /** How a layer's candidates are built (see `buildLayerCandidates`). */
@@ -274,9 +283,3 @@ export async function buildLayerCandidates(ctx: CandidateContext, candidates: re
   return { scores, seconds };
 }
 
-/** Derives, fits and scores one candidate. */
-export async function buildCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<BuiltCandidate> {
-  let tensors: Record<string, Tensor> = {};
-  const [score] = (await buildLayerCandidates(ctx, [c], { onLocal: (_, t) => (tensors = t) })).scores;
-  return { score, tensors };
-}

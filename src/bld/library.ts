@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import type { TextRange } from '../data/sequences.js';
 import { join } from 'node:path';
 import { isObject } from '../model/json.js';
-import { SafetensorsFile, writeSafetensors } from '../model/safetensors.js';
+import { SafetensorsFile, writeSafetensorsStreaming, type TensorToWrite } from '../model/safetensors.js';
+import { encodeTensor, type StoredDtype } from '../model/save.js';
 import type { RunPaths } from '../run/paths.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
@@ -23,7 +24,8 @@ export interface LibraryManifest {
   readonly parent: { readonly dir: string; readonly configSha256: string; readonly weightsFingerprint: string; readonly sourceArchitecture: string };
   readonly space: { readonly file: string; readonly name: string; readonly sha256: string };
   readonly data: { readonly seqLen: number; readonly calibration: TextRange; readonly validation: TextRange };
-  readonly options: { readonly ranking: ChannelRanking; readonly ridgeGrid: readonly number[]; readonly seed: number; readonly bldTokens?: number };
+  /** `weightsDtype`: how candidates' weights are stored (absent: float32). */
+  readonly options: { readonly ranking: ChannelRanking; readonly ridgeGrid: readonly number[]; readonly seed: number; readonly bldTokens?: number; readonly weightsDtype?: StoredDtype };
   readonly versions: Readonly<Record<string, string>>;
   readonly created: string;
 }
@@ -144,8 +146,9 @@ export class BlockLibrary {
  * Writes a candidate's fitted weights (atomically) where its record will point, and returns their hash. Scoring
  * workers call it as soon as a candidate's weights are final; the record follows once its scores are.
  */
-export function writeCandidateWeights(path: string, at: { readonly layer: number; readonly subBlock: string }, tensors: Record<string, Tensor>): string {
-  writeSafetensors(path, new Map(Object.entries(tensors)), { layer: String(at.layer), subBlock: at.subBlock });
+export function writeCandidateWeights(path: string, at: { readonly layer: number; readonly subBlock: string }, tensors: Record<string, Tensor>, dtype: StoredDtype): string {
+  const lazy = new Map(Object.entries(tensors).map(([key, t]): [string, TensorToWrite] => [key, { dtype, shape: t.shape, bytes: () => encodeTensor(t, dtype, `${path}: ${key}`) }]));
+  writeSafetensorsStreaming(path, lazy, { layer: String(at.layer), subBlock: at.subBlock });
   return sha256(readFileSync(path));
 }
 

@@ -116,7 +116,7 @@ async function scoreLocked(run: Run, o: ScoreOptions): Promise<ScoreResult> {
   const workOf = (c: CandidateSpec) => candidateWork(ck.config, ck.architecture, c, tokens, o.localOnly ?? false);
   const workTotal = todo.reduce((w, c) => w + workOf(c), 0);
   let workDone = 0;
-  const { ranking, ridgeGrid, bldTokens = 0 } = run.manifest.options;
+  const { ranking, ridgeGrid, bldTokens = 0, weightsDtype = 'F32' } = run.manifest.options;
   let done = 0;
   let failure: unknown = null;
   t0 = performance.now();
@@ -135,7 +135,7 @@ async function scoreLocked(run: Run, o: ScoreOptions): Promise<ScoreResult> {
       const layer = queue.shift()!;
       const candidates = todo.filter((c) => c.layer === layer).map((spec) => ({ spec, weightsPath: library.paths.candidateWeights(candidateKey(spec)), stored: library.record(candidateKey(spec)) }));
       // One onnxruntime thread per worker: workers × threads never oversubscribe the cores.
-      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, stop, buildLock, localOnly: o.localOnly ?? false };
+      const task: WorkerTask = { modelDir: ck.dir, calibration, validation, candidates, runtime: runtime.withThreads(1).spec, options: { ranking, ridgeGrid }, bldTokens, weightsDtype, stop, buildLock, localOnly: o.localOnly ?? false };
       try {
         const result: WorkerResult = await pool.run(task);
         for (const { score, weightsSha256 } of result.candidates) library.write(score, weightsSha256);

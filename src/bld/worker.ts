@@ -12,6 +12,7 @@ import { activationSet, type ActivationFiles, type ActivationSet, type Validatio
 import { buildLayerCandidates, candidateKey, type CandidateScore, type CandidateSpec, type LayerSeconds } from './candidate.js';
 import { readCandidateWeights, writeCandidateWeights } from './library.js';
 import type { DeriveOptions } from './derive.js';
+import type { StoredDtype } from '../model/save.js';
 
 export interface WorkerTask {
   readonly modelDir: string;
@@ -28,6 +29,7 @@ export interface WorkerTask {
   readonly runtime: RuntimeSpec;
   readonly options: DeriveOptions;
   readonly bldTokens: number;
+  readonly weightsDtype: StoredDtype;
   /** Set to 1 by the main thread on an interrupt: the task stops at its next candidate or batch. */
   readonly stop: Int32Array;
   /** Held by the worker building a stage's session (see SessionCache): one build at a time across workers. */
@@ -75,10 +77,10 @@ export default async function score(task: WorkerTask): Promise<WorkerResult> {
   const byKey = new Map(task.candidates.map((c) => [candidateKey(c.spec), c]));
   const hashes = new Map<string, string>();
   const { scores, seconds } = await buildLayerCandidates(
-    { config: s.parent.config, parent: s.parent.source, calibration: s.calibration, validation: s.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, cache: s.cache, suffixes: s.suffixes, stopped: () => Atomics.load(task.stop, 0) === 1 },
+    { config: s.parent.config, parent: s.parent.source, calibration: s.calibration, validation: s.validation, ops, runtime, options: task.options, bldTokens: task.bldTokens, weightsDtype: task.weightsDtype, cache: s.cache, suffixes: s.suffixes, stopped: () => Atomics.load(task.stop, 0) === 1 },
     task.candidates.map((c) => c.spec),
     {
-      onLocal: (spec, tensors) => hashes.set(candidateKey(spec), writeCandidateWeights(byKey.get(candidateKey(spec))!.weightsPath, spec, tensors)),
+      onLocal: (spec, tensors) => hashes.set(candidateKey(spec), writeCandidateWeights(byKey.get(candidateKey(spec))!.weightsPath, spec, tensors, task.weightsDtype)),
       stored: (spec) => {
         const c = byKey.get(candidateKey(spec))!;
         if (c.stored === undefined) return undefined;

@@ -47,18 +47,21 @@ function libraryOptions(c: Command): Command {
     .option('--workers <n>', 'worker threads (one onnxruntime thread each)', positiveInt('--workers'), defaultThreads())
     .addOption(new Option('--ranking <r>', 'FFN channel ranking for narrower widths').choices(['activation', 'magnitude']).default('activation'))
     .option('--seed <n>', 'seed of every random choice (Tabu\'s candidate moves, random search)', nonNegativeInt('--seed'), 0)
-    .option('--bld-tokens <n>', 'train each candidate by gradient descent on its local loss for this many tokens after its closed-form fit (0: fits only)', nonNegativeInt('--bld-tokens'), 0);
+    .option('--bld-tokens <n>', 'train each candidate by gradient descent on its local loss for this many tokens after its closed-form fit (0: fits only)', nonNegativeInt('--bld-tokens'), 0)
+    .addOption(new Option('--dtype <type>', "how the library stores candidates' weights, and search's children (default: the parent's)").choices(['bf16', 'f16', 'f32']));
 }
+
+const storedDtypeOf = (flag: 'bf16' | 'f16' | 'f32' | undefined) => flag?.toUpperCase() as StoredDtype | undefined;
 
 /** "4096 up to 0.5B parameters, 2048 up to 3B, 1024 above". */
 const tokenDefaults = (which: 'calibTokens' | 'validTokens') =>
   DEFAULT_TOKENS.map((d) => `${d[which]} ${d.upToParams === Infinity ? 'above' : `up to ${d.upToParams / 1e9}B parameters`}`).join(', ');
 
 interface LibraryFlags {
-  model: string; space: string; data: string; calibTokens?: number; validTokens?: number; seqLen: number; workers: number; ranking: ChannelRanking; seed: number; bldTokens: number;
+  model: string; space: string; data: string; calibTokens?: number; validTokens?: number; seqLen: number; workers: number; ranking: ChannelRanking; seed: number; bldTokens: number; dtype?: 'bf16' | 'f16' | 'f32';
 }
 
-const runInputs = (f: LibraryFlags): RunInputs => ({ model: f.model, space: f.space, data: f.data, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, ranking: f.ranking, ridgeGrid: RIDGE_GRID, seed: f.seed, bldTokens: f.bldTokens });
+const runInputs = (f: LibraryFlags): RunInputs => ({ model: f.model, space: f.space, data: f.data, calibTokens: f.calibTokens, validTokens: f.validTokens, seqLen: f.seqLen, ranking: f.ranking, ridgeGrid: RIDGE_GRID, seed: f.seed, bldTokens: f.bldTokens, weightsDtype: storedDtypeOf(f.dtype) });
 
 /** The budget and strategy flags `solve` and `search` share. */
 function solveOptions(c: Command): Command {
@@ -193,7 +196,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       for (const s of solutions) printSolution(s, print);
       print('');
       for (const s of solutions) {
-        const child = exportSolution(run, s.id, { target: f.runtime });
+        const child = exportSolution(run, s.id, { target: f.runtime, dtype: storedDtypeOf(f.dtype) });
         print(`${child.reused ? 'up to date' : 'exported'}: ${child.dir}`);
       }
       const evaluation = { data: f.data, tokens: 4096, seqLen: f.seqLen, prompts: 16, promptTokens: 8, generateTokens: 32, runtime, reporter };

@@ -3,7 +3,7 @@ import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
-import { f32ToBf16, f32ToF16 } from './dtype.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtype.js';
 import type { Tensor } from '../util/tensor.js';
 import { writeSafetensors, writeSafetensorsStreaming, type TensorToWrite } from './safetensors.js';
 import { checkpointTensorSpecs, layerTensors, type LayerWeights, type ModelWeights, type WeightSource } from './weights.js';
@@ -30,8 +30,16 @@ export function encodeTensor(t: Tensor, dtype: StoredDtype, name: string): Uint8
   if (dtype === 'F32') return bytes(t.data);
   if (dtype === 'BF16') return bytes(f32ToBf16(t.data));
   const beyond = t.data.findIndex((v) => Math.abs(v) > 65504);
-  if (beyond >= 0) fail(`${name}: holds ${t.data[beyond]}, beyond float16's range (±65504); export it with --dtype bf16 or f32`);
+  if (beyond >= 0) fail(`${name}: holds ${t.data[beyond]}, beyond float16's range (±65504); use --dtype bf16 or f32`);
   return bytes(f32ToF16(t.data));
+}
+
+/** The values a tensor keeps when stored as `dtype` (float32 itself when it is float32). */
+export function storedAs(t: Tensor, dtype: StoredDtype, name: string): Tensor {
+  if (dtype === 'F32') return t;
+  const bytes = encodeTensor(t, dtype, name);
+  const half = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  return { data: dtype === 'BF16' ? bf16ToF32(half) : f16ToF32(half), shape: t.shape };
 }
 
 /**

@@ -12,6 +12,7 @@ import type { HardwareProfile } from '../hardware/types.js';
 import { distributionOn, type ReferenceDistribution } from '../lm/divergence.js';
 import { openCheckpoint, readModelSpec, type Checkpoint } from '../model/checkpoint.js';
 import type { ModelSpec } from '../model/config.js';
+import type { StoredDtype } from '../model/save.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { loadSearchSpace } from '../space/expand.js';
@@ -37,6 +38,8 @@ export interface RunInputs {
   readonly seed: number;
   /** Tokens of trained blockwise local distillation per candidate (0: closed-form fits only). */
   readonly bldTokens?: number;
+  /** How the library stores candidates' weights. Default: as the parent is stored. */
+  readonly weightsDtype?: StoredDtype;
 }
 
 const spaceHash = (space: SearchSpace) => sha256(JSON.stringify(space.layers));
@@ -80,6 +83,7 @@ export class Run {
     }
     const space = loadSearchSpace(spaceFile, parent.config);
     if (inputs.seqLen > parent.config.maxPositions) fail(`option --seq-len: ${inputs.seqLen} exceeds the model's ${parent.config.maxPositions} positions`);
+    const weightsDtype = inputs.weightsDtype ?? parent.dtype;
     const byDefault = defaultTokens(parent.config);
     const tokens = { calibTokens: inputs.calibTokens ?? byDefault.calibTokens, validTokens: inputs.validTokens ?? byDefault.validTokens };
     const windows = distillationData(loadTokenizer(model), paragraphs(readText(data)), data, { seqLen: inputs.seqLen, ...tokens });
@@ -89,7 +93,7 @@ export class Run {
       parent: { dir: model, configSha256: sha256(readFileSync(join(model, 'config.json'))), weightsFingerprint: parent.fingerprint, sourceArchitecture: parent.config.sourceArchitecture },
       space: { file: spaceFile, name: space.name, sha256: spaceHash(space) },
       data: { seqLen: inputs.seqLen, calibration: windows.calibration.range, validation: windows.validation.range },
-      options: { ranking: inputs.ranking, ridgeGrid: inputs.ridgeGrid, seed: inputs.seed, ...(inputs.bldTokens ? { bldTokens: inputs.bldTokens } : {}) },
+      options: { ranking: inputs.ranking, ridgeGrid: inputs.ridgeGrid, seed: inputs.seed, ...(inputs.bldTokens ? { bldTokens: inputs.bldTokens } : {}), ...(weightsDtype !== 'F32' ? { weightsDtype } : {}) },
       versions: { tessera: TESSERA_VERSION, onnxruntime: ort.env.versions.common, node: process.version },
       created: new Date().toISOString(),
     };

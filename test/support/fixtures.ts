@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
 import type { ModelConfig } from '../../src/arch/config.js';
 import { parseModelConfig } from '../../src/model/config.js';
+import type { StoredDtype } from '../../src/model/save.js';
 import { llamaConfigJson } from '../../src/model/random.js';
 import { cpuRuntime } from '../../src/onnx/runtime.js';
 import { RIDGE_GRID } from '../../src/bld/derive.js';
@@ -48,6 +49,8 @@ export interface LibraryBuild {
   layers?: { first: number; last: number };
   /** A first pass with local scores only (`tessera score --local-only`). */
   localOnly?: boolean;
+  /** How candidates' weights are stored (`tessera score --dtype`; default the parent's). */
+  weightsDtype?: StoredDtype;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
