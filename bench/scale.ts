@@ -17,7 +17,7 @@
  * is measured and the full run's time projected.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parentArchitecture, type ModelConfig } from '../src/arch/config.js';
@@ -103,7 +103,15 @@ function scoreRow(shape: ModelShape, dir: string, run: string, workers: number, 
   const { done, seconds } = candidateRate(s.log ?? '');
   const perMinute = (60 * done) / seconds;
   // A stopped run's projection assumes its rate so far: an upper bound, since later layers' passes are shorter.
-  return { ...s, perMinute, note: `${done} candidates in ${seconds.toFixed(0)} s (${perMinute.toFixed(2)}/min)${s.outcome === 'ok' ? '' : `; all ${total} at most ${(total / perMinute / 60).toFixed(1)} h at that rate`}` };
+  const rate = `${done} candidates in ${seconds.toFixed(0)} s (${perMinute.toFixed(2)}/min)${s.outcome === 'ok' ? '' : `; all ${total} at most ${(total / perMinute / 60).toFixed(1)} h at that rate`}`;
+  const disk = `library ${(diskBytes(join(run, 'library')) / 1e9).toFixed(2)} GB on disk (the checkpoint: ${(diskBytes(dir) / 1e9).toFixed(2)} GB)`;
+  return { ...s, perMinute, note: `${rate}; ${disk}` };
+}
+
+/** Bytes of the files under a directory. */
+function diskBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir, { withFileTypes: true }).reduce((sum, e) => sum + (e.isDirectory() ? diskBytes(join(dir, e.name)) : statSync(join(dir, e.name)).size), 0);
 }
 
 function benchShape(shape: ModelShape): Measured[] {

@@ -5,20 +5,20 @@
  *   npm run bench:speed [-- --parts graphs,repeat] [--quick]
  *
  * graphs: prefill and decode tokens/s of each shared model and the SmolLM2-135M shape (seeded random weights),
- *   the standard-op graph against the fused-attention graph (onnxruntime's GroupQueryAttention), timed in
- *   interleaved rounds with the speed-up's 95% interval.
+ *   the standard-op graph against the fused-attention graph (onnxruntime's GroupQueryAttention) and, on batch-1
+ *   scenarios, llama.cpp on the same parent (float32 GGUF), timed in interleaved rounds with 95% intervals.
  * repeat: ten `tessera evaluate` timings of one child, each a fresh process as a user would run it; every pair
  *   of intervals of the same scenario should overlap.
  * children: the children `tessera solve` picks at ×1.25–×3 on both shared models, priced by a profile measured and
  *   calibrated here, each timed against its parent: predicted against measured speed-ups, with intervals.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parentArchitecture } from '../src/arch/config.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
-import { describeSpeedup, type SpeedupInterval } from '../src/hardware/interval.js';
+import { describeSpeedup, speedupInterval, type SpeedupInterval } from '../src/hardware/interval.js';
 import { compareModels, DEFAULT_PROTOCOL } from '../src/hardware/measure.js';
 import type { Scenario } from '../src/hardware/types.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
@@ -38,6 +38,8 @@ import { table } from '../src/util/format.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { Rng } from '../src/util/rng.js';
 import { machine, writeResult } from './support.js';
+import { ggufOf, llamaCppModel } from './llama-cpp.js';
+import { writeCheckpoint } from '../src/model/save.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -49,37 +51,56 @@ const THREADS = machine().cores;
 const runtime = cpuRuntime(THREADS);
 const previous = existsSync(join(PROJECT_ROOT, 'results/bench-speed.json')) ? JSON.parse(readFileSync(join(PROJECT_ROOT, 'results/bench-speed.json'), 'utf8')) : {};
 
+interface Rates {
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+}
+
 interface GraphRow {
   model: string;
   scenario: string;
-  standard: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
-  fused: { prefillTokensPerSecond: number; decodeTokensPerSecond: number };
+  standard: Rates;
+  fused: Rates;
   /** Whole scenario, fused over standard. */
   speedup: SpeedupInterval;
   said: string;
+  /** Batch-1 scenarios: llama.cpp on the same parent (float32 GGUF and K/V cache, same threads), and Tessera's fused graph over it. */
+  llamaCpp?: Rates & { fusedOverLlamaCpp: SpeedupInterval; said: string };
 }
 
-/** Standard against fused graphs of one model, every scenario of the profile, in interleaved rounds. */
+/** Standard against fused graphs of one model, every scenario of the profile, and llama.cpp beside them on batch 1, in interleaved rounds. */
 async function graphRows(): Promise<GraphRow[]> {
   const profile = loadHardwareProfile(DEFAULT_HARDWARE);
-  const smol = parseModelConfig('SmolLM2-135M config', llamaConfigJson({ hidden: 576, layers: 30, heads: 9, kvHeads: 3, intermediate: 1536, vocab: 49152, maxPositions: 8192, ropeTheta: 100000 }));
-  const models = [
-    ...['stories260K', 'babyllama-tok105-1M'].map((name) => {
-      const c = loadCheckpoint(join(SHARED_DIR, 'models', name));
-      return { name, config: c.config, weights: c.source, arch: c.architecture };
-    }),
-    ...(quick ? [] : [{ name: 'SmolLM2-135M shape (random weights)', config: smol, weights: randomWeights(smol, parentArchitecture(smol), new Rng(7)), arch: parentArchitecture(smol) }]),
-  ];
-  const rows: GraphRow[] = [];
-  for (const m of models) {
-    for (const s of profile.workload.scenarios as readonly Scenario[]) {
-      process.stderr.write(`graphs: ${m.name} · ${s.name}\n`);
-      const c = await compareModels([{ ...m, fusedAttention: false }, { ...m, fusedAttention: true }], s, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 60 });
-      const rate = (k: number) => ({ prefillTokensPerSecond: (s.batch * s.prefillTokens) / c.medians[k].prefillSeconds, decodeTokensPerSecond: (s.batch * (s.generatedTokens - 1)) / c.medians[k].decodeSeconds });
-      rows.push({ model: m.name, scenario: s.name, standard: rate(0), fused: rate(1), speedup: c.speedups[0], said: describeSpeedup(c.speedups[0]) });
+  const scratch = mkdtempSync(join(tmpdir(), 'tessera-bench-graphs-'));
+  try {
+    const smolJson = llamaConfigJson({ hidden: 576, layers: 30, heads: 9, kvHeads: 3, intermediate: 1536, vocab: 49152, maxPositions: 8192, ropeTheta: 100000 });
+    const smol = parseModelConfig('SmolLM2-135M config', smolJson);
+    const smolDir = join(scratch, 'SmolLM2-135M');
+    if (!quick) writeCheckpoint(smolDir, smolJson, smol, parentArchitecture(smol), randomWeights(smol, parentArchitecture(smol), new Rng(7)));
+    const dirs = [...['stories260K', 'babyllama-tok105-1M'].map((name) => ({ name, dir: join(SHARED_DIR, 'models', name) })), ...(quick ? [] : [{ name: 'SmolLM2-135M shape (random weights)', dir: smolDir }])];
+    const rows: GraphRow[] = [];
+    for (const { name, dir } of dirs) {
+      const c = loadCheckpoint(dir);
+      const m = { config: c.config, weights: c.source, arch: c.architecture };
+      const gguf = ggufOf(dir, join(scratch, `${basename(dir)}.gguf`));
+      const llama = llamaCppModel(gguf, { vocabSize: c.config.vocabSize, bytes: statSync(gguf).size, threads: THREADS });
+      for (const s of profile.workload.scenarios as readonly Scenario[]) {
+        process.stderr.write(`graphs: ${name} · ${s.name}\n`);
+        const withLlama = s.batch === 1;
+        const t = await compareModels([{ ...m, fusedAttention: false }, { ...m, fusedAttention: true }, ...(withLlama ? [llama] : [])], s, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 60 });
+        const rate = (k: number): Rates => ({ prefillTokensPerSecond: (s.batch * s.prefillTokens) / t.medians[k].prefillSeconds, decodeTokensPerSecond: (s.batch * (s.generatedTokens - 1)) / t.medians[k].decodeSeconds });
+        const total = (k: number) => t.rounds[k].map((r) => r.prefillSeconds + r.decodeSeconds);
+        const fusedOverLlamaCpp = withLlama ? speedupInterval(total(2), total(1)) : undefined;
+        rows.push({
+          model: name, scenario: s.name, standard: rate(0), fused: rate(1), speedup: t.speedups[0], said: describeSpeedup(t.speedups[0]),
+          ...(fusedOverLlamaCpp !== undefined ? { llamaCpp: { ...rate(2), fusedOverLlamaCpp, said: describeSpeedup(fusedOverLlamaCpp) } } : {}),
+        });
+      }
     }
+    return rows;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
-  return rows;
 }
 
 interface RepeatRow {
@@ -191,9 +212,13 @@ const indent = (t: string) => t.split('\n').map((l) => `    ${l}`).join('\n');
 const md = [
   '# bench:speed — timings that repeat, and fast graphs', '',
   `${machine().cpu}, ${THREADS} threads, ${new Date().toISOString()}; load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (other work on the same cores slows both models of a round alike). Command: \`npm run bench:speed\`. Protocol: each round runs every model once in alternating order; rounds go on until the speed-up's 95% interval (Student's t on the rounds' log-ratios) is within ±${100 * DEFAULT_PROTOCOL.precision}% or the time cap; "within noise" when it holds 1.`, '',
-  '## Standard-op graph against fused attention (onnxruntime GroupQueryAttention), cpu-local scenarios', '',
-  indent(table(['model', 'scenario', 'prefill tok/s standard → fused', 'decode tok/s standard → fused', 'fused speed-up (whole scenario)'], graphs.map((r: GraphRow) => [
-    r.model, r.scenario, `${r.standard.prefillTokensPerSecond.toFixed(0)} → ${r.fused.prefillTokensPerSecond.toFixed(0)}`, `${r.standard.decodeTokensPerSecond.toFixed(0)} → ${r.fused.decodeTokensPerSecond.toFixed(0)}`, r.said,
+  '## Standard-op graph against fused attention (onnxruntime GroupQueryAttention), and llama.cpp, cpu-local scenarios', '',
+  `llama.cpp: node-llama-cpp's prebuilt CPU build, the same parent as float32 GGUF (\`tessera export --format gguf --dtype f32\`), float32 K/V cache, flash attention off, ${THREADS} threads; timed in the same rounds on batch-1 scenarios (node-llama-cpp evaluates one sequence per call).`, '',
+  indent(table(['model', 'scenario', 'prefill tok/s standard → fused (llama.cpp)', 'decode tok/s standard → fused (llama.cpp)', 'fused over standard (whole scenario)', 'fused over llama.cpp'], graphs.map((r: GraphRow) => [
+    r.model, r.scenario,
+    `${r.standard.prefillTokensPerSecond.toFixed(0)} → ${r.fused.prefillTokensPerSecond.toFixed(0)}${r.llamaCpp ? ` (${r.llamaCpp.prefillTokensPerSecond.toFixed(0)})` : ''}`,
+    `${r.standard.decodeTokensPerSecond.toFixed(0)} → ${r.fused.decodeTokensPerSecond.toFixed(0)}${r.llamaCpp ? ` (${r.llamaCpp.decodeTokensPerSecond.toFixed(0)})` : ''}`,
+    r.said, r.llamaCpp?.said ?? '—',
   ]))), '',
   `## Repeatability: ${new Set(repeat.rows.map((r: RepeatRow) => r.run)).size} evaluations of one child (\`tessera evaluate ${repeat.child.replace(`${PROJECT_ROOT}/`, '')} --prompts 0 --tokens 512\`, each a fresh process)`, '',
   indent(table(['run', 'scenario', 'measured speed-up', 'predicted'], repeat.rows.map((r: RepeatRow) => [String(r.run), r.scenario, describeSpeedup(r.interval), `×${r.predicted.toFixed(2)}`]))), '',

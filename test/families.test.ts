@@ -10,6 +10,8 @@ import { ropeInverseFrequencies } from '../src/arch/rope.js';
 import { greedyGenerate } from '../src/lm/generate.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { DecoderSession } from '../src/onnx/session.js';
+import { StagedDecoder } from '../src/onnx/staged.js';
+import { cpuRuntime } from '../src/onnx/runtime.js';
 import { referenceForward } from '../src/reference/forward.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
 import { buildLibrary, RUNTIME, SHARED, tempDir, TINYSTORIES } from './support/fixtures.js';
@@ -90,6 +92,19 @@ describe('each family against HuggingFace transformers\' own outputs', () => {
         }
         await cached.release();
         expect(out).toEqual(ref.greedy_ids);
+        // The same through K/V buffers the kernel appends to in place, a layer per stage (each stage its own session).
+        const staged = await StagedDecoder.create(ck.config, ck.weights, { logits: 'last', kvCache: true, fusedAttention: true, kvBuffer: true }, cpuRuntime(1, 1));
+        const buffers = staged.kvBuffers(1, ref.probe_ids.length + ref.greedy_ids.length, kv);
+        let b = await staged.run({ ids: Int32Array.from(ref.probe_ids), batch: 1, seq: ref.probe_ids.length }, buffers);
+        const inPlace: number[] = [];
+        while (inPlace.length < ref.greedy_ids.length) {
+          inPlace.push(b.logits!.data.indexOf(Math.max(...b.logits!.data)));
+          if (inPlace.length < ref.greedy_ids.length) b = await staged.run({ ids: Int32Array.of(inPlace[inPlace.length - 1]), batch: 1, seq: 1 }, buffers);
+        }
+        expect(buffers.length).toBe(ref.probe_ids.length + ref.greedy_ids.length - 1);
+        await expect(staged.run({ ids: Int32Array.of(1, 2), batch: 1, seq: 2 }, buffers)).rejects.toThrow(/K\/V buffers hold 36 positions; 35 \+ 2 do not fit/);
+        await staged.release();
+        expect(inPlace).toEqual(ref.greedy_ids);
       });
     });
   }
@@ -128,6 +143,20 @@ describe('a heterogeneous child of each family, with every variant kind, exporte
       const fused = (await fusedSession.run({ ids, batch: 2, seq: 24 })).logits!.data;
       expect(maxAbsDiff(fused, before)).toBeLessThanOrEqual(1e-4);
       await fusedSession.release();
+      // Decoded a token at a time through K/V buffers written in place, a layer per stage (the no-op and linear
+      // layers' stages cache nothing): each step's logits are the whole forward's at that position.
+      const kvHeads = (i: number) => (architecture[i].attention.kind === 'gqa' ? (architecture[i].attention as { kvHeads: number }).kvHeads : 0);
+      const stepwise = await StagedDecoder.create(parent.config, assembled, { logits: 'last', kvCache: true, fusedAttention: true, kvBuffer: true }, cpuRuntime(1, 1));
+      const buffers = stepwise.kvBuffers(2, 24, kvHeads);
+      const V = parent.config.vocabSize;
+      const column = (t0: number, t1: number) => Int32Array.from({ length: 2 * (t1 - t0) }, (_, k) => ids[Math.floor(k / (t1 - t0)) * 24 + t0 + (k % (t1 - t0))]);
+      let step = await stepwise.run({ ids: column(0, 20), batch: 2, seq: 20 }, buffers);
+      for (let t = 20; ; t++) {
+        for (let row = 0; row < 2; row++) expect(maxAbsDiff(step.logits!.data.subarray(row * V, (row + 1) * V), before.subarray((row * 24 + t - 1) * V, (row * 24 + t) * V)), `position ${t - 1}`).toBeLessThanOrEqual(1e-4);
+        if (t === 24) break;
+        step = await stepwise.run({ ids: column(t, t + 1), batch: 2, seq: 1 }, buffers);
+      }
+      await stepwise.release();
       expect(maxAbsDiff(before, await logits(back.config, back.weights))).toBe(0);
       const standalone = await ort.InferenceSession.create(join(out, 'model.onnx'));
       const r = await standalone.run({ input_ids: new ort.Tensor('int32', ids, [2, 24]) });

@@ -130,19 +130,22 @@ export async function measureSubBlocks(
 }
 
 /** A model as a scenario runs it, ready to time: one call runs the whole scenario once. */
-async function scenarioRunner(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, runtime: Runtime, fusedAttention: boolean) {
-  const session = await StagedDecoder.create(config, weights, { kvCache: true, logits: 'last', fusedAttention }, runtime);
+async function scenarioRunner(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, runtime: Runtime, fusedAttention: boolean): Promise<ScenarioRun> {
+  // The fused kernel appends to K/V buffers in place; the standard graph's caches go through JavaScript each step.
+  const session = await StagedDecoder.create(config, weights, { kvCache: true, logits: 'last', fusedAttention, kvBuffer: fusedAttention }, runtime);
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
   const kvHeads = (i: number) => kindOf('attention', arch[i].attention).cachedKvHeads(config, arch[i].attention);
+  const buffers = fusedAttention ? session.kvBuffers(s.batch, s.prefillTokens + s.generatedTokens, kvHeads) : null;
   const run = async (): Promise<ScenarioTime> => {
+    buffers?.reset();
     const t0 = performance.now();
-    let r = await session.run({ ids: prompt, batch: s.batch, seq: s.prefillTokens }, session.emptyCache(s.batch, kvHeads));
+    let r = await session.run({ ids: prompt, batch: s.batch, seq: s.prefillTokens }, buffers ?? session.emptyCache(s.batch, kvHeads));
     const t1 = performance.now();
     for (let t = 1; t < s.generatedTokens; t++) {
       const V = config.vocabSize;
       const next = Int32Array.from({ length: s.batch }, (_, b) => argmax(r.logits!.data.subarray(b * V, (b + 1) * V)));
-      r = await session.run({ ids: next, batch: s.batch, seq: 1 }, r.present);
+      r = await session.run({ ids: next, batch: s.batch, seq: 1 }, buffers ?? r.present);
     }
     return { prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (performance.now() - t1) / 1000 };
   };
@@ -183,12 +186,28 @@ export interface ProtocolOptions {
 export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 2, minRounds: 5, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
 
 /** A model to time: its weights and architecture; `fusedAttention` overrides the protocol's (to time both graphs of one model). */
-export interface TimedModel {
+export interface TesseraModel {
   readonly config: ModelConfig;
   readonly weights: ModelWeights | WeightSource;
   readonly arch: Architecture;
   readonly fusedAttention?: boolean;
 }
+
+/** A scenario ready to run: each call runs it once (prefill, then one decode step per further token) and says how long each part took. */
+export interface ScenarioRun {
+  run(): Promise<ScenarioTime>;
+  release(): Promise<void>;
+}
+
+/** A model another runtime computes (e.g. llama.cpp), timed beside Tessera's graphs: how to open it for a scenario, and the bytes it holds. */
+export interface ExternalModel {
+  readonly open: (s: Scenario) => Promise<ScenarioRun>;
+  readonly bytes: number;
+}
+
+export type TimedModel = TesseraModel | ExternalModel;
+
+const isExternal = (m: TimedModel): m is ExternalModel => 'open' in m;
 
 /** What `compareModels` measured: per model its rounds and their median; each later model's speed-up over the first. */
 export interface Comparison {
@@ -206,7 +225,7 @@ export interface Comparison {
  * built, warmed up and released within each round, one at a time.
  */
 export async function compareModels(models: readonly TimedModel[], s: Scenario, o: ProtocolOptions): Promise<Comparison> {
-  const bytes = models.reduce((sum, m) => sum + modelBytes(m.config, sourceOf(m.weights)), 0);
+  const bytes = models.reduce((sum, m) => sum + (isExternal(m) ? m.bytes : modelBytes(m.config, sourceOf(m.weights))), 0);
   const together = bytes <= TOGETHER_STAGES * o.runtime.stageBytes;
   const rounds: ScenarioTime[][] = models.map(() => []);
   const speedups = () => rounds.slice(1).map((r) => speedupInterval(rounds[0].map(totalSeconds), r.map(totalSeconds)));
@@ -215,8 +234,8 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     if (n < Math.max(2, o.minRounds)) return false;
     return n >= o.maxRounds || spent >= o.maxSeconds || speedups().every((i) => preciseEnough(i, o.precision));
   };
-  const runnerOf = (m: TimedModel) => scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true);
-  const runners: Awaited<ReturnType<typeof scenarioRunner>>[] = [];
+  const runnerOf = (m: TimedModel) => (isExternal(m) ? m.open(s) : scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true));
+  const runners: ScenarioRun[] = [];
   // A model not held between rounds is built, warmed up, timed once and released within its round.
   const timedAlone = async (m: TimedModel): Promise<ScenarioTime> => {
     const r = await runnerOf(m);

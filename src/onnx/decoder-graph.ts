@@ -39,6 +39,13 @@ export interface DecoderGraphOptions {
    * model.onnx). Training graphs and other runtimes use the standard ops.
    */
   readonly fusedAttention?: boolean;
+  /**
+   * With kvCache and fusedAttention: each cache is a buffer [batch, kvHeads, capacity, headDim] that onnxruntime
+   * writes the new positions into, in place (bind the same tensor as `past_*` and as the preallocated `present_*`),
+   * and `past_length` (an int64 scalar) says how many positions it holds — so no cache crosses into JavaScript, or is
+   * copied by the kernel, at each decode step.
+   */
+  readonly kvBuffer?: boolean;
 }
 
 export const INPUT_IDS = 'input_ids';
@@ -48,6 +55,7 @@ export const REFERENCE_LOGPROBS = 'reference_logprobs';
 export const TARGETS = 'targets';
 export const KL = 'kl';
 export const NLL = 'nll';
+export const PAST_LENGTH = 'past_length';
 
 /**
  * Builds the ONNX graph of a decoder whose layers may each have their own attention and FFN variant; each
@@ -104,11 +112,14 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
   }
   const cachedHeads = (i: number) => kindOf('attention', source.architecture[i].attention).cachedKvHeads(config, source.architecture[i].attention);
   const cached = options.kvCache ? source.architecture.map((_, i) => i).filter((i) => i >= from && i < to && cachedHeads(i) > 0) : [];
+  if (options.kvBuffer && !(options.kvCache && options.fusedAttention)) throw new Error('kvBuffer: K/V buffers are written in place by the fused attention kernel; use them with kvCache and fusedAttention');
+  const positionsDim = options.kvBuffer ? 'capacity' : 'past';
   for (const i of cached) {
-    g.input(pastKeyName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
-    g.input(pastValueName(i), DataType.FLOAT, [batchDim, cachedHeads(i), 'past', config.headDim]);
+    g.input(pastKeyName(i), DataType.FLOAT, [batchDim, cachedHeads(i), positionsDim, config.headDim]);
+    g.input(pastValueName(i), DataType.FLOAT, [batchDim, cachedHeads(i), positionsDim, config.headDim]);
   }
-  const seq = options.shape ? fixedSequenceContext(g, config, options.shape.seq) : sequenceContext(g, config, shapeSource, cached.length > 0 ? pastKeyName(cached[0]) : null, options.fusedAttention ?? false);
+  const past: PastSource | null = cached.length === 0 ? null : options.kvBuffer ? { length: g.input(PAST_LENGTH, DataType.INT64, []) } : { cache: pastKeyName(cached[0]) };
+  const seq = options.shape ? fixedSequenceContext(g, config, options.shape.seq) : sequenceContext(g, config, shapeSource, past, options.fusedAttention ?? false);
 
   const wanted = new Set((options.taps ?? []).map(tapName));
   const act = [batchDim, seqDim, E];
@@ -175,10 +186,13 @@ function targetNll(g: GraphBuilder, lp: string, targets = g.input(TARGETS, DataT
   g.expose(g.node('Neg', [g.node('Squeeze', [picked, g.int64([-1])], {}, 'target_lp_flat')], {}, 'nll_raw'), NLL, ['batch', 'seq']);
 }
 
-function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: string, pastSource: string | null, fusedAttention: boolean): SequenceContext {
+/** Where the positions already cached are counted: a cache's length, or an input that says it (K/V buffers). */
+type PastSource = { readonly cache: string } | { readonly length: string };
+
+function sequenceContext(g: GraphBuilder, config: ModelConfig, shapeSource: string, pastSource: PastSource | null, fusedAttention: boolean): SequenceContext {
   const shape = g.node('Shape', [shapeSource], {}, 'input_shape');
   const seq = g.node('Gather', [shape, g.int64([1], true)], { axis: 0 }, 'seq_len');
-  const past = pastSource === null ? g.int64([0], true) : g.node('Gather', [g.node('Shape', [pastSource], {}, 'past_shape'), g.int64([2], true)], { axis: 0 }, 'past_len');
+  const past = pastSource === null ? g.int64([0], true) : 'length' in pastSource ? pastSource.length : g.node('Gather', [g.node('Shape', [pastSource.cache], {}, 'past_shape'), g.int64([2], true)], { axis: 0 }, 'past_len');
   const total = g.node('Add', [past, seq], {}, 'total_len');
   const positions = once(() => g.node('Range', [past, total, g.int64([1], true)], {}, 'positions'));
   // Every position a query may see, [0, past + new): the new positions themselves when there is no past.

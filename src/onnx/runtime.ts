@@ -71,6 +71,10 @@ export class Runtime {
       graphOptimizationLevel: 'all',
       // Without the arena, memory a run used goes back when it ends instead of staying with each session.
       enableCpuMemArena: false,
+      // Idle intra-op threads sleep instead of spinning: a staged model's sessions, a parent beside its child, or
+      // llama.cpp timed in the same rounds run one after another, and each session's spinning threads took the
+      // cores from the next (a SmolLM2-135M-shaped decode step: 280-420 ms spinning, 76-83 ms not, on 2 cores).
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     };
   }
 

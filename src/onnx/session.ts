@@ -1,8 +1,8 @@
-import type ort from 'onnxruntime-node';
+import ort from 'onnxruntime-node';
 import type { ModelConfig } from '../arch/config.js';
 import type { ModelWeights, WeightSource } from '../model/weights.js';
 import type { Tensor } from '../util/tensor.js';
-import { buildDecoderGraph, HIDDEN_IN, INPUT_IDS, KL, LOGITS, NLL, REFERENCE_LOGPROBS, TARGETS, type DecoderGraphOptions } from './decoder-graph.js';
+import { buildDecoderGraph, HIDDEN_IN, INPUT_IDS, KL, LOGITS, NLL, PAST_LENGTH, REFERENCE_LOGPROBS, TARGETS, type DecoderGraphOptions } from './decoder-graph.js';
 import { parseTapName, pastKeyName, pastValueName, presentKeyName, presentValueName, tapName, type TapPoint } from './emit.js';
 import { float32Tensor, int32Tensor, type Runtime } from './runtime.js';
 
@@ -19,12 +19,58 @@ export interface KvCache {
   readonly value: Tensor;
 }
 
+/**
+ * K/V caches that stay in place for a whole generation (sessions built with `kvBuffer`): per cached layer one key
+ * and one value buffer [batch, kvHeads, capacity, headDim], passed to onnxruntime as input and as preallocated
+ * output alike, so its attention kernel appends each call's positions where they are. `length` counts the
+ * positions held; the session that computes the model's output (its logits) advances it.
+ */
+export class KvBuffers {
+  private held = 0;
+
+  private constructor(
+    readonly batch: number,
+    readonly capacity: number,
+    private readonly layers: ReadonlyMap<number, { readonly key: ort.Tensor; readonly value: ort.Tensor }>,
+  ) {}
+
+  static allocate(batch: number, capacity: number, headDim: number, kvHeads: ReadonlyMap<number, number>): KvBuffers {
+    const buffer = (heads: number) => new ort.Tensor('float32', new Float32Array(batch * heads * capacity * headDim), [batch, heads, capacity, headDim]);
+    return new KvBuffers(batch, capacity, new Map([...kvHeads].map(([i, heads]) => [i, { key: buffer(heads), value: buffer(heads) }])));
+  }
+
+  get length(): number {
+    return this.held;
+  }
+
+  layer(i: number): { readonly key: ort.Tensor; readonly value: ort.Tensor } {
+    const kv = this.layers.get(i);
+    if (kv === undefined) throw new Error(`layer ${i} has no K/V buffer`);
+    return kv;
+  }
+
+  /** Positions appended by a call of `seq` new tokens; refuses to run past the capacity. */
+  advance(seq: number): void {
+    this.check(seq);
+    this.held += seq;
+  }
+
+  check(seq: number): void {
+    if (this.held + seq > this.capacity) throw new Error(`K/V buffers hold ${this.capacity} positions; ${this.held} + ${seq} do not fit`);
+  }
+
+  /** Empty again, for a new generation (the stale positions are never read: the kernel reads `length` of them). */
+  reset(): void {
+    this.held = 0;
+  }
+}
+
 export interface ForwardResult {
   /** [batch, seq, vocab], or [batch, vocab] for logits: 'last'. */
   readonly logits?: Tensor;
   /** The requested taps by `tapName`; a tap the layer does not have (a no-op's output) is absent. */
   readonly taps: ReadonlyMap<string, Tensor>;
-  /** With kvCache: each cached layer's K/V including this call's positions, to pass back as `past`. */
+  /** With kvCache: each cached layer's K/V including this call's positions, to pass back as `past` (none with K/V buffers: they hold them). */
   readonly present: ReadonlyMap<number, KvCache>;
   /** logits: 'score': per-position KL from the reference and NLL of the targets, [batch, seq]; 'nll': the NLL alone. */
   readonly kl?: Tensor;
@@ -66,6 +112,16 @@ export class DecoderSession {
     return this.session.inputNames.filter((n) => n.startsWith('past_key.')).map((n) => Number(n.slice('past_key.'.length)));
   }
 
+  /** K/V buffers for every cached layer, for a session built with `kvBuffer`. */
+  kvBuffers(batch: number, capacity: number, kvHeadsOf: (layer: number) => number): KvBuffers {
+    return KvBuffers.allocate(batch, capacity, this.config.headDim, new Map(this.cachedLayers.map((i) => [i, kvHeadsOf(i)])));
+  }
+
+  /** Whether this session computes the model's output (so it advances K/V buffers: a staged model's last stage). */
+  private get endsModel(): boolean {
+    return (this.options.toLayer ?? this.config.numLayers) === this.config.numLayers && this.options.logits !== 'none';
+  }
+
   /** An empty cache for every cached layer: the `past` of a first (prefill) call. */
   emptyCache(batch: number, kvHeadsOf: (layer: number) => number): Map<number, KvCache> {
     const D = this.config.headDim;
@@ -79,8 +135,10 @@ export class DecoderSession {
    * Runs token ids (full graphs) or a residual stream [batch, seq, hidden] (partial graphs); kvCache
    * graphs also take every cached layer's past K/V.
    */
-  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
+  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> | KvBuffers = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
     const feeds: Record<string, ort.Tensor> = {};
+    const buffers = past instanceof KvBuffers ? past : null;
+    if ((buffers !== null) !== (this.options.kvBuffer ?? false)) throw new Error(this.options.kvBuffer ? 'a kvBuffer session takes KvBuffers as its past' : 'KvBuffers need a session built with kvBuffer');
     if (this.options.logits === 'score' || this.options.logits === 'nll') {
       if (reference === undefined) throw new Error(`a logits: '${this.options.logits}' graph needs targets`);
       const [b, t] = 'ids' in input ? [input.batch, input.seq] : input.shape;
@@ -90,11 +148,24 @@ export class DecoderSession {
         feeds[REFERENCE_LOGPROBS] = float32Tensor(reference.logprobs.data, reference.logprobs.shape);
       }
     }
-    for (const i of this.cachedLayers) {
-      const kv = past.get(i);
-      if (kv === undefined) throw new Error(`layer ${i} needs its past K/V (use emptyCache() for the first call)`);
-      feeds[pastKeyName(i)] = float32Tensor(kv.key.data, kv.key.shape);
-      feeds[pastValueName(i)] = float32Tensor(kv.value.data, kv.value.shape);
+    // Outputs onnxruntime allocates (null), and with K/V buffers the presents it writes into the pasts' memory.
+    const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(this.session.outputNames.map((n) => [n, null]));
+    if (buffers !== null) {
+      const seq = 'ids' in input ? input.seq : input.shape[1];
+      buffers.check(seq);
+      if (this.cachedLayers.length > 0) feeds[PAST_LENGTH] = new ort.Tensor('int64', BigInt64Array.of(BigInt(buffers.length)), []);
+      for (const i of this.cachedLayers) {
+        const kv = buffers.layer(i);
+        feeds[pastKeyName(i)] = fetches[presentKeyName(i)] = kv.key;
+        feeds[pastValueName(i)] = fetches[presentValueName(i)] = kv.value;
+      }
+    } else {
+      for (const i of this.cachedLayers) {
+        const kv = (past as ReadonlyMap<number, KvCache>).get(i);
+        if (kv === undefined) throw new Error(`layer ${i} needs its past K/V (use emptyCache() for the first call)`);
+        feeds[pastKeyName(i)] = float32Tensor(kv.key.data, kv.key.shape);
+        feeds[pastValueName(i)] = float32Tensor(kv.value.data, kv.value.shape);
+      }
     }
     if ('ids' in input) {
       if (!this.startsWithTokens) throw new Error('this partial graph takes a hidden state, not token ids');
@@ -103,7 +174,8 @@ export class DecoderSession {
       if (this.startsWithTokens) throw new Error('this graph takes token ids, not a hidden state');
       feeds[HIDDEN_IN] = float32Tensor(input.data, input.shape);
     }
-    const out = await this.session.run(feeds);
+    const out = await this.session.run(feeds, fetches);
+    if (buffers !== null && this.endsModel) buffers.advance('ids' in input ? input.seq : input.shape[1]);
     const get = (name: string): Tensor | undefined => {
       const t = out[name];
       return t === undefined ? undefined : { data: t.data as Float32Array, shape: t.dims.map(Number) };
@@ -111,7 +183,7 @@ export class DecoderSession {
     const taps = new Map<string, Tensor>();
     for (const name of this.session.outputNames) if (parseTapName(name) !== null) taps.set(name, get(name)!);
     const present = new Map<number, KvCache>();
-    for (const i of this.cachedLayers) present.set(i, { key: get(presentKeyName(i))!, value: get(presentValueName(i))! });
+    if (buffers === null) for (const i of this.cachedLayers) present.set(i, { key: get(presentKeyName(i))!, value: get(presentValueName(i))! });
     return { logits: get(LOGITS), taps, present, kl: get(KL), nll: get(NLL) };
   }
 

@@ -6,7 +6,7 @@ import type { Tensor } from '../util/tensor.js';
 import type { DecoderGraphOptions } from './decoder-graph.js';
 import { tapName, type TapPoint } from './emit.js';
 import type { Runtime } from './runtime.js';
-import { DecoderSession, type ForwardResult, type KvCache, type ScoreReference, type TokenBatch } from './session.js';
+import { DecoderSession, KvBuffers, type ForwardResult, type KvCache, type ScoreReference, type TokenBatch } from './session.js';
 
 /**
  * A model run in stages: contiguous ranges of layers, each compiled into its own session only while it runs,
@@ -218,7 +218,7 @@ export class SessionCache {
 }
 
 /** What runs a decoder forward: one session, or a chain of stage sessions. */
-export type Decoder = Pick<DecoderSession, 'config' | 'options' | 'run' | 'emptyCache' | 'release'>;
+export type Decoder = Pick<DecoderSession, 'config' | 'options' | 'run' | 'emptyCache' | 'kvBuffers' | 'release'>;
 
 /**
  * A decoder kept whole as a chain of stage sessions, built one stage at a time: running it costs what one
@@ -237,7 +237,7 @@ export class StagedDecoder implements Decoder {
     private readonly sessions: readonly DecoderSession[],
   ) {}
 
-  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache' | 'fusedAttention'>, runtime: Runtime): Promise<StagedDecoder> {
+  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache' | 'fusedAttention' | 'kvBuffer'>, runtime: Runtime): Promise<StagedDecoder> {
     const source = sourceOf(weights);
     const stages = planStages(config, source, runtime.stageBytes, 0, true);
     const sessions: DecoderSession[] = new Array(stages.length);
@@ -260,7 +260,12 @@ export class StagedDecoder implements Decoder {
     return new Map(this.sessions.flatMap((s) => [...s.emptyCache(batch, kvHeadsOf)]));
   }
 
-  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
+  /** K/V buffers for every stage's cached layers (a decoder created with `kvBuffer`). */
+  kvBuffers(batch: number, capacity: number, kvHeadsOf: (layer: number) => number): KvBuffers {
+    return KvBuffers.allocate(batch, capacity, this.config.headDim, new Map(this.sessions.flatMap((s) => s.cachedLayers.map((i): [number, number] => [i, kvHeadsOf(i)]))));
+  }
+
+  async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> | KvBuffers = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
     let stream: Tensor = 'ids' in input ? { data: this.source.embedRows(input.ids), shape: [input.batch, input.seq, this.config.hiddenSize] } : input;
     const present = new Map<number, KvCache>();
     const taps = new Map<string, Tensor>();
