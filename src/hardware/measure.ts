@@ -4,7 +4,7 @@ import { randomWeights } from '../model/random.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { endBytes, layerBytes, StagedDecoder } from '../onnx/staged.js';
 import type { Runtime } from '../onnx/runtime.js';
-import { DecoderSession, type KvCache } from '../onnx/session.js';
+import { DecoderSession, type KvBuffers, type KvCache } from '../onnx/session.js';
 import { kindOf, removesSubBlock } from '../arch/variants/registry.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
@@ -43,14 +43,22 @@ function randomCache(rng: Rng, session: DecoderSession, batch: number, past: num
  * trapezoid sum of all steps.
  */
 async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOptions, input: (batch: number, seq: number) => Tensor | { ids: Int32Array; batch: number; seq: number }, kvHeads: (layer: number) => number, rng: Rng): Promise<ScenarioTime> {
-  const prefillPast = randomCache(rng, session, s.batch, 0, kvHeads);
+  // As whole models are timed: K/V buffers written in place with the fused kernel, caches through JavaScript without.
+  // (A graph without logits never advances its buffers: every timed call sees the same past.)
+  const cacheOf = (past: number, seq: number): Map<number, KvCache> | KvBuffers => {
+    if (!session.options.kvBuffer) return randomCache(rng, session, s.batch, past, kvHeads);
+    const buffers = session.kvBuffers(s.batch, past + seq, kvHeads);
+    buffers.advance(past);
+    return buffers;
+  };
+  const prefillPast = cacheOf(0, s.prefillTokens);
   const prefillInput = input(s.batch, s.prefillTokens);
   const prefillSeconds = await timed(() => session.run(prefillInput, prefillPast), o);
   const steps = s.generatedTokens - 1;
   if (steps === 0) return { prefillSeconds, decodeSeconds: 0 };
   const stepInput = input(s.batch, 1);
   const at = async (past: number) => {
-    const cache = randomCache(rng, session, s.batch, past, kvHeads);
+    const cache = cacheOf(past, 1);
     return timed(() => session.run(stepInput, cache), o);
   };
   const first = await at(s.prefillTokens);
@@ -62,7 +70,7 @@ async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOpti
 async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Runtime, rng: Rng, fusedAttention: boolean) {
   const arch: Architecture = Array.from({ length: STACK }, () => block);
   const weights = randomWeights({ ...config, numLayers: STACK }, arch, rng);
-  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention }, runtime);
+  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime);
   const kvHeads = () => kindOf('attention', block.attention).cachedKvHeads(config, block.attention);
   return { session, kvHeads };
 }
