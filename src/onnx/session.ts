@@ -55,7 +55,9 @@ export class KvBuffers {
     this.held += seq;
   }
 
-  check(seq: number): void {
+  /** Refuses a call of `batch` rows and `seq` new positions that these buffers cannot hold. */
+  check(seq: number, batch = this.batch): void {
+    if (batch !== this.batch) throw new Error(`K/V buffers for batch ${this.batch}, given a batch of ${batch}`);
     if (this.held + seq > this.capacity) throw new Error(`K/V buffers hold ${this.capacity} positions; ${this.held} + ${seq} do not fit`);
   }
 
@@ -151,8 +153,8 @@ export class DecoderSession {
     // Outputs onnxruntime allocates (null), and with K/V buffers the presents it writes into the pasts' memory.
     const fetches: Record<string, ort.Tensor | null> = Object.fromEntries(this.session.outputNames.map((n) => [n, null]));
     if (buffers !== null) {
-      const seq = 'ids' in input ? input.seq : input.shape[1];
-      buffers.check(seq);
+      const [batch, seq] = 'ids' in input ? [input.batch, input.seq] : input.shape;
+      buffers.check(seq, batch);
       if (this.cachedLayers.length > 0) feeds[PAST_LENGTH] = new ort.Tensor('int64', BigInt64Array.of(BigInt(buffers.length)), []);
       for (const i of this.cachedLayers) {
         const kv = buffers.layer(i);
