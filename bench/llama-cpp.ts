@@ -8,6 +8,7 @@ import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp'
 import type { ExternalModel, ScenarioRun } from '../src/hardware/measure.js';
 import type { Scenario } from '../src/hardware/types.js';
 import { writeGgufModel } from '../src/export/gguf/write.js';
+import { byteLevelAlphabet } from '../src/export/gguf/tokenizer.js';
 import { openCheckpoint } from '../src/model/checkpoint.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -25,10 +26,7 @@ export async function llamaCpp(): Promise<Llama> {
  */
 export function ggufOf(modelDir: string, path: string): string {
   if (!existsSync(join(modelDir, 'tokenizer.json'))) {
-    const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    let shifted = 0;
-    const bytes = Array.from({ length: 256 }, (_, b) => String.fromCharCode(printable(b) ? b : 256 + shifted++));
-    const vocab = Object.fromEntries(bytes.map((t, i) => [t, i]));
+    const vocab = Object.fromEntries(byteLevelAlphabet().map((t, i) => [t, i]));
     writeFileSync(join(modelDir, 'tokenizer.json'), JSON.stringify({ model: { type: 'BPE', vocab, merges: [] }, pre_tokenizer: { type: 'ByteLevel' } }));
   }
   writeGgufModel(path, openCheckpoint(modelDir), 'F32');

@@ -9,6 +9,7 @@ import { llamaConfigJson, randomWeights } from '../src/model/random.js';
 import { permuteRope } from '../src/export/gguf/deci.js';
 import { quantizeQ8_0 } from '../src/export/gguf/quant.js';
 import { writeGgufModel } from '../src/export/gguf/write.js';
+import { byteLevelAlphabet } from '../src/export/gguf/tokenizer.js';
 import { deciConfigJson } from '../src/export/export.js';
 import { greedyGenerate } from '../src/lm/generate.js';
 import { loadCheckpoint, openCheckpoint, type Checkpoint } from '../src/model/checkpoint.js';
@@ -231,10 +232,3 @@ describe('GGUF export for llama.cpp', () => {
     expect(existsSync(join(root, 'no-bytes.gguf'))).toBe(false);
   });
 });
-
-/** GPT-2's bytes_to_unicode: the printable bytes as themselves, the others shifted past 255, in byte order. */
-function byteLevelAlphabet(): string[] {
-  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-  let shifted = 0;
-  return Array.from({ length: 256 }, (_, b) => String.fromCharCode(printable(b) ? b : 256 + shifted++));
-}

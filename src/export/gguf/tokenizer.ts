@@ -4,6 +4,13 @@ import { readJsonFile } from '../../model/json.js';
 import { fail } from '../../util/errors.js';
 import type { GgufValue } from './format.js';
 
+/** GPT-2's bytes_to_unicode: the character a byte-level vocabulary spells each byte with (printable bytes as themselves, the others shifted past 255), in byte order. */
+export function byteLevelAlphabet(): string[] {
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+  let shifted = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCharCode(printable(b) ? b : 256 + shifted++));
+}
+
 /** llama.cpp's token types. */
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6, unused: 5 } as const;
 
@@ -71,7 +78,8 @@ export function tokenizerMetadata(dir: string, vocabSize: number, configJson: Re
   const config = existsSync(configFile) ? (readJsonFile(configFile, 'tokenizer config') as Record<string, unknown>) : null;
   if (byteLevel) {
     // llama.cpp looks its newline token up when it loads a vocabulary and aborts the process when there is none.
-    if (model.vocab['\u010a'] === undefined) fail(`${file}: has no token for a newline ("\u010a"), which llama.cpp's byte-level vocabulary needs to load; this tokenizer cannot be written as GGUF`);
+    const newline = byteLevelAlphabet()['\n'.charCodeAt(0)];
+    if (model.vocab[newline] === undefined) fail(`${file}: has no token for a newline (${JSON.stringify(newline)}), which llama.cpp's byte-level vocabulary needs to load; this tokenizer cannot be written as GGUF`);
     out.set('tokenizer.ggml.model', { type: 'string', value: 'gpt2' });
     out.set('tokenizer.ggml.pre', { type: 'string', value: preTokenizer(text) });
     out.set('tokenizer.ggml.tokens', { type: 'array', of: 'string', value: list });
