@@ -228,7 +228,7 @@ describe('GGUF export for llama.cpp', () => {
     for (const tok of Object.keys(tokenizer.model.vocab)) if (/^<0x[0-9A-F]{2}>$/.test(tok)) delete tokenizer.model.vocab[tok];
     writeFileSync(join(noBytes, 'tokenizer.json'), JSON.stringify(tokenizer));
     const refused = cli(noBytes, '--format', 'gguf', '--out', join(root, 'no-bytes.gguf'));
-    expect(refused.stderr.trim()).toMatch(/no-bytes\/tokenizer\.json: has no byte fallback and no token for a newline \("<0x0A>"\), and is not a character-level vocabulary/);
+    expect(refused.stderr.trim()).toMatch(/no-bytes\/tokenizer\.json: has no byte fallback and no token for a newline \("<0x0A>" or "\\n"\), and is not a character-level vocabulary/);
     expect(existsSync(join(root, 'no-bytes.gguf'))).toBe(false);
   });
 });

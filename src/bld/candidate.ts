@@ -181,7 +181,6 @@ export interface LocalCandidate {
 /** Whether a candidate is the parent's own sub-block, unchanged: the parent itself, KL 0 by definition. */
 const isParent = (ctx: CandidateContext, c: CandidateSpec) => variantKey(c.subBlock, c.variant) === variantKey(c.subBlock, ctx.parent.architecture[c.layer][c.subBlock]);
 
-/** Derives, fits (closed form, then BLD training when asked) and scores one candidate on its own sub-block's output. */
 /** Weights as the library stores them. */
 function storedWeights<V extends Variant>(ctx: CandidateContext, w: SubBlockWeights<V>): SubBlockWeights<V> {
   if (ctx.weightsDtype === 'F32') return w;
@@ -190,6 +189,7 @@ function storedWeights<V extends Variant>(ctx: CandidateContext, w: SubBlockWeig
 
 const storedForm = <V extends Variant>(ctx: CandidateContext, d: Derived<V>): Derived<V> => ({ ...d, init: storedWeights(ctx, d.init), fitted: storedWeights(ctx, d.fitted) });
 
+/** Derives, fits (closed form, then BLD training when asked) and scores one candidate on its own sub-block's output. */
 async function localCandidate(ctx: CandidateContext, c: CandidateSpec): Promise<LocalCandidate> {
   const sub = c.subBlock;
   const kind = kindOf(sub, c.variant);

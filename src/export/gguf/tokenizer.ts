@@ -43,7 +43,9 @@ function sentencePieceModel(file: string, model: NonNullable<TokenizerJson['mode
   if (model.byte_fallback === true || model.vocab!['<0x0A>'] !== undefined) return 'llama';
   const characters = merges.length === 0 && tokens.every((tok, id) => types[id] !== TOKEN_TYPE.normal || [...tok].length === 1);
   if (characters && model.unk_token != null && model.vocab![model.unk_token] !== undefined) return 't5';
-  return fail(`${file}: has no byte fallback and no token for a newline ("<0x0A>"), and is not a character-level vocabulary with an <unk> token: llama.cpp's tokenizers cannot load it; this tokenizer cannot be written as GGUF`);
+  // A newline of its own lets it load (text with a character it has no token for would still end the process).
+  if (model.vocab!['\n'] !== undefined) return 'llama';
+  return fail(`${file}: has no byte fallback and no token for a newline ("<0x0A>" or "\\n"), and is not a character-level vocabulary with an <unk> token: llama.cpp's tokenizers cannot load it; this tokenizer cannot be written as GGUF`);
 }
 
 /**
