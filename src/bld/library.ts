@@ -2,8 +2,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import type { TextRange } from '../data/sequences.js';
 import { join } from 'node:path';
 import { isObject } from '../model/json.js';
-import { SafetensorsFile, writeSafetensorsStreaming, type TensorToWrite } from '../model/safetensors.js';
-import { encodeTensor, type StoredDtype } from '../model/save.js';
+import { SafetensorsFile, writeSafetensorsStreaming } from '../model/safetensors.js';
+import { encodedTensor, type StoredDtype } from '../model/save.js';
 import type { RunPaths } from '../run/paths.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
@@ -147,7 +147,7 @@ export class BlockLibrary {
  * workers call it as soon as a candidate's weights are final; the record follows once its scores are.
  */
 export function writeCandidateWeights(path: string, at: { readonly layer: number; readonly subBlock: string }, tensors: Record<string, Tensor>, dtype: StoredDtype): string {
-  const lazy = new Map(Object.entries(tensors).map(([key, t]): [string, TensorToWrite] => [key, { dtype, shape: t.shape, bytes: () => encodeTensor(t, dtype, `${path}: ${key}`) }]));
+  const lazy = new Map(Object.entries(tensors).map(([key, t]) => [key, encodedTensor(`${path}: ${key}`, t.shape, () => t, dtype)]));
   writeSafetensorsStreaming(path, lazy, { layer: String(at.layer), subBlock: at.subBlock });
   return sha256(readFileSync(path));
 }

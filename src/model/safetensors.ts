@@ -117,7 +117,8 @@ export class SafetensorsFile {
   }
 }
 
-function decode(dtype: string, bytes: Buffer): Float32Array {
+/** A tensor's stored bytes (F32, F16 or BF16) as float32. */
+export function decode(dtype: string, bytes: Uint8Array): Float32Array {
   // Copy into a fresh aligned buffer: Buffer pools may hand out unaligned offsets.
   const aligned = new Uint8Array(bytes).buffer;
   if (dtype === 'F32') return new Float32Array(aligned);

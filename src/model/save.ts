@@ -3,9 +3,9 @@ import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './dtype.js';
+import { f32ToBf16, f32ToF16 } from './dtype.js';
 import type { Tensor } from '../util/tensor.js';
-import { writeSafetensors, writeSafetensorsStreaming, type TensorToWrite } from './safetensors.js';
+import { decode, writeSafetensors, writeSafetensorsStreaming, type TensorToWrite } from './safetensors.js';
 import { checkpointTensorSpecs, layerTensors, type LayerWeights, type ModelWeights, type WeightSource } from './weights.js';
 
 /** Every tensor of a model under its HuggingFace / DeciLM checkpoint name, in checkpoint order. */
@@ -36,11 +36,11 @@ export function encodeTensor(t: Tensor, dtype: StoredDtype, name: string): Uint8
 
 /** The values a tensor keeps when stored as `dtype` (float32 itself when it is float32). */
 export function storedAs(t: Tensor, dtype: StoredDtype, name: string): Tensor {
-  if (dtype === 'F32') return t;
-  const bytes = encodeTensor(t, dtype, name);
-  const half = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-  return { data: dtype === 'BF16' ? bf16ToF32(half) : f16ToF32(half), shape: t.shape };
+  return dtype === 'F32' ? t : { data: decode(dtype, encodeTensor(t, dtype, name)), shape: t.shape };
 }
+
+/** A tensor to write as `dtype`, encoded only when the writer reaches it. */
+export const encodedTensor = (name: string, shape: readonly number[], read: () => Tensor, dtype: StoredDtype): TensorToWrite => ({ dtype, shape, bytes: () => encodeTensor(read(), dtype, name) });
 
 /**
  * Writes every tensor of a source as one safetensors file (float32 unless `dtype` says otherwise) under its
@@ -54,7 +54,7 @@ export function writeSourceSafetensors(path: string, config: ModelConfig, arch: 
     if (current?.i !== i) current = { i, tensors: layerTensors(config, source.layer(i) as LayerWeights) };
     return current.tensors[key];
   };
-  const lazy = (name: string, shape: readonly number[], read: () => Tensor): [string, TensorToWrite] => [name, { dtype, shape, bytes: () => encodeTensor(read(), dtype, name) }];
+  const lazy = (name: string, shape: readonly number[], read: () => Tensor): [string, TensorToWrite] => [name, encodedTensor(name, shape, read, dtype)];
   const out = new Map<string, TensorToWrite>([lazy(specs.embed.name, specs.embed.shape, () => source.embed())]);
   specs.layers.forEach((layer, i) => {
     for (const [key, spec] of Object.entries(layer)) out.set(...lazy(spec.name, spec.shape, () => layerTensor(i, key)));
