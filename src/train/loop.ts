@@ -141,7 +141,7 @@ export async function optimize(training: TrainingGraph, inputs: StepInputs, o: T
   const keys = [...training.weights.keys()];
   const tensors = keys.map((k) => training.weights.get(k)!);
   const shapes = tensors.map((t) => t.shape);
-  const session = await o.runtime.session(training.graph);
+  const session = await o.runtime.session(training.graph, { repeated: true });
   try {
     const trainer: Trainer = {
       keys,

@@ -66,17 +66,22 @@ export function appendAdamW(g: GraphBuilder, weights: ReadonlyMap<string, Tensor
   g.expose(norm, OPTIMIZER.gradNorm, []);
   const factor = g.node('Min', [g.float(1), g.node('Div', [g.float(clip), g.node('Add', [norm, g.float(1e-6)])])], {}, 'clip_factor');
   const decay = g.node('Sub', [g.float(1), g.node('Mul', [lr, g.float(s.weightDecay)])], {}, 'decay');
-  // Scalars shared by every weight: the step size lr / (1 − β₁ᵗ), and 1 / (1 − β₂ᵗ).
-  const stepSize = g.node('Div', [lr, c1], {}, 'step_size');
-  const vScale = g.node('Div', [g.float(1), c2], {}, 'v_scale');
+  // Every scalar folded into the few that multiply whole tensors, since each elementwise pass over the weights
+  // costs as much as the next (the optimizer is a third of a SmolLM2-135M-shaped step; 15 passes before, 13 now):
+  // m' = β₁m + (1 − β₁)·c·g and v' = β₂v + (1 − β₂)·c²·g², c the clip factor;
+  // w' = decay·w − m'·(lr / (1 − β₁ᵗ) / √s) / (√v' + ε / √s), s = 1 / (1 − β₂ᵗ) — torch's lr·m̂ / (√v̂ + ε).
+  const gScale = g.node('Mul', [factor, g.float(1 - s.beta1)], {}, 'm_grad_scale');
+  const g2Scale = g.node('Mul', [g.node('Mul', [factor, factor]), g.float(1 - s.beta2)], {}, 'v_grad_scale');
+  const sqrtVScale = g.node('Sqrt', [g.node('Div', [g.float(1), c2])]);
+  const stepSize = g.node('Div', [g.node('Div', [lr, c1]), sqrtVScale], {}, 'step_size');
+  const eps = g.node('Div', [g.float(s.eps), sqrtVScale], {}, 'eps_scaled');
   for (const k of keys) {
     const shape = [...weights.get(k)!.shape];
     const [m, v] = (['m', 'v'] as const).map((which) => g.input(OPTIMIZER.moment(which, k), DataType.FLOAT, shape));
-    const grad = g.node('Mul', [grads.get(k)!, factor]);
-    // m + (1 − β₁)(g − m) and v + (1 − β₂)(g² − v): the moments' running means, in fewer passes.
-    const m2 = g.nodeAsOutput('Add', [m, g.node('Mul', [g.node('Sub', [grad, m]), g.float(1 - s.beta1)])], OPTIMIZER.nextMoment('m', k), shape);
-    const v2 = g.nodeAsOutput('Add', [v, g.node('Mul', [g.node('Sub', [g.node('Mul', [grad, grad]), v]), g.float(1 - s.beta2)])], OPTIMIZER.nextMoment('v', k), shape);
-    const step = g.node('Div', [g.node('Mul', [m2, stepSize]), g.node('Add', [g.node('Sqrt', [g.node('Mul', [v2, vScale])]), g.float(s.eps)])]);
+    const grad = grads.get(k)!;
+    const m2 = g.nodeAsOutput('Add', [g.node('Mul', [m, g.float(s.beta1)]), g.node('Mul', [grad, gScale])], OPTIMIZER.nextMoment('m', k), shape);
+    const v2 = g.nodeAsOutput('Add', [g.node('Mul', [v, g.float(s.beta2)]), g.node('Mul', [g.node('Mul', [grad, grad]), g2Scale])], OPTIMIZER.nextMoment('v', k), shape);
+    const step = g.node('Div', [g.node('Mul', [m2, stepSize]), g.node('Add', [g.node('Sqrt', [v2]), eps])]);
     g.nodeAsOutput('Sub', [g.node('Mul', [k, decay]), step], OPTIMIZER.next(k), shape);
   }
 }
