@@ -9,6 +9,9 @@ import { loadHardwareProfile, parseHardwareProfile } from '../src/hardware/load.
 import { architectureCost } from '../src/hardware/model-cost.js';
 import { attentionKernels, ffnKernels, kernelSeconds } from '../src/hardware/roofline.js';
 import type { HardwareProfile } from '../src/hardware/types.js';
+import { preciseEnough } from '../src/hardware/interval.js';
+import { compareModels, type ExternalModel } from '../src/hardware/measure.js';
+import { cpuRuntime } from '../src/onnx/runtime.js';
 import { configOf } from './support/fixtures.js';
 
 const PROFILES = resolve(import.meta.dirname, '../hardware-profiles');
@@ -168,5 +171,47 @@ describe('measured cost model', () => {
     expect(() => measuredCostModel(config, measured({ ...shape, hiddenSize: 512 }))).toThrow(/m\.json: measured for a model of hidden 512/);
     const s = measured(shape).workload.scenarios[0];
     expect(() => measuredCostModel(config, measured(shape)).ffn({ kind: 'linear' }, s)).toThrow(/m\.json: no measured time for "ffn-linear" in scenario "s"/);
+  });
+});
+
+describe('the timing protocol', () => {
+  const scenario = { name: 'single-prompt', prefillTokens: 8, generatedTokens: 4, batch: 1 };
+  /** A model that takes `seconds` a run (prefill only) and logs what the protocol does with it. */
+  const fake = (name: string, seconds: (build: number) => number, log: string[]): ExternalModel => {
+    let builds = 0;
+    return {
+      bytes: 1,
+      open: async () => {
+        const build = builds++;
+        log.push(`open ${name}`);
+        return {
+          run: async () => {
+            log.push(`run ${name}`);
+            return { prefillSeconds: seconds(build), decodeSeconds: 0 };
+          },
+          release: async () => void log.push(`release ${name}`),
+        };
+      },
+    };
+  };
+
+  it('builds every model afresh each round, warms it up, times it once, and alternates the order', async () => {
+    const log: string[] = [];
+    const c = await compareModels([fake('parent', () => 0.002, log), fake('child', () => 0.001, log)], scenario, { runtime: cpuRuntime(1), warmup: 1, minRounds: 3, maxRounds: 3, precision: 0.03, maxSeconds: 60 });
+    const round = (a: string, b: string) => [`open ${a}`, `run ${a}`, `run ${a}`, `release ${a}`, `open ${b}`, `run ${b}`, `run ${b}`, `release ${b}`];
+    expect(log).toEqual([...round('parent', 'child'), ...round('child', 'parent'), ...round('parent', 'child')]);
+    expect(c.speedups[0].estimate).toBeCloseTo(2, 10);
+    expect(c.speedups[0].rounds).toBe(3);
+  });
+
+  it('spans builds in its interval: a speed-up that changes from build to build is not called precise', async () => {
+    // Each build of the child runs at its own speed (×1.5 … ×1.9), steady within a build: rounds of one build
+    // would give an interval of zero width around one of them.
+    const perBuild = [1.5, 1.9, 1.6, 1.8, 1.7, 1.55];
+    const c = await compareModels([fake('parent', () => 0.003, []), fake('child', (b) => 0.003 / perBuild[b % perBuild.length], [])], scenario, { runtime: cpuRuntime(1), warmup: 1, minRounds: 6, maxRounds: 6, precision: 0.03, maxSeconds: 60 });
+    const s = c.speedups[0];
+    expect(s.low).toBeLessThan(1.6);
+    expect(s.high).toBeGreaterThan(1.75);
+    expect(preciseEnough(s, 0.03)).toBe(false);
   });
 });

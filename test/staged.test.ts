@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
 import { distributionOn, inMemoryRows, modelDivergence, stagedDivergence, stagedDivergences } from '../src/lm/divergence.js';
-import { greedyGenerate } from '../src/lm/generate.js';
+import { generationOptions, greedyGenerate } from '../src/lm/generate.js';
 import { perplexity } from '../src/lm/perplexity.js';
 import { loadCheckpoint, openCheckpoint } from '../src/model/checkpoint.js';
 import { randomWeights } from '../src/model/random.js';
@@ -88,7 +88,28 @@ describe('stages: a model run a few layers at a time', () => {
       r = await cached.run({ ids: Int32Array.of(next), batch: 1, seq: 1 }, r.present);
     }
     expect(out).toEqual(a);
-    for (const d of [whole, chain, cached]) await d.release();
+    // What `generate` and `evaluate` use: K/V buffers appended in place by the fused kernel, through every stage.
+    const buffered = await StagedDecoder.create(ck.config, ck.source, generationOptions(ck.config), ONE_LAYER);
+    expect(await greedyGenerate(buffered, prompt, prompt.length + 24, [], ck.architecture)).toEqual(a);
+    for (const d of [whole, chain, cached, buffered]) await d.release();
+  });
+
+  it('generates through K/V buffers what it generates rerunning the prefix, for a child of every variant kind', async () => {
+    // onnxruntime's fused kernel needs head sizes of a multiple of 8: this model's are 8.
+    const wide = configOf({ hidden: 32, layers: 4, heads: 4, kvHeads: 2, intermediate: 40, vocab: 50 });
+    const source = inMemory(randomWeights(wide, arch, new Rng(5)));
+    const prompt = [3, 14, 15, 9, 26];
+    const plain = await StagedDecoder.create(wide, source, { logits: 'last' }, ONE_LAYER);
+    const buffered = await StagedDecoder.create(wide, source, generationOptions(wide), ONE_LAYER);
+    expect(buffered.options.kvBuffer).toBe(true);
+    expect(generationOptions(config)).toEqual({ logits: 'last' });
+    const expected = await greedyGenerate(plain, prompt, 20);
+    expect(expected.length).toBe(20);
+    expect(await greedyGenerate(buffered, prompt, 20, [], arch)).toEqual(expected);
+    // A stop token ends both alike; and buffers are made afresh for each prompt.
+    expect(await greedyGenerate(buffered, prompt, 20, [expected[8]], arch)).toEqual(await greedyGenerate(plain, prompt, 20, [expected[8]]));
+    await expect(greedyGenerate(buffered, prompt, 20)).rejects.toThrow(/architecture/);
+    for (const d of [plain, buffered]) await d.release();
   });
 
   it('looks token ids up outside its sessions, from the file row by row, and computes what a graph that embeds them computes', async () => {

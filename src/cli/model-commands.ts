@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { paragraphSequences, takeWindows, type Sequences } from '../data/sequences.js';
 import { paragraphs, readText } from '../data/text.js';
-import { greedyGenerate } from '../lm/generate.js';
+import { generationOptions, greedyGenerate } from '../lm/generate.js';
 import { perplexity } from '../lm/perplexity.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { loadTokenizer } from '../model/tokenizer.js';
@@ -84,11 +84,11 @@ export function addModelCommands(p: Command, print: Print): void {
       const tokenizer = loadTokenizer(dir);
       const prompt = tokenizer.encode(f.prompt);
       const limit = Math.min(prompt.length + f.tokens, ck.config.maxPositions);
-      const session = await StagedDecoder.create(ck.config, ck.source, { logits: 'last' }, runtimeOf(f));
+      const session = await StagedDecoder.create(ck.config, ck.source, generationOptions(ck.config), runtimeOf(f));
       try {
         // llama2.c-trained models mark a story boundary with BOS, so it ends a continuation like EOS does.
         const stop = [...ck.config.eosTokenIds, ...(ck.config.bosTokenId !== null ? [ck.config.bosTokenId] : [])];
-        print(tokenizer.decode(await greedyGenerate(session, prompt, limit, stop)));
+        print(tokenizer.decode(await greedyGenerate(session, prompt, limit, stop, ck.architecture)));
       } finally {
         await session.release();
       }

@@ -10,7 +10,7 @@ import { describeSpeedup, withinNoise, type SpeedupInterval } from '../hardware/
 import { compareModels, type ProtocolOptions } from '../hardware/measure.js';
 import { architectureCost } from '../hardware/model-cost.js';
 import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.js';
-import { greedyGenerate } from '../lm/generate.js';
+import { generationOptions, greedyGenerate } from '../lm/generate.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { Runtime } from '../onnx/runtime.js';
@@ -90,10 +90,10 @@ function unseenStart(childDirs: readonly string[], data: string): { start: numbe
 
 /** Greedy continuations of each prompt by one model (its decoder built once, released after). */
 async function greedyContinuations(ck: Checkpoint, prompts: number[][], tokens: number, runtime: Runtime): Promise<number[][]> {
-  const decoder = await StagedDecoder.create(ck.config, ck.source, { logits: 'last' }, runtime);
+  const decoder = await StagedDecoder.create(ck.config, ck.source, generationOptions(ck.config), runtime);
   try {
     const out: number[][] = [];
-    for (const prompt of prompts) out.push(await greedyGenerate(decoder, prompt, Math.min(prompt.length + tokens, ck.config.maxPositions)));
+    for (const prompt of prompts) out.push(await greedyGenerate(decoder, prompt, Math.min(prompt.length + tokens, ck.config.maxPositions), [], ck.architecture));
     return out;
   } finally {
     await decoder.release();

@@ -3,6 +3,7 @@ import { EMPTY_BLOCK, type Architecture, type AttentionVariant, type BlockConfig
 import { randomWeights } from '../model/random.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { endBytes, layerBytes, StagedDecoder } from '../onnx/staged.js';
+import { fusedAttentionRuns } from '../onnx/decoder-graph.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession, type KvBuffers, type KvCache } from '../onnx/session.js';
 import { kindOf, removesSubBlock } from '../arch/variants/registry.js';
@@ -18,7 +19,7 @@ export interface MeasureOptions {
   /** Timed runs per measurement (the median is kept), after `warmup` untimed ones. */
   readonly repeats: number;
   readonly warmup: number;
-  /** Attention as onnxruntime's fused kernel (default), as the exported model.onnx runs it; false: standard ops. */
+  /** Attention as onnxruntime's fused kernel (default where it runs the model: `fusedAttentionRuns`), as the exported model.onnx runs it; false: standard ops. */
   readonly fusedAttention?: boolean;
 }
 
@@ -102,7 +103,7 @@ export async function measureSubBlocks(
   onProgress(0, total);
   const hidden = (batch: number, seq: number) => noise(rng, [batch, seq, config.hiddenSize]);
   const time = async (block: BlockConfig) => {
-    const { session, kvHeads } = await blockSession(config, block, o.runtime, rng, o.fusedAttention ?? true);
+    const { session, kvHeads } = await blockSession(config, block, o.runtime, rng, o.fusedAttention ?? fusedAttentionRuns(config));
     try {
       return await timeScenario(session, s, o, hidden, kvHeads, rng);
     } finally {
@@ -172,13 +173,13 @@ export async function measureModel(config: ModelConfig, weights: ModelWeights | 
   return t.medians[0];
 }
 
-/** Models whose float32 weights together stay within this many stage budgets are kept in memory together while timed. */
+/** A model timed alone whose float32 weights stay within this many stage budgets is built once for all its rounds. */
 const TOGETHER_STAGES = 8;
 
 /** How long and how precisely `compareModels` times. */
 export interface ProtocolOptions {
   readonly runtime: Runtime;
-  /** Untimed runs of each model before its first timed one. */
+  /** Untimed runs of each build of a model before it is timed. */
   readonly warmup: number;
   /** Rounds (each times every model once): at least `minRounds` (and 2: an interval needs two), then until every speed-up is precise enough, at most `maxRounds`. */
   readonly minRounds: number;
@@ -191,7 +192,7 @@ export interface ProtocolOptions {
   readonly fusedAttention?: boolean;
 }
 
-export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 2, minRounds: 5, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
+export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 1, minRounds: 5, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
 
 /** A model to time: its weights and architecture; `fusedAttention` overrides the protocol's (to time both graphs of one model). */
 export interface TesseraModel {
@@ -229,12 +230,18 @@ export interface Comparison {
  * Times several models on one scenario in rounds: each round runs every model once, in alternating order (A B,
  * then B A), so that drift in the machine's speed (frequency, other load) falls on all alike and each round's
  * ratio is a fair sample of the speed-up. Rounds go on until every speed-up's interval is within the protocol's
- * precision (or its rounds or seconds run out). Models too large to hold together (see `TOGETHER_STAGES`) are
- * built, warmed up and released within each round, one at a time.
+ * precision (or its rounds or seconds run out).
+ *
+ * With more than one model, every round builds each model afresh, warms it up, times it once and releases it:
+ * a speed-up varies from one build of the sessions to the next more than between rounds of one build (one pair,
+ * built six times in one process: ×1.50 to ×1.92, each build's rounds within ±3%), so rounds of a single build
+ * gave intervals that the next run missed (36 of 45 pairs of ten runs overlapping). Rounds over builds sample
+ * what another run would measure; and only one model is held at a time. A model timed alone (a profile's
+ * calibration) is built once when it fits `TOGETHER_STAGES`, else once per round.
  */
 export async function compareModels(models: readonly TimedModel[], s: Scenario, o: ProtocolOptions): Promise<Comparison> {
   const bytes = models.reduce((sum, m) => sum + (isExternal(m) ? m.bytes : modelBytes(m.config, sourceOf(m.weights))), 0);
-  const together = bytes <= TOGETHER_STAGES * o.runtime.stageBytes;
+  const builtOnce = models.length === 1 && bytes <= TOGETHER_STAGES * o.runtime.stageBytes;
   const rounds: ScenarioTime[][] = models.map(() => []);
   const speedups = () => rounds.slice(1).map((r) => speedupInterval(rounds[0].map(totalSeconds), r.map(totalSeconds)));
   const done = (spent: number) => {
@@ -242,7 +249,7 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     if (n < Math.max(2, o.minRounds)) return false;
     return n >= o.maxRounds || spent >= o.maxSeconds || speedups().every((i) => preciseEnough(i, o.precision));
   };
-  const runnerOf = (m: TimedModel) => (isExternal(m) ? m.open(s) : scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? true));
+  const runnerOf = (m: TimedModel) => (isExternal(m) ? m.open(s) : scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? fusedAttentionRuns(m.config)));
   const runners: ScenarioRun[] = [];
   // A model not held between rounds is built, warmed up, timed once and released within its round.
   const timedAlone = async (m: TimedModel): Promise<ScenarioTime> => {
@@ -255,16 +262,16 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     }
   };
   try {
-    if (together) {
-      for (const m of models) runners.push(await runnerOf(m));
-      for (const r of runners) for (let i = 0; i < o.warmup; i++) await r.run();
+    if (builtOnce) {
+      runners.push(await runnerOf(models[0]));
+      for (let i = 0; i < o.warmup; i++) await runners[0].run();
     }
     let spent = 0;
     while (!done(spent)) {
       const order = models.map((_, k) => k);
       if (rounds[0].length % 2 === 1) order.reverse();
       for (const k of order) {
-        const t = together ? await runners[k].run() : await timedAlone(models[k]);
+        const t = builtOnce ? await runners[k].run() : await timedAlone(models[k]);
         rounds[k].push(t);
         spent += totalSeconds(t);
       }

@@ -1,13 +1,43 @@
+import type { Architecture } from '../arch/variant.js';
+import { kindOf } from '../arch/variants/registry.js';
+import type { ModelConfig } from '../arch/config.js';
+import { fusedAttentionRuns, type DecoderGraphOptions } from '../onnx/decoder-graph.js';
 import type { Decoder } from '../onnx/staged.js';
 
 /**
- * Greedy (argmax) continuation of `prompt` up to `totalLength` tokens, prompt included. It stops early
- * at any of `stopIds` (for llama2.c models that is BOS, which separates stories). Without a KV cache
- * each step reruns the whole prefix: fine for checking a model, not a serving path.
+ * How a decoder for generation is built: the last position's logits and K/V caches in onnxruntime buffers, where
+ * its fused attention kernel runs the model; else the whole prefix each step.
  */
-export async function greedyGenerate(session: Decoder, prompt: readonly number[], totalLength: number, stopIds: readonly number[] = []): Promise<number[]> {
+export const generationOptions = (config: ModelConfig): Pick<DecoderGraphOptions, 'logits' | 'kvCache' | 'fusedAttention' | 'kvBuffer'> =>
+  fusedAttentionRuns(config) ? { logits: 'last', kvCache: true, fusedAttention: true, kvBuffer: true } : { logits: 'last' };
+
+/**
+ * Greedy (argmax) continuation of `prompt` up to `totalLength` tokens, prompt included. It stops early
+ * at any of `stopIds` (for llama2.c models that is BOS, which separates stories).
+ *
+ * A decoder built with K/V buffers (`kvCache`, `fusedAttention` and `kvBuffer`; `architecture` gives each layer's
+ * cached heads) runs the prompt in one call and then one call per new token, appending to onnxruntime's buffers in
+ * place: linear in the length. Any other decoder reruns the whole prefix each step — quadratic, but it checks a
+ * graph step for step against another runtime without a cache in between.
+ */
+export async function greedyGenerate(session: Decoder, prompt: readonly number[], totalLength: number, stopIds: readonly number[] = [], architecture?: Architecture): Promise<number[]> {
   if (session.options.logits !== 'last') throw new Error('greedyGenerate needs a session built with logits: "last"');
   const ids = [...prompt];
+  if (ids.length >= totalLength) return ids;
+  if (session.options.kvBuffer === true) {
+    if (architecture === undefined) throw new Error('greedyGenerate with K/V buffers needs the architecture (each layer\'s cached heads)');
+    const config = session.config;
+    const buffers = session.kvBuffers(1, totalLength, (i) => kindOf('attention', architecture[i].attention).cachedKvHeads(config, architecture[i].attention));
+    let input = Int32Array.from(ids);
+    while (ids.length < totalLength) {
+      const { logits } = await session.run({ ids: input, batch: 1, seq: input.length }, buffers);
+      const next = argmax(logits!.data);
+      if (stopIds.includes(next)) break;
+      ids.push(next);
+      input = Int32Array.of(next);
+    }
+    return ids;
+  }
   while (ids.length < totalLength) {
     const { logits } = await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length });
     const next = argmax(logits!.data);

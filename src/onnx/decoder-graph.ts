@@ -11,6 +11,9 @@ import { inferenceWeights, type WeightWriter } from './weight-writer.js';
  * What a decoder graph computes. By default: the whole model, token ids in, logits out.
  * `fromLayer > 0` makes a partial graph whose input is the residual stream entering that layer.
  */
+/** Whether onnxruntime's CPU GroupQueryAttention kernel runs a model: it refuses head sizes that are not a multiple of 8. */
+export const fusedAttentionRuns = (config: ModelConfig): boolean => config.headDim % 8 === 0;
+
 export interface DecoderGraphOptions {
   /** First layer to run; > 0 takes `hidden_in` [batch, seq, hidden] instead of `input_ids`. */
   readonly fromLayer?: number;
