@@ -37,9 +37,8 @@ export function ggufOf(modelDir: string, path: string): string {
  * A GGUF model run by llama.cpp for a batch-1 scenario: the prompt evaluated at once (prefill, up to the first
  * greedy token), then one evaluation per further token, as Tessera's graphs are timed.
  */
-export function llamaCppModel(path: string, o: { readonly vocabSize: number; readonly bytes: number; readonly threads: number }): ExternalModel {
+export function llamaCppModel(path: string, o: { readonly vocabSize: number; readonly threads: number }): ExternalModel {
   return {
-    bytes: o.bytes,
     open: async (s: Scenario): Promise<ScenarioRun> => {
       if (s.batch !== 1) throw new Error(`llama.cpp is timed on batch-1 scenarios; ${s.name} has batch ${s.batch}`);
       const model = await (await llamaCpp()).loadModel({ modelPath: path });

@@ -13,7 +13,7 @@
  *   calibrated here, each timed against its parent: predicted against measured speed-ups, with intervals.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parentArchitecture } from '../src/arch/config.js';
@@ -83,7 +83,7 @@ async function graphRows(): Promise<GraphRow[]> {
       const c = loadCheckpoint(dir);
       const m = { config: c.config, weights: c.source, arch: c.architecture };
       const gguf = ggufOf(dir, join(scratch, `${basename(dir)}.gguf`));
-      const llama = llamaCppModel(gguf, { vocabSize: c.config.vocabSize, bytes: statSync(gguf).size, threads: THREADS });
+      const llama = llamaCppModel(gguf, { vocabSize: c.config.vocabSize, threads: THREADS });
       for (const s of profile.workload.scenarios as readonly Scenario[]) {
         process.stderr.write(`graphs: ${name} · ${s.name}\n`);
         const withLlama = s.batch === 1;

@@ -180,7 +180,6 @@ describe('the timing protocol', () => {
   const fake = (name: string, seconds: (build: number) => number, log: string[]): ExternalModel => {
     let builds = 0;
     return {
-      bytes: 1,
       open: async () => {
         const build = builds++;
         log.push(`open ${name}`);

@@ -1,8 +1,8 @@
 import type { ModelConfig } from '../arch/config.js';
 import { EMPTY_BLOCK, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant } from '../arch/variant.js';
 import { randomWeights } from '../model/random.js';
-import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
-import { endBytes, layerBytes, StagedDecoder } from '../onnx/staged.js';
+import type { ModelWeights, WeightSource } from '../model/weights.js';
+import { StagedDecoder } from '../onnx/staged.js';
 import { fusedAttentionRuns } from '../onnx/decoder-graph.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession, type KvBuffers, type KvCache } from '../onnx/session.js';
@@ -173,9 +173,6 @@ export async function measureModel(config: ModelConfig, weights: ModelWeights | 
   return t.medians[0];
 }
 
-/** A model timed alone whose float32 weights stay within this many stage budgets is built once for all its rounds. */
-const TOGETHER_STAGES = 8;
-
 /** How long and how precisely `compareModels` times. */
 export interface ProtocolOptions {
   readonly runtime: Runtime;
@@ -208,10 +205,9 @@ export interface ScenarioRun {
   release(): Promise<void>;
 }
 
-/** A model another runtime computes (e.g. llama.cpp), timed beside Tessera's graphs: how to open it for a scenario, and the bytes it holds. */
+/** A model another runtime computes (e.g. llama.cpp), timed beside Tessera's graphs: how to open it for a scenario. */
 export interface ExternalModel {
   readonly open: (s: Scenario) => Promise<ScenarioRun>;
-  readonly bytes: number;
 }
 
 export type TimedModel = TesseraModel | ExternalModel;
@@ -232,16 +228,14 @@ export interface Comparison {
  * ratio is a fair sample of the speed-up. Rounds go on until every speed-up's interval is within the protocol's
  * precision (or its rounds or seconds run out).
  *
- * With more than one model, every round builds each model afresh, warms it up, times it once and releases it:
- * a speed-up varies from one build of the sessions to the next more than between rounds of one build (one pair,
- * built six times in one process: ×1.50 to ×1.92, each build's rounds within ±3%), so rounds of a single build
- * gave intervals that the next run missed (36 of 45 pairs of ten runs overlapping). Rounds over builds sample
- * what another run would measure; and only one model is held at a time. A model timed alone (a profile's
- * calibration) is built once when it fits `TOGETHER_STAGES`, else once per round.
+ * Every round builds each model afresh, warms it up, times it once and releases it: a speed-up varies from one
+ * build of the sessions to the next more than between rounds of one build (one pair, built six times in one
+ * process: ×1.50 to ×1.92, each build's rounds within ±3%), so rounds of a single build gave intervals that the
+ * next run missed (36 of 45 pairs of ten runs overlapping). Rounds over builds sample what another run would
+ * measure — for a model timed alone too (a profile's calibration), whose median is then one over builds — and
+ * only one model is held at a time.
  */
 export async function compareModels(models: readonly TimedModel[], s: Scenario, o: ProtocolOptions): Promise<Comparison> {
-  const bytes = models.reduce((sum, m) => sum + (isExternal(m) ? m.bytes : modelBytes(m.config, sourceOf(m.weights))), 0);
-  const builtOnce = models.length === 1 && bytes <= TOGETHER_STAGES * o.runtime.stageBytes;
   const rounds: ScenarioTime[][] = models.map(() => []);
   const speedups = () => rounds.slice(1).map((r) => speedupInterval(rounds[0].map(totalSeconds), r.map(totalSeconds)));
   const done = (spent: number) => {
@@ -250,8 +244,6 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     return n >= o.maxRounds || spent >= o.maxSeconds || speedups().every((i) => preciseEnough(i, o.precision));
   };
   const runnerOf = (m: TimedModel) => (isExternal(m) ? m.open(s) : scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? fusedAttentionRuns(m.config)));
-  const runners: ScenarioRun[] = [];
-  // A model not held between rounds is built, warmed up, timed once and released within its round.
   const timedAlone = async (m: TimedModel): Promise<ScenarioTime> => {
     const r = await runnerOf(m);
     try {
@@ -261,29 +253,15 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
       await r.release();
     }
   };
-  try {
-    if (builtOnce) {
-      runners.push(await runnerOf(models[0]));
-      for (let i = 0; i < o.warmup; i++) await runners[0].run();
+  let spent = 0;
+  while (!done(spent)) {
+    const order = models.map((_, k) => k);
+    if (rounds[0].length % 2 === 1) order.reverse();
+    for (const k of order) {
+      const t = await timedAlone(models[k]);
+      rounds[k].push(t);
+      spent += totalSeconds(t);
     }
-    let spent = 0;
-    while (!done(spent)) {
-      const order = models.map((_, k) => k);
-      if (rounds[0].length % 2 === 1) order.reverse();
-      for (const k of order) {
-        const t = builtOnce ? await runners[k].run() : await timedAlone(models[k]);
-        rounds[k].push(t);
-        spent += totalSeconds(t);
-      }
-    }
-  } finally {
-    for (const r of runners) await r.release();
   }
   return { rounds, medians: rounds.map(medianTime), speedups: models.length > 1 ? speedups() : [] };
-}
-
-/** float32 bytes of a model's weights as its stages hold them (the embedding is looked up outside them). */
-function modelBytes(config: ModelConfig, source: WeightSource): number {
-  const ends = endBytes(config);
-  return ends.head + layerBytes(config, source).reduce((a, b) => a + b, 0);
 }
