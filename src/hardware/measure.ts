@@ -166,7 +166,7 @@ const totalSeconds = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
 
 /**
  * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
- * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run.
+ * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run, each of a fresh build.
  */
 export async function measureModel(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
   const t = await compareModels([{ config, weights, arch }], s, { runtime: o.runtime, warmup: o.warmup, minRounds: o.repeats, maxRounds: o.repeats, precision: 1, maxSeconds: Infinity, fusedAttention: o.fusedAttention });
@@ -244,7 +244,7 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     return n >= o.maxRounds || spent >= o.maxSeconds || speedups().every((i) => preciseEnough(i, o.precision));
   };
   const runnerOf = (m: TimedModel) => (isExternal(m) ? m.open(s) : scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? fusedAttentionRuns(m.config)));
-  const timedAlone = async (m: TimedModel): Promise<ScenarioTime> => {
+  const builtAndTimed = async (m: TimedModel): Promise<ScenarioTime> => {
     const r = await runnerOf(m);
     try {
       for (let w = 0; w < Math.max(1, o.warmup); w++) await r.run();
@@ -258,7 +258,7 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     const order = models.map((_, k) => k);
     if (rounds[0].length % 2 === 1) order.reverse();
     for (const k of order) {
-      const t = await timedAlone(models[k]);
+      const t = await builtAndTimed(models[k]);
       rounds[k].push(t);
       spent += totalSeconds(t);
     }

@@ -80,7 +80,7 @@ export class Runtime {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
-      // Without the arena, memory a run used goes back when it ends instead of staying with each session.
+      // Without the arena (a session not `repeated`), memory a run used goes back when it ends instead of staying with each session.
       enableCpuMemArena: o.repeated === true,
       // Idle intra-op threads sleep instead of spinning: a staged model's sessions, a parent beside its child, or
       // llama.cpp timed in the same rounds run one after another, and each session's spinning threads took the
