@@ -4,6 +4,10 @@ import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { evaluateChild, timingProfile } from '../src/evaluate/evaluate.js';
 import { exportSolution } from '../src/export/export.js';
+import { onnxAttentionFor } from '../src/export/model-dir.js';
+import { parentArchitecture } from '../src/arch/config.js';
+import { randomWeights } from '../src/model/random.js';
+import { Rng } from '../src/util/rng.js';
 import { loadCheckpoint, storedDtype } from '../src/model/checkpoint.js';
 import { bf16ToF32, f32ToBf16 } from '../src/model/dtype.js';
 import { encodeTensor } from '../src/model/save.js';
@@ -15,7 +19,7 @@ import { ChildAssembler } from '../src/search/child.js';
 import { solve } from '../src/search/solve.js';
 import { readSpec } from '../src/run/spec.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
-import { buildLibrary, modelDir, TINYSTORIES, tempDir, RUNTIME } from './support/fixtures.js';
+import { buildLibrary, configOf, modelDir, TINYSTORIES, tempDir, RUNTIME } from './support/fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const root = tempDir();
@@ -147,5 +151,19 @@ describe('export, evaluate and report a solved child', async () => {
     const written = statSync(spec).mtimeMs;
     await writeReport(Run.open(run), { speedups: [1.1, 1.5], runtime: RUNTIME });
     expect(statSync(spec).mtimeMs).toBe(written);
+  });
+});
+
+describe("model.onnx's attention", () => {
+  it('is the fused kernel where onnxruntime runs it, standard ops where it does not, and refuses the kernel there by name', async () => {
+    const narrow = configOf({ hidden: 16, layers: 1, heads: 4, kvHeads: 2, intermediate: 24, vocab: 32 });
+    const wide = configOf({ hidden: 32, layers: 1, heads: 4, kvHeads: 2, intermediate: 24, vocab: 32 });
+    expect(onnxAttentionFor(wide, undefined)).toBe('fused');
+    expect(onnxAttentionFor(wide, 'standard')).toBe('standard');
+    expect(onnxAttentionFor(narrow, undefined)).toBe('standard');
+    expect(() => onnxAttentionFor(narrow, 'fused')).toThrow(/head size that is a multiple of 8, and this model's is 4; use --onnx standard/);
+    // What the refusal prevents: onnxruntime's kernel fails on such heads at run time.
+    const weights = randomWeights(narrow, parentArchitecture(narrow), new Rng(1));
+    await expect(DecoderSession.create(narrow, weights, { logits: 'last', fusedAttention: true }, RUNTIME).then((s) => s.run({ ids: Int32Array.of(1, 2, 3), batch: 1, seq: 3 }))).rejects.toThrow(/head_size must be a multiple of 8/);
   });
 });

@@ -10,7 +10,7 @@ import type { DistillationRecord } from '../export/provenance.js';
 import { evaluateChild, timingProfile } from '../evaluate/evaluate.js';
 import { deciCaveats, exportSolution } from '../export/export.js';
 import { readProvenance } from '../export/provenance.js';
-import { DEFAULT_ONNX_ATTENTION, ONNX_ATTENTIONS, type OnnxAttention } from '../export/model-dir.js';
+import { ONNX_ATTENTIONS, onnxAttentionOf, type OnnxAttention } from '../export/model-dir.js';
 import { profileRun } from '../hardware/profile.js';
 import { openCheckpoint, readModelSpec } from '../model/checkpoint.js';
 import { FRONTIER_SPEEDUPS, writeReport } from '../report/report.js';
@@ -232,8 +232,8 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .addOption(new Option('--format <format>', 'a HuggingFace model directory, or a GGUF file (llama.cpp, Ollama, LM Studio)').choices(['hf', 'gguf']).default('hf'))
     .addOption(runtimeOption('the runtime the child must run in (default: the one it was solved for; llama.cpp for GGUF)').default(undefined))
     .addOption(new Option('--dtype <type>', "the weights' type (default: the parent's; model.onnx is float32; q8_0 for GGUF only)").choices(['bf16', 'f16', 'f32', 'q8_0']))
-    .addOption(new Option('--onnx <graph>', "model.onnx's attention: onnxruntime's fused GroupQueryAttention kernel, or standard ONNX ops (for other ONNX runtimes)").choices([...ONNX_ATTENTIONS]).default(DEFAULT_ONNX_ATTENTION))
-    .action((dir: string, f: { out?: string; format: 'hf' | 'gguf'; runtime?: string; dtype?: 'bf16' | 'f16' | 'f32' | 'q8_0'; onnx: OnnxAttention }) => {
+    .addOption(new Option('--onnx <graph>', "model.onnx's attention: onnxruntime's fused GroupQueryAttention kernel (default, where the head size is a multiple of 8), or standard ONNX ops (for other ONNX runtimes)").choices([...ONNX_ATTENTIONS]))
+    .action((dir: string, f: { out?: string; format: 'hf' | 'gguf'; runtime?: string; dtype?: 'bf16' | 'f16' | 'f32' | 'q8_0'; onnx?: OnnxAttention }) => {
       const dtype = f.dtype?.toUpperCase() as StoredDtype | 'Q8_0' | undefined;
       if (f.format === 'gguf') {
         const solution = existsSync(join(dir, 'spec.json'));
@@ -255,7 +255,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     const child = exportSolution(run, spec.id, o);
     print(child.reused
       ? `${child.dir} already holds this solution's child`
-      : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data; ${o.onnx ?? DEFAULT_ONNX_ATTENTION} attention), tokenizer, tessera.json`);
+      : `exported ${child.architecture.length}-layer child to ${child.dir}: config.json (DeciLM block_configs), model.safetensors, model.onnx (+ .data; ${onnxAttentionOf(child.dir)} attention), tokenizer, tessera.json`);
     for (const caveat of deciCaveats(run.config)) print(`note: ${caveat}`);
     return child.dir;
   }

@@ -15,7 +15,7 @@ import { ChildAssembler } from '../search/child.js';
 import { architectureViolations, DEFAULT_RUNTIME, runtimeTarget } from '../targets/runtimes.js';
 import { fail } from '../util/errors.js';
 import { sha256 } from '../util/hash.js';
-import { DEFAULT_ONNX_ATTENTION, onnxAttentionOf, refuseExisting, writeModelDirectory, type OnnxAttention } from './model-dir.js';
+import { onnxAttentionFor, onnxAttentionOf, refuseExisting, writeModelDirectory, type OnnxAttention } from './model-dir.js';
 import { readProvenance, type ChildProvenance } from './provenance.js';
 
 /** An exported child: its directory and architecture. */
@@ -90,7 +90,7 @@ export function exportSolution(run: Run, id: string, o: { out?: string; replace?
   if (broken.length > 0) fail(`${specPath}: does not run in ${target.name}: ${broken[0]}${broken.length > 1 ? ` (and ${broken.length - 1} more)` : ''}; solve again with --runtime ${target.name}`);
   const parent = run.parent();
   const dtype = o.dtype ?? parent.dtype;
-  const onnx = o.onnx ?? DEFAULT_ONNX_ATTENTION;
+  const onnx = onnxAttentionFor(run.config, o.onnx);
   if (existsSync(out) && readProvenance(out)?.specSha256 === specSha256 && storedDtype(out) === dtype && onnxAttentionOf(out) === onnx) return { dir: out, architecture, reused: true };
   const provenance: ChildProvenance = { format: 'tessera-child', version: 1, parent: parent.dir, run: run.dir, solution: id, specSha256, hardware: spec.hardware.file, data: run.manifest.data };
   return exportArchitecture(parent, run.library(), architecture, out, provenance, { replace: o.replace ?? o.out === undefined, dtype, onnx });

@@ -5,7 +5,7 @@ import type { Architecture } from '../arch/variant.js';
 import { writeSourceSafetensors, type StoredDtype } from '../model/save.js';
 import { configText } from '../arch/decilm.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
-import { buildDecoderGraph } from '../onnx/decoder-graph.js';
+import { buildDecoderGraph, fusedAttentionRuns } from '../onnx/decoder-graph.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { literal, removeLeftovers } from '../util/leftovers.js';
@@ -28,14 +28,23 @@ export interface ModelDirectory {
   readonly extra?: Readonly<Record<string, unknown>>;
   /** The dtype of model.safetensors (default float32; model.onnx is float32 always). */
   readonly dtype?: StoredDtype;
-  /** model.onnx's attention: onnxruntime's fused kernel (default), or standard ONNX ops for other ONNX runtimes. */
+  /** model.onnx's attention: onnxruntime's fused kernel (default where it runs the model), or standard ONNX ops for other ONNX runtimes. */
   readonly onnx?: OnnxAttention;
 }
 
 /** How model.onnx computes attention (see `DecoderGraphOptions.fusedAttention`). */
 export type OnnxAttention = 'fused' | 'standard';
 export const ONNX_ATTENTIONS: readonly OnnxAttention[] = ['fused', 'standard'];
-export const DEFAULT_ONNX_ATTENTION: OnnxAttention = 'fused';
+/** model.onnx's attention unless asked otherwise: onnxruntime's fused kernel wherever it runs the model (`fusedAttentionRuns`). */
+export const defaultOnnxAttention = (config: ModelConfig): OnnxAttention => (fusedAttentionRuns(config) ? 'fused' : 'standard');
+
+/** The attention asked for, or the default; refuses the fused kernel for a model onnxruntime's kernel cannot run. */
+export function onnxAttentionFor(config: ModelConfig, asked: OnnxAttention | undefined): OnnxAttention {
+  if (asked === 'fused' && !fusedAttentionRuns(config)) {
+    fail(`--onnx fused: onnxruntime's GroupQueryAttention needs a head size that is a multiple of 8, and this model's is ${config.headDim}; use --onnx standard`);
+  }
+  return asked ?? defaultOnnxAttention(config);
+}
 
 /** The attention a model directory's model.onnx was written with: a fused graph imports onnxruntime's contrib domain. */
 export function onnxAttentionOf(dir: string): OnnxAttention | null {
@@ -66,7 +75,7 @@ export function writeModelDirectory(outDir: string, m: ModelDirectory, o: { repl
     writeFileAtomic(join(tmp, 'config.json'), configText(m.configJson));
     writeSourceSafetensors(join(tmp, 'model.safetensors'), m.config, m.architecture, sourceOf(m.weights), { metadata: { format: 'pt' }, dtype: m.dtype });
     const onnxPath = join(tmp, 'model.onnx');
-    buildDecoderGraph(m.config, m.weights, { fusedAttention: (m.onnx ?? DEFAULT_ONNX_ATTENTION) === 'fused' }, { file: onnxPath }).writeTo(onnxPath);
+    buildDecoderGraph(m.config, m.weights, { fusedAttention: onnxAttentionFor(m.config, m.onnx) === 'fused' }, { file: onnxPath }).writeTo(onnxPath);
     for (const f of COMPANIONS) if (existsSync(join(m.companionsFrom, f))) copyFileSync(join(m.companionsFrom, f), join(tmp, f));
     writeProvenance(tmp, m.provenance);
     for (const [name, value] of Object.entries(m.extra ?? {})) writeJsonAtomic(join(tmp, name), value);
