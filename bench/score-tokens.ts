@@ -51,7 +51,7 @@ function ranks(xs: readonly number[]): number[] {
 }
 
 /** Spearman's rank correlation: Pearson's of the ranks. */
-export function spearman(a: readonly number[], b: readonly number[]): number {
+function spearman(a: readonly number[], b: readonly number[]): number {
   const [ra, rb] = [ranks(a), ranks(b)];
   const mean = (r: number[]) => r.reduce((s, v) => s + v, 0) / r.length;
   const [ma, mb] = [mean(ra), mean(rb)];
@@ -128,7 +128,7 @@ async function main() {
   const md = [
     '# Validation tokens for the global score',
     '',
-    `Libraries of each shared model on the default space, scored on ${VALID_TOKENS.join(', ')} validation tokens (4096 calibration tokens each, so the same fitted candidates); the child \`tessera solve\` picks from each (mip-tabu, priced by a cpu-local profile measured in the same run), judged by its KL from the parent on ${UNSEEN_TOKENS} unseen tokens (the last ${Math.round(100 * (1 - EVAL_FROM))}% of the text). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:tokens\`.`,
+    `Libraries of each shared model on the default space, scored on ${VALID_TOKENS.join(', ')} validation tokens (4096 calibration tokens each, so the same fitted candidates); the child \`tessera solve\` picks from each (mip-tabu, priced by one cpu-local profile measured here for all of a model's libraries), judged by its KL from the parent on ${UNSEEN_TOKENS} unseen tokens (the last ${Math.round(100 * (1 - EVAL_FROM))}% of the text). Machine: ${machine().cpu}, ${THREADS} threads. Command: \`npm run bench:tokens\`.`,
     '',
     '## Findings',
     '',
