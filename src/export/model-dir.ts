@@ -35,15 +35,15 @@ export interface ModelDirectory {
 /** How model.onnx computes attention (see `DecoderGraphOptions.fusedAttention`). */
 export type OnnxAttention = 'fused' | 'standard';
 export const ONNX_ATTENTIONS: readonly OnnxAttention[] = ['fused', 'standard'];
-/** model.onnx's attention unless asked otherwise: onnxruntime's fused kernel wherever it runs the model (`fusedAttentionRuns`). */
-export const defaultOnnxAttention = (config: ModelConfig): OnnxAttention => (fusedAttentionRuns(config) ? 'fused' : 'standard');
-
-/** The attention asked for, or the default; refuses the fused kernel for a model onnxruntime's kernel cannot run. */
+/**
+ * The attention asked for, or by default onnxruntime's fused kernel wherever it runs the model (`fusedAttentionRuns`);
+ * refuses the fused kernel for a model it cannot run.
+ */
 export function onnxAttentionFor(config: ModelConfig, asked: OnnxAttention | undefined): OnnxAttention {
   if (asked === 'fused' && !fusedAttentionRuns(config)) {
     fail(`--onnx fused: onnxruntime's GroupQueryAttention needs a head size that is a multiple of 8, and this model's is ${config.headDim}; use --onnx standard`);
   }
-  return asked ?? defaultOnnxAttention(config);
+  return asked ?? (fusedAttentionRuns(config) ? 'fused' : 'standard');
 }
 
 /** The attention a model directory's model.onnx was written with: a fused graph imports onnxruntime's contrib domain. */

@@ -6,7 +6,7 @@ import { StagedDecoder } from '../onnx/staged.js';
 import { fusedAttentionRuns } from '../onnx/decoder-graph.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession, type KvBuffers, type KvCache } from '../onnx/session.js';
-import { kindOf, removesSubBlock } from '../arch/variants/registry.js';
+import { cachedKvHeadsOf, kindOf, removesSubBlock } from '../arch/variants/registry.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { argmax } from '../lm/generate.js';
@@ -144,7 +144,7 @@ async function scenarioRunner(config: ModelConfig, weights: ModelWeights | Weigh
   const session = await StagedDecoder.create(config, weights, { kvCache: true, logits: 'last', fusedAttention, kvBuffer: fusedAttention }, runtime);
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
-  const kvHeads = (i: number) => kindOf('attention', arch[i].attention).cachedKvHeads(config, arch[i].attention);
+  const kvHeads = cachedKvHeadsOf(config, arch);
   const buffers = fusedAttention ? session.kvBuffers(s.batch, s.prefillTokens + s.generatedTokens, kvHeads) : null;
   const run = async (): Promise<ScenarioTime> => {
     buffers?.reset();

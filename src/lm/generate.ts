@@ -1,5 +1,5 @@
 import type { Architecture } from '../arch/variant.js';
-import { kindOf } from '../arch/variants/registry.js';
+import { cachedKvHeadsOf } from '../arch/variants/registry.js';
 import type { ModelConfig } from '../arch/config.js';
 import { fusedAttentionRuns, type DecoderGraphOptions } from '../onnx/decoder-graph.js';
 import type { Decoder } from '../onnx/staged.js';
@@ -23,23 +23,12 @@ export const generationOptions = (config: ModelConfig): Pick<DecoderGraphOptions
 export async function greedyGenerate(session: Decoder, prompt: readonly number[], totalLength: number, stopIds: readonly number[] = [], architecture?: Architecture): Promise<number[]> {
   if (session.options.logits !== 'last') throw new Error('greedyGenerate needs a session built with logits: "last"');
   const ids = [...prompt];
-  if (ids.length >= totalLength) return ids;
-  if (session.options.kvBuffer === true) {
-    if (architecture === undefined) throw new Error('greedyGenerate with K/V buffers needs the architecture (each layer\'s cached heads)');
-    const config = session.config;
-    const buffers = session.kvBuffers(1, totalLength, (i) => kindOf('attention', architecture[i].attention).cachedKvHeads(config, architecture[i].attention));
-    let input = Int32Array.from(ids);
-    while (ids.length < totalLength) {
-      const { logits } = await session.run({ ids: input, batch: 1, seq: input.length }, buffers);
-      const next = argmax(logits!.data);
-      if (stopIds.includes(next)) break;
-      ids.push(next);
-      input = Int32Array.of(next);
-    }
-    return ids;
-  }
+  if (session.options.kvBuffer === true && architecture === undefined) throw new Error('greedyGenerate with K/V buffers needs the architecture (each layer\'s cached heads)');
+  const buffers = session.options.kvBuffer === true ? session.kvBuffers(1, totalLength, cachedKvHeadsOf(session.config, architecture!)) : null;
   while (ids.length < totalLength) {
-    const { logits } = await session.run({ ids: Int32Array.from(ids), batch: 1, seq: ids.length });
+    // With buffers, the positions they do not hold yet (the prompt, then the last token); else the whole prefix.
+    const input = Int32Array.from(buffers === null ? ids : ids.slice(buffers.length));
+    const { logits } = await session.run({ ids: input, batch: 1, seq: input.length }, buffers ?? undefined);
     const next = argmax(logits!.data);
     if (stopIds.includes(next)) break;
     ids.push(next);

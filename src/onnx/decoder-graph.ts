@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
 import { ropeInverseFrequencies } from '../arch/rope.js';
-import { kindOf } from '../arch/variants/registry.js';
+import { cachedKvHeadsOf, kindOf } from '../arch/variants/registry.js';
 import { SUB_BLOCKS } from '../arch/variant.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { DataType, GraphBuilder } from './graph-builder.js';
@@ -113,7 +113,7 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
     x = g.input(HIDDEN_IN, DataType.FLOAT, [batchDim, seqDim, E]);
     shapeSource = x;
   }
-  const cachedHeads = (i: number) => kindOf('attention', source.architecture[i].attention).cachedKvHeads(config, source.architecture[i].attention);
+  const cachedHeads = cachedKvHeadsOf(config, source.architecture);
   const cached = options.kvCache ? source.architecture.map((_, i) => i).filter((i) => i >= from && i < to && cachedHeads(i) > 0) : [];
   if (options.kvBuffer && !(options.kvCache && options.fusedAttention)) throw new Error('kvBuffer: K/V buffers are written in place by the fused attention kernel; use them with kvCache and fusedAttention');
   const positionsDim = options.kvBuffer ? 'capacity' : 'past';

@@ -1,4 +1,5 @@
-import type { BlockConfig, SubBlock, VariantOf } from '../variant.js';
+import type { ModelConfig } from '../config.js';
+import type { Architecture, BlockConfig, SubBlock, VariantOf } from '../variant.js';
 import { gqa } from './gqa.js';
 import type { VariantKind } from './kind.js';
 import { linearAttention, linearFfn } from './linear.js';
@@ -40,6 +41,9 @@ export const sameFfn = (a: VariantOf['ffn'], b: VariantOf['ffn']) => sameVariant
 
 /** Whether a variant removes its sub-block (a no-op). */
 export const removesSubBlock = <S extends SubBlock>(sub: S, v: VariantOf[S]) => kindOf(sub, v).removesSubBlock;
+
+/** The K/V heads each layer of an architecture caches (0 for attention that keeps no cache), by layer index. */
+export const cachedKvHeadsOf = (config: ModelConfig, arch: Architecture) => (layer: number): number => kindOf('attention', arch[layer].attention).cachedKvHeads(config, arch[layer].attention);
 
 export const describeVariant = <S extends SubBlock>(sub: S, v: VariantOf[S]) => kindOf(sub, v).describe(v);
 export const labelVariant = <S extends SubBlock>(sub: S, v: VariantOf[S]) => kindOf(sub, v).label(v);
