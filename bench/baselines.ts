@@ -6,10 +6,12 @@
  * cpu-local), KL and perplexity on TinyStories text the search never saw, and perplexity on WikiText (out of
  * domain). Writes results/baselines.{json,md} and one SVG per model and pricing.
  *
- *   npm run bench:baselines
+ *   npm run bench:baselines [-- --pricing measured]
+ *
+ * --pricing roofline|measured reruns one pricing's rows and keeps the other's from the last results/baselines.json.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RIDGE_GRID } from '../src/bld/derive.js';
 import { score } from '../src/bld/score.js';
@@ -22,6 +24,7 @@ import { childFiles } from '../src/run/paths.js';
 import { Run } from '../src/run/run.js';
 import { solve, type Solution, type SolveOptions } from '../src/search/solve.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
+import type { SpeedupInterval } from '../src/hardware/interval.js';
 import { TesseraError } from '../src/util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { machine, writeResult } from './support.js';
@@ -36,6 +39,15 @@ const WIKITEXT = join(SHARED_DIR, 'corpus/wikitext2_wiki.test.raw');
 const OUT = join(PROJECT_ROOT, 'results/baselines');
 const THREADS = machine().cores;
 const runtime = cpuRuntime(THREADS);
+/** Timed seconds per scenario and child at most (rounds stop earlier once the speed-up is within ±3%). */
+const TIMING_SECONDS = 30;
+const PRICINGS = ['cpu-local roofline', 'measured cpu-local'] as const;
+type Pricing = (typeof PRICINGS)[number];
+const pricingArg = process.argv.includes('--pricing') ? process.argv[process.argv.indexOf('--pricing') + 1] : undefined;
+if (pricingArg !== undefined && pricingArg !== 'roofline' && pricingArg !== 'measured') throw new Error(`--pricing: expected roofline or measured, not ${pricingArg}`);
+const rerun = (p: Pricing) => pricingArg === undefined || p.includes(pricingArg);
+const previousPath = join(PROJECT_ROOT, 'results/baselines.json');
+const previous: { rows?: Row[]; parents?: Record<string, { perplexity: number; wikiPerplexity: number }> } = existsSync(previousPath) ? JSON.parse(readFileSync(previousPath, 'utf8')) : {};
 
 interface Row {
   model: string;
@@ -50,6 +62,8 @@ interface Row {
   wikiPerplexity: number | null;
   additiveKl: number | null;
   evaluations: number | null;
+  /** Per scenario: the speed-up the pricing predicted, and the one measured with its interval. */
+  scenarios?: { scenario: string; predicted: number; measured: SpeedupInterval; said: string }[];
 }
 
 /** A strategy's solution, or null when it cannot reach the budget. */
@@ -67,21 +81,21 @@ async function solved(run: Run, o: SolveOptions): Promise<Solution | null> {
  * evaluate`: this long run's heap and garbage collector would otherwise add noise to the children's timings.
  */
 function timedInFreshProcess(childDir: string, parentDir: string): Evaluation {
-  const r = spawnSync(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench/evaluate-child.ts'), childDir, parentDir, DEFAULT_TEXT, DEFAULT_HARDWARE, String(THREADS)], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench/evaluate-child.ts'), childDir, parentDir, DEFAULT_TEXT, DEFAULT_HARDWARE, String(THREADS), String(TIMING_SECONDS)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`evaluating ${childDir} failed: ${r.stderr}`);
   return JSON.parse(readFileSync(childFiles.evaluation(childDir), 'utf8')) as Evaluation;
 }
 
 async function main() {
-  const rows: Row[] = [];
-  const parents: Record<string, { perplexity: number; wikiPerplexity: number }> = {};
+  const rows: Row[] = (previous.rows ?? []).filter((r) => !rerun(r.costs as Pricing));
+  const parents: Record<string, { perplexity: number; wikiPerplexity: number }> = { ...previous.parents };
   for (const model of MODELS) {
     const modelDir = join(SHARED_DIR, 'models', model);
     process.stderr.write(`${model}: block library\n`);
     const run = Run.create(join(OUT, model), { model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: 4096, validTokens: 2048, seqLen: 128, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
     await score(run, { workers: THREADS });
     const measured = await profileRun(run, DEFAULT_HARDWARE, { runtime, repeats: 5 });
-    for (const [costsName, hardware] of [['cpu-local roofline', DEFAULT_HARDWARE], ['measured cpu-local', measured]] as const) {
+    for (const [costsName, hardware] of ([['cpu-local roofline', DEFAULT_HARDWARE], ['measured cpu-local', measured]] as const).filter(([p]) => rerun(p))) {
       for (const speedup of SPEEDUPS) {
         const base: SolveOptions = { hardware, budget: { speedup }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime };
         const tessera = await solved(run, base);
@@ -103,6 +117,7 @@ async function main() {
               wikiPerplexity: wiki.perplexity.child,
               additiveKl: s.spec.quality.additive,
               evaluations: s.spec.search.tabu?.evaluations ?? s.spec.search.samples ?? null,
+              scenarios: e.latency.map((l) => ({ scenario: l.scenario, predicted: s.spec.predicted.find((p) => p.scenario === l.scenario)!.speedup, measured: l.interval, said: l.said })),
             });
             parents[model] = { perplexity: e.perplexity.parent, wikiPerplexity: wiki.perplexity.parent };
           }
@@ -114,10 +129,10 @@ async function main() {
 
   // Tables: methods × budgets per model and pricing; every cell KL / perplexity / measured speed-up.
   const cell = (r: Row | undefined) => (r === undefined || !r.reached ? 'cannot reach the budget' : `KL ${r.kl!.toFixed(3)} · ppl ${r.perplexity!.toFixed(2)} · wiki ${r.wikiPerplexity!.toFixed(1)} · ×${r.measuredSpeedup!.toFixed(2)} measured (×${r.predictedSpeedup!.toFixed(2)} predicted)`);
-  const md: string[] = ['# Tessera against the baselines', '', `Both shared models, puzzle.json space, budgets "every cpu-local scenario ×S faster than the parent" priced by the roofline and by a measured profile. KL and perplexity on 2048 TinyStories tokens after the text the search used; wiki = perplexity on the first 2048 tokens of WikiText-2 (out of domain); speed-ups measured with onnxruntime on this machine (${machine().cpu}, ${THREADS} threads; slowest cpu-local scenario; \`tessera evaluate\` in a fresh process, parent and child runs interleaved, median of 7). Random search draws as many evaluated architectures as Tabu evaluated. Command: \`npm run bench:baselines\`.`, ''];
+  const md: string[] = ['# Tessera against the baselines', '', `Both shared models, puzzle.json space, budgets "every cpu-local scenario ×S faster than the parent" priced by the roofline and by a measured profile. KL and perplexity on 2048 TinyStories tokens after the text the search used; wiki = perplexity on the first 2048 tokens of WikiText-2 (out of domain); speed-ups measured with onnxruntime on this machine (${machine().cpu}, ${THREADS} threads; slowest cpu-local scenario; \`tessera evaluate\` in a fresh process: rounds that each build parent and child afresh and run each once, in alternating order, until the speed-up's 95% interval is within ±3% or ${TIMING_SECONDS} s). Random search draws as many evaluated architectures as Tabu evaluated. Command: \`npm run bench:baselines\`.`, ''];
   for (const model of MODELS) {
     md.push(`## ${model}`, '', `Parent: perplexity ${parents[model]?.perplexity.toFixed(2)}, wiki ${parents[model]?.wikiPerplexity.toFixed(1)}.`, '');
-    for (const costs of ['cpu-local roofline', 'measured cpu-local']) {
+    for (const costs of PRICINGS) {
       md.push(`### priced by ${costs}`, '', `| method | ${SPEEDUPS.map((s) => `×${s}`).join(' | ')} |`, `|---|${SPEEDUPS.map(() => '---').join('|')}|`);
       for (const method of METHOD_NAMES) md.push(`| ${method} | ${SPEEDUPS.map((s) => cell(rows.find((r) => r.model === model && r.costs === costs && r.budget === s && r.method === method))).join(' | ')} |`);
       md.push('');
@@ -146,6 +161,16 @@ async function main() {
       writeFileAtomic(join(PROJECT_ROOT, 'results', file), svg);
       md.push(`![${model}, ${costs}](${file})`, '');
     }
+  }
+  // The cost model's goal: every child priced by the measured profile, each scenario's predicted speed-up against the measured one.
+  const priced = rows.filter((r) => r.costs === 'measured cpu-local' && r.reached && r.scenarios !== undefined).flatMap((r) => r.scenarios!.map((x) => ({ ...x, row: r })));
+  const errors = priced.map((x) => Math.abs(x.predicted - x.measured.estimate) / x.measured.estimate).sort((a, b) => a - b);
+  const below = priced.filter((x) => x.measured.high < x.row.budget);
+  if (priced.length > 0) {
+    md.push('## Predicted against measured speed-ups, measured pricing', '',
+      `Every child above priced by the measured profile, in each cpu-local scenario (${priced.length} child-scenarios): median |predicted − measured| / measured ${(100 * errors[Math.floor((errors.length - 1) / 2)]).toFixed(0)}% (goal ≤ 10%), worst ${(100 * errors[errors.length - 1]).toFixed(0)}% (goal ≤ 25%); measured below the budget beyond noise (interval wholly under it): ${below.length === 0 ? 'none' : below.map((x) => `${x.row.model} ${x.row.method} ×${x.row.budget} ${x.scenario} (${x.said})`).join('; ')}.`, '',
+      '| model | method | budget | scenario | predicted | measured | error |', '|---|---|---|---|---|---|---|',
+      ...priced.map((x) => `| ${x.row.model} | ${x.row.method} | ×${x.row.budget} | ${x.scenario} | ×${x.predicted.toFixed(2)} | ${x.said} | ${(100 * Math.abs(x.predicted - x.measured.estimate) / x.measured.estimate).toFixed(0)}% |`), '');
   }
   writeFileAtomic(join(PROJECT_ROOT, 'results/baselines.md'), md.join('\n') + '\n');
   const path = writeResult('baselines.json', { what: 'Tessera vs baselines: KL/perplexity on unseen text, WikiText perplexity, measured and predicted speed-up', machine: machine(), parents, rows });

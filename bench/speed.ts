@@ -11,6 +11,9 @@
  *   of intervals of the same scenario should overlap.
  * children: the children `tessera solve` picks at ×1.25–×3 on both shared models, priced by a profile measured and
  *   calibrated here, each timed against its parent: predicted against measured speed-ups, with intervals.
+ * shape: the same at the SmolLM2-135M shape (seeded random weights, from bench:scale's scratch directory): a profile
+ *   measured and calibrated here, and at each budget the architecture of the space a seeded sampler finds nearest
+ *   above it (random weights carry no quality for a search to rank by), timed against its parent.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -25,14 +28,14 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { RIDGE_GRID } from '../src/bld/derive.js';
 import { score } from '../src/bld/score.js';
 import { exportSolution } from '../src/export/export.js';
-import { profileRun } from '../src/hardware/profile.js';
+import { measuredProfile, profileRun } from '../src/hardware/profile.js';
 import { Run } from '../src/run/run.js';
 import { solve } from '../src/search/solve.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson, randomWeights } from '../src/model/random.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import type { Evaluation } from '../src/evaluate/evaluate.js';
-import { writeFileAtomic } from '../src/util/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
 import { TesseraError } from '../src/util/errors.js';
 import { table } from '../src/util/format.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
@@ -40,13 +43,23 @@ import { Rng } from '../src/util/rng.js';
 import { machine, writeResult } from './support.js';
 import { ggufOf, llamaCppModel } from './llama-cpp.js';
 import { writeCheckpoint } from '../src/model/save.js';
+import type { ModelConfig } from '../src/arch/config.js';
+import type { Architecture } from '../src/arch/variant.js';
+import { attentionKey, ffnKey } from '../src/arch/variants/registry.js';
+import { costModelFor } from '../src/hardware/cost-model.js';
+import { architectureCost } from '../src/hardware/model-cost.js';
+import type { HardwareProfile } from '../src/hardware/types.js';
+import { loadSearchSpace } from '../src/space/expand.js';
+import type { SearchSpace } from '../src/space/types.js';
+import { silent } from '../src/util/reporter.js';
+import { randomCheckpoint, SHAPES } from './shapes.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
   return i < 0 ? undefined : process.argv[i + 1];
 };
 const quick = process.argv.includes('--quick');
-const parts = new Set(arg('--parts')?.split(',') ?? ['graphs', 'repeat', 'children']);
+const parts = new Set(arg('--parts')?.split(',') ?? ['graphs', 'repeat', 'children', 'shape']);
 const THREADS = machine().cores;
 const runtime = cpuRuntime(THREADS);
 const previous = existsSync(join(PROJECT_ROOT, 'results/bench-speed.json')) ? JSON.parse(readFileSync(join(PROJECT_ROOT, 'results/bench-speed.json'), 'utf8')) : {};
@@ -156,7 +169,7 @@ interface ChildRow {
 }
 
 /** Budgets no architecture of the space reaches under the measured profile. */
-const unreachable: string[] = parts.has('children') ? [] : (previous.unreachable ?? []);
+const unreachable: string[] = (previous.unreachable ?? []).filter((u: string) => (u.includes(' shape ') ? !parts.has('shape') : !parts.has('children')));
 
 /** Tessera's children at each budget under the calibrated measured profile, each timed against its parent. */
 async function childRows(): Promise<ChildRow[]> {
@@ -174,7 +187,7 @@ async function childRows(): Promise<ChildRow[]> {
         throw e;
       });
       if (solved === null) {
-        unreachable.push(`${model} ×${budget}`);
+        unreachable.push(`${model} ×${budget} (no architecture of the space reaches it under the measured profile)`);
         continue;
       }
       const [s] = solved;
@@ -192,12 +205,76 @@ async function childRows(): Promise<ChildRow[]> {
   return rows;
 }
 
+/** How many layers take each variant, e.g. "attn-gqa3 ×12, attn-linear ×18, ffn-swiglu768 ×30". */
+const variantCounts = (arch: Architecture): string => {
+  const counts = new Map<string, number>();
+  for (const key of [...arch.map((b) => attentionKey(b.attention)), ...arch.map((b) => ffnKey(b.ffn))]) counts.set(key, (counts.get(key) ?? 0) + 1);
+  return [...counts].map(([key, n]) => `${key} ×${n}`).join(', ');
+};
+
+const SHAPE_BUDGETS = [1.25, 1.5, 2, 3];
+const SHAPE_DRAWS = 20000;
+
+/**
+ * The architecture of the space whose predicted speed-up (the least over the profile's scenarios, as a budget binds
+ * every scenario) is nearest above each budget it reaches, among seeded draws: each draw keeps every layer's parent block with
+ * a probability of its own (uniform in [0, 1]) and otherwise takes a block of that layer at random, so that the draws
+ * range from the parent to the space's most-cut corner.
+ */
+function sampledChildren(config: ModelConfig, space: SearchSpace, profile: HardwareProfile, budgets: readonly number[]): { budget: number; arch: Architecture; predicted: number[] }[] {
+  const costs = costModelFor(config, profile);
+  const parentArch = parentArchitecture(config);
+  const parentSeconds = architectureCost(config, parentArch, profile, costs).map((c) => c.totalSeconds);
+  const rng = new Rng(0x5a3b1e);
+  const best = budgets.map((budget) => ({ budget, arch: parentArch, predicted: parentSeconds.map(() => 1), margin: Infinity }));
+  for (let d = 0; d < SHAPE_DRAWS; d++) {
+    const keep = rng.next();
+    const arch = space.layers.map((l, i) => (rng.next() < keep ? parentArch[i] : l.blocks[rng.int(l.blocks.length)]));
+    const predicted = architectureCost(config, arch, profile, costs).map((c, k) => parentSeconds[k] / c.totalSeconds);
+    const least = Math.min(...predicted);
+    for (const b of best) if (least >= b.budget && least - b.budget < b.margin) Object.assign(b, { arch, predicted, margin: least - b.budget });
+  }
+  return best.filter((b) => b.margin < Infinity);
+}
+
+/** Children of the SmolLM2-135M shape (see the header), each timed against its parent in every scenario. */
+async function shapeChildRows(): Promise<ChildRow[]> {
+  const shape = SHAPES.find((s) => s.name === 'SmolLM2-135M')!;
+  const dir = randomCheckpoint(shape, join(tmpdir(), 'tessera-bench-scale', shape.name));
+  const parent = loadCheckpoint(dir);
+  const space = loadSearchSpace(DEFAULT_SPACE, parent.config);
+  const measured = join(PROJECT_ROOT, 'results/speed', `${shape.name}-shape`, 'measured', 'cpu-local.json');
+  if (!existsSync(measured)) {
+    const reporter = { ...silent, progress: (what: string) => (done: number, total: number) => process.stderr.write(`shape: ${what} ${done}/${total}\n`) };
+    writeJsonAtomic(measured, await measuredProfile({ dir, config: parent.config }, space, DEFAULT_HARDWARE, 'measured-cpu-local', { runtime, repeats: 5, reporter }));
+  }
+  const profile = loadHardwareProfile(measured);
+  const rows: ChildRow[] = [];
+  const budgets = quick ? [1.5] : SHAPE_BUDGETS;
+  const children = sampledChildren(parent.config, space, profile, budgets);
+  for (const b of budgets) if (!children.some((c) => c.budget === b)) unreachable.push(`${shape.name} shape ×${b} (none of ${SHAPE_DRAWS} seeded draws reaches it)`);
+  for (const [n, child] of children.entries()) {
+    const weights = randomWeights(parent.config, child.arch, new Rng(n));
+    for (const [k, scenario] of profile.workload.scenarios.entries()) {
+      process.stderr.write(`shape: ×${child.budget} · ${scenario.name}\n`);
+      const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: parent.config, weights, arch: child.arch }], scenario, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 45 });
+      const predicted = child.predicted[k];
+      const measuredSpeedup = c.speedups[0];
+      rows.push({ model: `${shape.name} shape`, budget: child.budget, child: variantCounts(child.arch), dir: '', scenario: scenario.name, predicted, measured: measuredSpeedup, said: describeSpeedup(measuredSpeedup), error: Math.abs(predicted - measuredSpeedup.estimate) / measuredSpeedup.estimate });
+    }
+  }
+  return rows;
+}
+
 const loadBefore = loadavg()[0];
 // Each part's rows are saved as soon as they are measured: a later part's failure does not lose them.
 const saved = (more: Record<string, unknown>) => writeResult('bench-speed.json', { ...previous, ...more, machine: machine() });
 const graphs = parts.has('graphs') ? await graphRows() : (previous.graphs ?? []);
 saved({ graphs });
-const children: ChildRow[] = parts.has('children') ? await childRows() : (previous.children ?? []);
+const sharedChildren: ChildRow[] = parts.has('children') ? await childRows() : (previous.children ?? []).filter((r: ChildRow) => !r.model.endsWith(' shape'));
+saved({ graphs, children: [...sharedChildren, ...(previous.children ?? []).filter((r: ChildRow) => r.model.endsWith(' shape'))] });
+const shapeChildren: ChildRow[] = parts.has('shape') ? await shapeChildRows() : (previous.children ?? []).filter((r: ChildRow) => r.model.endsWith(' shape'));
+const children = [...sharedChildren, ...shapeChildren];
 saved({ graphs, children });
 // The child timed ten times: --child, else the ×1.5 child of stories260K above.
 const child = arg('--child') ?? children.find((r) => r.model === 'stories260K' && r.budget === 1.5)?.dir;
@@ -223,13 +300,15 @@ const md = [
   `## Repeatability: ${new Set(repeat.rows.map((r: RepeatRow) => r.run)).size} evaluations of one child (\`tessera evaluate ${repeat.child.replace(`${PROJECT_ROOT}/`, '')} --prompts 0 --tokens 512\`, each a fresh process)`, '',
   indent(table(['run', 'scenario', 'measured speed-up', 'predicted'], repeat.rows.map((r: RepeatRow) => [String(r.run), r.scenario, describeSpeedup(r.interval), `×${r.predicted.toFixed(2)}`]))), '',
   ...Object.entries(repeat.overlapping).map(([s, v]) => `- ${s}: intervals overlap in ${v}.`), '',
-  '## Predicted against measured speed-ups (mip-tabu children, cpu-local measured and calibrated here)', '',
+  '## Predicted against measured speed-ups (cpu-local measured and calibrated here)', '',
+  'The shared models: the mip-tabu children `tessera solve` picks. The SmolLM2-135M shape (seeded random weights, which carry no quality to search on): at each budget the architecture of the puzzle space nearest above it among seeded draws from the parent to the most-cut corner.', '',
   indent(table(['model', 'budget', 'scenario', 'predicted', 'measured', '|error|'], children.map((r) => [r.model, `×${r.budget}`, r.scenario, `×${r.predicted.toFixed(2)}`, r.said, `${(100 * r.error).toFixed(0)}%`]))), '',
   ...(children.length === 0 ? [] : [
     `- Median |predicted − measured| / measured: ${(100 * medianError).toFixed(0)}% (goal ≤ 10%); worst ${(100 * errors[errors.length - 1]).toFixed(0)}% (goal ≤ 25%).`,
     `- Children measured below their budget beyond noise (interval wholly under it): ${belowBudget.length === 0 ? 'none' : belowBudget.map((r) => `${r.model} ×${r.budget} ${r.scenario} (${r.said})`).join('; ')}.`,
   ]),
-  ...(unreachable.length === 0 ? [] : [`- No architecture of the space reaches ${unreachable.join(', ')} under the measured profile.`]), '',
+  ...children.filter((r) => r.model.endsWith(' shape') && r.scenario === children.find((c) => c.model === r.model)?.scenario).map((r) => `- ${r.model} ×${r.budget}: ${r.child}.`),
+  ...(unreachable.length === 0 ? [] : [`- Budgets without a child: ${unreachable.join('; ')}.`]), '',
 ];
 writeFileAtomic(join(PROJECT_ROOT, 'results/bench-speed.md'), md.join('\n'));
 const path = writeResult('bench-speed.json', { what: 'timing repeatability, standard vs fused graphs, predicted vs measured speed-ups of searched children', machine: machine(), graphs, repeat, children, medianError, unreachable });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { calibrated, calibrationOf, fitLine } from '../src/hardware/calibrate.js';
+import { calibrated, calibrationError, calibrationOf, fitLine, onParentScale } from '../src/hardware/calibrate.js';
 import { blockSum } from '../src/hardware/profile.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -16,6 +16,35 @@ describe('calibrating sub-block times on whole models', () => {
     expect(Math.abs(residuals.reduce((a, b) => a + b, 0))).toBeLessThan(1e-9);
     expect(Math.abs(residuals.reduce((a, r, i) => a + r * xs[i], 0))).toBeLessThan(1e-8);
     expect(() => fitLine([1, 1], [2, 3])).toThrow(RangeError);
+  });
+
+  it('weights each squared residual: the weighted normal equations hold, and a weight of 0 drops a point', () => {
+    const rng = new Rng(5);
+    const xs = Array.from({ length: 30 }, () => rng.next() * 10);
+    const ys = xs.map((x) => 0.5 + 2 * x + rng.normal());
+    const ws = xs.map(() => rng.next());
+    const { intercept, slope } = fitLine(xs, ys, ws);
+    const residuals = xs.map((x, i) => ys[i] - intercept - slope * x);
+    expect(Math.abs(residuals.reduce((a, r, i) => a + ws[i] * r, 0))).toBeLessThan(1e-9);
+    expect(Math.abs(residuals.reduce((a, r, i) => a + ws[i] * r * xs[i], 0))).toBeLessThan(1e-8);
+    expect(fitLine([1, 2, 4, 3], [3.5, 5.5, 9.5, 100], [1, 1, 1, 0]).slope).toBeCloseTo(2, 12);
+  });
+
+  it('fits relative error, so that the smallest architecture is priced as near its time as the parent', () => {
+    // Decode seconds of five whole models (sum of blocks, measured) from a stories260K profile: an unweighted line
+    // through them, set by the parent's large residual, priced the smallest at 3.7× its measured time.
+    const pairs = [[0.0421, 0.0237], [0.00186, 0.00182], [0.0159, 0.0191], [0.0278, 0.0272], [0.0307, 0.0179]];
+    const points = pairs.map(([x, y]) => ({ predicted: { prefillSeconds: x, decodeSeconds: x }, measured: { prefillSeconds: y, decodeSeconds: y } }));
+    const { decode } = calibrationOf(points);
+    const relative = (l: { intercept: number; slope: number }) => pairs.map(([x, y]) => Math.abs(l.intercept + l.slope * x - y) / y);
+    const xs = pairs.map(([x]) => x);
+    const ys = pairs.map(([, y]) => y);
+    const weighted = relative(decode);
+    const unweighted = relative(fitLine(xs, ys));
+    expect(decode).toEqual(fitLine(xs, ys, ys.map((y) => 1 / y ** 2)));
+    expect(unweighted[1]).toBeGreaterThan(2);
+    expect(weighted[1]).toBeLessThan(0.5);
+    expect(weighted.reduce((a, e) => a + e * e, 0)).toBeLessThan(unweighted.reduce((a, e) => a + e * e, 0));
   });
 
   it('folds the line into the times so that any architecture adds up to the line at its sum', () => {
@@ -44,6 +73,7 @@ describe('calibrating sub-block times on whole models', () => {
     expect(c.prefill.slope).toBeCloseTo(1, 12);
     expect(c.decode.intercept).toBeCloseTo(0, 12);
     expect(c.decode.slope).toBeCloseTo(1.3, 12);
+    expect(calibrationError(c)).toBeLessThan(1e-12);
     const folded = calibrated(times, c);
     for (const p of points) {
       const [a] = archs.filter((x) => blockSum(times, x).prefillSeconds === p.predicted.prefillSeconds);
@@ -57,5 +87,14 @@ describe('calibrating sub-block times on whole models', () => {
     const c = calibrationOf([pt(1, 3), pt(2, 2), pt(3, 1)]);
     expect(c.prefill).toEqual({ intercept: 0, slope: 1 });
     expect(calibrationOf([pt(2, 3), pt(2, 5)]).decode).toEqual({ intercept: 0, slope: 2 });
+  });
+
+  it('puts a model timed against the parent on the parent\'s scale: drift during its rounds falls out', () => {
+    const t = (prefillSeconds: number, decodeSeconds: number) => ({ prefillSeconds, decodeSeconds });
+    // A model at half the parent's prefill and a quarter of its decode, timed while the machine ran 1.5× and then 3× slow.
+    const parentRounds = [t(3, 12), t(6, 24), t(6, 24)];
+    const rounds = [t(1.5, 3), t(3, 6), t(3, 6)];
+    expect(onParentScale(t(2, 8), parentRounds, rounds)).toEqual(t(1, 2));
+    expect(() => onParentScale(t(2, 8), parentRounds, rounds.slice(1))).toThrow(RangeError);
   });
 });

@@ -51,7 +51,7 @@ describe('tessera cost', () => {
 describe('tessera profile', () => {
   it('measures every variant of a space per scenario and writes a profile that cost then uses', () => {
     const out = join(dir, 'measured.json');
-    const r = tessera('profile', '--model', stories, '--space', 'search-spaces/depth.json', '--out', out, '--repeats', '2', '--threads', '1');
+    const r = tessera('profile', '--model', stories, '--space', 'search-spaces/depth.json', '--out', out, '--repeats', '2', '--min-seconds', '0', '--threads', '1');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('measured 2 attention and 2 FFN variants in 2 scenarios');
     const p = loadHardwareProfile(out);

@@ -10,7 +10,7 @@ import { architectureCost } from '../src/hardware/model-cost.js';
 import { attentionKernels, ffnKernels, kernelSeconds } from '../src/hardware/roofline.js';
 import type { HardwareProfile } from '../src/hardware/types.js';
 import { preciseEnough } from '../src/hardware/interval.js';
-import { compareModels, type ExternalModel } from '../src/hardware/measure.js';
+import { blockTime, compareModels, type ExternalModel } from '../src/hardware/measure.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import { configOf } from './support/fixtures.js';
 
@@ -171,6 +171,22 @@ describe('measured cost model', () => {
     expect(() => measuredCostModel(config, measured({ ...shape, hiddenSize: 512 }))).toThrow(/m\.json: measured for a model of hidden 512/);
     const s = measured(shape).workload.scenarios[0];
     expect(() => measuredCostModel(config, measured(shape)).ffn({ kind: 'linear' }, s)).toThrow(/m\.json: no measured time for "ffn-linear" in scenario "s"/);
+  });
+});
+
+describe('sub-block times from rounds of stacks', () => {
+  const t = (prefillSeconds: number, decodeSeconds: number) => ({ prefillSeconds, decodeSeconds });
+
+  it('takes the median over rounds of the stack less the same round\'s empty stack, per copy', () => {
+    // Round 2 ran slow for both stacks alike (drift); round 3's stack alone was an outlier.
+    const empty = [t(1, 2), t(3, 6), t(1, 2)];
+    const stack = [t(9, 18), t(11, 22), t(41, 82)];
+    expect(blockTime(stack, empty, 8)).toEqual(t(1, 2));
+  });
+
+  it('never prices a block below zero, and refuses rounds that do not pair', () => {
+    expect(blockTime([t(1, 1)], [t(2, 0.5)], 4)).toEqual(t(0, 0.125));
+    expect(() => blockTime([t(1, 1)], [], 4)).toThrow(RangeError);
   });
 });
 

@@ -113,6 +113,20 @@ describe('solving on a real block library', async () => {
     expect(objectiveOf(problem, parentChoice)).toBeLessThan(1e-5);
   });
 
+  it('prices time budgets under a measured profile tighter by its calibration error', () => {
+    const space = loadSearchSpace(join(ROOT, 'search-spaces/puzzle.json'), ck.config);
+    const line = { intercept: 0, slope: 1 };
+    const pt = (x: number, y: number) => ({ predicted: { prefillSeconds: 0, decodeSeconds: x }, measured: { prefillSeconds: 0, decodeSeconds: y } });
+    // Whole models priced 10% over and 10% under their times: an error of 10% (root mean square).
+    const calibration = { 'single-prompt': { prefill: line, decode: line, points: [pt(1.1, 1), pt(0.9, 1)] } };
+    const measured = { ...profile, measured: { model: { dir: '', hiddenSize: 64, numHeads: 8, headDim: 8, vocabSize: 512 }, threads: 1, repeats: 1, scenarios: {}, calibration } };
+    const plain = formulate(ck.config, space, library.scores(), profile, costs, { speedup: 2 }, 'kl').problem.budgets;
+    const tight = formulate(ck.config, space, library.scores(), measured, costs, { speedup: 2 }, 'kl').problem.budgets;
+    expect(tight[0].limit).toBeCloseTo(plain[0].limit / 1.1, 12);
+    expect(tight[0].name).toBe('time in scenario "single-prompt" (priced 10.0% under the budget: the measured profile\'s calibration error)');
+    expect(tight[1]).toEqual(plain[1]);
+  });
+
   it('finds a child within budget, refines it with Tabu, and writes a spec that interoperates as DeciLM block_configs', async () => {
     const [s] = await solve(built, { ...solveDefaults, budget: { speedup: 1.5 } });
     const parent = architectureCost(ck.config, parentArchitecture(ck.config), profile, costs);

@@ -4,14 +4,14 @@ import { modelParams } from '../arch/params.js';
 import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
 import { architectureCost } from '../hardware/model-cost.js';
-import { measuredProfile } from '../hardware/profile.js';
+import { measuredProfile, PROFILE_SECONDS } from '../hardware/profile.js';
 import { loadArchitectureFile } from '../model/arch-file.js';
 import { readModelSpec } from '../model/checkpoint.js';
 import { loadSearchSpace } from '../space/expand.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE } from '../util/project.js';
 import { bytes, int, table } from '../util/format.js';
-import { positiveInt, runtimeOf, stageOption, threadsOption } from './options.js';
+import { nonNegativeNumber, positiveInt, runtimeOf, stageOption, threadsOption } from './options.js';
 import type { Print } from './print.js';
 import { cliReporter } from './reporter.js';
 
@@ -57,13 +57,14 @@ export function addHardwareCommands(p: Command, print: Print): void {
     .option('--space <space.json>', 'search space', DEFAULT_SPACE)
     .option('--hardware <profile>', 'profile whose device and scenarios to measure', DEFAULT_HARDWARE)
     .requiredOption('--out <profile.json>', 'where to write the measured profile, e.g. hardware-profiles/measured-stories260K.json')
-    .option('--repeats <n>', 'timed runs per measurement (median kept)', positiveInt('--repeats'), 5)
+    .option('--repeats <n>', 'rounds per measurement at least: each builds every sub-block stack and calibration model afresh and times it (median kept)', positiveInt('--repeats'), 5)
+    .option('--min-seconds <s>', 'seconds of sub-block rounds per scenario at least (short, noisy timings get more rounds); each calibration model is timed for a tenth to two thirds of it', nonNegativeNumber('--min-seconds'), PROFILE_SECONDS)
     .addOption(threadsOption()).addOption(stageOption())
-    .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; stageMb: number; repeats: number }) => {
+    .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; stageMb: number; repeats: number; minSeconds: number }) => {
       const { config } = readModelSpec(f.model);
       const space = loadSearchSpace(f.space, config);
       const name = f.out.replace(/^.*\//, '').replace(/\.json$/, '');
-      writeJsonAtomic(f.out, await measuredProfile({ dir: resolve(f.model), config }, space, f.hardware, name, { runtime: runtimeOf(f), repeats: f.repeats, reporter: cliReporter(print) }));
+      writeJsonAtomic(f.out, await measuredProfile({ dir: resolve(f.model), config }, space, f.hardware, name, { runtime: runtimeOf(f), repeats: f.repeats, minSeconds: f.minSeconds, reporter: cliReporter(print) }));
       print(`wrote ${f.out}`);
     });
 }

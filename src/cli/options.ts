@@ -28,6 +28,14 @@ export function positiveNumber(option: string) {
   };
 }
 
+export function nonNegativeNumber(option: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(n >= 0) || !Number.isFinite(n)) fail(`option ${option}: "${value}" is not a non-negative number`);
+    return n;
+  };
+}
+
 export const defaultThreads = () => availableParallelism();
 
 /** `--threads`: the runtime every command's graphs run in. */

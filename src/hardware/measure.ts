@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../arch/config.js';
 import { EMPTY_BLOCK, type Architecture, type AttentionVariant, type BlockConfig, type FfnVariant } from '../arch/variant.js';
-import { randomWeights } from '../model/random.js';
+import { timingWeights } from '../model/random.js';
 import type { ModelWeights, WeightSource } from '../model/weights.js';
 import { StagedDecoder } from '../onnx/staged.js';
 import { fusedAttentionRuns } from '../onnx/decoder-graph.js';
@@ -16,14 +16,26 @@ import type { Scenario, ScenarioTime } from './types.js';
 
 export interface MeasureOptions {
   readonly runtime: Runtime;
-  /** Timed runs per measurement (the median is kept), after `warmup` untimed ones. */
+  /** Rounds, each building every graph afresh and timing it (the median over rounds is kept). */
   readonly repeats: number;
+  /** Untimed runs of each build before it is timed. */
   readonly warmup: number;
+  /**
+   * Rounds go on past `repeats` until this many seconds have been spent (sub-blocks: wall time, builds included;
+   * whole models: timed runs), at most MAX_ROUNDS: a small model's rounds are short and vary by ±30% from build to
+   * build on a shared machine, so it gets many; a large model's few already take longer. Default 0: `repeats` rounds.
+   */
+  readonly minSeconds?: number;
   /** Attention as onnxruntime's fused kernel (default where it runs the model: `fusedAttentionRuns`), as the exported model.onnx runs it; false: standard ops. */
   readonly fusedAttention?: boolean;
 }
 
-const timed = (fn: () => Promise<unknown>, o: MeasureOptions) => medianSeconds(fn, { minRuns: o.repeats, warmup: o.warmup });
+// Within one build: the median of a few calls (and of 50 ms at least), so that one short call's jitter is not its time.
+const RUNS_PER_BUILD = 3;
+const timed = (fn: () => Promise<unknown>, o: MeasureOptions) => medianSeconds(fn, { minRuns: RUNS_PER_BUILD, warmup: o.warmup });
+
+/** Rounds at most, however short they are. */
+export const MAX_ROUNDS = 40;
 
 // Each sub-block is timed as a stack of this many copies, so per-call overhead and timer noise are
 // spread over many blocks instead of swamping one small one.
@@ -70,8 +82,9 @@ async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOpti
 /** A stack of STACK copies of one block, run from the residual stream (weights are seeded noise: speed does not depend on them). */
 async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Runtime, rng: Rng, fusedAttention: boolean) {
   const arch: Architecture = Array.from({ length: STACK }, () => block);
-  const weights = randomWeights({ ...config, numLayers: STACK }, arch, rng);
-  const session = await DecoderSession.create({ ...config, numLayers: STACK }, weights, { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime);
+  // The residual stream in, nothing out: no embedding or LM head to draw (a vocabulary of one).
+  const stack = { ...config, numLayers: STACK, vocabSize: 1 };
+  const session = await DecoderSession.create(stack, timingWeights(stack, arch, rng), { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime);
   const kvHeads = () => kindOf('attention', block.attention).cachedKvHeads(config, block.attention);
   return { session, kvHeads };
 }
@@ -84,10 +97,27 @@ export interface SubBlockTimings {
 }
 
 /**
+ * One block's time from rounds of a stack of `height` copies and of the empty stack (the same rounds, in order):
+ * the median over rounds of the stack less that round's empty stack, per copy, never negative. Pure.
+ */
+export function blockTime(stack: readonly ScenarioTime[], empty: readonly ScenarioTime[], height: number): ScenarioTime {
+  if (stack.length !== empty.length || stack.length === 0) throw new RangeError(`${stack.length} rounds of a stack against ${empty.length} of the empty one`);
+  const of = (phase: (t: ScenarioTime) => number) => Math.max(0, median(stack.map((t, r) => phase(t) - phase(empty[r])))) / height;
+  return { prefillSeconds: of((t) => t.prefillSeconds), decodeSeconds: of((t) => t.decodeSeconds) };
+}
+
+/**
  * Measures every distinct sub-block variant in one scenario with onnxruntime on this machine. Each
  * sub-block is timed as a stack of identical copies; the time of an empty stack with the same inputs and
  * outputs (call overhead, copying the residual stream) is subtracted and the rest divided by the stack
  * height, so that per-block times add up to a whole model.
+ *
+ * Timed in rounds over builds, as whole models are (`compareModels`): each round builds every stack afresh,
+ * times it and releases it, and a variant's time is the median over rounds of its stack less that round's
+ * empty stack. One build per stack was not enough: six builds of one attention stack in one process took
+ * 9.1, 7.9, 6.2, 5.0, 4.2 and 4.4 ms (stories260K, single-prompt decode) — a process's first builds run
+ * slow, and builds differ — so a profile timed once priced the variants it timed first up to twice too
+ * high. A first round is run untimed for the same reason.
  */
 export async function measureSubBlocks(
   config: ModelConfig,
@@ -97,45 +127,63 @@ export async function measureSubBlocks(
   onProgress: (done: number, total: number) => void = () => {},
 ): Promise<SubBlockTimings> {
   const rng = new Rng(0x7e55);
-  const total = variants.attention.length + variants.ffn.length + 2;
-  let done = 0;
-  const tick = () => onProgress(++done, total);
-  onProgress(0, total);
+  const fused = o.fusedAttention ?? fusedAttentionRuns(config);
   const hidden = (batch: number, seq: number) => noise(rng, [batch, seq, config.hiddenSize]);
-  const time = async (block: BlockConfig) => {
-    const { session, kvHeads } = await blockSession(config, block, o.runtime, rng, o.fusedAttention ?? fusedAttentionRuns(config));
+  const ids = (batch: number, seq: number) => ({ ids: Int32Array.from({ length: batch * seq }, () => rng.int(config.vocabSize)), batch, seq });
+  const timedStack = async (block: BlockConfig) => {
+    const { session, kvHeads } = await blockSession(config, block, o.runtime, rng, fused);
     try {
       return await timeScenario(session, s, o, hidden, kvHeads, rng);
     } finally {
       await session.release();
-      tick();
     }
   };
-  const empty = await time(EMPTY_BLOCK);
-  const minus = (t: ScenarioTime): ScenarioTime => ({
-    prefillSeconds: Math.max(0, t.prefillSeconds - empty.prefillSeconds) / STACK,
-    decodeSeconds: Math.max(0, t.decodeSeconds - empty.decodeSeconds) / STACK,
-  });
-  // A no-op stack is the empty stack itself: it costs nothing by construction.
-  const nothing: ScenarioTime = { prefillSeconds: 0, decodeSeconds: 0 };
-  const attention = new Map<string, ScenarioTime>();
-  for (const [key, v] of variants.attention) attention.set(key, removesSubBlock('attention', v) ? (tick(), nothing) : minus(await time({ ...EMPTY_BLOCK, attention: v })));
-  const ffn = new Map<string, ScenarioTime>();
-  for (const [key, v] of variants.ffn) ffn.set(key, removesSubBlock('ffn', v) ? (tick(), nothing) : minus(await time({ ...EMPTY_BLOCK, ffn: v })));
-
   // The rest: token ids in, last-position logits out, through an empty layer.
-  const restConfig = { ...config, numLayers: 1 };
-  const restWeights = randomWeights(restConfig, [EMPTY_BLOCK], rng);
-  const session = await DecoderSession.create(restConfig, restWeights, { logits: 'last' }, o.runtime);
-  const ids = (batch: number, seq: number) => ({ ids: Int32Array.from({ length: batch * seq }, () => rng.int(config.vocabSize)), batch, seq });
-  let rest: ScenarioTime;
-  try {
-    rest = await timeScenario(session, s, o, ids, () => 0, rng);
-  } finally {
-    await session.release();
+  const timedRest = async () => {
+    const restConfig = { ...config, numLayers: 1 };
+    const session = await DecoderSession.create(restConfig, timingWeights(restConfig, [EMPTY_BLOCK], rng), { logits: 'last' }, o.runtime);
+    try {
+      return await timeScenario(session, s, o, ids, () => 0, rng);
+    } finally {
+      await session.release();
+    }
+  };
+  // A no-op sub-block is the empty stack itself: it costs nothing by construction, and is not timed.
+  const timedAttention = variants.attention.filter(([, v]) => !removesSubBlock('attention', v));
+  const timedFfn = variants.ffn.filter(([, v]) => !removesSubBlock('ffn', v));
+  const stacks: BlockConfig[] = [EMPTY_BLOCK, ...timedAttention.map(([, v]) => ({ ...EMPTY_BLOCK, attention: v })), ...timedFfn.map(([, v]) => ({ ...EMPTY_BLOCK, ffn: v }))];
+  const times: ScenarioTime[][] = stacks.map(() => []);
+  const rest: ScenarioTime[] = [];
+  const started = performance.now();
+  const enough = () => {
+    const n = rest.length;
+    return n >= MAX_ROUNDS || (n >= Math.max(1, o.repeats) && (performance.now() - started) / 1000 >= (o.minSeconds ?? 0));
+  };
+  // Progress counts the rounds `repeats` asks for (and the untimed one); rounds that time adds go past it.
+  const planned = (Math.max(1, o.repeats) + 1) * (stacks.length + 1);
+  let done = 0;
+  onProgress(0, planned);
+  for (let r = 0; r === 0 || !enough(); r++) {
+    const warmRound = r === 0;
+    // Every other round in reverse, so that drift within a round falls on all stacks alike.
+    const order = [...stacks.keys()];
+    if (r % 2 === 1) order.reverse();
+    const round: ScenarioTime[] = [];
+    for (const k of order) {
+      round[k] = await timedStack(stacks[k]);
+      onProgress(Math.min(++done, planned), planned);
+    }
+    const t = await timedRest();
+    onProgress(Math.min(++done, planned), planned);
+    if (warmRound) continue;
+    round.forEach((x, k) => times[k].push(x));
+    rest.push(t);
   }
-  tick();
-  return { attention, ffn, rest };
+  onProgress(planned, planned);
+  const nothing: ScenarioTime = { prefillSeconds: 0, decodeSeconds: 0 };
+  const timedKeys = new Map([...timedAttention, ...timedFfn].map(([key], i) => [key, i + 1]));
+  const priced = (list: readonly [string, unknown][]) => new Map(list.map(([key]) => [key, timedKeys.has(key) ? blockTime(times[timedKeys.get(key)!], times[0], STACK) : nothing]));
+  return { attention: priced(variants.attention), ffn: priced(variants.ffn), rest: medianTime(rest) };
 }
 
 /** A model as a scenario runs it, ready to time: one call runs the whole scenario once. */
@@ -161,15 +209,16 @@ async function scenarioRunner(config: ModelConfig, weights: ModelWeights | Weigh
   return { run, release: () => session.release() };
 }
 
-const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) });
+export const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) });
 const totalSeconds = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
 
 /**
  * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
- * call per further token feeding the cache back (greedy tokens). Median over repeats of the whole run, each of a fresh build.
+ * call per further token feeding the cache back (greedy tokens). Median over rounds of the whole run, each of a fresh
+ * build: `repeats` of them, and more while fewer than `minSeconds` have been timed.
  */
 export async function measureModel(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
-  const t = await compareModels([{ config, weights, arch }], s, { runtime: o.runtime, warmup: o.warmup, minRounds: o.repeats, maxRounds: o.repeats, precision: 1, maxSeconds: Infinity, fusedAttention: o.fusedAttention });
+  const t = await compareModels([{ config, weights, arch }], s, { runtime: o.runtime, warmup: o.warmup, minRounds: o.repeats, maxRounds: Math.max(o.repeats, MAX_ROUNDS), precision: 1, minSeconds: o.minSeconds, maxSeconds: Infinity, fusedAttention: o.fusedAttention });
   return t.medians[0];
 }
 
@@ -183,6 +232,8 @@ export interface ProtocolOptions {
   readonly maxRounds: number;
   /** Enough: each speed-up's 95% interval within ±`precision` of it (0.03: ±3%). */
   readonly precision: number;
+  /** Timed seconds before which rounds go on, precise or not (up to `maxRounds`); default 0. */
+  readonly minSeconds?: number;
   /** Timed seconds after which no further round starts, precise or not. */
   readonly maxSeconds: number;
   /** See `MeasureOptions.fusedAttention`. */
@@ -241,7 +292,8 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
   const done = (spent: number) => {
     const n = rounds[0].length;
     if (n < Math.max(2, o.minRounds)) return false;
-    return n >= o.maxRounds || spent >= o.maxSeconds || speedups().every((i) => preciseEnough(i, o.precision));
+    if (n >= o.maxRounds || spent >= o.maxSeconds) return true;
+    return spent >= (o.minSeconds ?? 0) && speedups().every((i) => preciseEnough(i, o.precision));
   };
   const runnerOf = (m: TimedModel) => (isExternal(m) ? m.open(s) : scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? fusedAttentionRuns(m.config)));
   const builtAndTimed = async (m: TimedModel): Promise<ScenarioTime> => {

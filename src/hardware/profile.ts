@@ -10,24 +10,34 @@ import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import { loadHardwareProfile } from './load.js';
-import { measureModel, measureSubBlocks } from './measure.js';
-import { calibrated, calibrationOf, type ScenarioCalibration } from './calibrate.js';
+import { compareModels, DEFAULT_PROTOCOL, MAX_ROUNDS, measureSubBlocks, medianTime } from './measure.js';
+import { loadCheckpoint } from '../model/checkpoint.js';
+import { calibrated, calibrationOf, onParentScale, type ScenarioCalibration } from './calibrate.js';
 import { parentArchitecture } from '../arch/config.js';
 import type { Architecture, BlockConfig } from '../arch/variant.js';
 import { attentionParams, ffnParams } from '../arch/params.js';
 import { attentionKey, ffnKey } from '../arch/variants/registry.js';
-import { randomWeights } from '../model/random.js';
+import { timingWeights } from '../model/random.js';
 import { Rng } from '../util/rng.js';
 import type { MeasuredCosts, ScenarioTime } from './types.js';
 
 export interface ProfileOptions {
   readonly runtime: Runtime;
-  /** Timed runs per measurement (the median is kept). */
+  /** Rounds per measurement, each over fresh builds (the median is kept). */
   readonly repeats: number;
+  /** See PROFILE_SECONDS (the default). */
+  readonly minSeconds?: number;
   /** Whole models timed to calibrate the sum of sub-blocks (the parent and random architectures of the space). */
   readonly calibrationModels?: number;
   readonly reporter?: Reporter;
 }
+
+/**
+ * Seconds of sub-block rounds per scenario at least: small models get many rounds (their times are short and noisy),
+ * large ones `repeats` (each round already takes longer). Each calibration model is timed against the parent for at
+ * least a tenth of it and at most two thirds (timed seconds; rounds stop in between once the ratio is within ±3%).
+ */
+export const PROFILE_SECONDS = 30;
 
 /** The parent, the smallest child and three seeded random architectures of the space: the line spans what a search picks from. */
 export const CALIBRATION_MODELS = 5;
@@ -71,19 +81,30 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
   const variants = distinctVariants(space);
   const scenarios: Record<string, Record<string, ScenarioTime>> = {};
   const calibration: Record<string, ScenarioCalibration> = {};
-  const wholes = calibrationArchitectures(config, space, o.calibrationModels ?? CALIBRATION_MODELS);
+  const wholes = calibrationArchitectures(config, space, Math.max(2, o.calibrationModels ?? CALIBRATION_MODELS));
+  const parent = { config, weights: loadCheckpoint(model.dir).source, arch: wholes[0] };
+  const seconds = o.minSeconds ?? PROFILE_SECONDS;
   for (const s of profile.workload.scenarios) {
-    const t = await measureSubBlocks(config, variants, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2 }, reporter.progress(`profile ${s.name}`));
+    const t = await measureSubBlocks(config, variants, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2, minSeconds: seconds }, reporter.progress(`profile ${s.name}`));
     const raw = { ...Object.fromEntries(t.attention), ...Object.fromEntries(t.ffn), rest: t.rest };
-    // Whole models of a few architectures, to fit what the sum of blocks alone misses.
+    // Whole models of a few architectures, to fit what the sum of blocks alone misses: each timed against the parent
+    // (its own checkpoint, read a stage at a time) in alternating rounds, and put on the parent's scale.
     const tick = reporter.progress(`calibrate ${s.name} on whole models`);
-    const points = [];
-    for (const [k, arch] of wholes.entries()) {
-      tick(k, wholes.length);
-      const measured = await measureModel(config, randomWeights(config, arch, new Rng(0xca1 + k)), arch, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2 });
-      points.push({ predicted: blockSum(raw, arch), measured });
+    const others = wholes.slice(1);
+    // Warmed up as `tessera evaluate` times parent and child (DEFAULT_PROTOCOL), so that the line prices what it measures.
+    const protocol = { runtime: o.runtime, warmup: DEFAULT_PROTOCOL.warmup, minRounds: o.repeats, maxRounds: MAX_ROUNDS, precision: 0.03, minSeconds: seconds / 10, maxSeconds: (seconds * 2) / 3 };
+    const compared = [];
+    for (const [k, arch] of others.entries()) {
+      tick(k, others.length);
+      const c = await compareModels([parent, { config, weights: timingWeights(config, arch, new Rng(0xca1 + k)), arch }], s, protocol);
+      compared.push({ arch, parentRounds: c.rounds[0], rounds: c.rounds[1] });
     }
-    tick(wholes.length, wholes.length);
+    tick(others.length, others.length);
+    const parentReference = medianTime(compared.flatMap((c) => c.parentRounds));
+    const points = [
+      { predicted: blockSum(raw, parent.arch), measured: parentReference },
+      ...compared.map((c) => ({ predicted: blockSum(raw, c.arch), measured: onParentScale(parentReference, c.parentRounds, c.rounds) })),
+    ];
     calibration[s.name] = calibrationOf(points);
     scenarios[s.name] = calibrated(raw, calibration[s.name]);
   }

@@ -4,6 +4,7 @@ import { attentionParams, ffnParams, modelParams, nonLayerParams } from '../arch
 import { attentionKey, ffnKey } from '../arch/variants/registry.js';
 import { type BlockConfig } from '../arch/variant.js';
 import type { CandidateScore } from '../bld/candidate.js';
+import { calibrationError } from '../hardware/calibrate.js';
 import type { CostModel } from '../hardware/cost-model.js';
 import { architectureCost, attentionMemory, ffnMemory, restMemory } from '../hardware/model-cost.js';
 import type { HardwareProfile, Scenario } from '../hardware/types.js';
@@ -63,9 +64,11 @@ export function formulate(config: ModelConfig, space: SearchSpace, scores: reado
     if (budget.throughput !== undefined) limits.push((s.batch * s.generatedTokens) / budget.throughput);
     if (limits.length === 0) continue;
     const t = (x: { prefillSeconds: number; decodeSeconds: number }) => x.prefillSeconds + x.decodeSeconds;
+    const calibration = profile.measured?.calibration?.[s.name];
+    const margin = calibration === undefined ? 0 : calibrationError(calibration);
     budgets.push({
-      name: `time in scenario "${s.name}"`,
-      limit: Math.min(...limits),
+      name: `time in scenario "${s.name}"${margin > 0 ? ` (priced ${(100 * margin).toFixed(1)}% under the budget: the measured profile's calibration error)` : ''}`,
+      limit: Math.min(...limits) / (1 + margin),
       fixed: t(costs.rest(s)),
       unit: 'ms',
       scale: 1e-3,
