@@ -42,9 +42,9 @@ export interface ScenarioCalibration {
 /**
  * The line through (predicted, measured) pairs per phase, fitted on relative error (weights 1 / measured²):
  * speed-ups are ratios, so a small architecture's time matters as much as the parent's. Unweighted, the
- * parent's large residuals set the line and the smallest architecture was priced 3.7× its measured time. A line that would make a time negative or grow it
- * slower than its sum (slope ≤ 0: timings too noisy to fit) is replaced by the ratio of the totals through 0,
- * which never reorders architectures.
+ * parent's large residuals set the line and the smallest architecture was priced 3.7× its measured time. A
+ * line that would make a time negative or grow it slower than its sum (slope ≤ 0: timings too noisy to fit)
+ * is replaced by the ratio of the totals through 0, which never reorders architectures.
  */
 export function calibrationOf(points: ScenarioCalibration['points']): ScenarioCalibration {
   const phase = (of: (t: ScenarioTime) => number): Line => {
