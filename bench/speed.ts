@@ -32,7 +32,7 @@ import { measuredProfile, profileRun } from '../src/hardware/profile.js';
 import { Run } from '../src/run/run.js';
 import { solve } from '../src/search/solve.js';
 import { parseModelConfig } from '../src/model/config.js';
-import { llamaConfigJson, randomWeights } from '../src/model/random.js';
+import { llamaConfigJson, randomWeights, timingWeights } from '../src/model/random.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import type { Evaluation } from '../src/evaluate/evaluate.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
@@ -212,14 +212,17 @@ const variantCounts = (arch: Architecture): string => {
   return [...counts].map(([key, n]) => `${key} ×${n}`).join(', ');
 };
 
+/** Rows of the shape part (the SmolLM2-135M shape's), told from the shared models' by their model's name. */
+const isShapeRow = (r: ChildRow) => r.model.endsWith(' shape');
+
 const SHAPE_BUDGETS = [1.25, 1.5, 2, 3];
 const SHAPE_DRAWS = 20000;
 
 /**
  * The architecture of the space whose predicted speed-up (the least over the profile's scenarios, as a budget binds
- * every scenario) is nearest above each budget it reaches, among seeded draws: each draw keeps every layer's parent block with
- * a probability of its own (uniform in [0, 1]) and otherwise takes a block of that layer at random, so that the draws
- * range from the parent to the space's most-cut corner.
+ * every scenario) is nearest above each budget it reaches, among seeded draws: each draw keeps every layer's parent
+ * block with a probability of its own (uniform in [0, 1]) and otherwise takes a block of that layer at random, so that
+ * the draws range from the parent to the space's most-cut corner.
  */
 function sampledChildren(config: ModelConfig, space: SearchSpace, profile: HardwareProfile, budgets: readonly number[]): { budget: number; arch: Architecture; predicted: number[] }[] {
   const costs = costModelFor(config, profile);
@@ -254,7 +257,7 @@ async function shapeChildRows(): Promise<ChildRow[]> {
   const children = sampledChildren(parent.config, space, profile, budgets);
   for (const b of budgets) if (!children.some((c) => c.budget === b)) unreachable.push(`${shape.name} shape ×${b} (none of ${SHAPE_DRAWS} seeded draws reaches it)`);
   for (const [n, child] of children.entries()) {
-    const weights = randomWeights(parent.config, child.arch, new Rng(n));
+    const weights = timingWeights(parent.config, child.arch, new Rng(n));
     for (const [k, scenario] of profile.workload.scenarios.entries()) {
       process.stderr.write(`shape: ×${child.budget} · ${scenario.name}\n`);
       const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: parent.config, weights, arch: child.arch }], scenario, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 45 });
@@ -271,9 +274,10 @@ const loadBefore = loadavg()[0];
 const saved = (more: Record<string, unknown>) => writeResult('bench-speed.json', { ...previous, ...more, machine: machine() });
 const graphs = parts.has('graphs') ? await graphRows() : (previous.graphs ?? []);
 saved({ graphs });
-const sharedChildren: ChildRow[] = parts.has('children') ? await childRows() : (previous.children ?? []).filter((r: ChildRow) => !r.model.endsWith(' shape'));
-saved({ graphs, children: [...sharedChildren, ...(previous.children ?? []).filter((r: ChildRow) => r.model.endsWith(' shape'))] });
-const shapeChildren: ChildRow[] = parts.has('shape') ? await shapeChildRows() : (previous.children ?? []).filter((r: ChildRow) => r.model.endsWith(' shape'));
+const previousChildren: ChildRow[] = previous.children ?? [];
+const sharedChildren = parts.has('children') ? await childRows() : previousChildren.filter((r) => !isShapeRow(r));
+saved({ graphs, children: [...sharedChildren, ...previousChildren.filter(isShapeRow)] });
+const shapeChildren = parts.has('shape') ? await shapeChildRows() : previousChildren.filter(isShapeRow);
 const children = [...sharedChildren, ...shapeChildren];
 saved({ graphs, children });
 // The child timed ten times: --child, else the ×1.5 child of stories260K above.
@@ -307,7 +311,7 @@ const md = [
     `- Median |predicted − measured| / measured: ${(100 * medianError).toFixed(0)}% (goal ≤ 10%); worst ${(100 * errors[errors.length - 1]).toFixed(0)}% (goal ≤ 25%).`,
     `- Children measured below their budget beyond noise (interval wholly under it): ${belowBudget.length === 0 ? 'none' : belowBudget.map((r) => `${r.model} ×${r.budget} ${r.scenario} (${r.said})`).join('; ')}.`,
   ]),
-  ...children.filter((r) => r.model.endsWith(' shape') && r.scenario === children.find((c) => c.model === r.model)?.scenario).map((r) => `- ${r.model} ×${r.budget}: ${r.child}.`),
+  ...children.filter((r) => isShapeRow(r) && r.scenario === children.find((c) => c.model === r.model)?.scenario).map((r) => `- ${r.model} ×${r.budget}: ${r.child}.`),
   ...(unreachable.length === 0 ? [] : [`- Budgets without a child: ${unreachable.join('; ')}.`]), '',
 ];
 writeFileAtomic(join(PROJECT_ROOT, 'results/bench-speed.md'), md.join('\n'));

@@ -6,7 +6,7 @@ import { StagedDecoder } from '../onnx/staged.js';
 import { fusedAttentionRuns } from '../onnx/decoder-graph.js';
 import type { Runtime } from '../onnx/runtime.js';
 import { DecoderSession, type KvBuffers, type KvCache } from '../onnx/session.js';
-import { cachedKvHeadsOf, kindOf, removesSubBlock } from '../arch/variants/registry.js';
+import { cachedKvHeadsOf, removesSubBlock } from '../arch/variants/registry.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { argmax } from '../lm/generate.js';
@@ -85,8 +85,7 @@ async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Ru
   // The residual stream in, nothing out: no embedding or LM head to draw (a vocabulary of one).
   const stack = { ...config, numLayers: STACK, vocabSize: 1 };
   const session = await DecoderSession.create(stack, timingWeights(stack, arch, rng), { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime);
-  const kvHeads = () => kindOf('attention', block.attention).cachedKvHeads(config, block.attention);
-  return { session, kvHeads };
+  return { session, kvHeads: cachedKvHeadsOf(config, arch) };
 }
 
 export interface SubBlockTimings {

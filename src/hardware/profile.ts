@@ -84,6 +84,8 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
   const wholes = calibrationArchitectures(config, space, Math.max(2, o.calibrationModels ?? CALIBRATION_MODELS));
   const parent = { config, weights: loadCheckpoint(model.dir).source, arch: wholes[0] };
   const seconds = o.minSeconds ?? PROFILE_SECONDS;
+  // Warmed up as `tessera evaluate` times parent and child (DEFAULT_PROTOCOL), so that the line prices what it measures.
+  const protocol = { runtime: o.runtime, warmup: DEFAULT_PROTOCOL.warmup, minRounds: o.repeats, maxRounds: MAX_ROUNDS, precision: 0.03, minSeconds: seconds / 10, maxSeconds: (seconds * 2) / 3 };
   for (const s of profile.workload.scenarios) {
     const t = await measureSubBlocks(config, variants, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2, minSeconds: seconds }, reporter.progress(`profile ${s.name}`));
     const raw = { ...Object.fromEntries(t.attention), ...Object.fromEntries(t.ffn), rest: t.rest };
@@ -91,8 +93,6 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
     // (its own checkpoint, read a stage at a time) in alternating rounds, and put on the parent's scale.
     const tick = reporter.progress(`calibrate ${s.name} on whole models`);
     const others = wholes.slice(1);
-    // Warmed up as `tessera evaluate` times parent and child (DEFAULT_PROTOCOL), so that the line prices what it measures.
-    const protocol = { runtime: o.runtime, warmup: DEFAULT_PROTOCOL.warmup, minRounds: o.repeats, maxRounds: MAX_ROUNDS, precision: 0.03, minSeconds: seconds / 10, maxSeconds: (seconds * 2) / 3 };
     const compared = [];
     for (const [k, arch] of others.entries()) {
       tick(k, others.length);
