@@ -28,7 +28,7 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { RIDGE_GRID } from '../src/bld/derive.js';
 import { score } from '../src/bld/score.js';
 import { exportSolution } from '../src/export/export.js';
-import { measuredProfile, profileRun } from '../src/hardware/profile.js';
+import { measuredProfile, profileRun, variantCounts } from '../src/hardware/profile.js';
 import { Run } from '../src/run/run.js';
 import { solve } from '../src/search/solve.js';
 import { parseModelConfig } from '../src/model/config.js';
@@ -45,7 +45,6 @@ import { ggufOf, llamaCppModel } from './llama-cpp.js';
 import { writeCheckpoint } from '../src/model/save.js';
 import type { ModelConfig } from '../src/arch/config.js';
 import type { Architecture } from '../src/arch/variant.js';
-import { attentionKey, ffnKey } from '../src/arch/variants/registry.js';
 import { costModelFor } from '../src/hardware/cost-model.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
 import type { HardwareProfile } from '../src/hardware/types.js';
@@ -205,12 +204,8 @@ async function childRows(): Promise<ChildRow[]> {
   return rows;
 }
 
-/** How many layers take each variant, e.g. "attn-gqa3 ×12, attn-linear ×18, ffn-swiglu768 ×30". */
-const variantCounts = (arch: Architecture): string => {
-  const counts = new Map<string, number>();
-  for (const key of [...arch.map((b) => attentionKey(b.attention)), ...arch.map((b) => ffnKey(b.ffn))]) counts.set(key, (counts.get(key) ?? 0) + 1);
-  return [...counts].map(([key, n]) => `${key} ×${n}`).join(', ');
-};
+/** How many layers take each variant, e.g. "attn-gqa3 ×12, ffn-swiglu768 ×30, attn-linear ×18". */
+const describeCounts = (arch: Architecture): string => Object.entries(variantCounts(arch)).filter(([key]) => key !== 'rest').map(([key, n]) => `${key} ×${n}`).join(', ');
 
 /** Rows of the shape part (the SmolLM2-135M shape's), told from the shared models' by their model's name. */
 const isShapeRow = (r: ChildRow) => r.model.endsWith(' shape');
@@ -263,7 +258,7 @@ async function shapeChildRows(): Promise<ChildRow[]> {
       const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: parent.config, weights, arch: child.arch }], scenario, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 45 });
       const predicted = child.predicted[k];
       const measuredSpeedup = c.speedups[0];
-      rows.push({ model: `${shape.name} shape`, budget: child.budget, child: variantCounts(child.arch), dir: '', scenario: scenario.name, predicted, measured: measuredSpeedup, said: describeSpeedup(measuredSpeedup), error: Math.abs(predicted - measuredSpeedup.estimate) / measuredSpeedup.estimate });
+      rows.push({ model: `${shape.name} shape`, budget: child.budget, child: describeCounts(child.arch), dir: '', scenario: scenario.name, predicted, measured: measuredSpeedup, said: describeSpeedup(measuredSpeedup), error: Math.abs(predicted - measuredSpeedup.estimate) / measuredSpeedup.estimate });
     }
   }
   return rows;

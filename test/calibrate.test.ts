@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { calibrated, calibrationError, calibrationOf, fitLine, onParentScale } from '../src/hardware/calibrate.js';
-import { blockSum } from '../src/hardware/profile.js';
+import { calibrated, calibrationError, calibrationFit, calibrationOf, fitLine, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
+import { blockSum, CALIBRATION_MODELS, calibrationArchitectures, variantCounts } from '../src/hardware/profile.js';
+import { parentArchitecture } from '../src/arch/config.js';
+import { readModelSpec } from '../src/model/checkpoint.js';
+import { loadSearchSpace } from '../src/space/expand.js';
+import { DEFAULT_SPACE } from '../src/util/project.js';
+import { modelDir } from './support/fixtures.js';
 import { Rng } from '../src/util/rng.js';
 
 describe('calibrating sub-block times on whole models', () => {
@@ -96,5 +101,97 @@ describe('calibrating sub-block times on whole models', () => {
     const rounds = [t(1.5, 3), t(3, 6), t(3, 6)];
     expect(onParentScale(t(2, 8), parentRounds, rounds)).toEqual(t(1, 2));
     expect(() => onParentScale(t(2, 8), parentRounds, rounds.slice(1))).toThrow(RangeError);
+  });
+
+  describe('refined per variant on whole models', () => {
+    const t = (prefillSeconds: number, decodeSeconds: number) => ({ prefillSeconds, decodeSeconds });
+    // What whole models pay per variant, and what sub-block stacks measured: the rest and attention 30% low, one FFN
+    // 60% high — off in ways no line through the sums can undo.
+    const truth = { rest: t(1, 4), 'attn-gqa4': t(2, 8), 'attn-noop': t(0, 0), 'ffn-swiglu8': t(0.5, 1), 'ffn-swiglu4': t(0.3, 0.6), 'ffn-noop': t(0, 0) };
+    const stacks = { ...truth, rest: t(0.7, 2.8), 'attn-gqa4': t(1.4, 5.6), 'ffn-swiglu8': t(0.8, 1.6) };
+    const gqa = { kind: 'gqa', kvHeads: 4 } as const;
+    const noop = { kind: 'noop' } as const;
+    const ffn = (intermediate: number) => ({ kind: 'swiglu', intermediate }) as const;
+    const rng = new Rng(21);
+    const attentions = [gqa, noop];
+    const ffns = [ffn(8), ffn(4), noop];
+    const archs: Architecture[] = Array.from({ length: 14 }, () => Array.from({ length: 4 }, () => ({ attention: attentions[rng.int(2)], ffn: ffns[rng.int(3)] })));
+    const models = archs.map((a) => ({ counts: variantCounts(a), measured: blockSum(truth, a) }));
+
+    it('recovers the times whole models pay from exact timings as the ridge loosens, and keeps the prior as it tightens', () => {
+      const loose = refined(stacks, models, 1e-9);
+      for (const [key, time] of Object.entries(truth)) {
+        expect(loose[key].prefillSeconds).toBeCloseTo(time.prefillSeconds, 6);
+        expect(loose[key].decodeSeconds).toBeCloseTo(time.decodeSeconds, 6);
+      }
+      const tight = refined(stacks, models, 1e9);
+      for (const [key, time] of Object.entries(stacks)) expect(tight[key].decodeSeconds).toBeCloseTo(time.decodeSeconds, 6);
+      expect(() => refined(stacks, models, 0)).toThrow(RangeError);
+    });
+
+    it('solves the ridge normal equations in relative terms (against a brute-force minimum of the objective)', () => {
+      // One phase's objective Σ (relative miss)² + λ Σ δ², minimised by the solution: no small step lowers it.
+      const lambda = 0.3;
+      const out = refined(stacks, models, lambda);
+      const keys = Object.keys(stacks) as (keyof typeof stacks)[];
+      const objective = (delta: number[]) => {
+        const times = Object.fromEntries(keys.map((k, j) => [k, t(0, stacks[k].decodeSeconds * (1 + delta[j]))]));
+        const misses = models.map((m) => timeOf(times, m.counts).decodeSeconds / m.measured.decodeSeconds - 1);
+        return misses.reduce((a, e) => a + e * e, 0) + lambda * delta.reduce((a, d) => a + d * d, 0);
+      };
+      const solution = keys.map((k) => (stacks[k].decodeSeconds > 0 ? out[k].decodeSeconds / stacks[k].decodeSeconds - 1 : 0));
+      const best = objective(solution);
+      for (let j = 0; j < keys.length; j++) {
+        for (const step of [1e-3, -1e-3]) {
+          const moved = [...solution];
+          moved[j] += step;
+          expect(objective(moved)).toBeGreaterThanOrEqual(best - 1e-12);
+        }
+      }
+    });
+
+    it('chooses the refinement by leave-one-out, and reports that out-of-sample error as the calibration\'s', () => {
+      const points = models.map((m) => ({ ...m, predicted: timeOf(stacks, m.counts) }));
+      const fit = calibrationFit(stacks, points);
+      expect(fit.calibration.refinement?.lambda).not.toBeNull();
+      // Exact timings of an additive truth: the refinement predicts each left-out model to within 2%.
+      expect(calibrationError(fit.calibration)).toBeLessThan(0.02);
+      // The line alone cannot: the rest and one FFN are off by different factors.
+      const lineOnly = calibrated(stacks, calibrationOf(points));
+      const worst = (times: Record<string, { prefillSeconds: number; decodeSeconds: number }>) => Math.max(...models.map((m) => Math.abs(timeOf(times, m.counts).decodeSeconds / m.measured.decodeSeconds - 1)));
+      expect(worst(fit.times)).toBeLessThan(0.02);
+      expect(worst(lineOnly)).toBeGreaterThan(0.1);
+      // Points that do not say what each model is made of (older profiles) keep the line.
+      const bare = calibrationFit(stacks, points.map(({ predicted, measured }) => ({ predicted, measured })));
+      expect(bare.calibration.refinement).toBeUndefined();
+      expect(bare.times).toEqual(lineOnly);
+    });
+
+    it('reports the out-of-sample error of noisy timings near their noise, and needs three models to leave one out', () => {
+      const noisy = archs.map((a) => {
+        const sum = blockSum(stacks, a);
+        const factor = 1.2 * Math.exp(0.05 * rng.normal());
+        return { counts: variantCounts(a), predicted: sum, measured: t(factor * sum.prefillSeconds, factor * sum.decodeSeconds) };
+      });
+      // Each whole model 20% over its sum, times 5% log-normal noise: no refinement can predict the noise.
+      const fit = calibrationFit(stacks, noisy);
+      const error = fit.calibration.refinement!.error;
+      expect(error).toBeGreaterThan(0.02);
+      expect(error).toBeLessThan(0.1);
+      const lineAlone = calibrationFit(stacks, noisy.slice(0, 2)).calibration;
+      expect(lineAlone.refinement).toBeUndefined();
+    });
+  });
+
+  it('calibrates on distinct architectures from the parent to the most cut', () => {
+    const { config } = readModelSpec(modelDir('stories260K'));
+    const archs = calibrationArchitectures(config, loadSearchSpace(DEFAULT_SPACE, config), CALIBRATION_MODELS);
+    expect(archs).toHaveLength(CALIBRATION_MODELS);
+    expect(archs[0]).toEqual(parentArchitecture(config));
+    expect(archs[1].every((b) => b.attention.kind === 'noop' && b.ffn.kind === 'noop')).toBe(true);
+    expect(new Set(archs.map((a) => JSON.stringify(a))).size).toBe(archs.length);
+    // From dense to sparse: the later draws keep fewer sub-blocks.
+    const kept = (a: Architecture) => a.filter((b) => b.attention.kind !== 'noop').length + a.filter((b) => b.ffn.kind !== 'noop').length;
+    expect(kept(archs[2])).toBeGreaterThan(kept(archs[archs.length - 1]));
   });
 });

@@ -7,6 +7,7 @@ import type { Architecture } from '../src/arch/variant.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { measureModel } from '../src/hardware/measure.js';
+import { CALIBRATION_MODELS } from '../src/hardware/profile.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { modelDir, RUNTIME, tempDir } from './support/fixtures.js';
 
@@ -61,9 +62,12 @@ describe('tessera profile', () => {
       expect(Object.keys(t).sort()).toEqual(['attn-gqa4', 'attn-noop', 'ffn-noop', 'ffn-swiglu172', 'rest']);
       expect(t['attn-gqa4'].prefillSeconds).toBeGreaterThan(0);
       expect(t['attn-noop']).toEqual({ prefillSeconds: 0, decodeSeconds: 0 });
-      // Calibrated on whole models: the parent and random architectures, the sums of their blocks against their times.
+      // Calibrated on whole models: the parent and random architectures, the sums of their blocks against their times,
+      // each said to be made of its variants, with the refinement chosen by leave-one-out and its error.
       const c = p.measured!.calibration![s.name];
-      expect(c.points).toHaveLength(5);
+      expect(c.points).toHaveLength(CALIBRATION_MODELS);
+      for (const pt of c.points) expect(Object.values(pt.counts!).reduce((a, b) => a + b, 0)).toBe(1 + 2 * 5);
+      expect(c.refinement!.error).toBeGreaterThan(0);
       for (const pt of c.points) expect(pt.measured.prefillSeconds).toBeGreaterThan(0);
       expect(c.prefill.slope).toBeGreaterThan(0);
       expect(c.decode.slope).toBeGreaterThan(0);

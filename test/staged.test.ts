@@ -8,7 +8,7 @@ import { perplexity } from '../src/lm/perplexity.js';
 import { loadCheckpoint, openCheckpoint } from '../src/model/checkpoint.js';
 import { randomWeights } from '../src/model/random.js';
 import { loadTokenizer } from '../src/model/tokenizer.js';
-import { inMemory } from '../src/model/weights.js';
+import { gatherRows, inMemory, withCachedRows } from '../src/model/weights.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import { DecoderSession } from '../src/onnx/session.js';
 import { endBytes, holding, layerBytes, planStages, runStaged, SessionCache, StagedDecoder } from '../src/onnx/staged.js';
@@ -212,3 +212,21 @@ describe('stages: a model run a few layers at a time', () => {
   }, 120_000);
 });
 
+describe('embedding rows served from memory once read (timing)', () => {
+  it('returns the rows the checkpoint holds, reading each token id from its files once', () => {
+    const opened = openCheckpoint(modelDir('stories260K'));
+    const table = loadCheckpoint(modelDir('stories260K')).weights.embed;
+    const read = vi.spyOn(opened.source, 'embedRows');
+    const cached = withCachedRows(opened.source);
+    const first = [5, 9, 5, 300];
+    expect(cached.embedRows(first)).toEqual(gatherRows(table, first));
+    expect(read).toHaveBeenCalledTimes(1);
+    expect(Array.from(read.mock.calls[0][0])).toEqual([5, 9, 300]);
+    // A decode step of tokens already read, and one with a new token: only the new one is read.
+    expect(cached.embedRows([9, 300])).toEqual(gatherRows(table, [9, 300]));
+    expect(read).toHaveBeenCalledTimes(1);
+    expect(cached.embedRows([300, 7])).toEqual(gatherRows(table, [300, 7]));
+    expect(Array.from(read.mock.calls[1][0])).toEqual([7]);
+    expect(cached.embedRows([])).toHaveLength(0);
+  });
+});

@@ -41,7 +41,7 @@ export interface ScenarioComparison {
   readonly scenario: string;
   readonly parentSeconds: { readonly prefill: number; readonly decode: number; readonly total: number };
   readonly childSeconds: { readonly prefill: number; readonly decode: number; readonly total: number };
-  /** The speed-up's estimate (geometric mean of the rounds' ratios): `interval.estimate`. */
+  /** The speed-up's estimate (the median of the rounds' ratios): `interval.estimate`. */
   readonly measuredSpeedup: number;
   /** Its 95% interval over the timed rounds; `withinNoise` when it holds 1. */
   readonly interval: SpeedupInterval;

@@ -12,7 +12,7 @@ import { silent, type Reporter } from '../util/reporter.js';
 import { loadHardwareProfile } from './load.js';
 import { compareModels, DEFAULT_PROTOCOL, MAX_ROUNDS, measureSubBlocks, medianTime } from './measure.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { calibrated, calibrationOf, onParentScale, type ScenarioCalibration } from './calibrate.js';
+import { calibrationFit, onParentScale, timeOf, type ScenarioCalibration } from './calibrate.js';
 import { parentArchitecture } from '../arch/config.js';
 import type { Architecture, BlockConfig } from '../arch/variant.js';
 import { attentionParams, ffnParams } from '../arch/params.js';
@@ -34,37 +34,50 @@ export interface ProfileOptions {
 
 /**
  * Seconds of sub-block rounds per scenario at least: small models get many rounds (their times are short and noisy),
- * large ones `repeats` (each round already takes longer). Each calibration model is timed against the parent for at
- * least a tenth of it and at most two thirds (timed seconds; rounds stop in between once the ratio is within ±3%).
+ * large ones `repeats` (each round already takes longer). The calibration models share twice as many timed seconds,
+ * each timed against the parent for at least a third of its share and at most all of it (rounds stop in between once
+ * the ratio is within ±3%).
  */
 export const PROFILE_SECONDS = 30;
 
-/** The parent, the smallest child and three seeded random architectures of the space: the line spans what a search picks from. */
-export const CALIBRATION_MODELS = 5;
+/**
+ * The parent, the smallest child and ten seeded random architectures of the space: enough whole models for each
+ * variant's time to be refined on several of them (`calibrationFit`), and for its leave-one-out error to mean something.
+ */
+export const CALIBRATION_MODELS = 12;
 
 /**
  * The parent's architecture, the space's smallest (each layer its block of fewest parameters: the most-cut children a
- * search reaches at high speed-ups lie there, beyond random architectures) and `count − 2` seeded random ones.
+ * search reaches at high speed-ups lie there, beyond random architectures) and `count − 2` seeded random ones, from
+ * dense to sparse: the k-th of m gives each layer its smallest block with probability 2k / 3m, else one drawn
+ * uniformly, so that the models span the sizes searches pick from (uniform draws alone all sit near the middle). No
+ * architecture twice (a small space may have fewer than `count`).
  */
 export function calibrationArchitectures(config: ModelConfig, space: SearchSpace, count: number): Architecture[] {
   const rng = new Rng(0xca11b);
   const params = (b: BlockConfig) => attentionParams(config, b.attention) + ffnParams(config, b.ffn);
   const smallest = space.layers.map((l) => l.blocks.reduce((a, b) => (params(b) < params(a) ? b : a)));
-  const random = Array.from({ length: Math.max(0, count - 2) }, () => space.layers.map((l) => l.blocks[rng.int(l.blocks.length)]));
-  return [parentArchitecture(config), smallest, ...random].slice(0, count);
+  const archs = new Map<string, Architecture>();
+  for (const arch of [parentArchitecture(config), smallest]) archs.set(JSON.stringify(arch), arch);
+  const m = Math.max(0, count - 2);
+  for (let draw = 0; archs.size < count && draw < 100 * count; draw++) {
+    const sparsity = (2 * (draw % Math.max(1, m))) / (3 * Math.max(1, m));
+    const arch = space.layers.map((l, i) => (rng.next() < sparsity ? smallest[i] : l.blocks[rng.int(l.blocks.length)]));
+    archs.set(JSON.stringify(arch), arch);
+  }
+  return [...archs.values()].slice(0, count);
+}
+
+/** How many layers of an architecture use each variant, keyed as measured times are ("rest": once). */
+export function variantCounts(arch: Architecture): Record<string, number> {
+  const counts: Record<string, number> = { rest: 1 };
+  for (const b of arch) for (const key of [attentionKey(b.attention), ffnKey(b.ffn)]) counts[key] = (counts[key] ?? 0) + 1;
+  return counts;
 }
 
 /** What the measured times add up to for an architecture: the rest and every layer's attention and FFN. */
 export function blockSum(times: Readonly<Record<string, ScenarioTime>>, arch: Architecture): ScenarioTime {
-  let prefillSeconds = times.rest.prefillSeconds;
-  let decodeSeconds = times.rest.decodeSeconds;
-  for (const b of arch) {
-    for (const t of [times[attentionKey(b.attention)], times[ffnKey(b.ffn)]]) {
-      prefillSeconds += t.prefillSeconds;
-      decodeSeconds += t.decodeSeconds;
-    }
-  }
-  return { prefillSeconds, decodeSeconds };
+  return timeOf(times, variantCounts(arch));
 }
 
 /**
@@ -85,11 +98,12 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
   const parent = { config, weights: loadCheckpoint(model.dir).source, arch: wholes[0] };
   const seconds = o.minSeconds ?? PROFILE_SECONDS;
   // Warmed up as `tessera evaluate` times parent and child (DEFAULT_PROTOCOL), so that the line prices what it measures.
-  const protocol = { runtime: o.runtime, warmup: DEFAULT_PROTOCOL.warmup, minRounds: o.repeats, maxRounds: MAX_ROUNDS, precision: 0.03, minSeconds: seconds / 10, maxSeconds: (seconds * 2) / 3 };
+  const share = (2 * seconds) / Math.max(1, wholes.length - 1);
+  const protocol = { runtime: o.runtime, warmup: DEFAULT_PROTOCOL.warmup, minRounds: o.repeats, maxRounds: MAX_ROUNDS, precision: 0.03, minSeconds: share / 3, maxSeconds: share };
   for (const s of profile.workload.scenarios) {
     const t = await measureSubBlocks(config, variants, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2, minSeconds: seconds }, reporter.progress(`profile ${s.name}`));
     const raw = { ...Object.fromEntries(t.attention), ...Object.fromEntries(t.ffn), rest: t.rest };
-    // Whole models of a few architectures, to fit what the sum of blocks alone misses: each timed against the parent
+    // Whole models of a dozen architectures, to fit what the sum of blocks alone misses: each timed against the parent
     // (its own checkpoint, read a stage at a time) in alternating rounds, and put on the parent's scale.
     const tick = reporter.progress(`calibrate ${s.name} on whole models`);
     const others = wholes.slice(1);
@@ -101,12 +115,10 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
     }
     tick(others.length, others.length);
     const parentReference = medianTime(compared.flatMap((c) => c.parentRounds));
-    const points = [
-      { predicted: blockSum(raw, parent.arch), measured: parentReference },
-      ...compared.map((c) => ({ predicted: blockSum(raw, c.arch), measured: onParentScale(parentReference, c.parentRounds, c.rounds) })),
-    ];
-    calibration[s.name] = calibrationOf(points);
-    scenarios[s.name] = calibrated(raw, calibration[s.name]);
+    const point = (arch: Architecture, measured: ScenarioTime) => ({ predicted: blockSum(raw, arch), measured, counts: variantCounts(arch) });
+    const fit = calibrationFit(raw, [point(parent.arch, parentReference), ...compared.map((c) => point(c.arch, onParentScale(parentReference, c.parentRounds, c.rounds)))]);
+    calibration[s.name] = fit.calibration;
+    scenarios[s.name] = fit.times;
   }
   const measured: MeasuredCosts = {
     model: { dir: model.dir, hiddenSize: config.hiddenSize, numHeads: config.numHeads, headDim: config.headDim, vocabSize: config.vocabSize },
