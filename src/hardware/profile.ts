@@ -11,7 +11,7 @@ import { fail } from '../util/errors.js';
 import { silent, type Reporter } from '../util/reporter.js';
 import { loadHardwareProfile } from './load.js';
 import { compareModels, DEFAULT_PROTOCOL, MAX_ROUNDS, measureSubBlocks, medianTime } from './measure.js';
-import { loadCheckpoint } from '../model/checkpoint.js';
+import { openCheckpoint } from '../model/checkpoint.js';
 import { calibrationFit, onParentScale, timeOf, type ScenarioCalibration } from './calibrate.js';
 import { parentArchitecture } from '../arch/config.js';
 import type { Architecture, BlockConfig } from '../arch/variant.js';
@@ -95,7 +95,8 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
   const scenarios: Record<string, Record<string, ScenarioTime>> = {};
   const calibration: Record<string, ScenarioCalibration> = {};
   const wholes = calibrationArchitectures(config, space, Math.max(2, o.calibrationModels ?? CALIBRATION_MODELS));
-  const parent = { config, weights: loadCheckpoint(model.dir).source, arch: wholes[0] };
+  // Read from its files a stage at a time, never whole (a 1B parent would be 5 GB in float32); timed runs take token rows from memory.
+  const parent = { config, weights: openCheckpoint(model.dir).source, arch: wholes[0] };
   const seconds = o.minSeconds ?? PROFILE_SECONDS;
   // Warmed up as `tessera evaluate` times parent and child (DEFAULT_PROTOCOL), so that the line prices what it measures.
   const share = (2 * seconds) / Math.max(1, wholes.length - 1);
