@@ -9,7 +9,7 @@ import { attentionKey, ffnKey } from '../src/arch/variants/registry.js';
 import { type AttentionVariant, type FfnVariant } from '../src/arch/variant.js';
 import { table } from '../src/util/format.js';
 import { DEFAULT_HARDWARE, SHARED_DIR } from '../src/util/project.js';
-import { rooflineCostModel, type CostModel } from '../src/hardware/cost-model.js';
+import { ADDITIVE, rooflineCostModel, type CostModel } from '../src/hardware/cost-model.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { measureModel, measureSubBlocks } from '../src/hardware/measure.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
@@ -45,7 +45,7 @@ async function main() {
       process.stderr.write(`${m.name} · ${s.name}\n`);
       const whole = await measureModel(m.config, m.weights, arch, s, OPTIONS);
       const blocks = await measureSubBlocks(m.config, variants, s, OPTIONS);
-      const fromBlocks: CostModel = { source: 'measured', attention: () => blocks.attention.values().next().value!, ffn: () => blocks.ffn.values().next().value!, rest: () => blocks.rest };
+      const fromBlocks: CostModel = { source: 'measured', attention: () => blocks.attention.values().next().value!, ffn: () => blocks.ffn.values().next().value!, rest: () => blocks.rest, ...ADDITIVE };
       const [sum] = architectureCost(m.config, arch, { ...profile, workload: { ...profile.workload, scenarios: [s] } }, fromBlocks);
       const total = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
       rows.push({

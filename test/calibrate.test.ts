@@ -8,6 +8,7 @@ import { loadSearchSpace } from '../src/space/expand.js';
 import { DEFAULT_SPACE } from '../src/util/project.js';
 import { modelDir } from './support/fixtures.js';
 import { Rng } from '../src/util/rng.js';
+import { fitPowerLaw, sumWithin, wholeSeconds, wholeTime } from '../src/hardware/power-law.js';
 
 describe('calibrating sub-block times on whole models', () => {
   it('fits the least-squares line: exact on points of a line, the normal equations on noisy ones', () => {
@@ -154,6 +155,7 @@ describe('calibrating sub-block times on whole models', () => {
       const points = models.map((m) => ({ ...m, predicted: timeOf(stacks, m.counts) }));
       const fit = calibrationFit(stacks, points);
       expect(fit.calibration.refinement?.lambda).not.toBeNull();
+      expect(fit.calibration.power).toBeUndefined();
       // Exact timings of an additive truth: the refinement predicts each left-out model to within 2%.
       expect(calibrationError(fit.calibration)).toBeLessThan(0.02);
       // The line alone cannot: the rest and one FFN are off by different factors.
@@ -180,6 +182,58 @@ describe('calibrating sub-block times on whole models', () => {
       expect(error).toBeLessThan(0.1);
       const lineAlone = calibrationFit(stacks, noisy.slice(0, 2)).calibration;
       expect(lineAlone.refinement).toBeUndefined();
+    });
+  });
+
+  describe('a power law of the sum of blocks', () => {
+    const t = (prefillSeconds: number, decodeSeconds: number) => ({ prefillSeconds, decodeSeconds });
+    it('fits log-log least squares: exact on points of a law, the normal equations on noisy ones; null where none increases', () => {
+      const law = fitPowerLaw([1, 2, 4, 8], [1, 2, 4, 8].map((x) => 1.5 * x ** 0.8))!;
+      expect(law.coefficient).toBeCloseTo(1.5, 12);
+      expect(law.exponent).toBeCloseTo(0.8, 12);
+      const rng = new Rng(8);
+      const xs = Array.from({ length: 40 }, () => 0.1 + rng.next() * 10);
+      const ys = xs.map((x) => 2 * x ** 0.9 * Math.exp(0.05 * rng.normal()));
+      const fit = fitPowerLaw(xs, ys)!;
+      const residuals = xs.map((x, i) => Math.log(ys[i]) - Math.log(wholeSeconds(fit, x)));
+      expect(Math.abs(residuals.reduce((a, b) => a + b, 0))).toBeLessThan(1e-9);
+      expect(Math.abs(residuals.reduce((a, r, i) => a + r * Math.log(xs[i]), 0))).toBeLessThan(1e-9);
+      expect(fitPowerLaw([2, 2], [1, 3])).toBeNull();
+      expect(fitPowerLaw([1, 2, 3], [3, 2, 1])).toBeNull();
+      expect(() => fitPowerLaw([0, 1], [1, 2])).toThrow(RangeError);
+    });
+
+    it('is inverted by sumWithin, and shares a whole model\'s time between prefill and decode as their sums do', () => {
+      const law = { coefficient: 0.02, exponent: 0.85 };
+      for (const x of [1e-4, 3e-3, 0.5]) expect(sumWithin(law, wholeSeconds(law, x)) / x).toBeCloseTo(1, 12);
+      const whole = wholeTime(law, t(1e-3, 3e-3));
+      expect(whole.prefillSeconds + whole.decodeSeconds).toBeCloseTo(wholeSeconds(law, 4e-3), 15);
+      expect(whole.decodeSeconds / whole.prefillSeconds).toBeCloseTo(3, 12);
+      expect(wholeTime(law, t(0, 0))).toEqual(t(0, 0));
+    });
+
+    it('is chosen where whole models bend away from any line, with its leave-one-out error, and the times stay raw', () => {
+      // Whole models cost relatively more the fewer blocks they keep, as single-prompt ones measure here: 1.3 × Σ^0.85.
+      const rng = new Rng(13);
+      const stacks = { rest: t(1e-4, 6e-4), 'attn-gqa4': t(2e-4, 2.4e-3), 'attn-noop': t(0, 0), 'ffn-swiglu8': t(1e-4, 4e-4), 'ffn-noop': t(0, 0) };
+      const gqa = { kind: 'gqa', kvHeads: 4 } as const;
+      const noop = { kind: 'noop' } as const;
+      const ffn = { kind: 'swiglu', intermediate: 8 } as const;
+      const archs: Architecture[] = Array.from({ length: 12 }, (_, k) => Array.from({ length: 5 }, () => ({ attention: rng.next() < k / 12 ? noop : gqa, ffn: rng.next() < k / 12 ? noop : ffn })));
+      const truth = { coefficient: 1.3, exponent: 0.85 };
+      const points = archs.map((a) => {
+        const sum = blockSum(stacks, a);
+        return { counts: variantCounts(a), predicted: sum, measured: wholeTime(truth, sum) };
+      });
+      const fit = calibrationFit(stacks, points);
+      expect(fit.calibration.power!.exponent).toBeCloseTo(0.85, 9);
+      expect(fit.calibration.power!.coefficient).toBeCloseTo(1.3, 9);
+      expect(calibrationError(fit.calibration)).toBeLessThan(1e-9);
+      expect(fit.times).toEqual(stacks);
+      // The line through the same models misses the emptiest one.
+      const line = calibrated(stacks, calibrationOf(points));
+      const miss = Math.max(...points.map((p) => Math.abs(timeOf(line, p.counts).decodeSeconds / p.measured.decodeSeconds - 1)));
+      expect(miss).toBeGreaterThan(0.03);
     });
   });
 

@@ -153,10 +153,10 @@ describe('roofline costs, checked by hand', () => {
 });
 
 describe('measured cost model', () => {
-  const measured = (model: Record<string, unknown>) => parseHardwareProfile('m.json', {
+  const measured = (model: Record<string, unknown>, extra: Record<string, unknown> = {}) => parseHardwareProfile('m.json', {
     device: { name: 'cpu', peakTflops: { fp32: 1 }, memoryBandwidthGBs: 1, memoryCapacityGB: 1, computeEfficiency: 1, bandwidthEfficiency: 1 },
     workload: { weightDtype: 'fp32', activationDtype: 'fp32', kvCacheDtype: 'fp32', scenarios: [{ name: 's', prefillTokens: 4, generatedTokens: 2, batch: 1 }] },
-    measured: { model, threads: 1, repeats: 3, scenarios: { s: { 'attn-gqa8': { prefillSeconds: 1, decodeSeconds: 2 }, rest: { prefillSeconds: 0.5, decodeSeconds: 0.25 } } } },
+    measured: { model, threads: 1, repeats: 3, scenarios: { s: { 'attn-gqa8': { prefillSeconds: 1, decodeSeconds: 2 }, 'ffn-noop': { prefillSeconds: 0, decodeSeconds: 0 }, rest: { prefillSeconds: 0.5, decodeSeconds: 0.25 } } }, ...extra },
   });
   const shape = { dir: 'x', hiddenSize: 1024, numHeads: 8, headDim: 128, vocabSize: 32000 };
 
@@ -165,6 +165,24 @@ describe('measured cost model', () => {
     const s = measured(shape).workload.scenarios[0];
     expect(c.attention({ kind: 'gqa', kvHeads: 8 }, s)).toEqual({ prefillSeconds: 1, decodeSeconds: 2 });
     expect(c.rest(s)).toEqual({ prefillSeconds: 0.5, decodeSeconds: 0.25 });
+  });
+
+  it('prices whole models by the power law a scenario was calibrated with, and inverts it for budgets', () => {
+    const line = { intercept: 0, slope: 1 };
+    const withLaw = (power: unknown) => measured(shape, { calibration: { s: { prefill: line, decode: line, points: [], power } } });
+    const profile = withLaw({ coefficient: 0.8, exponent: 0.9 });
+    const c = measuredCostModel(config, profile);
+    const s = profile.workload.scenarios[0];
+    // Two layers of attention and no FFN: blocks and rest sum to 2.5 s of prefill and 4.25 s of decode.
+    const arch = parentArchitecture(config).map((b) => ({ ...b, ffn: { kind: 'noop' } as const }));
+    const [cost] = architectureCost(config, arch, profile, c);
+    expect(cost.totalSeconds).toBeCloseTo(0.8 * 6.75 ** 0.9, 12);
+    expect(cost.decodeSeconds / cost.prefillSeconds).toBeCloseTo(4.25 / 2.5, 12);
+    expect(c.sumWithin(cost.totalSeconds, s)).toBeCloseTo(6.75, 12);
+    // Without a law, times add up as they are.
+    const [plain] = architectureCost(config, arch, measured(shape), measuredCostModel(config, measured(shape)));
+    expect(plain.totalSeconds).toBeCloseTo(6.75, 12);
+    expect(() => withLaw({ coefficient: 0.8, exponent: -1 })).toThrow(/m\.json: field "measured\.calibration\.s\.power" is .*expected \{ coefficient, exponent \}, both finite and > 0/);
   });
 
   it('refuses another model\'s measurements and unmeasured variants', () => {

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { parentArchitecture } from '../src/arch/config.js';
 import type { BlockConfig } from '../src/arch/variant.js';
 import { fromDeciBlockConfigs } from '../src/arch/decilm.js';
-import { costModelFor } from '../src/hardware/cost-model.js';
+import { costModelFor, type CostModel } from '../src/hardware/cost-model.js';
+import { sumWithin, wholeSeconds, wholeTime } from '../src/hardware/power-law.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
@@ -125,6 +126,17 @@ describe('solving on a real block library', async () => {
     expect(tight[0].limit).toBeCloseTo(plain[0].limit / 1.1, 12);
     expect(tight[0].name).toBe('time in scenario "single-prompt" (priced 10.0% under the budget: the measured profile\'s calibration error)');
     expect(tight[1]).toEqual(plain[1]);
+  });
+
+  it('turns a budget on whole-model time into one on the sum of blocks where a power law relates them', () => {
+    const space = loadSearchSpace(join(ROOT, 'search-spaces/puzzle.json'), ck.config);
+    const law = { coefficient: 0.3, exponent: 0.85 };
+    const bent: CostModel = { ...costs, whole: (sum) => wholeTime(law, sum), sumWithin: (seconds) => sumWithin(law, seconds) };
+    const [budget] = formulate(ck.config, space, library.scores(), profile, bent, { speedup: 2 }, 'kl').problem.budgets;
+    const parentWhole = architectureCost(ck.config, parentArchitecture(ck.config), profile, bent)[0].totalSeconds;
+    // A child whose blocks sum to the limit takes half the parent's whole-model time.
+    expect(wholeSeconds(law, budget.limit)).toBeCloseTo(parentWhole / 2, 12);
+    expect(budget.name).toMatch(/^time in scenario "single-prompt" \(a whole model of [\d.]+ ms is one whose blocks sum to [\d.]+ ms\)$/);
   });
 
   it('finds a child within budget, refines it with Tabu, and writes a spec that interoperates as DeciLM block_configs', async () => {

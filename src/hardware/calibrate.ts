@@ -1,14 +1,17 @@
 import { cholesky, choleskySolve } from '../linalg/ridge.js';
 import { median } from '../util/timing.js';
+import { fitPowerLaw, wholeSeconds, type PowerLaw } from './power-law.js';
 import type { ScenarioTime } from './types.js';
 
 /**
  * Calibration of measured sub-block times against whole models (pure). Sub-blocks are timed alone (a stack of
  * copies, less an empty stack), and their sum with the rest falls short of a whole model's time by what only a
  * whole model pays — per-call and per-layer overheads, caches that no longer hold it — measured 2–30% here. A
- * line fitted through whole-model timings of a few architectures, whole ≈ intercept + slope × (rest + Σ blocks),
+ * line fitted through whole-model timings of a dozen architectures, whole ≈ intercept + slope × (rest + Σ blocks),
  * corrects it; folded into the times (each block × slope, the rest × slope + intercept) it needs no change to the
- * cost model or the MIP, which only ever add times up.
+ * cost model or the MIP, which only ever add times up. Where whole models bend away from any line (single-prompt
+ * here), a power law of the sum does better (`PowerLaw`); the cost model applies it to the sum, and a budget on
+ * whole-model time becomes one on the sum, so the MIP still only adds times up.
  */
 export interface Line {
   readonly intercept: number;
@@ -52,6 +55,12 @@ export interface ScenarioCalibration {
    * whole model's total time by times fitted without it. Absent in profiles measured before refinement.
    */
   readonly refinement?: { readonly lambda: number | null; readonly error: number };
+  /**
+   * Set where a power law of the sum of blocks predicted left-out models better than any line or refinement: the
+   * scenario's times are then the raw sub-block times, and a whole model takes `wholeSeconds(power, their sum)` (the
+   * cost model applies it; `refinement.error` is the law's leave-one-out error).
+   */
+  readonly power?: PowerLaw;
 }
 
 /**
@@ -187,27 +196,35 @@ function fittedTimes(raw: Readonly<Record<string, ScenarioTime>>, points: readon
 }
 
 /**
- * Calibrates raw sub-block times on whole models (pure): the line through their sums (`calibrationOf`), then, where
- * the points say what each model is made of, the per-variant refinement whose strength predicts a left-out model
- * best — each model in turn priced by the line and refinement fitted to the others — or none where the line alone
- * does. That leave-one-out error is the calibration's error (`calibrationError`): the search's margin is then an
+ * Calibrates raw sub-block times on whole models (pure), choosing whichever predicts a left-out model best — each
+ * model in turn priced by a fit to the others: the line through their sums (`calibrationOf`); the line then the
+ * per-variant refinement at each strength tried, where the points say what each model is made of; or a power law of
+ * the sum (`PowerLaw`: whole models cost relatively more the fewer blocks they keep, which no line follows at both
+ * ends). That leave-one-out error is the calibration's error (`calibrationError`): the search's margin is then an
  * out-of-sample miss, not how well a fit matches the models it was fitted to.
  */
 export function calibrationFit(raw: Readonly<Record<string, ScenarioTime>>, points: readonly CalibrationPoint[]): { calibration: ScenarioCalibration; times: Record<string, ScenarioTime> } {
   const line = calibrationOf(points);
   if (points.length < 3 || points.some((p) => p.counts === undefined)) return { calibration: line, times: calibrated(raw, line) };
   const total = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
-  const looError = (lambda: number | null) => {
-    const squares = points.map((p, i) => {
-      const times = fittedTimes(raw, points.filter((_, j) => j !== i), lambda);
-      return (total(timeOf(times, p.counts!)) / total(p.measured) - 1) ** 2;
-    });
-    return Math.sqrt(squares.reduce((a, b) => a + b, 0) / squares.length);
-  };
+  const rms = (misses: readonly number[]) => Math.sqrt(misses.reduce((a, m) => a + m * m, 0) / misses.length);
+  const looError = (lambda: number | null) => rms(points.map((p, i) => {
+    const times = fittedTimes(raw, points.filter((_, j) => j !== i), lambda);
+    return total(timeOf(times, p.counts!)) / total(p.measured) - 1;
+  }));
   let best = { lambda: null as number | null, error: looError(null) };
   for (const lambda of REFINEMENT_LAMBDAS) {
     const error = looError(lambda);
     if (error < best.error) best = { lambda, error };
   }
+  if (points.some((p) => !(total(p.predicted) > 0 && total(p.measured) > 0))) return { calibration: { ...line, refinement: best }, times: fittedTimes(raw, points, best.lambda) };
+  const lawOf = (pts: readonly CalibrationPoint[]) => fitPowerLaw(pts.map((p) => total(p.predicted)), pts.map((p) => total(p.measured)));
+  const lawMisses = points.map((p, i) => {
+    const law = lawOf(points.filter((_, j) => j !== i));
+    return law === null ? Infinity : wholeSeconds(law, total(p.predicted)) / total(p.measured) - 1;
+  });
+  const law = lawOf(points);
+  const lawError = rms(lawMisses);
+  if (law !== null && lawError < best.error) return { calibration: { ...line, refinement: { lambda: null, error: lawError }, power: law }, times: { ...raw } };
   return { calibration: { ...line, refinement: best }, times: fittedTimes(raw, points, best.lambda) };
 }

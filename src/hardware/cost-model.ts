@@ -2,6 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import { attentionKey, ffnKey } from '../arch/variants/registry.js';
 import { type AttentionVariant, type FfnVariant } from '../arch/variant.js';
 import { fail } from '../util/errors.js';
+import { sumWithin, wholeTime } from './power-law.js';
 import { attentionKernels, ffnKernels, kernelSeconds, restKernels, type Kernel, type Step } from './roofline.js';
 import type { HardwareProfile, Scenario, ScenarioTime } from './types.js';
 
@@ -15,7 +16,14 @@ export interface CostModel {
   ffn(v: FfnVariant, s: Scenario): ScenarioTime;
   /** Everything outside the layers: embeddings, final norm, LM head and the fixed cost of each forward call. */
   rest(s: Scenario): ScenarioTime;
+  /** A whole model's time from the sum of its sub-blocks' and rest's times (that sum itself where times add up as they are). */
+  whole(sum: ScenarioTime, s: Scenario): ScenarioTime;
+  /** The largest sum of times (prefill and decode together) whose whole model takes at most `seconds`: the inverse of `whole` on totals. */
+  sumWithin(seconds: number, s: Scenario): number;
 }
+
+/** Times that add up to a whole model's as they are. */
+export const ADDITIVE: Pick<CostModel, 'whole' | 'sumWithin'> = { whole: (sum) => sum, sumWithin: (seconds) => seconds };
 
 /**
  * The steps of a scenario: one prefill of the prompt (which yields the first new token), then one decode
@@ -52,10 +60,11 @@ export function rooflineCostModel(config: ModelConfig, profile: HardwareProfile)
     attention: (v, s) => once(attentionKey(v), s, () => seconds((step) => attentionKernels(config, v, step, workload), s)),
     ffn: (v, s) => once(ffnKey(v), s, () => seconds((step) => ffnKernels(config, v, step, workload), s)),
     rest: (s) => once('rest', s, () => seconds((step) => restKernels(config, step, workload), s, device.stepOverhead)),
+    ...ADDITIVE,
   };
 }
 
-/** Latencies measured on the device by `tessera profile`, for the model it measured. */
+/** Latencies measured on the device by `tessera profile`, for the model it measured; a scenario calibrated by a power law prices whole models by it. */
 export function measuredCostModel(config: ModelConfig, profile: HardwareProfile): CostModel {
   const m = profile.measured;
   if (m === null) fail(`${profile.file}: has no "measured" section; run \`tessera profile\` to make one`);
@@ -73,6 +82,14 @@ export function measuredCostModel(config: ModelConfig, profile: HardwareProfile)
     attention: (v, s) => lookup(attentionKey(v), s),
     ffn: (v, s) => lookup(ffnKey(v), s),
     rest: (s) => lookup('rest', s),
+    whole: (sum, s) => {
+      const law = m.calibration?.[s.name]?.power;
+      return law === undefined ? sum : wholeTime(law, sum);
+    },
+    sumWithin: (seconds, s) => {
+      const law = m.calibration?.[s.name]?.power;
+      return law === undefined ? seconds : sumWithin(law, seconds);
+    },
   };
 }
 

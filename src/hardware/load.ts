@@ -95,6 +95,13 @@ function parseMeasured(r: FieldReader): MeasuredCosts | null {
       if (!ok) fail(`${r.file}: field "measured.scenarios.${scenario}.${key}" is ${JSON.stringify(t)}; expected { prefillSeconds, decodeSeconds } ≥ 0`);
     }
   }
+  const calibration = m.object('calibration');
+  for (const [scenario, c] of Object.entries(calibration?.obj ?? {})) {
+    // The cost model applies a power law (the line is already folded into the times): it must be one.
+    const power = isObject(c) ? c.power : undefined;
+    const law = isObject(power) && typeof power.coefficient === 'number' && power.coefficient > 0 && Number.isFinite(power.coefficient) && typeof power.exponent === 'number' && power.exponent > 0 && Number.isFinite(power.exponent);
+    if (power !== undefined && !law) fail(`${r.file}: field "measured.calibration.${scenario}.power" is ${JSON.stringify(power)}; expected { coefficient, exponent }, both finite and > 0`);
+  }
   return {
     model: {
       dir: model.string('dir') ?? '',
@@ -106,7 +113,7 @@ function parseMeasured(r: FieldReader): MeasuredCosts | null {
     threads: m.positiveInt('threads'),
     repeats: m.positiveInt('repeats'),
     scenarios: scenarios.obj as MeasuredCosts['scenarios'],
-    // Already folded into the scenarios' times: kept as the record of how they were calibrated.
-    ...(m.has('calibration') ? { calibration: m.object('calibration')!.obj as unknown as MeasuredCosts['calibration'] } : {}),
+    // The line is already folded into the scenarios' times (kept as the record of how they were calibrated); a power law is applied by the cost model.
+    ...(calibration !== null ? { calibration: calibration.obj as unknown as MeasuredCosts['calibration'] } : {}),
   };
 }

@@ -60,6 +60,7 @@ export function architectureCost(config: ModelConfig, arch: Architecture, profil
       weights += am.weights + fm.weights;
       kvCache += am.kvCache + fm.kvCache;
     }
+    ({ prefillSeconds: prefill, decodeSeconds: decode } = costs.whole({ prefillSeconds: prefill, decodeSeconds: decode }, s));
     const total = prefill + decode;
     return {
       scenario: s,

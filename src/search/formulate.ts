@@ -66,9 +66,16 @@ export function formulate(config: ModelConfig, space: SearchSpace, scores: reado
     const t = (x: { prefillSeconds: number; decodeSeconds: number }) => x.prefillSeconds + x.decodeSeconds;
     const calibration = profile.measured?.calibration?.[s.name];
     const margin = calibration === undefined ? 0 : calibrationError(calibration);
+    // A budget on whole-model time is one on the sum of times the MIP adds up (the same, unless a power law relates them).
+    const limit = Math.min(...limits) / (1 + margin);
+    const sumLimit = costs.sumWithin(limit, s);
+    const notes = [
+      ...(margin > 0 ? [`priced ${(100 * margin).toFixed(1)}% under the budget: the measured profile's calibration error`] : []),
+      ...(Math.abs(sumLimit - limit) > 1e-9 * limit ? [`a whole model of ${(1000 * limit).toFixed(3)} ms is one whose blocks sum to ${(1000 * sumLimit).toFixed(3)} ms`] : []),
+    ];
     budgets.push({
-      name: `time in scenario "${s.name}"${margin > 0 ? ` (priced ${(100 * margin).toFixed(1)}% under the budget: the measured profile's calibration error)` : ''}`,
-      limit: Math.min(...limits) / (1 + margin),
+      name: `time in scenario "${s.name}"${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
+      limit: sumLimit,
       fixed: t(costs.rest(s)),
       unit: 'ms',
       scale: 1e-3,
