@@ -6,7 +6,9 @@ import { parentArchitecture } from '../src/arch/config.js';
 import { readModelSpec } from '../src/model/checkpoint.js';
 import { loadSearchSpace } from '../src/space/expand.js';
 import { DEFAULT_SPACE } from '../src/util/project.js';
-import { modelDir } from './support/fixtures.js';
+import { configOf, modelDir } from './support/fixtures.js';
+import { timingWeightPool } from '../src/model/random.js';
+import { inMemory } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
 import { fitPowerLaw, sumWithin, wholeSeconds, wholeTime } from '../src/hardware/power-law.js';
 
@@ -235,6 +237,25 @@ describe('calibrating sub-block times on whole models', () => {
       const miss = Math.max(...points.map((p) => Math.abs(timeOf(line, p.counts).decodeSeconds / p.measured.decodeSeconds - 1)));
       expect(miss).toBeGreaterThan(0.03);
     });
+  });
+
+  it('draws calibration models\' weights from one pool: a tensor per shape, shared by layers and models, the untied head apart', () => {
+    const config = configOf({ hidden: 16, layers: 3, heads: 4, kvHeads: 2, intermediate: 32, vocab: 50, tied: false });
+    const pool = timingWeightPool(config, new Rng(4));
+    const parent = parentArchitecture(config);
+    const cut = parent.map((b, i) => (i === 1 ? { ...b, ffn: { kind: 'swiglu', intermediate: 8 } as const } : b));
+    const [a, b] = [pool(parent), pool(cut)];
+    expect(a.layers[0].ffn.tensors).toEqual(a.layers[2].ffn.tensors);
+    expect(a.layers[0].ffn.tensors.gate).toBe(a.layers[2].ffn.tensors.gate);
+    expect(b.layers[0].attention.tensors.q).toBe(a.layers[0].attention.tensors.q);
+    expect(b.layers[1].ffn.tensors.gate.shape).toEqual([8, 16]);
+    expect(a.lmHead).not.toBe(a.embed);
+    expect(inMemory(a).tiedHead).toBe(false);
+    // Drawn as timingWeights draws a tensor: matrices uniform at std 1/√fan-in, norms around 1.
+    const w = a.layers[0].ffn.tensors.gate.data;
+    const std = Math.sqrt(w.reduce((acc, x) => acc + x * x, 0) / w.length);
+    expect(std).toBeGreaterThan(0.7 / 4);
+    expect(std).toBeLessThan(1.3 / 4);
   });
 
   it('calibrates on distinct architectures from the parent to the most cut', () => {

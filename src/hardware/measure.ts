@@ -238,6 +238,8 @@ export interface ProtocolOptions {
   readonly maxSeconds: number;
   /** See `MeasureOptions.fusedAttention`. */
   readonly fusedAttention?: boolean;
+  /** Called after each round with the number of rounds timed so far (progress). */
+  readonly onRound?: (rounds: number) => void;
 }
 
 export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 1, minRounds: 5, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
@@ -314,6 +316,7 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
       rounds[k].push(t);
       spent += totalSeconds(t);
     }
+    o.onRound?.(rounds[0].length);
   }
   return { rounds, medians: rounds.map(medianTime), speedups: models.length > 1 ? speedups() : [] };
 }

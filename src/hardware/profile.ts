@@ -17,7 +17,7 @@ import { parentArchitecture } from '../arch/config.js';
 import type { Architecture, BlockConfig } from '../arch/variant.js';
 import { attentionParams, ffnParams } from '../arch/params.js';
 import { attentionKey, ffnKey } from '../arch/variants/registry.js';
-import { timingWeights } from '../model/random.js';
+import { timingWeightPool } from '../model/random.js';
 import { Rng } from '../util/rng.js';
 import type { MeasuredCosts, ScenarioTime } from './types.js';
 
@@ -34,9 +34,9 @@ export interface ProfileOptions {
 
 /**
  * Seconds of sub-block rounds per scenario at least: small models get many rounds (their times are short and noisy),
- * large ones `repeats` (each round already takes longer). The calibration models share twice as many timed seconds,
- * each timed against the parent for at least a third of its share and at most all of it (rounds stop in between once
- * the ratio is within ±3%).
+ * large ones `repeats` (each round already takes longer). The calibration models are timed in rounds of all of them
+ * for as many timed seconds at least and twice as many at most (rounds stop in between once every ratio to the parent
+ * is within ±3%), and MAX_ROUNDS rounds at most.
  */
 export const PROFILE_SECONDS = 30;
 
@@ -97,27 +97,25 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
   const wholes = calibrationArchitectures(config, space, Math.max(2, o.calibrationModels ?? CALIBRATION_MODELS));
   // Read from its files a stage at a time, never whole (a 1B parent would be 5 GB in float32); timed runs take token rows from memory.
   const parent = { config, weights: openCheckpoint(model.dir).source, arch: wholes[0] };
+  const pool = timingWeightPool(config, new Rng(0xca1));
+  const others = wholes.slice(1).map((arch) => ({ config, weights: pool(arch), arch }));
   const seconds = o.minSeconds ?? PROFILE_SECONDS;
   // Warmed up as `tessera evaluate` times parent and child (DEFAULT_PROTOCOL), so that the line prices what it measures.
-  const share = (2 * seconds) / Math.max(1, wholes.length - 1);
-  const protocol = { runtime: o.runtime, warmup: DEFAULT_PROTOCOL.warmup, minRounds: o.repeats, maxRounds: MAX_ROUNDS, precision: 0.03, minSeconds: share / 3, maxSeconds: share };
+  const protocol = { runtime: o.runtime, warmup: DEFAULT_PROTOCOL.warmup, minRounds: o.repeats, maxRounds: MAX_ROUNDS, precision: 0.03, minSeconds: seconds, maxSeconds: 2 * seconds };
   for (const s of profile.workload.scenarios) {
     const t = await measureSubBlocks(config, variants, s, { runtime: o.runtime, repeats: o.repeats, warmup: 2, minSeconds: seconds }, reporter.progress(`profile ${s.name}`));
     const raw = { ...Object.fromEntries(t.attention), ...Object.fromEntries(t.ffn), rest: t.rest };
-    // Whole models of a dozen architectures, to fit what the sum of blocks alone misses: each timed against the parent
-    // (its own checkpoint, read a stage at a time) in alternating rounds, and put on the parent's scale.
-    const tick = reporter.progress(`calibrate ${s.name} on whole models`);
-    const others = wholes.slice(1);
-    const compared = [];
-    for (const [k, arch] of others.entries()) {
-      tick(k, others.length);
-      const c = await compareModels([parent, { config, weights: timingWeights(config, arch, new Rng(0xca1 + k)), arch }], s, protocol);
-      compared.push({ arch, parentRounds: c.rounds[0], rounds: c.rounds[1] });
-    }
-    tick(others.length, others.length);
-    const parentReference = medianTime(compared.flatMap((c) => c.parentRounds));
+    // Whole models of a dozen architectures, to fit what the sum of blocks alone misses: all timed in the same rounds,
+    // each round every model once in alternating order, and put on the parent's scale. Timed one after another, each
+    // against the parent, they sat in whatever state the machine was in at the time, and a small model's speed-up
+    // moves with it (one child: ×3.45, then ×2.83 a minute later, its parent 1.6× slower): points 10–20% apart.
+    const tick = reporter.progress(`calibrate ${s.name} on ${wholes.length} whole models`);
+    tick(0, MAX_ROUNDS);
+    const c = await compareModels([parent, ...others], s, { ...protocol, onRound: (n) => tick(Math.min(n, MAX_ROUNDS), MAX_ROUNDS) });
+    tick(MAX_ROUNDS, MAX_ROUNDS);
+    const parentReference = medianTime(c.rounds[0]);
     const point = (arch: Architecture, measured: ScenarioTime) => ({ predicted: blockSum(raw, arch), measured, counts: variantCounts(arch) });
-    const fit = calibrationFit(raw, [point(parent.arch, parentReference), ...compared.map((c) => point(c.arch, onParentScale(parentReference, c.parentRounds, c.rounds)))]);
+    const fit = calibrationFit(raw, [point(parent.arch, parentReference), ...others.map((m, k) => point(m.arch, onParentScale(parentReference, c.rounds[0], c.rounds[k + 1])))]);
     calibration[s.name] = fit.calibration;
     scenarios[s.name] = fit.times;
   }

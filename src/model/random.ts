@@ -10,36 +10,62 @@ import { checkpointTensorSpecs, layerWeightsFrom, type ModelWeights } from './we
  * trained model's so activations stay in a sane range through many layers.
  */
 export function randomWeights(config: ModelConfig, arch: Architecture, rng: Rng): ModelWeights {
-  return weightsDrawn(config, arch, (n, mean, std) => {
+  return weightsDrawn(config, arch, drawnBy((n, mean, std) => {
     const out = new Float32Array(n);
     for (let i = 0; i < n; i++) out[i] = mean + std * rng.normal();
     return out;
-  });
+  }));
 }
+
+/** Uniform noise of a given mean and standard deviation: about ten times quicker to draw than normal. */
+const uniformDraw = (rng: Rng) => (n: number, mean: number, std: number): Float32Array => {
+  const out = new Float32Array(n);
+  const half = std * Math.sqrt(3);
+  for (let i = 0; i < n; i++) out[i] = mean + (2 * rng.next() - 1) * half;
+  return out;
+};
 
 /**
  * Weights only to time a graph with: uniform noise of the same scale, about ten times quicker to draw than normal
  * (a 135M model's in about a second instead of ten); a graph's speed does not depend on its values.
  */
 export function timingWeights(config: ModelConfig, arch: Architecture, rng: Rng): ModelWeights {
-  return weightsDrawn(config, arch, (n, mean, std) => {
-    const out = new Float32Array(n);
-    const half = std * Math.sqrt(3);
-    for (let i = 0; i < n; i++) out[i] = mean + (2 * rng.next() - 1) * half;
-    return out;
+  return weightsDrawn(config, arch, drawnBy(uniformDraw(rng)));
+}
+
+/**
+ * Timing weights for many architectures of one model from one pool: a tensor of each shape drawn once (as
+ * `timingWeights` draws it) and shared by every layer and architecture that has that shape, as a graph's speed does not
+ * depend on its values. A dozen calibration models timed in the same rounds then hold about one layer per variant, not a
+ * dozen models (5 GB at the SmolLM2-135M shape). An untied LM head is drawn apart from the embedding, so that the head
+ * is not taken for a tied one.
+ */
+export function timingWeightPool(config: ModelConfig, rng: Rng): (arch: Architecture) => ModelWeights {
+  const draw = drawnBy(uniformDraw(rng));
+  const pool = new Map<string, Tensor>();
+  return (arch) => weightsDrawn(config, arch, (shape, role) => {
+    const id = `${role === 'head' ? 'head ' : ''}${shape.join('x')}`;
+    let t = pool.get(id);
+    if (t === undefined) pool.set(id, (t = draw(shape, role)));
+    return t;
   });
 }
 
-/** Every tensor of an architecture drawn with `draw(count, mean, std)`: matrices at std 1/√fan-in, norms around 1 (std 0.1). */
-function weightsDrawn(config: ModelConfig, arch: Architecture, draw: (n: number, mean: number, std: number) => Float32Array): ModelWeights {
+type TensorMaker = (shape: readonly number[], role: 'head' | 'other') => Tensor;
+
+/** Tensors drawn with `draw(count, mean, std)`: matrices at std 1/√fan-in, norms around 1 (std 0.1). */
+const drawnBy = (draw: (n: number, mean: number, std: number) => Float32Array): TensorMaker => (shape) =>
+  shape.length === 1 ? { data: draw(shape[0], 1, 0.1), shape } : { data: draw(shape[0] * shape[1], 0, 1 / Math.sqrt(shape[1])), shape };
+
+/** Every tensor of an architecture, each from `make`. */
+function weightsDrawn(config: ModelConfig, arch: Architecture, make: TensorMaker): ModelWeights {
   const specs = checkpointTensorSpecs(config, arch);
-  const make = (shape: readonly number[]): Tensor => (shape.length === 1 ? { data: draw(shape[0], 1, 0.1), shape } : { data: draw(shape[0] * shape[1], 0, 1 / Math.sqrt(shape[1])), shape });
-  const embed = make(specs.embed.shape);
+  const embed = make(specs.embed.shape, 'other');
   return {
     embed,
-    layers: arch.map((block, i) => layerWeightsFrom(config, block, (key) => make(specs.layers[i][key].shape))),
-    finalNorm: make(specs.finalNorm.shape),
-    lmHead: specs.lmHead === null ? embed : make(specs.lmHead.shape),
+    layers: arch.map((block, i) => layerWeightsFrom(config, block, (key) => make(specs.layers[i][key].shape, 'other'))),
+    finalNorm: make(specs.finalNorm.shape, 'other'),
+    lmHead: specs.lmHead === null ? embed : make(specs.lmHead.shape, 'head'),
   };
 }
 
