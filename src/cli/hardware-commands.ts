@@ -58,7 +58,7 @@ export function addHardwareCommands(p: Command, print: Print): void {
     .option('--hardware <profile>', 'profile whose device and scenarios to measure', DEFAULT_HARDWARE)
     .requiredOption('--out <profile.json>', 'where to write the measured profile, e.g. hardware-profiles/measured-stories260K.json')
     .option('--repeats <n>', 'rounds per measurement at least: each builds every sub-block stack and calibration model afresh and times it (median kept)', positiveInt('--repeats'), 5)
-    .option('--min-seconds <s>', 'seconds of sub-block rounds per scenario at least (short, noisy timings get more rounds); the calibration models share twice as many, each timed for a third to all of its share', nonNegativeNumber('--min-seconds'), PROFILE_SECONDS)
+    .option('--min-seconds <s>', 'seconds of sub-block rounds per scenario at least (short, noisy timings get more rounds); the calibration models, timed together in rounds of all of them, get as many timed seconds to twice as many', nonNegativeNumber('--min-seconds'), PROFILE_SECONDS)
     .addOption(threadsOption()).addOption(stageOption())
     .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; stageMb: number; repeats: number; minSeconds: number }) => {
       const { config } = readModelSpec(f.model);
