@@ -8,6 +8,7 @@ import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { measureModel } from '../src/hardware/measure.js';
 import { CALIBRATION_MODELS } from '../src/hardware/profile.js';
+import { calibrationFit } from '../src/hardware/calibrate.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { modelDir, RUNTIME, tempDir } from './support/fixtures.js';
 
@@ -68,6 +69,9 @@ describe('tessera profile', () => {
       expect(c.points).toHaveLength(CALIBRATION_MODELS);
       for (const pt of c.points) expect(Object.values(pt.counts!).reduce((a, b) => a + b, 0)).toBe(1 + 2 * 5);
       expect(c.refinement!.error).toBeGreaterThan(0);
+      // The times as measured are kept beside the fit, and the fit is what they give.
+      expect(Object.keys(c.raw!).sort()).toEqual(Object.keys(t).sort());
+      expect(calibrationFit(c.raw!, c.points).times).toEqual(t);
       for (const pt of c.points) expect(pt.measured.prefillSeconds).toBeGreaterThan(0);
       expect(c.prefill.slope).toBeGreaterThan(0);
       expect(c.decode.slope).toBeGreaterThan(0);

@@ -61,6 +61,8 @@ export interface ScenarioCalibration {
    * cost model applies it; `refinement.error` is the law's leave-one-out error).
    */
   readonly power?: PowerLaw;
+  /** The sub-block times as measured, before any fit: kept so that a profile can be refitted without timing it again. */
+  readonly raw?: Readonly<Record<string, ScenarioTime>>;
 }
 
 /**
@@ -206,25 +208,32 @@ function fittedTimes(raw: Readonly<Record<string, ScenarioTime>>, points: readon
 export function calibrationFit(raw: Readonly<Record<string, ScenarioTime>>, points: readonly CalibrationPoint[]): { calibration: ScenarioCalibration; times: Record<string, ScenarioTime> } {
   const line = calibrationOf(points);
   if (points.length < 3 || points.some((p) => p.counts === undefined)) return { calibration: line, times: calibrated(raw, line) };
-  const total = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
-  const rms = (misses: readonly number[]) => Math.sqrt(misses.reduce((a, m) => a + m * m, 0) / misses.length);
   const looError = (lambda: number | null) => rms(points.map((p, i) => {
     const times = fittedTimes(raw, points.filter((_, j) => j !== i), lambda);
-    return total(timeOf(times, p.counts!)) / total(p.measured) - 1;
+    return totalOf(timeOf(times, p.counts!)) / totalOf(p.measured) - 1;
   }));
   let best = { lambda: null as number | null, error: looError(null) };
   for (const lambda of REFINEMENT_LAMBDAS) {
     const error = looError(lambda);
     if (error < best.error) best = { lambda, error };
   }
-  if (points.some((p) => !(total(p.predicted) > 0 && total(p.measured) > 0))) return { calibration: { ...line, refinement: best }, times: fittedTimes(raw, points, best.lambda) };
-  const lawOf = (pts: readonly CalibrationPoint[]) => fitPowerLaw(pts.map((p) => total(p.predicted)), pts.map((p) => total(p.measured)));
-  const lawMisses = points.map((p, i) => {
-    const law = lawOf(points.filter((_, j) => j !== i));
-    return law === null ? Infinity : wholeSeconds(law, total(p.predicted)) / total(p.measured) - 1;
-  });
-  const law = lawOf(points);
-  const lawError = rms(lawMisses);
-  if (law !== null && lawError < best.error) return { calibration: { ...line, refinement: { lambda: null, error: lawError }, power: law }, times: { ...raw } };
+  const power = powerLawFit(points);
+  if (power !== null && power.error < best.error) return { calibration: { ...line, refinement: { lambda: null, error: power.error }, power: power.law }, times: { ...raw } };
   return { calibration: { ...line, refinement: best }, times: fittedTimes(raw, points, best.lambda) };
+}
+
+const totalOf = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
+const rms = (misses: readonly number[]) => Math.sqrt(misses.reduce((a, m) => a + m * m, 0) / misses.length);
+
+/** The power law of whole models' total times on their sums, with its leave-one-out error; null where none fits (a time ≤ 0, or no increasing law). */
+function powerLawFit(points: readonly CalibrationPoint[]): { law: PowerLaw; error: number } | null {
+  if (points.some((p) => !(totalOf(p.predicted) > 0 && totalOf(p.measured) > 0))) return null;
+  const lawOf = (pts: readonly CalibrationPoint[]) => fitPowerLaw(pts.map((p) => totalOf(p.predicted)), pts.map((p) => totalOf(p.measured)));
+  const law = lawOf(points);
+  if (law === null) return null;
+  const misses = points.map((p, i) => {
+    const without = lawOf(points.filter((_, j) => j !== i));
+    return without === null ? Infinity : wholeSeconds(without, totalOf(p.predicted)) / totalOf(p.measured) - 1;
+  });
+  return { law, error: rms(misses) };
 }

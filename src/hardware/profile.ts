@@ -116,7 +116,7 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
     const parentReference = medianTime(c.rounds[0]);
     const point = (arch: Architecture, measured: ScenarioTime) => ({ predicted: blockSum(raw, arch), measured, counts: variantCounts(arch) });
     const fit = calibrationFit(raw, [point(parent.arch, parentReference), ...others.map((m, k) => point(m.arch, onParentScale(parentReference, c.rounds[0], c.rounds[k + 1])))]);
-    calibration[s.name] = fit.calibration;
+    calibration[s.name] = { ...fit.calibration, raw };
     scenarios[s.name] = fit.times;
   }
   const measured: MeasuredCosts = {
