@@ -37,7 +37,7 @@ export function timingWeights(config: ModelConfig, arch: Architecture, rng: Rng)
  * Timing weights for many architectures of one model from one pool: a tensor of each shape drawn once (as
  * `timingWeights` draws it) and shared by every layer and architecture that has that shape, as a graph's speed does not
  * depend on its values. A dozen calibration models timed in the same rounds then hold about one layer per variant, not a
- * dozen models (5 GB at the SmolLM2-135M shape). An untied LM head is drawn apart from the embedding, so that the head
+ * dozen models (gigabytes at the SmolLM2-135M shape). An untied LM head is drawn apart from the embedding, so that the head
  * is not taken for a tied one.
  */
 export function timingWeightPool(config: ModelConfig, rng: Rng): (arch: Architecture) => ModelWeights {
