@@ -13,7 +13,7 @@ import { ADDITIVE, rooflineCostModel, type CostModel } from '../src/hardware/cos
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { measureModel, measureSubBlocks } from '../src/hardware/measure.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
-import type { ScenarioTime } from '../src/hardware/types.js';
+import { totalSeconds, type ScenarioTime } from '../src/hardware/types.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson, randomWeights } from '../src/model/random.js';
@@ -47,15 +47,14 @@ async function main() {
       const blocks = await measureSubBlocks(m.config, variants, s, OPTIONS);
       const fromBlocks: CostModel = { source: 'measured', attention: () => blocks.attention.values().next().value!, ffn: () => blocks.ffn.values().next().value!, rest: () => blocks.rest, ...ADDITIVE };
       const [sum] = architectureCost(m.config, arch, { ...profile, workload: { ...profile.workload, scenarios: [s] } }, fromBlocks);
-      const total = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
       rows.push({
         model: m.name,
         scenario: s.name,
         measuredSeconds: whole,
         rooflineSeconds: { prefillSeconds: roofline[k].prefillSeconds, decodeSeconds: roofline[k].decodeSeconds },
         blockSumSeconds: { prefillSeconds: sum.prefillSeconds, decodeSeconds: sum.decodeSeconds },
-        rooflineError: roofline[k].totalSeconds / total(whole) - 1,
-        blockSumError: sum.totalSeconds / total(whole) - 1,
+        rooflineError: roofline[k].totalSeconds / totalSeconds(whole) - 1,
+        blockSumError: sum.totalSeconds / totalSeconds(whole) - 1,
       });
     }
   }

@@ -23,7 +23,7 @@ import { parentArchitecture } from '../src/arch/config.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { describeSpeedup, speedupInterval, type SpeedupInterval } from '../src/hardware/interval.js';
 import { compareModels, DEFAULT_PROTOCOL } from '../src/hardware/measure.js';
-import type { Scenario } from '../src/hardware/types.js';
+import { totalSeconds, type Scenario } from '../src/hardware/types.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { RIDGE_GRID } from '../src/bld/derive.js';
 import { score } from '../src/bld/score.js';
@@ -102,7 +102,7 @@ async function graphRows(): Promise<GraphRow[]> {
         const withLlama = s.batch === 1;
         const t = await compareModels([{ ...m, fusedAttention: false }, { ...m, fusedAttention: true }, ...(withLlama ? [llama] : [])], s, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 60 });
         const rate = (k: number): Rates => ({ prefillTokensPerSecond: (s.batch * s.prefillTokens) / t.medians[k].prefillSeconds, decodeTokensPerSecond: (s.batch * (s.generatedTokens - 1)) / t.medians[k].decodeSeconds });
-        const total = (k: number) => t.rounds[k].map((r) => r.prefillSeconds + r.decodeSeconds);
+        const total = (k: number) => t.rounds[k].map(totalSeconds);
         const fusedOverLlamaCpp = withLlama ? speedupInterval(total(2), total(1)) : undefined;
         rows.push({
           model: name, scenario: s.name, standard: rate(0), fused: rate(1), speedup: t.speedups[0], said: describeSpeedup(t.speedups[0]),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { calibrated, calibrationError, calibrationFit, calibrationOf, fitLine, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
+import { calibrated, calibrationError, calibrationFit, calibrationOf, fitLine, fitPowerLaw, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
 import { blockSum, CALIBRATION_MODELS, calibrationArchitectures, variantCounts } from '../src/hardware/profile.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { readModelSpec } from '../src/model/checkpoint.js';
@@ -10,7 +10,7 @@ import { configOf, modelDir } from './support/fixtures.js';
 import { timingWeightPool } from '../src/model/random.js';
 import { inMemory } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
-import { fitPowerLaw, sumWithin, wholeSeconds, wholeTime } from '../src/hardware/power-law.js';
+import { sumWithin, wholeSeconds, wholeTime } from '../src/hardware/power-law.js';
 
 describe('calibrating sub-block times on whole models', () => {
   it('fits the least-squares line: exact on points of a line, the normal equations on noisy ones', () => {

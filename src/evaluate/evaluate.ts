@@ -19,6 +19,7 @@ import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
 import { DEFAULT_HARDWARE } from '../util/project.js';
 import { silent, type Reporter } from '../util/reporter.js';
+import { totalSeconds } from '../hardware/types.js';
 
 export interface EvaluateOptions {
   readonly data: string;
@@ -172,7 +173,7 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
         { config: parent.config, weights: parent.source, arch: parent.architecture },
         { config: child.config, weights: child.source, arch: child.architecture },
       ], s, { runtime: o.runtime, ...protocol });
-      const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: t.prefillSeconds + t.decodeSeconds });
+      const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: totalSeconds(t) });
       latency.push({
         scenario: s.name,
         parentSeconds: secs(p),

@@ -1,7 +1,7 @@
 import { cholesky, choleskySolve } from '../linalg/ridge.js';
 import { median } from '../util/timing.js';
-import { fitPowerLaw, wholeSeconds, type PowerLaw } from './power-law.js';
-import type { ScenarioTime } from './types.js';
+import { wholeSeconds, type PowerLaw } from './power-law.js';
+import { totalSeconds, type ScenarioTime } from './types.js';
 
 /**
  * Calibration of measured sub-block times against whole models (pure). Sub-blocks are timed alone (a stack of
@@ -34,6 +34,20 @@ export function fitLine(xs: readonly number[], ys: readonly number[], weights: r
   if (sxx === 0) throw new RangeError('a line through points that share one x');
   const slope = sxy / sxx;
   return { intercept: my - slope * mx, slope };
+}
+
+/**
+ * The power law through (sum of blocks, whole-model time) pairs: least squares of log time on log sum (relative errors,
+ * as speed-ups are ratios). Null where no increasing law fits (fewer than two distinct sums, or an exponent ≤ 0:
+ * timings too noisy to say).
+ */
+export function fitPowerLaw(sums: readonly number[], wholes: readonly number[]): PowerLaw | null {
+  if (sums.length !== wholes.length) throw new RangeError(`${sums.length} sums against ${wholes.length} whole-model times`);
+  if (sums.some((x) => !(x > 0)) || wholes.some((y) => !(y > 0))) throw new RangeError('a power law through times ≤ 0');
+  const logSums = sums.map(Math.log);
+  if (new Set(logSums).size < 2) return null;
+  const { intercept, slope } = fitLine(logSums, wholes.map(Math.log));
+  return slope > 0 ? { coefficient: Math.exp(intercept), exponent: slope } : null;
 }
 
 /** A whole model timed for calibration: the sum of its measured blocks, its measured time, and what it is made of. */
@@ -110,6 +124,9 @@ export function onParentScale(parentReference: ScenarioTime, parentRounds: reado
   return { prefillSeconds: of((t) => t.prefillSeconds), decodeSeconds: of((t) => t.decodeSeconds) };
 }
 
+/** Root mean square of relative misses. */
+const rms = (misses: readonly number[]) => Math.sqrt(misses.reduce((a, m) => a + m * m, 0) / misses.length);
+
 /**
  * How far the calibrated times miss whole models: out of sample where the profile was refined (the leave-one-out
  * error), else the root mean square of the relative errors of the total times of the models the line was fitted to
@@ -119,12 +136,10 @@ export function onParentScale(parentReference: ScenarioTime, parentRounds: reado
 export function calibrationError(c: ScenarioCalibration): number {
   if (c.refinement !== undefined) return c.refinement.error;
   if (c.points.length === 0) return 0;
-  const squares = c.points.map(({ predicted: x, measured: y }) => {
+  return rms(c.points.map(({ predicted: x, measured: y }) => {
     const fitted = c.prefill.intercept + c.prefill.slope * x.prefillSeconds + c.decode.intercept + c.decode.slope * x.decodeSeconds;
-    const measured = y.prefillSeconds + y.decodeSeconds;
-    return ((fitted - measured) / measured) ** 2;
-  });
-  return Math.sqrt(squares.reduce((a, b) => a + b, 0) / squares.length);
+    return fitted / totalSeconds(y) - 1;
+  }));
 }
 
 /** A model's time from per-variant times and how many of its layers use each variant ("rest": once). */
@@ -210,7 +225,7 @@ export function calibrationFit(raw: Readonly<Record<string, ScenarioTime>>, poin
   if (points.length < 3 || points.some((p) => p.counts === undefined)) return { calibration: line, times: calibrated(raw, line) };
   const looError = (lambda: number | null) => rms(points.map((p, i) => {
     const times = fittedTimes(raw, points.filter((_, j) => j !== i), lambda);
-    return totalOf(timeOf(times, p.counts!)) / totalOf(p.measured) - 1;
+    return totalSeconds(timeOf(times, p.counts!)) / totalSeconds(p.measured) - 1;
   }));
   let best = { lambda: null as number | null, error: looError(null) };
   for (const lambda of REFINEMENT_LAMBDAS) {
@@ -222,18 +237,16 @@ export function calibrationFit(raw: Readonly<Record<string, ScenarioTime>>, poin
   return { calibration: { ...line, refinement: best }, times: fittedTimes(raw, points, best.lambda) };
 }
 
-const totalOf = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
-const rms = (misses: readonly number[]) => Math.sqrt(misses.reduce((a, m) => a + m * m, 0) / misses.length);
 
 /** The power law of whole models' total times on their sums, with its leave-one-out error; null where none fits (a time ≤ 0, or no increasing law). */
 function powerLawFit(points: readonly CalibrationPoint[]): { law: PowerLaw; error: number } | null {
-  if (points.some((p) => !(totalOf(p.predicted) > 0 && totalOf(p.measured) > 0))) return null;
-  const lawOf = (pts: readonly CalibrationPoint[]) => fitPowerLaw(pts.map((p) => totalOf(p.predicted)), pts.map((p) => totalOf(p.measured)));
+  if (points.some((p) => !(totalSeconds(p.predicted) > 0 && totalSeconds(p.measured) > 0))) return null;
+  const lawOf = (pts: readonly CalibrationPoint[]) => fitPowerLaw(pts.map((p) => totalSeconds(p.predicted)), pts.map((p) => totalSeconds(p.measured)));
   const law = lawOf(points);
   if (law === null) return null;
   const misses = points.map((p, i) => {
     const without = lawOf(points.filter((_, j) => j !== i));
-    return without === null ? Infinity : wholeSeconds(without, totalOf(p.predicted)) / totalOf(p.measured) - 1;
+    return without === null ? Infinity : wholeSeconds(without, totalSeconds(p.predicted)) / totalSeconds(p.measured) - 1;
   });
   return { law, error: rms(misses) };
 }

@@ -12,7 +12,7 @@ import type { Tensor } from '../util/tensor.js';
 import { argmax } from '../lm/generate.js';
 import { median, medianSeconds } from '../util/timing.js';
 import { preciseEnough, speedupInterval, type SpeedupInterval } from './interval.js';
-import type { Scenario, ScenarioTime } from './types.js';
+import { totalSeconds, type Scenario, type ScenarioTime } from './types.js';
 
 export interface MeasureOptions {
   readonly runtime: Runtime;
@@ -210,7 +210,6 @@ async function scenarioRunner(config: ModelConfig, weights: ModelWeights | Weigh
 }
 
 export const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) });
-const totalSeconds = (t: ScenarioTime) => t.prefillSeconds + t.decodeSeconds;
 
 /**
  * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode

@@ -110,9 +110,9 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
     // against the parent, they sat in whatever state the machine was in at the time, and a small model's speed-up
     // moves with it (one child: ×3.45, then ×2.83 a minute later, its parent 1.6× slower): points 10–20% apart.
     const tick = reporter.progress(`calibrate ${s.name} on ${wholes.length} whole models`);
-    tick(0, MAX_ROUNDS);
-    const c = await compareModels([parent, ...others], s, { ...protocol, onRound: (n) => tick(Math.min(n, MAX_ROUNDS), MAX_ROUNDS) });
-    tick(MAX_ROUNDS, MAX_ROUNDS);
+    tick(0, protocol.maxRounds);
+    const c = await compareModels([parent, ...others], s, { ...protocol, onRound: (n) => tick(n, protocol.maxRounds) });
+    tick(protocol.maxRounds, protocol.maxRounds);
     const parentReference = medianTime(c.rounds[0]);
     const point = (arch: Architecture, measured: ScenarioTime) => ({ predicted: blockSum(raw, arch), measured, counts: variantCounts(arch) });
     const fit = calibrationFit(raw, [point(parent.arch, parentReference), ...others.map((m, k) => point(m.arch, onParentScale(parentReference, c.rounds[0], c.rounds[k + 1])))]);

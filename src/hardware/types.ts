@@ -46,6 +46,9 @@ export interface ScenarioTime {
   readonly decodeSeconds: number;
 }
 
+/** Prefill and decode together: the whole scenario. */
+export const totalSeconds = (t: ScenarioTime): number => t.prefillSeconds + t.decodeSeconds;
+
 /** Latencies measured by `tessera profile` for one model's candidate sub-blocks, keyed by variant key. */
 export interface MeasuredCosts {
   /** What was measured: the model directory and its shape, so a profile is not applied to another model. */

@@ -7,7 +7,7 @@ import type { CandidateScore } from '../bld/candidate.js';
 import { calibrationError } from '../hardware/calibrate.js';
 import type { CostModel } from '../hardware/cost-model.js';
 import { architectureCost, attentionMemory, ffnMemory, restMemory } from '../hardware/model-cost.js';
-import type { HardwareProfile, Scenario } from '../hardware/types.js';
+import { totalSeconds, type HardwareProfile, type Scenario } from '../hardware/types.js';
 import type { SearchSpace } from '../space/types.js';
 import { fail } from '../util/errors.js';
 import type { Budget, ChoiceProblem } from './problem.js';
@@ -63,7 +63,6 @@ export function formulate(config: ModelConfig, space: SearchSpace, scores: reado
     if (budget.latencyMs !== undefined) limits.push(budget.latencyMs / 1000);
     if (budget.throughput !== undefined) limits.push((s.batch * s.generatedTokens) / budget.throughput);
     if (limits.length === 0) continue;
-    const t = (x: { prefillSeconds: number; decodeSeconds: number }) => x.prefillSeconds + x.decodeSeconds;
     const calibration = profile.measured?.calibration?.[s.name];
     const margin = calibration === undefined ? 0 : calibrationError(calibration);
     // A budget on whole-model time is one on the sum of times the MIP adds up (the same, unless a power law relates them).
@@ -76,10 +75,10 @@ export function formulate(config: ModelConfig, space: SearchSpace, scores: reado
     budgets.push({
       name: `time in scenario "${s.name}"${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
       limit: sumLimit,
-      fixed: t(costs.rest(s)),
+      fixed: totalSeconds(costs.rest(s)),
       unit: 'ms',
       scale: 1e-3,
-      usage: (b) => t(costs.attention(b.attention, s)) + t(costs.ffn(b.ffn, s)),
+      usage: (b) => totalSeconds(costs.attention(b.attention, s)) + totalSeconds(costs.ffn(b.ffn, s)),
     });
   }
   if (budget.memoryGb !== undefined || budget.fitMemory) {
