@@ -7,8 +7,8 @@ import { readModelSpec } from '../src/model/checkpoint.js';
 import { loadSearchSpace } from '../src/space/expand.js';
 import { DEFAULT_SPACE } from '../src/util/project.js';
 import { configOf, modelDir } from './support/fixtures.js';
-import { timingWeightPool } from '../src/model/random.js';
-import { inMemory } from '../src/model/weights.js';
+import { rotated, timingWeightPool } from '../src/model/random.js';
+import { inMemory, materialize } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
 import { sumWithin, wholeSeconds, wholeTime } from '../src/hardware/power-law.js';
 
@@ -239,23 +239,29 @@ describe('calibrating sub-block times on whole models', () => {
     });
   });
 
-  it('draws calibration models\' weights from one pool: a tensor per shape, shared by layers and models, the untied head apart', () => {
+  it('draws calibration models\' weights from one pool: no two tensors of a model equal, each layer the same in every model, the untied head apart', () => {
     const config = configOf({ hidden: 16, layers: 3, heads: 4, kvHeads: 2, intermediate: 32, vocab: 50, tied: false });
     const pool = timingWeightPool(config, new Rng(4));
     const parent = parentArchitecture(config);
     const cut = parent.map((b, i) => (i === 1 ? { ...b, ffn: { kind: 'swiglu', intermediate: 8 } as const } : b));
-    const [a, b] = [pool(parent), pool(cut)];
-    expect(a.layers[0].ffn.tensors).toEqual(a.layers[2].ffn.tensors);
-    expect(a.layers[0].ffn.tensors.gate).toBe(a.layers[2].ffn.tensors.gate);
-    expect(b.layers[0].attention.tensors.q).toBe(a.layers[0].attention.tensors.q);
+    const [a, b] = [materialize(pool(parent)), materialize(pool(cut))];
+    // Equal tensors run faster than a real model's (onnxruntime shares them): every tensor of a model is its own.
+    const all = [a.embed, a.lmHead, a.finalNorm, ...a.layers.flatMap((l) => [...Object.values(l.attention.tensors), ...Object.values(l.ffn.tensors)])];
+    expect(new Set(all.map((t) => Array.from(t.data).join(','))).size).toBe(all.length);
+    // The same values in another order: rotations of one tensor per shape.
+    const sorted = (t: { data: Float32Array }) => Array.from(t.data).sort((x, y) => x - y);
+    expect(sorted(a.layers[0].ffn.tensors.gate)).toEqual(sorted(a.layers[2].ffn.tensors.up));
+    expect(b.layers[0].attention.tensors.q).toEqual(a.layers[0].attention.tensors.q);
     expect(b.layers[1].ffn.tensors.gate.shape).toEqual([8, 16]);
-    expect(a.lmHead).not.toBe(a.embed);
     expect(inMemory(a).tiedHead).toBe(false);
+    expect(pool(parent).tiedHead).toBe(false);
     // Drawn as timingWeights draws a tensor: matrices uniform at std 1/√fan-in, norms around 1.
     const w = a.layers[0].ffn.tensors.gate.data;
     const std = Math.sqrt(w.reduce((acc, x) => acc + x * x, 0) / w.length);
     expect(std).toBeGreaterThan(0.7 / 4);
     expect(std).toBeLessThan(1.3 / 4);
+    expect(rotated(Float32Array.of(1, 2, 3, 4), 1)).toEqual(Float32Array.of(2, 3, 4, 1));
+    expect(rotated(Float32Array.of(1, 2, 3), -1)).toEqual(Float32Array.of(3, 1, 2));
   });
 
   it('calibrates on distinct architectures from the parent to the most cut', () => {

@@ -212,34 +212,53 @@ function fittedTimes(raw: Readonly<Record<string, ScenarioTime>>, points: readon
   return refined(line, points.map((p) => ({ counts: p.counts!, measured: p.measured })), lambda, scale);
 }
 
+/** A fit's misses of left-out models: their root mean square, and its standard error (the delta method on the mean of the squared misses). */
+export function looSummary(misses: readonly number[]): { error: number; standardError: number } {
+  const n = misses.length;
+  const squares = misses.map((m) => m * m);
+  const mean = squares.reduce((a, q) => a + q, 0) / n;
+  const sd = Math.sqrt(squares.reduce((a, q) => a + (q - mean) ** 2, 0) / Math.max(1, n - 1));
+  const error = Math.sqrt(mean);
+  return { error, standardError: error > 0 ? sd / (2 * error * Math.sqrt(n)) : 0 };
+}
+
 /**
- * Calibrates raw sub-block times on whole models (pure), choosing whichever predicts a left-out model best — each
- * model in turn priced by a fit to the others: the line through their sums (`calibrationOf`); the line then the
- * per-variant refinement at each strength tried, where the points say what each model is made of; or a power law of
- * the sum (`PowerLaw`: whole models cost relatively more the fewer blocks they keep, which no line follows at both
- * ends). That leave-one-out error is the calibration's error (`calibrationError`): the search's margin is then an
- * out-of-sample miss, not how well a fit matches the models it was fitted to.
+ * Calibrates raw sub-block times on whole models (pure), choosing by how well each fit predicts a left-out model —
+ * each model in turn priced by a fit to the others: the line through their sums (`calibrationOf`); a power law of the
+ * sum (`PowerLaw`: whole models cost relatively more the fewer blocks they keep, which no line follows at both ends);
+ * or the line then the per-variant refinement at each strength tried, where the points say what each model is made of.
+ * The choice is the simplest fit within one standard error of the best (the one-standard-error rule): a dozen models
+ * cannot tell a loose refinement from a firmer one, and the loosest that won by a hair priced the SmolLM2-135M shape's
+ * FFN widths out of order (swiglu1344 under swiglu1152, swiglu154 over swiglu384), which architectures chosen for being
+ * just fast enough then used. Simplest first: the line or the power law (two numbers each), then the refinement from
+ * its firmest strength to its loosest. The chosen fit's leave-one-out error is the calibration's error
+ * (`calibrationError`): the search's margin is then an out-of-sample miss, not how well a fit matches the models it
+ * was fitted to.
  */
 export function calibrationFit(raw: Readonly<Record<string, ScenarioTime>>, points: readonly CalibrationPoint[]): { calibration: ScenarioCalibration; times: Record<string, ScenarioTime> } {
   const line = calibrationOf(points);
   if (points.length < 3 || points.some((p) => p.counts === undefined)) return { calibration: line, times: calibrated(raw, line) };
-  const looError = (lambda: number | null) => rms(points.map((p, i) => {
+  const refinedMisses = (lambda: number | null) => points.map((p, i) => {
     const times = fittedTimes(raw, points.filter((_, j) => j !== i), lambda);
     return totalSeconds(timeOf(times, p.counts!)) / totalSeconds(p.measured) - 1;
-  }));
-  let best = { lambda: null as number | null, error: looError(null) };
-  for (const lambda of REFINEMENT_LAMBDAS) {
-    const error = looError(lambda);
-    if (error < best.error) best = { lambda, error };
-  }
+  });
   const power = powerLawFit(points);
-  if (power !== null && power.error < best.error) return { calibration: { ...line, refinement: { lambda: null, error: power.error }, power: power.law }, times: { ...raw } };
-  return { calibration: { ...line, refinement: best }, times: fittedTimes(raw, points, best.lambda) };
+  // Simplest first; the first two are equally simple.
+  const fits = [
+    { lambda: null, power: null, ...looSummary(refinedMisses(null)) },
+    ...(power === null ? [] : [{ lambda: null, power: power.law, ...looSummary(power.misses) }]),
+    ...REFINEMENT_LAMBDAS.map((lambda) => ({ lambda, power: null, ...looSummary(refinedMisses(lambda)) })),
+  ];
+  const best = fits.reduce((a, f) => (f.error < a.error ? f : a));
+  const within = fits.filter((f) => f.error <= best.error + best.standardError);
+  const simplest = within[0].lambda === null && within[1]?.lambda === null && within[1].error < within[0].error ? within[1] : within[0];
+  const refinement = { lambda: simplest.lambda, error: simplest.error };
+  if (simplest.power !== null) return { calibration: { ...line, refinement, power: simplest.power }, times: { ...raw } };
+  return { calibration: { ...line, refinement }, times: fittedTimes(raw, points, simplest.lambda) };
 }
 
-
-/** The power law of whole models' total times on their sums, with its leave-one-out error; null where none fits (a time ≤ 0, or no increasing law). */
-function powerLawFit(points: readonly CalibrationPoint[]): { law: PowerLaw; error: number } | null {
+/** The power law of whole models' total times on their sums, with each model's miss by the law fitted to the others; null where none fits (a time ≤ 0, or no increasing law). */
+function powerLawFit(points: readonly CalibrationPoint[]): { law: PowerLaw; misses: number[] } | null {
   if (points.some((p) => !(totalSeconds(p.predicted) > 0 && totalSeconds(p.measured) > 0))) return null;
   const lawOf = (pts: readonly CalibrationPoint[]) => fitPowerLaw(pts.map((p) => totalSeconds(p.predicted)), pts.map((p) => totalSeconds(p.measured)));
   const law = lawOf(points);
@@ -248,5 +267,5 @@ function powerLawFit(points: readonly CalibrationPoint[]): { law: PowerLaw; erro
     const without = lawOf(points.filter((_, j) => j !== i));
     return without === null ? Infinity : wholeSeconds(without, totalSeconds(p.predicted)) / totalSeconds(p.measured) - 1;
   });
-  return { law, error: rms(misses) };
+  return { law, misses };
 }

@@ -2,7 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
-import { checkpointTensorSpecs, layerWeightsFrom, type ModelWeights } from './weights.js';
+import { checkpointTensorSpecs, gatherRows, layerWeightsFrom, type ModelWeights, type WeightSource } from './weights.js';
 
 /**
  * Seeded random weights for any architecture: for tests, and for speed benchmarks at real models'
@@ -34,21 +34,54 @@ export function timingWeights(config: ModelConfig, arch: Architecture, rng: Rng)
 }
 
 /**
- * Timing weights for many architectures of one model from one pool: a tensor of each shape drawn once (as
- * `timingWeights` draws it) and shared by every layer and architecture that has that shape, as a graph's speed does not
- * depend on its values. A dozen calibration models timed in the same rounds then hold about one layer per variant, not a
- * dozen models (gigabytes at the SmolLM2-135M shape). An untied LM head is drawn apart from the embedding, so that the head
- * is not taken for a tied one.
+ * Timing weights for many architectures of one model from one pool, as sources: a tensor of each shape drawn once (as
+ * `timingWeights` draws it), and each layer's tensor that one rotated by an offset of its own to the layer and the
+ * tensor — the same values in another order, so that no two tensors of a model are equal. Layers that all held one
+ * tensor ran the SmolLM2-135M shape's parent 1.35–1.39× faster than distinct weights (batch-8; onnxruntime's CPU
+ * session shares what is equal), which calibrated whole models too fast. Rotated copies are made when a build asks
+ * for a layer and dropped with it, so a dozen calibration models hold one tensor per shape, not a dozen models (gigabytes
+ * at the SmolLM2-135M shape). An untied LM head is drawn apart from the embedding, so that the head is not taken for a
+ * tied one.
  */
-export function timingWeightPool(config: ModelConfig, rng: Rng): (arch: Architecture) => ModelWeights {
+export function timingWeightPool(config: ModelConfig, rng: Rng): (arch: Architecture) => WeightSource {
   const draw = drawnBy(uniformDraw(rng));
   const pool = new Map<string, Tensor>();
-  return (arch) => weightsDrawn(config, arch, (shape, role) => {
+  const base: TensorMaker = (shape, role) => {
     const id = `${role === 'head' ? 'head ' : ''}${shape.join('x')}`;
     let t = pool.get(id);
     if (t === undefined) pool.set(id, (t = draw(shape, role)));
     return t;
-  });
+  };
+  return (arch) => {
+    const specs = checkpointTensorSpecs(config, arch);
+    const embed = base(specs.embed.shape, 'other');
+    const lmHead = specs.lmHead === null ? embed : base(specs.lmHead.shape, 'head');
+    // The tensors of one shape, in order, each rotated by its own multiple of a stride that keeps them apart.
+    const offsets = new Map<string, number>();
+    const ofShape = new Map<string, string[]>();
+    specs.layers.forEach((l, i) => Object.entries(l).forEach(([key, spec]) => {
+      const id = spec.shape.join('x');
+      ofShape.set(id, [...(ofShape.get(id) ?? []), `${i} ${key}`]);
+    }));
+    for (const [id, tensors] of ofShape) {
+      const stride = Math.max(1, Math.floor(id.split('x').reduce((a, d) => a * Number(d), 1) / (tensors.length + 1)));
+      tensors.forEach((t, j) => offsets.set(t, (j + 1) * stride));
+    }
+    const layer = (i: number) => layerWeightsFrom(config, arch[i], (key) => {
+      const t = base(specs.layers[i][key].shape, 'other');
+      return { data: rotated(t.data, offsets.get(`${i} ${key}`)!), shape: t.shape };
+    });
+    return { numLayers: arch.length, architecture: arch, layer, embed: () => embed, embedRows: (ids) => gatherRows(embed, ids), finalNorm: () => base(specs.finalNorm.shape, 'other'), lmHead: () => lmHead, tiedHead: specs.lmHead === null };
+  };
+}
+
+/** `data` rotated left by `offset` elements: a copy holding the same values, starting at `data[offset]`. */
+export function rotated(data: Float32Array, offset: number): Float32Array {
+  const k = ((offset % data.length) + data.length) % data.length;
+  const out = new Float32Array(data.length);
+  out.set(data.subarray(k));
+  out.set(data.subarray(0, k), data.length - k);
+  return out;
 }
 
 type TensorMaker = (shape: readonly number[], role: 'head' | 'other') => Tensor;
