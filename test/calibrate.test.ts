@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { calibrated, calibrationError, calibrationFit, calibrationOf, fitLine, fitPowerLaw, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
+import { calibrated, calibrationError, calibrationFit, calibrationOf, fitLine, fitPowerLaw, looSummary, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
 import { blockSum, CALIBRATION_MODELS, calibrationArchitectures, variantCounts } from '../src/hardware/profile.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { readModelSpec } from '../src/model/checkpoint.js';
@@ -180,6 +180,8 @@ describe('calibrating sub-block times on whole models', () => {
       // Each whole model 20% over its sum, times 5% log-normal noise: no refinement can predict the noise.
       const fit = calibrationFit(stacks, noisy);
       const error = fit.calibration.refinement!.error;
+      // Nothing for a refinement to find: the simplest fit within a standard error of the best is a line or the law.
+      expect(fit.calibration.refinement!.lambda).toBeNull();
       expect(error).toBeGreaterThan(0.02);
       expect(error).toBeLessThan(0.1);
       const lineAlone = calibrationFit(stacks, noisy.slice(0, 2)).calibration;
@@ -237,6 +239,15 @@ describe('calibrating sub-block times on whole models', () => {
       const miss = Math.max(...points.map((p) => Math.abs(timeOf(line, p.counts).decodeSeconds / p.measured.decodeSeconds - 1)));
       expect(miss).toBeGreaterThan(0.03);
     });
+  });
+
+  it('chooses the simplest fit within one standard error of the best', () => {
+    expect(looSummary([0.1, -0.1, 0.1, -0.1])).toEqual({ error: 0.1, standardError: 0 });
+    const s = looSummary([0.3, 0.1, 0.2, 0.4]);
+    expect(s.error).toBeCloseTo(Math.sqrt(0.075), 12);
+    // Squares 0.09, 0.01, 0.04, 0.16: mean 0.075, sd 0.0645; the delta method's se of √mean is sd / (2 √mean √n).
+    const sd = Math.sqrt([0.09, 0.01, 0.04, 0.16].reduce((a, q) => a + (q - 0.075) ** 2, 0) / 3);
+    expect(s.standardError).toBeCloseTo(sd / (2 * Math.sqrt(0.075) * 2), 12);
   });
 
   it('draws calibration models\' weights from one pool: no two tensors of a model equal, each layer the same in every model, the untied head apart', () => {
