@@ -37,8 +37,9 @@ export function timingWeights(config: ModelConfig, arch: Architecture, rng: Rng)
  * Timing weights for many architectures of one model from one pool, as sources: a tensor of each shape drawn once (as
  * `timingWeights` draws it), and each layer's tensor that one rotated by an offset of its own to the layer and the
  * tensor — the same values in another order, so that no two tensors of a model are equal. Layers that all held one
- * tensor ran the SmolLM2-135M shape's parent 1.35–1.39× faster than distinct weights (batch-8; onnxruntime's CPU
- * session shares what is equal), which calibrated whole models too fast. Rotated copies are made when a build asks
+ * tensor ran the SmolLM2-135M shape's parent 1.35–1.39× faster than distinct weights (batch-8; though each layer's
+ * copy is written to the graph apart — why equal tensors run faster was not established), which calibrated whole
+ * models too fast; rotated ones run as distinct random weights do. Rotated copies are made when a build asks
  * for a layer and dropped with it, so a dozen calibration models hold one tensor per shape, not a dozen models (gigabytes
  * at the SmolLM2-135M shape). An untied LM head is drawn apart from the embedding, so that the head is not taken for a
  * tied one.
