@@ -2,7 +2,7 @@ import type { ModelConfig } from '../arch/config.js';
 import type { Architecture } from '../arch/variant.js';
 import type { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
-import { checkpointTensorSpecs, gatherRows, layerWeightsFrom, type ModelWeights, type WeightSource } from './weights.js';
+import { checkpointTensorSpecs, inMemory, layerWeightsFrom, withLayers, type ModelWeights, type WeightSource } from './weights.js';
 
 /**
  * Seeded random weights for any architecture: for tests, and for speed benchmarks at real models'
@@ -56,23 +56,24 @@ export function timingWeightPool(config: ModelConfig, rng: Rng): (arch: Architec
   return (arch) => {
     const specs = checkpointTensorSpecs(config, arch);
     const embed = base(specs.embed.shape, 'other');
-    const lmHead = specs.lmHead === null ? embed : base(specs.lmHead.shape, 'head');
+    const ends = inMemory({ embed, layers: [], finalNorm: base(specs.finalNorm.shape, 'other'), lmHead: specs.lmHead === null ? embed : base(specs.lmHead.shape, 'head') });
     // The tensors of one shape, in order, each rotated by its own multiple of a stride that keeps them apart.
-    const offsets = new Map<string, number>();
-    const ofShape = new Map<string, string[]>();
+    const ofShape = new Map<string, { size: number; tensors: string[] }>();
     specs.layers.forEach((l, i) => Object.entries(l).forEach(([key, spec]) => {
       const id = spec.shape.join('x');
-      ofShape.set(id, [...(ofShape.get(id) ?? []), `${i} ${key}`]);
+      const group = ofShape.get(id) ?? { size: spec.shape.reduce((a, d) => a * d, 1), tensors: [] };
+      group.tensors.push(`${i} ${key}`);
+      ofShape.set(id, group);
     }));
-    for (const [id, tensors] of ofShape) {
-      const stride = Math.max(1, Math.floor(id.split('x').reduce((a, d) => a * Number(d), 1) / (tensors.length + 1)));
+    const offsets = new Map<string, number>();
+    for (const { size, tensors } of ofShape.values()) {
+      const stride = Math.max(1, Math.floor(size / (tensors.length + 1)));
       tensors.forEach((t, j) => offsets.set(t, (j + 1) * stride));
     }
-    const layer = (i: number) => layerWeightsFrom(config, arch[i], (key) => {
+    return withLayers(ends, arch, (i) => layerWeightsFrom(config, arch[i], (key) => {
       const t = base(specs.layers[i][key].shape, 'other');
       return { data: rotated(t.data, offsets.get(`${i} ${key}`)!), shape: t.shape };
-    });
-    return { numLayers: arch.length, architecture: arch, layer, embed: () => embed, embedRows: (ids) => gatherRows(embed, ids), finalNorm: () => base(specs.finalNorm.shape, 'other'), lmHead: () => lmHead, tiedHead: specs.lmHead === null };
+    }));
   };
 }
 
