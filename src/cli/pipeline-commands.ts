@@ -270,7 +270,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--prompts <n>', 'greedy-generation prompts (0: skip)', nonNegativeInt('--prompts'), 16)
     .option('--generate-tokens <n>', 'tokens generated per prompt', positiveInt('--generate-tokens'), 32)
     .option('--hardware <profile>', 'profile whose scenarios are timed here (default: the one searched for if measured on this machine or cpu-local, else cpu-local)')
-    .option('--repeats <n>', 'timed rounds per scenario at least (each builds parent and child afresh and runs each once, in alternating order)', positiveInt('--repeats'), DEFAULT_PROTOCOL.minRounds)
+    .option('--repeats <n>', 'timed rounds per scenario at least (each builds parent and child afresh and keeps the fastest of a few runs of each, in alternating order)', positiveInt('--repeats'), DEFAULT_PROTOCOL.minRounds)
     .option('--precision <x>', 'time more rounds until each speed-up\'s 95% interval is within ± this share of it', positiveNumber('--precision'), DEFAULT_PROTOCOL.precision)
     .option('--timing-seconds <s>', 'timed seconds per scenario after which no further round starts, precise or not', positiveNumber('--timing-seconds'), DEFAULT_PROTOCOL.maxSeconds)
     .option('--no-timing', 'quality and greedy agreement only (timing builds each whole model in float32)')
