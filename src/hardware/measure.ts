@@ -218,8 +218,8 @@ export const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ pr
 
 /**
  * Measures a whole model as a scenario runs it: one prefill call producing the K/V cache, then one decode
- * call per further token feeding the cache back (greedy tokens). Median over rounds of the whole run, each of a fresh
- * build: `repeats` of them, and more while fewer than `minSeconds` have been timed.
+ * call per further token feeding the cache back (greedy tokens). Median over rounds, each a fresh build timed as the
+ * fastest of its runs (`fastestRun`): `repeats` of them, and more while fewer than `minSeconds` have been timed.
  */
 export async function measureModel(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, o: MeasureOptions): Promise<ScenarioTime> {
   const t = await compareModels([{ config, weights, arch }], s, { runtime: o.runtime, warmup: o.warmup, minRounds: o.repeats, maxRounds: Math.max(o.repeats, MAX_ROUNDS), precision: 1, minSeconds: o.minSeconds, maxSeconds: Infinity, fusedAttention: o.fusedAttention });
@@ -236,7 +236,7 @@ export interface ProtocolOptions {
   readonly maxRounds: number;
   /** Enough: each speed-up's 95% interval within ±`precision` of it (0.03: ±3%). */
   readonly precision: number;
-  /** Timed seconds before which rounds go on, precise or not (up to `maxRounds`); default 0. */
+  /** Timed seconds (every timed run's, kept or not) before which rounds go on, precise or not (up to `maxRounds`); default 0. */
   readonly minSeconds?: number;
   /** Timed seconds after which no further round starts, precise or not. */
   readonly maxSeconds: number;
