@@ -25,7 +25,7 @@ import { Run } from '../src/run/run.js';
 import { solve, type Solution, type SolveOptions } from '../src/search/solve.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import type { SpeedupInterval } from '../src/hardware/interval.js';
-import { TIMED_RUNS } from '../src/hardware/measure.js';
+import { FASTEST_OF_SECONDS, TIMED_RUNS } from '../src/hardware/measure.js';
 import { TesseraError } from '../src/util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { machine, writeResult } from './support.js';
@@ -130,7 +130,7 @@ async function main() {
 
   // Tables: methods × budgets per model and pricing; every cell KL / perplexity / measured speed-up.
   const cell = (r: Row | undefined) => (r === undefined || !r.reached ? 'cannot reach the budget' : `KL ${r.kl!.toFixed(3)} · ppl ${r.perplexity!.toFixed(2)} · wiki ${r.wikiPerplexity!.toFixed(1)} · ×${r.measuredSpeedup!.toFixed(2)} measured (×${r.predictedSpeedup!.toFixed(2)} predicted)`);
-  const md: string[] = ['# Tessera against the baselines', '', `Both shared models, puzzle.json space, budgets "every cpu-local scenario ×S faster than the parent" priced by the roofline and by a measured profile. KL and perplexity on 2048 TinyStories tokens after the text the search used; wiki = perplexity on the first 2048 tokens of WikiText-2 (out of domain); speed-ups measured with onnxruntime on this machine (${machine().cpu}, ${THREADS} threads; slowest cpu-local scenario; \`tessera evaluate\` in a fresh process: rounds that each build parent and child afresh and keep the fastest of ${TIMED_RUNS} runs of each, in alternating order, until the speed-up's 95% interval is within ±3% or ${TIMING_SECONDS} s). Random search draws as many evaluated architectures as Tabu evaluated. Command: \`npm run bench:baselines\`.`, ''];
+  const md: string[] = ['# Tessera against the baselines', '', `Both shared models, puzzle.json space, budgets "every cpu-local scenario ×S faster than the parent" priced by the roofline and by a measured profile. KL and perplexity on 2048 TinyStories tokens after the text the search used; wiki = perplexity on the first 2048 tokens of WikiText-2 (out of domain); speed-ups measured with onnxruntime on this machine (${machine().cpu}, ${THREADS} threads; slowest cpu-local scenario; \`tessera evaluate\` in a fresh process: rounds that each build parent and child afresh and keep the fastest of ${TIMED_RUNS} runs of each (runs of ${FASTEST_OF_SECONDS} s or more once), in alternating order, until the speed-up's 95% interval is within ±3% or ${TIMING_SECONDS} s). Random search draws as many evaluated architectures as Tabu evaluated. Command: \`npm run bench:baselines\`.`, ''];
   for (const model of MODELS) {
     md.push(`## ${model}`, '', `Parent: perplexity ${parents[model]?.perplexity.toFixed(2)}, wiki ${parents[model]?.wikiPerplexity.toFixed(1)}.`, '');
     for (const costs of PRICINGS) {

@@ -22,7 +22,7 @@ import { basename, join } from 'node:path';
 import { parentArchitecture } from '../src/arch/config.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { describeSpeedup, speedupInterval, type SpeedupInterval } from '../src/hardware/interval.js';
-import { compareModels, DEFAULT_PROTOCOL, TIMED_RUNS } from '../src/hardware/measure.js';
+import { compareModels, DEFAULT_PROTOCOL, FASTEST_OF_SECONDS, TIMED_RUNS } from '../src/hardware/measure.js';
 import { totalSeconds, type Scenario } from '../src/hardware/types.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
 import { RIDGE_GRID } from '../src/bld/derive.js';
@@ -293,7 +293,7 @@ const belowBudget = children.filter((r) => r.measured.high < r.budget);
 const indent = (t: string) => t.split('\n').map((l) => `    ${l}`).join('\n');
 const md = [
   '# bench:speed — timings that repeat, and fast graphs', '',
-  `This run (parts ${[...parts].join(', ')}; the others are kept from earlier runs, possibly on another machine): ${machine().cpu}, ${THREADS} threads, ${new Date().toISOString()}; load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (other work on the same cores slows both models of a round alike). Command: \`npm run bench:speed\`. Protocol: each round builds every model afresh, warms it up and keeps the fastest of ${TIMED_RUNS} runs (decode step by step), in alternating order (the speed-up's rounds sample builds as well as runs); rounds go on until the speed-up's 95% interval (the median of the rounds' ratios, the sign test's interval) is within ±${100 * DEFAULT_PROTOCOL.precision}% or the time cap; "within noise" when it holds 1.`, '',
+  `This run (parts ${[...parts].join(', ')}; the others are kept from earlier runs, possibly on another machine): ${machine().cpu}, ${THREADS} threads, ${new Date().toISOString()}; load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (other work on the same cores slows both models of a round alike). Command: \`npm run bench:speed\`. Protocol: each round builds every model afresh, warms it up and keeps the fastest of ${TIMED_RUNS} runs (decode step by step; runs of ${FASTEST_OF_SECONDS} s or more once), in alternating order (the speed-up's rounds sample builds as well as runs); rounds go on until the speed-up's 95% interval (the median of the rounds' ratios, the sign test's interval) is within ±${100 * DEFAULT_PROTOCOL.precision}% or the time cap; "within noise" when it holds 1.`, '',
   '## Standard-op graph against fused attention (onnxruntime GroupQueryAttention), and llama.cpp, cpu-local scenarios', '',
   `llama.cpp: node-llama-cpp's prebuilt CPU build, the same parent as float32 GGUF (\`tessera export --format gguf --dtype f32\`), float32 K/V cache, flash attention off, ${THREADS} threads; timed in the same rounds on batch-1 scenarios (node-llama-cpp evaluates one sequence per call).`, '',
   indent(table(['model', 'scenario', 'prefill tok/s standard → fused (llama.cpp)', 'decode tok/s standard → fused (llama.cpp)', 'fused over standard (whole scenario)', 'fused over llama.cpp'], graphs.map((r: GraphRow) => [

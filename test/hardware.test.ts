@@ -10,7 +10,7 @@ import { architectureCost } from '../src/hardware/model-cost.js';
 import { attentionKernels, ffnKernels, kernelSeconds } from '../src/hardware/roofline.js';
 import type { HardwareProfile } from '../src/hardware/types.js';
 import { preciseEnough } from '../src/hardware/interval.js';
-import { blockTime, compareModels, fastestRun, TIMED_RUNS, type ExternalModel } from '../src/hardware/measure.js';
+import { blockTime, compareModels, FASTEST_OF_SECONDS, fastestRun, runsPerBuild, TIMED_RUNS, type ExternalModel } from '../src/hardware/measure.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import { configOf } from './support/fixtures.js';
 
@@ -264,6 +264,15 @@ describe('the timing protocol', () => {
     const c = await compareModels([stalling, fake('child', () => 0.001, [])], scenario, { runtime: cpuRuntime(1), warmup: 1, minRounds: 4, maxRounds: 4, precision: 0.03, maxSeconds: 60 });
     expect(c.rounds[0].map((t) => t.prefillSeconds)).toEqual([0.002, 0.002, 0.002, 0.002]);
     expect(c.speedups[0].estimate).toBeCloseTo(2, 10);
+  });
+
+  it('times long runs once a build, and every model of a comparison as often as the first', async () => {
+    const log: string[] = [];
+    await compareModels([fake('parent', () => FASTEST_OF_SECONDS, log), fake('child', () => 0.001, log)], scenario, { runtime: cpuRuntime(1), warmup: 1, minRounds: 2, maxRounds: 2, precision: 0.03, maxSeconds: 60 });
+    expect(log.filter((l) => l === 'run parent')).toHaveLength(2 * 2);
+    expect(log.filter((l) => l === 'run child')).toHaveLength(2 * 2);
+    expect(runsPerBuild(FASTEST_OF_SECONDS / 2)).toBe(TIMED_RUNS);
+    expect(runsPerBuild(FASTEST_OF_SECONDS)).toBe(1);
   });
 
   it('spans builds in its interval: a speed-up that changes from build to build is not called precise', async () => {

@@ -244,7 +244,7 @@ export interface ProtocolOptions {
   readonly fusedAttention?: boolean;
   /** Called after each round with the number of rounds timed so far (progress). */
   readonly onRound?: (rounds: number) => void;
-  /** Timed runs of each build, after the warm-up (default TIMED_RUNS); the fastest is kept (`fastestRun`). */
+  /** Timed runs of each build, after the warm-up (default: `runsPerBuild` of the first model's first run); the fastest is kept (`fastestRun`). */
   readonly timedRuns?: number;
 }
 
@@ -279,6 +279,16 @@ export interface ScenarioRun {
  * prefill 8–9 ms in all twenty builds.
  */
 export const TIMED_RUNS = 3;
+
+/**
+ * Runs of a quarter second or more are timed once per build: a stall (tens of milliseconds) is then within the noise
+ * that the median over rounds already absorbs, and three runs a build cost rounds (the SmolLM2-135M shape's draws got
+ * 5–11 rounds in the 120 s that gave 18–29 with one run).
+ */
+export const FASTEST_OF_SECONDS = 0.25;
+
+/** Timed runs per build for models whose run takes `seconds` (pure): TIMED_RUNS for short runs, one for long ones. */
+export const runsPerBuild = (seconds: number): number => (seconds < FASTEST_OF_SECONDS ? TIMED_RUNS : 1);
 
 /**
  * The fastest of several runs of one build, part by part (pure): the least prefill, and decode step by step — each
@@ -336,12 +346,16 @@ export async function compareModels(models: readonly TimedModel[], s: Scenario, 
     return spent >= (o.minSeconds ?? 0) && speedups().every((i) => preciseEnough(i, o.precision));
   };
   const runnerOf = (m: TimedModel) => (isExternal(m) ? m.open(s) : scenarioRunner(m.config, m.weights, m.arch, s, o.runtime, m.fusedAttention ?? o.fusedAttention ?? fusedAttentionRuns(m.config)));
+  // Every model of the comparison is timed the same number of runs a build (the fastest of more runs is faster), set
+  // by the first model's first timed run: the parent, as a rule the slowest.
+  let timedRuns = o.timedRuns === undefined ? undefined : Math.max(1, o.timedRuns);
   const builtAndTimed = async (m: TimedModel): Promise<{ time: ScenarioTime; seconds: number }> => {
     const r = await runnerOf(m);
     try {
       for (let w = 0; w < Math.max(1, o.warmup); w++) await r.run();
-      const runs: RunTime[] = [];
-      for (let k = 0; k < Math.max(1, o.timedRuns ?? TIMED_RUNS); k++) runs.push(await r.run());
+      const runs: RunTime[] = [await r.run()];
+      timedRuns ??= runsPerBuild(totalSeconds(runs[0]));
+      while (runs.length < timedRuns) runs.push(await r.run());
       return { time: fastestRun(runs), seconds: runs.reduce((a, t) => a + totalSeconds(t), 0) };
     } finally {
       await r.release();
