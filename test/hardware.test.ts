@@ -257,10 +257,14 @@ describe('the timing protocol', () => {
   });
 
   it('keeps the fastest of a build\'s runs: a stalled run does not make a model look slower', async () => {
-    // The parent's every other run stalls to three times its time (as babyllama's batch-8 prefill did, in 12 of 30
-    // builds): the median of single runs over rounds would land on stalls or not by chance.
-    let parentRuns = 0;
-    const stalling: ExternalModel = { open: async () => ({ run: async () => ({ prefillSeconds: parentRuns++ % 2 === 0 ? 0.006 : 0.002, decodeSeconds: 0 }), release: async () => {} }) };
+    // Each build of the parent stalls to three times its time in the first run after its warm-up (babyllama's batch-8
+    // prefill stalled in 12 of 30 builds): a protocol that timed that run alone would see only stalls.
+    const stalling: ExternalModel = {
+      open: async () => {
+        let run = 0;
+        return { run: async () => ({ prefillSeconds: run++ === 1 ? 0.006 : 0.002, decodeSeconds: 0 }), release: async () => {} };
+      },
+    };
     const c = await compareModels([stalling, fake('child', () => 0.001, [])], scenario, { runtime: cpuRuntime(1), warmup: 1, minRounds: 4, maxRounds: 4, precision: 0.03, maxSeconds: 60 });
     expect(c.rounds[0].map((t) => t.prefillSeconds)).toEqual([0.002, 0.002, 0.002, 0.002]);
     expect(c.speedups[0].estimate).toBeCloseTo(2, 10);
