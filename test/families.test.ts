@@ -94,7 +94,7 @@ describe('each family against HuggingFace transformers\' own outputs', () => {
         expect(out).toEqual(ref.greedy_ids);
         // The same through K/V buffers the kernel appends to in place, a layer per stage (each stage its own session).
         const staged = await StagedDecoder.create(ck.config, ck.weights, { logits: 'last', kvCache: true, fusedAttention: true, kvBuffer: true }, cpuRuntime(1, 1));
-        const buffers = staged.kvBuffers(1, ref.probe_ids.length + ref.greedy_ids.length, kv);
+        const buffers = await staged.kvBuffers(1, ref.probe_ids.length + ref.greedy_ids.length, kv);
         let b = await staged.run({ ids: Int32Array.from(ref.probe_ids), batch: 1, seq: ref.probe_ids.length }, buffers);
         const inPlace: number[] = [];
         while (inPlace.length < ref.greedy_ids.length) {
@@ -147,7 +147,7 @@ describe('a heterogeneous child of each family, with every variant kind, exporte
       // layers' stages cache nothing): each step's logits are the whole forward's at that position.
       const kvHeads = (i: number) => (architecture[i].attention.kind === 'gqa' ? (architecture[i].attention as { kvHeads: number }).kvHeads : 0);
       const stepwise = await StagedDecoder.create(parent.config, assembled, { logits: 'last', kvCache: true, fusedAttention: true, kvBuffer: true }, cpuRuntime(1, 1));
-      const buffers = stepwise.kvBuffers(2, 24, kvHeads);
+      const buffers = await stepwise.kvBuffers(2, 24, kvHeads);
       const V = parent.config.vocabSize;
       const column = (t0: number, t1: number) => Int32Array.from({ length: 2 * (t1 - t0) }, (_, k) => ids[Math.floor(k / (t1 - t0)) * 24 + t0 + (k % (t1 - t0))]);
       let step = await stepwise.run({ ids: column(0, 20), batch: 2, seq: 20 }, buffers);

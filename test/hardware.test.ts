@@ -190,6 +190,12 @@ describe('measured cost model', () => {
     const s = measured(shape).workload.scenarios[0];
     expect(() => measuredCostModel(config, measured(shape)).ffn({ kind: 'linear' }, s)).toThrow(/m\.json: no measured time for "ffn-linear" in scenario "s"/);
   });
+
+  it('records the execution provider measured on (absent: cpu) and refuses one Tessera does not run', () => {
+    expect(measured(shape).measured?.provider).toBeUndefined();
+    expect(measured(shape, { provider: 'webgpu' }).measured?.provider).toBe('webgpu');
+    expect(() => measured(shape, { provider: 'cuda' })).toThrow(/m\.json: field "measured\.provider" .*cpu or webgpu/);
+  });
 });
 
 describe('sub-block times from rounds of stacks', () => {

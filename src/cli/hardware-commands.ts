@@ -11,8 +11,9 @@ import { loadSearchSpace } from '../space/expand.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE } from '../util/project.js';
 import { bytes, int, table } from '../util/format.js';
-import { nonNegativeNumber, positiveInt, runtimeOf, stageOption, threadsOption } from './options.js';
+import { nonNegativeNumber, positiveInt, providerOption, runtimeOf, stageOption, threadsOption } from './options.js';
 import type { Print } from './print.js';
+import type { ExecutionProvider } from '../onnx/runtime.js';
 import { cliReporter } from './reporter.js';
 
 const ms = (s: number) => (s * 1000 < 10 ? (s * 1000).toFixed(3) : (s * 1000).toFixed(1));
@@ -59,10 +60,11 @@ export function addHardwareCommands(p: Command, print: Print): void {
     .requiredOption('--out <profile.json>', 'where to write the measured profile, e.g. hardware-profiles/measured-stories260K.json')
     .option('--repeats <n>', 'rounds per measurement at least: each builds every sub-block stack and calibration model afresh and times it (median kept)', positiveInt('--repeats'), 5)
     .option('--min-seconds <s>', 'seconds of sub-block rounds per scenario at least (short, noisy timings get more rounds); the calibration models, timed together in rounds of all of them, get as many timed seconds to twice as many', nonNegativeNumber('--min-seconds'), PROFILE_SECONDS)
-    .addOption(threadsOption()).addOption(stageOption())
-    .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; stageMb: number; repeats: number; minSeconds: number }) => {
+    .addOption(threadsOption()).addOption(stageOption()).addOption(providerOption())
+    .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; stageMb: number; provider: ExecutionProvider; repeats: number; minSeconds: number }) => {
       const { config } = readModelSpec(f.model);
       const space = loadSearchSpace(f.space, config);
+      await runtimeOf(f).check();
       const name = f.out.replace(/^.*\//, '').replace(/\.json$/, '');
       writeJsonAtomic(f.out, await measuredProfile({ dir: resolve(f.model), config }, space, f.hardware, name, { runtime: runtimeOf(f), repeats: f.repeats, minSeconds: f.minSeconds, reporter: cliReporter(print) }));
       print(`wrote ${f.out}`);

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
-import { cpuRuntime, DEFAULT_STAGE_BYTES, type Runtime } from '../onnx/runtime.js';
+import { DEFAULT_STAGE_BYTES, EXECUTION_PROVIDERS, runtimeFor, type ExecutionProvider, type Runtime } from '../onnx/runtime.js';
 import { fail } from '../util/errors.js';
 
 /** Commander argument parsers that name the option in their error. */
@@ -47,10 +47,17 @@ export const stageOption = () =>
     .argParser(positiveInt('--stage-mb'))
     .default(DEFAULT_STAGE_BYTES / 2 ** 20);
 
+/** `--provider`: where the graphs a command times run (commands that time: profile, evaluate). */
+export const providerOption = () =>
+  new Option('--provider <name>', 'onnxruntime execution provider the timings run on: cpu, or webgpu (the GPU, through Vulkan; K/V caches stay on it)')
+    .choices(EXECUTION_PROVIDERS)
+    .default('cpu');
+
 /** The runtime options every command that runs graphs takes. */
 export const runtimeOptions = (c: Command): Command => c.addOption(threadsOption()).addOption(stageOption());
 
-export const runtimeOf = (flags: { threads: number; stageMb?: number }): Runtime => cpuRuntime(flags.threads, (flags.stageMb ?? DEFAULT_STAGE_BYTES / 2 ** 20) * 2 ** 20);
+export const runtimeOf = (flags: { threads: number; stageMb?: number; provider?: ExecutionProvider }): Runtime =>
+  runtimeFor(flags.provider ?? 'cpu', flags.threads, (flags.stageMb ?? DEFAULT_STAGE_BYTES / 2 ** 20) * 2 ** 20);
 
 /** Adds options to a command; returns it, for chaining. */
 export const withOptions = (c: Command, ...groups: ((c: Command) => Command)[]) => groups.reduce((acc, g) => g(acc), c);

@@ -23,7 +23,8 @@ import { STRATEGIES } from '../search/strategies/registry.js';
 import { fail } from '../util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from '../util/project.js';
 import { distillMemory, ensureFits, evaluateMemory, layerCandidates, scoreMemory } from '../run/memory.js';
-import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, runtimeOf, stageOption, threadsOption } from './options.js';
+import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, providerOption, runtimeOf, stageOption, threadsOption } from './options.js';
+import type { ExecutionProvider } from '../onnx/runtime.js';
 import { DEFAULT_PROTOCOL } from '../hardware/measure.js';
 import { printDistillation, printEvaluation, printScore, printSolution, type Print } from './print.js';
 import { cliReporter } from './reporter.js';
@@ -274,17 +275,19 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--precision <x>', 'time more rounds until each speed-up\'s 95% interval is within ± this share of it', positiveNumber('--precision'), DEFAULT_PROTOCOL.precision)
     .option('--timing-seconds <s>', 'timed seconds per scenario after which no further round starts, precise or not', positiveNumber('--timing-seconds'), DEFAULT_PROTOCOL.maxSeconds)
     .option('--no-timing', 'quality and greedy agreement only (timing builds each whole model in float32)')
-    .addOption(threadsOption()).addOption(stageOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; precision: number; timingSeconds: number; timing: boolean; threads: number; stageMb: number }) => {
+    .addOption(threadsOption()).addOption(stageOption()).addOption(providerOption())
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; precision: number; timingSeconds: number; timing: boolean; threads: number; stageMb: number; provider: ExecutionProvider }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
       const parent = openCheckpoint(parentDir);
       ensureFits('evaluate', evaluateMemory(parent.config, parent.architecture, { stageBytes: f.stageMb * 2 ** 20, seqLen: f.seqLen, tokens: f.tokens, wholeModel: f.prompts > 0 || f.timing }));
-      const timing = f.hardware !== undefined ? { path: f.hardware, note: `timing on this machine with ${f.hardware}` } : timingProfile(dir);
+      if (f.timing) await runtimeOf(f).check();
+      const timing = f.hardware !== undefined ? { path: f.hardware, note: `timing on this machine${f.provider === 'webgpu' ? "'s GPU (WebGPU)" : ''} with ${f.hardware}` } : timingProfile(dir, f.provider);
       if (f.timing) print(timing.note);
       const e = await evaluateChild(dir, parent, {
         data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
-        timing: f.timing ? { ...DEFAULT_PROTOCOL, hardware: timing.path, minRounds: f.repeats, maxRounds: Math.max(f.repeats, DEFAULT_PROTOCOL.maxRounds), precision: f.precision, maxSeconds: f.timingSeconds } : null,
-        runtime: runtimeOf(f), reporter: cliReporter(print),
+        timing: f.timing ? { ...DEFAULT_PROTOCOL, hardware: timing.path, runtime: runtimeOf(f), minRounds: f.repeats, maxRounds: Math.max(f.repeats, DEFAULT_PROTOCOL.maxRounds), precision: f.precision, maxSeconds: f.timingSeconds } : null,
+        // Quality on the CPU whatever times: the same numbers wherever a child is evaluated.
+        runtime: runtimeOf({ ...f, provider: 'cpu' }), reporter: cliReporter(print),
       });
       printEvaluation(e, print);
       print(`wrote ${childFiles.evaluation(resolve(dir))}`);

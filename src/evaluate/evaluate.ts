@@ -13,7 +13,7 @@ import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.
 import { generationOptions, greedyGenerate } from '../lm/generate.js';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import type { Runtime } from '../onnx/runtime.js';
+import type { ExecutionProvider, Runtime } from '../onnx/runtime.js';
 import { StagedDecoder } from '../onnx/staged.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { fail } from '../util/errors.js';
@@ -29,7 +29,7 @@ export interface EvaluateOptions {
   readonly promptTokens: number;
   readonly generateTokens: number;
   /** Time the profile's scenarios, parent and child in interleaved rounds until the speed-up is known (see `ProtocolOptions`); null for quality alone. */
-  readonly timing: ({ readonly hardware: string } & Omit<ProtocolOptions, 'runtime'>) | null;
+  readonly timing: ({ readonly hardware: string; /** Where the timings run (default: `runtime`). */ readonly runtime?: Runtime } & Omit<ProtocolOptions, 'runtime'>) | null;
   /** Further children whose seen text is skipped too (to compare a child before and after distillation on the same text). */
   readonly alsoUnseenBy?: readonly string[];
   /** Write evaluation.json into the child directory (default: yes). */
@@ -61,6 +61,8 @@ export interface Evaluation {
   readonly perplexity: { readonly parent: number; readonly child: number };
   readonly greedyAgreement: { readonly prompts: number; readonly tokens: number; readonly share: number };
   readonly hardware: string | null;
+  /** The onnxruntime execution provider the latencies were timed on (null without timing). */
+  readonly provider: ExecutionProvider | null;
   readonly latency: readonly ScenarioComparison[];
   readonly skippedScenarios: readonly string[];
 }
@@ -168,11 +170,11 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
         continue;
       }
       reporter.stage(`timing scenario ${s.name} (batch ${s.batch}, ${s.prefillTokens}+${s.generatedTokens} tokens), parent and child`);
-      const { hardware: _, ...protocol } = o.timing;
+      const { hardware: _, runtime = o.runtime, ...protocol } = o.timing;
       const { medians: [p, c], speedups: [interval] } = await compareModels([
         { config: parent.config, weights: parent.source, arch: parent.architecture },
         { config: child.config, weights: child.source, arch: child.architecture },
-      ], s, { runtime: o.runtime, ...protocol });
+      ], s, { runtime, ...protocol });
       const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: totalSeconds(t) });
       latency.push({
         scenario: s.name,
@@ -194,6 +196,7 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
     perplexity: { parent: Math.exp(parentNll), child: Math.exp(quality.lmLoss) },
     greedyAgreement: agreement,
     hardware: o.timing === null ? null : resolve(o.timing.hardware),
+    provider: o.timing === null ? null : (o.timing.runtime ?? o.runtime).spec.provider,
     latency,
     skippedScenarios: skipped,
   };
@@ -207,9 +210,11 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
  * profile's scenarios (batch 64 × 1280 tokens) run for hours on a CPU and say nothing about that GPU.
  * `note` says which was chosen and why.
  */
-export function timingProfile(childDir: string): { path: string; note: string } {
+export function timingProfile(childDir: string, provider: ExecutionProvider = 'cpu'): { path: string; note: string } {
   const searched = readProvenance(childDir)?.hardware;
   if (searched === undefined) return { path: DEFAULT_HARDWARE, note: `timing ${DEFAULT_HARDWARE}'s scenarios on this machine (no searched profile recorded; --hardware to choose)` };
+  // On the GPU, the GPU profile the child was searched for is the one its scenarios are meant for.
+  if (provider === 'webgpu') return { path: searched, note: `timing on this machine's GPU (WebGPU) with the profile the child was searched for, ${searched}` };
   const profile = existsSync(searched) ? loadHardwareProfile(searched) : null;
   if (profile !== null && (profile.measured !== null || profile.name === loadHardwareProfile(DEFAULT_HARDWARE).name)) {
     return { path: searched, note: `timing on this machine with the profile the child was searched for, ${searched}` };

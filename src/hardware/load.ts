@@ -1,6 +1,7 @@
 import { FieldReader, isObject, readJsonFile, type JsonObject } from '../model/json.js';
 import { fail } from '../util/errors.js';
 import { DTYPES, type Device, type Dtype, type HardwareProfile, type MeasuredCosts, type Scenario, type Workload } from './types.js';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../onnx/providers.js';
 
 /**
  * Hardware-profile files (`hardware-profiles/*.json`, schema in hardware-profile.schema.json). Numbers are
@@ -85,7 +86,9 @@ function parseWorkload(w: FieldReader): Workload {
 function parseMeasured(r: FieldReader): MeasuredCosts | null {
   const m = r.object('measured');
   if (m === null) return null;
-  m.onlyKeys(['model', 'threads', 'repeats', 'scenarios', 'calibration']);
+  m.onlyKeys(['model', 'provider', 'threads', 'repeats', 'scenarios', 'calibration']);
+  const provider = m.string('provider') ?? 'cpu';
+  if (!(EXECUTION_PROVIDERS as readonly string[]).includes(provider)) m.problem('provider', `the execution provider it was measured on: ${EXECUTION_PROVIDERS.join(' or ')}`);
   const model = m.object('model') ?? m.problem('model', 'the measured model\'s directory and shape');
   const scenarios = m.object('scenarios') ?? m.problem('scenarios', 'measured times per scenario and variant');
   for (const [scenario, times] of Object.entries(scenarios.obj)) {
@@ -110,6 +113,7 @@ function parseMeasured(r: FieldReader): MeasuredCosts | null {
       headDim: model.positiveInt('headDim'),
       vocabSize: model.positiveInt('vocabSize'),
     },
+    ...(provider !== 'cpu' ? { provider: provider as ExecutionProvider } : {}),
     threads: m.positiveInt('threads'),
     repeats: m.positiveInt('repeats'),
     scenarios: scenarios.obj as MeasuredCosts['scenarios'],

@@ -5,7 +5,7 @@ import { sourceOf, withCachedRows, type ModelWeights, type WeightSource } from '
 import { StagedDecoder } from '../onnx/staged.js';
 import { fusedAttentionRuns } from '../onnx/decoder-graph.js';
 import type { Runtime } from '../onnx/runtime.js';
-import { DecoderSession, type KvBuffers, type KvCache } from '../onnx/session.js';
+import { DecoderSession, KvBuffers, type KvCache, type TokenBatch } from '../onnx/session.js';
 import { cachedKvHeadsOf, removesSubBlock } from '../arch/variants/registry.js';
 import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
@@ -58,22 +58,25 @@ function randomCache(rng: Rng, session: DecoderSession, batch: number, past: num
 async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOptions, input: (batch: number, seq: number) => Tensor | { ids: Int32Array; batch: number; seq: number }, kvHeads: (layer: number) => number, rng: Rng): Promise<ScenarioTime> {
   // As whole models are timed: K/V buffers written in place with the fused kernel, caches through JavaScript without.
   // (A graph without logits never advances its buffers: every timed call sees the same past.)
-  const cacheOf = (past: number, seq: number): Map<number, KvCache> | KvBuffers => {
+  const cacheOf = async (past: number, seq: number): Promise<Map<number, KvCache> | KvBuffers> => {
     if (!session.options.kvBuffer) return randomCache(rng, session, s.batch, past, kvHeads);
-    const buffers = session.kvBuffers(s.batch, past + seq, kvHeads);
+    const buffers = await session.kvBuffers(s.batch, past + seq, kvHeads);
     buffers.advance(past);
     return buffers;
   };
-  const prefillPast = cacheOf(0, s.prefillTokens);
-  const prefillInput = input(s.batch, s.prefillTokens);
-  const prefillSeconds = await timed(() => session.run(prefillInput, prefillPast), o);
+  const timedWith = async (past: number, seq: number, input: Tensor | TokenBatch) => {
+    const cache = await cacheOf(past, seq);
+    try {
+      return await timed(() => session.run(input, cache), o);
+    } finally {
+      if (cache instanceof KvBuffers) await cache.dispose();
+    }
+  };
+  const prefillSeconds = await timedWith(0, s.prefillTokens, input(s.batch, s.prefillTokens));
   const steps = s.generatedTokens - 1;
   if (steps === 0) return { prefillSeconds, decodeSeconds: 0 };
   const stepInput = input(s.batch, 1);
-  const at = async (past: number) => {
-    const cache = cacheOf(past, 1);
-    return timed(() => session.run(stepInput, cache), o);
-  };
+  const at = (past: number) => timedWith(past, 1, stepInput);
   const first = await at(s.prefillTokens);
   const last = steps > 1 ? await at(s.prefillTokens + steps - 1) : first;
   return { prefillSeconds, decodeSeconds: (steps * (first + last)) / 2 };
@@ -193,7 +196,7 @@ async function scenarioRunner(config: ModelConfig, weights: ModelWeights | Weigh
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
   const kvHeads = cachedKvHeadsOf(config, arch);
-  const buffers = fusedAttention ? session.kvBuffers(s.batch, s.prefillTokens + s.generatedTokens, kvHeads) : null;
+  const buffers = fusedAttention ? await session.kvBuffers(s.batch, s.prefillTokens + s.generatedTokens, kvHeads) : null;
   const run = async (): Promise<RunTime> => {
     buffers?.reset();
     const t0 = performance.now();
@@ -211,7 +214,7 @@ async function scenarioRunner(config: ModelConfig, weights: ModelWeights | Weigh
     }
     return { prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (stepStart - t1) / 1000, decodeSteps };
   };
-  return { run, release: () => session.release() };
+  return { run, release: async () => { await buffers?.dispose(); await session.release(); } };
 }
 
 export const medianTime = (runs: readonly ScenarioTime[]): ScenarioTime => ({ prefillSeconds: median(runs.map((r) => r.prefillSeconds)), decodeSeconds: median(runs.map((r) => r.decodeSeconds)) });

@@ -121,12 +121,14 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
   }
   const measured: MeasuredCosts = {
     model: { dir: model.dir, hiddenSize: config.hiddenSize, numHeads: config.numHeads, headDim: config.headDim, vocabSize: config.vocabSize },
+    ...(o.runtime.spec.provider !== 'cpu' ? { provider: o.runtime.spec.provider } : {}),
     threads: o.runtime.threads,
     repeats: o.repeats,
     scenarios,
     calibration,
   };
-  const description = `Measured with onnxruntime by \`tessera profile\` on ${new Date().toISOString().slice(0, 10)} (${cpus()[0]?.model ?? 'unknown CPU'}, ${o.runtime.threads} threads): ` +
+  const where = o.runtime.spec.provider === 'webgpu' ? `the GPU through onnxruntime's WebGPU provider, host ${cpus()[0]?.model ?? 'unknown CPU'}` : `${cpus()[0]?.model ?? 'unknown CPU'}, ${o.runtime.threads} threads`;
+  const description = `Measured with onnxruntime by \`tessera profile\` on ${new Date().toISOString().slice(0, 10)} (${where}): ` +
     `every sub-block of ${space.name} for ${model.dir}, scenarios from ${profile.name}.`;
   reporter.stage(`measured ${variants.attention.length} attention and ${variants.ffn.length} FFN variants in ${profile.workload.scenarios.length} scenarios`);
   return { ...baseJson, name, description, measured };

@@ -1,3 +1,4 @@
+import type { ExecutionProvider } from '../onnx/providers.js';
 import type { ScenarioCalibration } from './calibrate.js';
 
 /** Numeric formats a workload stores or computes in. */
@@ -53,6 +54,8 @@ export const totalSeconds = (t: ScenarioTime): number => t.prefillSeconds + t.de
 export interface MeasuredCosts {
   /** What was measured: the model directory and its shape, so a profile is not applied to another model. */
   readonly model: { readonly dir: string; readonly hiddenSize: number; readonly numHeads: number; readonly headDim: number; readonly vocabSize: number };
+  /** The onnxruntime execution provider the times are of (absent: cpu). */
+  readonly provider?: ExecutionProvider;
   readonly threads: number;
   readonly repeats: number;
   /** scenario name → variant key (attentionKey / ffnKey, or "rest") → time, calibrated (see `calibration`). */

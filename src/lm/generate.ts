@@ -24,16 +24,20 @@ export async function greedyGenerate(session: Decoder, prompt: readonly number[]
   if (session.options.logits !== 'last') throw new Error('greedyGenerate needs a session built with logits: "last"');
   const ids = [...prompt];
   if (session.options.kvBuffer === true && architecture === undefined) throw new Error('greedyGenerate with K/V buffers needs the architecture (each layer\'s cached heads)');
-  const buffers = session.options.kvBuffer === true ? session.kvBuffers(1, totalLength, cachedKvHeadsOf(session.config, architecture!)) : null;
-  while (ids.length < totalLength) {
-    // With buffers, the positions they do not hold yet (the prompt, then the last token); else the whole prefix.
-    const input = Int32Array.from(buffers === null ? ids : ids.slice(buffers.length));
-    const { logits } = await session.run({ ids: input, batch: 1, seq: input.length }, buffers ?? undefined);
-    const next = argmax(logits!.data);
-    if (stopIds.includes(next)) break;
-    ids.push(next);
+  const buffers = session.options.kvBuffer === true ? await session.kvBuffers(1, totalLength, cachedKvHeadsOf(session.config, architecture!)) : null;
+  try {
+    while (ids.length < totalLength) {
+      // With buffers, the positions they do not hold yet (the prompt, then the last token); else the whole prefix.
+      const input = Int32Array.from(buffers === null ? ids : ids.slice(buffers.length));
+      const { logits } = await session.run({ ids: input, batch: 1, seq: input.length }, buffers ?? undefined);
+      const next = argmax(logits!.data);
+      if (stopIds.includes(next)) break;
+      ids.push(next);
+    }
+    return ids;
+  } finally {
+    await buffers?.dispose();
   }
-  return ids;
 }
 
 export function argmax(values: ArrayLike<number>): number {

@@ -1,7 +1,7 @@
 import type { ModelConfig } from '../arch/config.js';
 import { ropeInverseFrequencies } from '../arch/rope.js';
 import { cachedKvHeadsOf, kindOf } from '../arch/variants/registry.js';
-import { SUB_BLOCKS } from '../arch/variant.js';
+import { SUB_BLOCKS, type Architecture } from '../arch/variant.js';
 import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import { DataType, GraphBuilder } from './graph-builder.js';
 import { pastKeyName, pastValueName, rmsNorm, tapName, type EmitContext, type FusedAttentionInputs, type SequenceContext, type TapPoint, type TapSite } from './emit.js';
@@ -81,6 +81,15 @@ export function buildDecoderGraph(config: ModelConfig, weights: ModelWeights | W
   return g;
 }
 
+/** The layers of a graph's range that take and return a K/V cache (none without `kvCache`). */
+export function cachedLayersOf(config: ModelConfig, architecture: Architecture, options: Pick<DecoderGraphOptions, 'kvCache' | 'fromLayer' | 'toLayer'>): number[] {
+  if (!options.kvCache) return [];
+  const from = options.fromLayer ?? 0;
+  const to = options.toLayer ?? architecture.length;
+  const cachedHeads = cachedKvHeadsOf(config, architecture);
+  return architecture.map((_, i) => i).filter((i) => i >= from && i < to && cachedHeads(i) > 0);
+}
+
 /**
  * A decoder's body in a graph: embedding (or a residual-stream input), the layers of the range, and the
  * final norm and LM head unless the graph has no logits; weights enter as `writer` makes them. Taps and the
@@ -114,7 +123,7 @@ export function emitDecoder(g: GraphBuilder, config: ModelConfig, weights: Model
     shapeSource = x;
   }
   const cachedHeads = cachedKvHeadsOf(config, source.architecture);
-  const cached = options.kvCache ? source.architecture.map((_, i) => i).filter((i) => i >= from && i < to && cachedHeads(i) > 0) : [];
+  const cached = cachedLayersOf(config, source.architecture, options);
   if (options.kvBuffer && !(options.kvCache && options.fusedAttention)) throw new Error('kvBuffer: K/V buffers are written in place by the fused attention kernel; use them with kvCache and fusedAttention');
   const positionsDim = options.kvBuffer ? 'capacity' : 'past';
   for (const i of cached) {

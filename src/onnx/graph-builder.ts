@@ -171,6 +171,11 @@ export class GraphBuilder {
     return this.nodeN(opType, inputs, 1, attrs, prefix)[0];
   }
 
+  /** The graph's outputs so far, by name. */
+  get outputNames(): string[] {
+    return this.outputs.map((o) => o.name);
+  }
+
   /** The nodes so far, in the order they were added (a topological order). */
   get nodeList(): readonly GraphNode[] {
     return this.records;

@@ -2,14 +2,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import type { GraphBuilder } from './graph-builder.js';
+import { DataType, GraphBuilder } from './graph-builder.js';
+import { fail } from '../util/errors.js';
 import { removeLeftovers } from '../util/leftovers.js';
+import type { ExecutionProvider } from './providers.js';
 
-/** The execution providers Tessera runs graphs on. */
-export type ExecutionProvider = 'cpu';
+export { EXECUTION_PROVIDERS, type ExecutionProvider } from './providers.js';
 
-/** Where a runtime's sessions leave their outputs: in host memory, or in device buffers for the next call. */
-export type OutputLocation = 'cpu';
+/**
+ * Where a runtime's sessions leave the outputs they are asked to keep (K/V caches, which the next call takes
+ * back): in host memory, or in the device's buffers, so a decode step moves no cache between host and device.
+ */
+export type OutputLocation = 'cpu' | 'gpu-buffer';
 
 /** A runtime as plain data, so it can cross into worker threads. */
 export interface RuntimeSpec {
@@ -46,6 +50,8 @@ export interface SessionUse {
    * models 15-20% faster. Sessions used once or rarely go without it, so their memory goes back after each run.
    */
   readonly repeated?: boolean;
+  /** Outputs the next call takes back (K/V caches): left where the runtime's `outputs` says. Others come to the host. */
+  readonly kept?: readonly string[];
 }
 
 /** Temporary graph folders: `tessera-graph-<pid>-<random>`. */
@@ -67,6 +73,11 @@ export class Runtime {
     return this.spec.stageBytes;
   }
 
+  /** Whether outputs kept for the next call stay in device buffers (see `OutputLocation`). */
+  get keepsOnDevice(): boolean {
+    return this.spec.outputs === 'gpu-buffer';
+  }
+
   /** The same runtime with another thread count (e.g. one thread per worker). */
   withThreads(threads: number): Runtime {
     return new Runtime({ ...this.spec, threads });
@@ -80,13 +91,34 @@ export class Runtime {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      // WebGPU leaves shape computations to the CPU by design, and onnxruntime warns of that on every session.
+      ...(this.spec.provider === 'webgpu' ? { logSeverityLevel: 3 as const } : {}),
       // Without the arena (a session not `repeated`), memory a run used goes back when it ends instead of staying with each session.
       enableCpuMemArena: o.repeated === true,
       // Idle intra-op threads sleep instead of spinning: a staged model's sessions, a parent beside its child, or
       // llama.cpp timed in the same rounds run one after another, and each session's spinning threads took the
       // cores from the next (a SmolLM2-135M-shaped decode step: 280-420 ms spinning, 76-83 ms not, on 2 cores).
       extra: { session: { intra_op: { allow_spinning: '0' } } },
+      ...(this.keepsOnDevice && o.kept !== undefined && o.kept.length > 0 ? { preferredOutputLocation: Object.fromEntries(o.kept.map((n) => [n, 'gpu-buffer' as const])) } : {}),
     };
+  }
+
+  /** Starts the provider with a one-node graph, so that a machine without the device is told before any work. */
+  async check(): Promise<void> {
+    if (this.spec.provider === 'cpu') return;
+    const g = new GraphBuilder('tessera_check');
+    g.output(g.node('Neg', [g.input('x', DataType.FLOAT, [1])], {}, 'y'), DataType.FLOAT, [1]);
+    await (await this.session(g)).release();
+  }
+
+  /** A session of the model at `model` (a file or its bytes), with onnxruntime's refusal to start the provider said plainly. */
+  private async create(model: string | Uint8Array, o: SessionUse): Promise<ort.InferenceSession> {
+    try {
+      return await (typeof model === 'string' ? ort.InferenceSession.create(model, this.sessionOptions(o)) : ort.InferenceSession.create(model, this.sessionOptions(o)));
+    } catch (e) {
+      if (this.spec.provider === 'webgpu' && /WebGPU adapter/.test(String(e))) fail(noAdapter(String(e)));
+      throw e;
+    }
   }
 
   /**
@@ -103,7 +135,7 @@ export class Runtime {
     try {
       const path = join(dir, 'model.onnx');
       build(path).writeTo(path);
-      return await ort.InferenceSession.create(path, this.sessionOptions(o));
+      return await this.create(path, o);
     } finally {
       // onnxruntime has read (or mapped) the files by now; an unlinked mapping stays valid on Linux.
       rmSync(dir, { recursive: true, force: true });
@@ -112,13 +144,25 @@ export class Runtime {
 
   /** A session for a graph: handed over in memory, or through a temporary file with external data when its weights are large. */
   async session(graph: GraphBuilder, o: SessionUse = {}): Promise<ort.InferenceSession> {
-    if (graph.initializerBytes < IN_MEMORY_LIMIT_BYTES) return ort.InferenceSession.create(graph.toBytes(), this.sessionOptions(o));
+    if (graph.initializerBytes < IN_MEMORY_LIMIT_BYTES) return this.create(graph.toBytes(), o);
     return this.sessionBuiltAt(() => graph, o);
   }
 }
 
 /** The CPU runtime with `threads` intra-op threads. */
 export const cpuRuntime = (threads: number, stageBytes = DEFAULT_STAGE_BYTES) => new Runtime({ provider: 'cpu', threads, outputs: 'cpu', stageBytes });
+
+/** The WebGPU runtime: K/V caches stay on the GPU between calls; `threads` run the nodes it leaves to the CPU. */
+export const webgpuRuntime = (threads: number, stageBytes = DEFAULT_STAGE_BYTES) => new Runtime({ provider: 'webgpu', threads, outputs: 'gpu-buffer', stageBytes });
+
+/** The runtime of a provider. */
+export const runtimeFor = (provider: ExecutionProvider, threads: number, stageBytes = DEFAULT_STAGE_BYTES): Runtime =>
+  (provider === 'webgpu' ? webgpuRuntime : cpuRuntime)(threads, stageBytes);
+
+/** onnxruntime's refusal to start WebGPU, as one line that says what it needs. */
+export const noAdapter = (error: string) =>
+  `provider webgpu: onnxruntime found no GPU adapter (${error.split('\n')[0].replace(/^.*Failed to get a WebGPU adapter: /, '')}); ` +
+  'its WebGPU provider reaches the GPU through Vulkan: install the Vulkan loader (libvulkan1) and the GPU\'s Vulkan driver, or use --provider cpu';
 
 /**
  * onnxruntime-node cannot wrap memory of a SharedArrayBuffer (its native side aborts the process), so

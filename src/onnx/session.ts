@@ -1,9 +1,10 @@
 import ort from 'onnxruntime-node';
 import type { ModelConfig } from '../arch/config.js';
-import type { ModelWeights, WeightSource } from '../model/weights.js';
+import { sourceOf, type ModelWeights, type WeightSource } from '../model/weights.js';
 import type { Tensor } from '../util/tensor.js';
-import { buildDecoderGraph, HIDDEN_IN, INPUT_IDS, KL, LOGITS, NLL, PAST_LENGTH, REFERENCE_LOGPROBS, TARGETS, type DecoderGraphOptions } from './decoder-graph.js';
+import { buildDecoderGraph, cachedLayersOf, HIDDEN_IN, INPUT_IDS, KL, LOGITS, NLL, PAST_LENGTH, REFERENCE_LOGPROBS, TARGETS, type DecoderGraphOptions } from './decoder-graph.js';
 import { parseTapName, pastKeyName, pastValueName, presentKeyName, presentValueName, tapName, type TapPoint } from './emit.js';
+import { DataType, GraphBuilder } from './graph-builder.js';
 import { float32Tensor, int32Tensor, type Runtime } from './runtime.js';
 
 /** A batch of equal-length token sequences, row-major [batch, seq]. */
@@ -19,11 +20,18 @@ export interface KvCache {
   readonly value: Tensor;
 }
 
+type KvPair = { readonly key: ort.Tensor; readonly value: ort.Tensor };
+
 /**
- * K/V caches that stay in place for a whole generation (sessions built with `kvBuffer`): per cached layer one key
- * and one value buffer [batch, kvHeads, capacity, headDim], passed to onnxruntime as input and as preallocated
- * output alike, so its attention kernel appends each call's positions where they are. `length` counts the
- * positions held; the session that computes the model's output (its logits) advances it.
+ * K/V caches that stay in onnxruntime for a whole generation (sessions built with `kvBuffer`): per cached layer one
+ * key and one value buffer [batch, kvHeads, capacity, headDim], and the attention kernel writes each call's
+ * positions after the `length` it is told are held.
+ *
+ * Where they live follows the runtime. In host memory (`inPlace`) each buffer is passed as input and as
+ * preallocated output alike, so the kernel appends where they are. On a device (a runtime that keeps outputs in
+ * gpu-buffers) the buffers start as zeros made there, and each call's presents, left there, become the next call's
+ * pasts: no cache crosses to the host, though the kernel copies it on the device (bound as the output of the call
+ * that reads it, a device buffer was not written: WebGPU, onnxruntime 1.30, checked against the CPU).
  */
 export class KvBuffers {
   private held = 0;
@@ -31,22 +39,50 @@ export class KvBuffers {
   private constructor(
     readonly batch: number,
     readonly capacity: number,
-    private readonly layers: ReadonlyMap<number, { readonly key: ort.Tensor; readonly value: ort.Tensor }>,
+    private readonly layers: Map<number, KvPair>,
+    readonly inPlace: boolean,
+    /** The session whose outputs the first device buffers are: released with them, since its device memory holds them. */
+    private readonly maker?: ort.InferenceSession,
   ) {}
 
+  /** Buffers in host memory, written in place. */
   static allocate(batch: number, capacity: number, headDim: number, kvHeads: ReadonlyMap<number, number>): KvBuffers {
     const buffer = (heads: number) => new ort.Tensor('float32', new Float32Array(batch * heads * capacity * headDim), [batch, heads, capacity, headDim]);
-    return new KvBuffers(batch, capacity, new Map([...kvHeads].map(([i, heads]) => [i, { key: buffer(heads), value: buffer(heads) }])));
+    return new KvBuffers(batch, capacity, new Map([...kvHeads].map(([i, heads]) => [i, { key: buffer(heads), value: buffer(heads) }])), true);
+  }
+
+  /** Buffers in `runtime`'s device memory, zeros made there by one small session (nothing of their size crosses). */
+  static async onDevice(batch: number, capacity: number, headDim: number, kvHeads: ReadonlyMap<number, number>, runtime: Runtime): Promise<KvBuffers> {
+    if (kvHeads.size === 0) return new KvBuffers(batch, capacity, new Map(), false);
+    const g = new GraphBuilder('tessera_zeros');
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [i, heads] of kvHeads) {
+      const shape = g.input(`shape.${i}`, DataType.INT64, [4]);
+      feeds[shape] = new ort.Tensor('int64', BigInt64Array.from([batch, heads, capacity, headDim].map(BigInt)), [4]);
+      for (const name of [`key.${i}`, `value.${i}`]) g.output(g.node('Expand', [g.float(0), shape], {}, name), DataType.FLOAT, ['batch', heads, 'capacity', headDim]);
+    }
+    const zeros = await runtime.session(g, { kept: g.outputNames });
+    const out = await zeros.run(feeds);
+    const layers = new Map([...kvHeads.keys()].map((i): [number, KvPair] => [i, { key: out[`key.${i}`], value: out[`value.${i}`] }]));
+    return new KvBuffers(batch, capacity, layers, false, zeros);
   }
 
   get length(): number {
     return this.held;
   }
 
-  layer(i: number): { readonly key: ort.Tensor; readonly value: ort.Tensor } {
+  layer(i: number): KvPair {
     const kv = this.layers.get(i);
     if (kv === undefined) throw new Error(`layer ${i} has no K/V buffer`);
     return kv;
+  }
+
+  /** A call's presents as layer `i`'s buffers from now on (buffers not `inPlace`); the ones they replace are freed. */
+  replace(i: number, next: KvPair): void {
+    const old = this.layer(i);
+    this.layers.set(i, next);
+    if (old.key !== next.key) old.key.dispose();
+    if (old.value !== next.value) old.value.dispose();
   }
 
   /** Positions appended by a call of `seq` new tokens; refuses to run past the capacity. */
@@ -65,7 +101,18 @@ export class KvBuffers {
   reset(): void {
     this.held = 0;
   }
+
+  /** Frees device buffers now rather than when they are collected. */
+  async dispose(): Promise<void> {
+    if (this.inPlace) return;
+    for (const kv of this.layers.values()) (kv.key.dispose(), kv.value.dispose());
+    await this.maker?.release();
+  }
 }
+
+/** K/V buffers where `runtime` keeps a session's kept outputs: in host memory, or on its device. */
+export const kvBuffersFor = (runtime: Runtime, batch: number, capacity: number, headDim: number, kvHeads: ReadonlyMap<number, number>): Promise<KvBuffers> =>
+  runtime.keepsOnDevice ? KvBuffers.onDevice(batch, capacity, headDim, kvHeads, runtime) : Promise.resolve(KvBuffers.allocate(batch, capacity, headDim, kvHeads));
 
 export interface ForwardResult {
   /** [batch, seq, vocab], or [batch, vocab] for logits: 'last'. */
@@ -97,12 +144,15 @@ export class DecoderSession {
     private readonly session: ort.InferenceSession,
     readonly config: ModelConfig,
     readonly options: DecoderGraphOptions,
+    private readonly runtime: Runtime,
   ) {}
 
   static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, runtime: Runtime, o: { inMemory?: boolean } = {}): Promise<DecoderSession> {
+    // K/V buffers' presents stay where the runtime keeps them (see KvBuffers); every other output comes to the host.
+    const kept = options.kvBuffer ? cachedLayersOf(config, sourceOf(weights).architecture, options).flatMap((i) => [presentKeyName(i), presentValueName(i)]) : [];
     // Built straight into a file: the stage's float32 weights are never all in memory beside onnxruntime's copy.
-    const session = o.inMemory ? await runtime.session(buildDecoderGraph(config, weights, options)) : await runtime.sessionBuiltAt((path) => buildDecoderGraph(config, weights, options, { file: path, scratch: true }));
-    return new DecoderSession(session, config, options);
+    const session = o.inMemory ? await runtime.session(buildDecoderGraph(config, weights, options), { kept }) : await runtime.sessionBuiltAt((path) => buildDecoderGraph(config, weights, options, { file: path, scratch: true }), { kept });
+    return new DecoderSession(session, config, options, runtime);
   }
 
   get startsWithTokens(): boolean {
@@ -114,9 +164,9 @@ export class DecoderSession {
     return this.session.inputNames.filter((n) => n.startsWith('past_key.')).map((n) => Number(n.slice('past_key.'.length)));
   }
 
-  /** K/V buffers for every cached layer, for a session built with `kvBuffer`. */
-  kvBuffers(batch: number, capacity: number, kvHeadsOf: (layer: number) => number): KvBuffers {
-    return KvBuffers.allocate(batch, capacity, this.config.headDim, new Map(this.cachedLayers.map((i) => [i, kvHeadsOf(i)])));
+  /** K/V buffers for every cached layer, for a session built with `kvBuffer`, where its runtime keeps them. */
+  kvBuffers(batch: number, capacity: number, kvHeadsOf: (layer: number) => number): Promise<KvBuffers> {
+    return kvBuffersFor(this.runtime, batch, capacity, this.config.headDim, new Map(this.cachedLayers.map((i) => [i, kvHeadsOf(i)])));
   }
 
   /** Whether this session computes the model's output (so it advances K/V buffers: a staged model's last stage). */
@@ -158,8 +208,9 @@ export class DecoderSession {
       if (this.cachedLayers.length > 0) feeds[PAST_LENGTH] = new ort.Tensor('int64', BigInt64Array.of(BigInt(buffers.length)), []);
       for (const i of this.cachedLayers) {
         const kv = buffers.layer(i);
-        feeds[pastKeyName(i)] = fetches[presentKeyName(i)] = kv.key;
-        feeds[pastValueName(i)] = fetches[presentValueName(i)] = kv.value;
+        feeds[pastKeyName(i)] = kv.key;
+        feeds[pastValueName(i)] = kv.value;
+        if (buffers.inPlace) [fetches[presentKeyName(i)], fetches[presentValueName(i)]] = [kv.key, kv.value];
       }
     } else {
       for (const i of this.cachedLayers) {
@@ -177,6 +228,7 @@ export class DecoderSession {
       feeds[HIDDEN_IN] = float32Tensor(input.data, input.shape);
     }
     const out = await this.session.run(feeds, fetches);
+    if (buffers !== null && !buffers.inPlace) for (const i of this.cachedLayers) buffers.replace(i, { key: out[presentKeyName(i)], value: out[presentValueName(i)] });
     if (buffers !== null && this.endsModel) buffers.advance('ids' in input ? input.seq : input.shape[1]);
     const get = (name: string): Tensor | undefined => {
       const t = out[name];

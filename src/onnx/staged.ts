@@ -6,7 +6,7 @@ import type { Tensor } from '../util/tensor.js';
 import type { DecoderGraphOptions } from './decoder-graph.js';
 import { tapName, type TapPoint } from './emit.js';
 import type { Runtime } from './runtime.js';
-import { DecoderSession, KvBuffers, type ForwardResult, type KvCache, type ScoreReference, type TokenBatch } from './session.js';
+import { DecoderSession, kvBuffersFor, type ForwardResult, type KvBuffers, type KvCache, type ScoreReference, type TokenBatch } from './session.js';
 
 /**
  * A model run in stages: contiguous ranges of layers, each compiled into its own session only while it runs,
@@ -235,6 +235,7 @@ export class StagedDecoder implements Decoder {
     readonly options: DecoderGraphOptions,
     private readonly source: WeightSource,
     private readonly sessions: readonly DecoderSession[],
+    private readonly runtime: Runtime,
   ) {}
 
   static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache' | 'fusedAttention' | 'kvBuffer'>, runtime: Runtime): Promise<StagedDecoder> {
@@ -253,16 +254,16 @@ export class StagedDecoder implements Decoder {
       for (const s of sessions) if (s !== undefined) await s.release();
       throw e;
     }
-    return new StagedDecoder(config, options, source, sessions);
+    return new StagedDecoder(config, options, source, sessions, runtime);
   }
 
   emptyCache(batch: number, kvHeadsOf: (layer: number) => number): Map<number, KvCache> {
     return new Map(this.sessions.flatMap((s) => [...s.emptyCache(batch, kvHeadsOf)]));
   }
 
-  /** K/V buffers for every stage's cached layers (a decoder created with `kvBuffer`). */
-  kvBuffers(batch: number, capacity: number, kvHeadsOf: (layer: number) => number): KvBuffers {
-    return KvBuffers.allocate(batch, capacity, this.config.headDim, new Map(this.sessions.flatMap((s) => s.cachedLayers.map((i): [number, number] => [i, kvHeadsOf(i)]))));
+  /** K/V buffers for every stage's cached layers (a decoder created with `kvBuffer`), where the runtime keeps them. */
+  kvBuffers(batch: number, capacity: number, kvHeadsOf: (layer: number) => number): Promise<KvBuffers> {
+    return kvBuffersFor(this.runtime, batch, capacity, this.config.headDim, new Map(this.sessions.flatMap((s) => s.cachedLayers.map((i): [number, number] => [i, kvHeadsOf(i)]))));
   }
 
   async run(input: TokenBatch | Tensor, past: ReadonlyMap<number, KvCache> | KvBuffers = new Map(), reference?: ScoreReference): Promise<ForwardResult> {
