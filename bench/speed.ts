@@ -43,16 +43,11 @@ import { Rng } from '../src/util/rng.js';
 import { machine, writeResult } from './support.js';
 import { ggufOf, llamaCppModel } from './llama-cpp.js';
 import { writeCheckpoint } from '../src/model/save.js';
-import type { ModelConfig } from '../src/arch/config.js';
 import type { Architecture } from '../src/arch/variant.js';
-import { costModelFor } from '../src/hardware/cost-model.js';
-import { architectureCost } from '../src/hardware/model-cost.js';
-import type { HardwareProfile } from '../src/hardware/types.js';
 import { loadSearchSpace } from '../src/space/expand.js';
-import type { SearchSpace } from '../src/space/types.js';
 import { silent } from '../src/util/reporter.js';
 import { randomCheckpoint, SHAPES } from './shapes.js';
-import { calibrationError } from '../src/hardware/calibrate.js';
+import { sampledChildren, SHAPE_DRAWS } from './sampled-children.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -212,35 +207,6 @@ const describeCounts = (arch: Architecture): string => Object.entries(variantCou
 const isShapeRow = (r: ChildRow) => r.model.endsWith(' shape');
 
 const SHAPE_BUDGETS = [1.25, 1.5, 2, 3];
-const SHAPE_DRAWS = 20000;
-
-/**
- * The architecture of the space whose predicted speed-up (the least over the profile's scenarios, as a budget binds
- * every scenario), priced under each scenario's calibration error as the search prices a budget (`formulate`), is
- * nearest above each budget it reaches, among seeded draws: each draw keeps every layer's parent
- * block with a probability of its own (uniform in [0, 1]) and otherwise takes a block of that layer at random, so that
- * the draws range from the parent to the space's most-cut corner.
- */
-function sampledChildren(config: ModelConfig, space: SearchSpace, profile: HardwareProfile, budgets: readonly number[]): { budget: number; arch: Architecture; predicted: number[] }[] {
-  const costs = costModelFor(config, profile);
-  const parentArch = parentArchitecture(config);
-  const parentSeconds = architectureCost(config, parentArch, profile, costs).map((c) => c.totalSeconds);
-  const margins = profile.workload.scenarios.map((s) => {
-    const c = profile.measured?.calibration?.[s.name];
-    return c === undefined ? 0 : calibrationError(c);
-  });
-  const rng = new Rng(0x5a3b1e);
-  const best = budgets.map((budget) => ({ budget, arch: parentArch, predicted: parentSeconds.map(() => 1), margin: Infinity }));
-  for (let d = 0; d < SHAPE_DRAWS; d++) {
-    const keep = rng.next();
-    const arch = space.layers.map((l, i) => (rng.next() < keep ? parentArch[i] : l.blocks[rng.int(l.blocks.length)]));
-    const predicted = architectureCost(config, arch, profile, costs).map((c, k) => parentSeconds[k] / c.totalSeconds);
-    const least = Math.min(...predicted.map((p, k) => p / (1 + margins[k])));
-    for (const b of best) if (least >= b.budget && least - b.budget < b.margin) Object.assign(b, { arch, predicted, margin: least - b.budget });
-  }
-  return best.filter((b) => b.margin < Infinity);
-}
-
 /** Children of the SmolLM2-135M shape (see the header), each timed against its parent in every scenario. */
 async function shapeChildRows(): Promise<ChildRow[]> {
   const shape = SHAPES.find((s) => s.name === 'SmolLM2-135M')!;
