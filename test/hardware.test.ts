@@ -10,7 +10,9 @@ import { architectureCost } from '../src/hardware/model-cost.js';
 import { attentionKernels, ffnKernels, kernelSeconds } from '../src/hardware/roofline.js';
 import type { HardwareProfile } from '../src/hardware/types.js';
 import { preciseEnough } from '../src/hardware/interval.js';
-import { blockTime, compareModels, FASTEST_OF_SECONDS, fastestRun, runsPerBuild, TIMED_RUNS, type ExternalModel } from '../src/hardware/measure.js';
+import { blockTime, compareModels, FASTEST_OF_SECONDS, fastestRun, measureSubBlocks, runsPerBuild, TIMED_RUNS, type ExternalModel } from '../src/hardware/measure.js';
+import { timingWeights } from '../src/model/random.js';
+import { Rng } from '../src/util/rng.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import { configOf } from './support/fixtures.js';
 
@@ -294,5 +296,24 @@ describe('the timing protocol', () => {
     expect(s.low).toBeLessThan(1.6);
     expect(s.high).toBeGreaterThan(1.75);
     expect(preciseEnough(s, 0.03)).toBe(false);
+  });
+
+  it('times every model and sub-block in sessions that keep onnxruntime\'s memory arena across runs', async () => {
+    // Without it, under the CLI's fixed 1 MiB mmap threshold, some builds ran 2.2x slower throughout (see SessionUse).
+    const config = configOf({ hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, vocab: 50 });
+    const runtime = cpuRuntime(1);
+    const arenas: boolean[] = [];
+    const options = runtime.sessionOptions.bind(runtime);
+    runtime.sessionOptions = (o = {}) => {
+      const made = options(o);
+      arenas.push(made.enableCpuMemArena === true);
+      return made;
+    };
+    const arch = parentArchitecture(config);
+    const s = { name: 's', prefillTokens: 4, generatedTokens: 3, batch: 2 };
+    await compareModels([{ config, weights: timingWeights(config, arch, new Rng(1)), arch }], s, { runtime, warmup: 1, minRounds: 1, maxRounds: 1, precision: 1, maxSeconds: 60 });
+    await measureSubBlocks(config, { attention: [['gqa2', { kind: 'gqa', kvHeads: 2 }]], ffn: [['linear', { kind: 'linear' }]] }, s, { runtime, repeats: 1, warmup: 0 });
+    expect(arenas.length).toBeGreaterThan(3);
+    expect(arenas.every((a) => a)).toBe(true);
   });
 });

@@ -87,7 +87,7 @@ async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Ru
   const arch: Architecture = Array.from({ length: STACK }, () => block);
   // The residual stream in, nothing out: no embedding or LM head to draw (a vocabulary of one).
   const stack = { ...config, numLayers: STACK, vocabSize: 1 };
-  const session = await DecoderSession.create(stack, timingWeights(stack, arch, rng), { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime);
+  const session = await DecoderSession.create(stack, timingWeights(stack, arch, rng), { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime, { repeated: true });
   return { session, kvHeads: cachedKvHeadsOf(config, arch) };
 }
 
@@ -143,7 +143,7 @@ export async function measureSubBlocks(
   // The rest: token ids in, last-position logits out, through an empty layer.
   const timedRest = async () => {
     const restConfig = { ...config, numLayers: 1 };
-    const session = await DecoderSession.create(restConfig, timingWeights(restConfig, [EMPTY_BLOCK], rng), { logits: 'last' }, o.runtime);
+    const session = await DecoderSession.create(restConfig, timingWeights(restConfig, [EMPTY_BLOCK], rng), { logits: 'last' }, o.runtime, { repeated: true });
     try {
       return await timeScenario(session, s, o, ids, () => 0, rng);
     } finally {
@@ -192,7 +192,7 @@ export async function measureSubBlocks(
 async function scenarioRunner(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, runtime: Runtime, fusedAttention: boolean): Promise<ScenarioRun> {
   // The fused kernel appends to K/V buffers in place; the standard graph's caches go through JavaScript each step.
   // Token rows come from memory after the first run (its warm-up), as a deployed model's embedding does.
-  const session = await StagedDecoder.create(config, withCachedRows(sourceOf(weights)), { kvCache: true, logits: 'last', fusedAttention, kvBuffer: fusedAttention }, runtime);
+  const session = await StagedDecoder.create(config, withCachedRows(sourceOf(weights)), { kvCache: true, logits: 'last', fusedAttention, kvBuffer: fusedAttention }, runtime, { repeated: true });
   const rng = new Rng(0x5eed);
   const prompt = Int32Array.from({ length: s.batch * s.prefillTokens }, () => rng.int(config.vocabSize));
   const kvHeads = cachedKvHeadsOf(config, arch);

@@ -45,9 +45,12 @@ const IN_MEMORY_LIMIT_BYTES = 64 * 2 ** 20;
 /** How a session will be run. */
 export interface SessionUse {
   /**
-   * Run again and again on inputs of one shape (a training step): onnxruntime's memory arena keeps what one run
-   * allocated for the next instead of returning it and faulting it in afresh — training steps of the shared
-   * models 15-20% faster. Sessions used once or rarely go without it, so their memory goes back after each run.
+   * Run again and again on inputs of one shape (a training step, a timed model): onnxruntime's memory arena keeps
+   * what one run allocated for the next instead of returning it and faulting it in afresh — training steps of the
+   * shared models 15-20% faster. Timings need it to repeat: under the CLI's fixed 1 MiB mmap threshold (see
+   * cli/allocator.ts) each run's larger tensors were fresh mappings, and some builds of a model ran 2.2x slower
+   * throughout (stories260K's x1.5 child, batch-8 prefill: 8.1 ms against 3.6 in 11 of 30 rounds of one process).
+   * Sessions used once or rarely go without it, so their memory goes back after each run.
    */
   readonly repeated?: boolean;
   /** Outputs the next call takes back (K/V caches): left where the runtime's `outputs` says. Others come to the host. */

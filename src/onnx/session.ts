@@ -147,11 +147,13 @@ export class DecoderSession {
     private readonly runtime: Runtime,
   ) {}
 
-  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, runtime: Runtime, o: { inMemory?: boolean } = {}): Promise<DecoderSession> {
+  /** `o.repeated`: see `SessionUse`. */
+  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: DecoderGraphOptions, runtime: Runtime, o: { inMemory?: boolean; repeated?: boolean } = {}): Promise<DecoderSession> {
     // K/V buffers' presents stay where the runtime keeps them (see KvBuffers); every other output comes to the host.
     const kept = options.kvBuffer ? cachedLayersOf(config, sourceOf(weights).architecture, options).flatMap((i) => [presentKeyName(i), presentValueName(i)]) : [];
+    const use = { kept, repeated: o.repeated };
     // Built straight into a file: the stage's float32 weights are never all in memory beside onnxruntime's copy.
-    const session = o.inMemory ? await runtime.session(buildDecoderGraph(config, weights, options), { kept }) : await runtime.sessionBuiltAt((path) => buildDecoderGraph(config, weights, options, { file: path, scratch: true }), { kept });
+    const session = o.inMemory ? await runtime.session(buildDecoderGraph(config, weights, options), use) : await runtime.sessionBuiltAt((path) => buildDecoderGraph(config, weights, options, { file: path, scratch: true }), use);
     return new DecoderSession(session, config, options, runtime);
   }
 

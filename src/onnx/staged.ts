@@ -238,7 +238,8 @@ export class StagedDecoder implements Decoder {
     private readonly runtime: Runtime,
   ) {}
 
-  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache' | 'fusedAttention' | 'kvBuffer'>, runtime: Runtime): Promise<StagedDecoder> {
+  /** `o.repeated`: see `SessionUse`. */
+  static async create(config: ModelConfig, weights: ModelWeights | WeightSource, options: Pick<DecoderGraphOptions, 'logits' | 'kvCache' | 'fusedAttention' | 'kvBuffer'>, runtime: Runtime, o: { repeated?: boolean } = {}): Promise<StagedDecoder> {
     const source = sourceOf(weights);
     const stages = planStages(config, source, runtime.stageBytes, 0, true);
     const sessions: DecoderSession[] = new Array(stages.length);
@@ -248,7 +249,7 @@ export class StagedDecoder implements Decoder {
     try {
       for (const k of order) {
         const last = k === stages.length - 1;
-        sessions[k] = await DecoderSession.create(config, source, { ...options, fromLayer: stages[k].from, toLayer: stages[k].to, hiddenInput: true, logits: last ? options.logits : 'none' }, runtime);
+        sessions[k] = await DecoderSession.create(config, source, { ...options, fromLayer: stages[k].from, toLayer: stages[k].to, hiddenInput: true, logits: last ? options.logits : 'none' }, runtime, o);
       }
     } catch (e) {
       for (const s of sessions) if (s !== undefined) await s.release();
