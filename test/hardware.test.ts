@@ -298,8 +298,9 @@ describe('the timing protocol', () => {
     expect(preciseEnough(s, 0.03)).toBe(false);
   });
 
-  it('times every model and sub-block in sessions that keep onnxruntime\'s memory arena across runs', async () => {
-    // Without it, under the CLI's fixed 1 MiB mmap threshold, some builds ran 2.2x slower throughout (see SessionUse).
+  it('times whole models in sessions that keep onnxruntime\'s memory arena across runs, sub-block stacks without it', async () => {
+    // Whole models without it, under the CLI's fixed 1 MiB mmap threshold, ran 2.2x slower in some builds; sub-block
+    // stacks with it, in some processes 1.3-2.7x (see SessionUse).
     const config = configOf({ hidden: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64, vocab: 50 });
     const runtime = cpuRuntime(1);
     const arenas: boolean[] = [];
@@ -311,9 +312,11 @@ describe('the timing protocol', () => {
     };
     const arch = parentArchitecture(config);
     const s = { name: 's', prefillTokens: 4, generatedTokens: 3, batch: 2 };
-    await compareModels([{ config, weights: timingWeights(config, arch, new Rng(1)), arch }], s, { runtime, warmup: 1, minRounds: 1, maxRounds: 1, precision: 1, maxSeconds: 60 });
+    await compareModels([{ config, weights: timingWeights(config, arch, new Rng(1)), arch }], s, { runtime, warmup: 1, minRounds: 2, maxRounds: 2, precision: 1, maxSeconds: 60 });
+    expect(arenas).toEqual([true, true]);
+    arenas.length = 0;
     await measureSubBlocks(config, { attention: [['gqa2', { kind: 'gqa', kvHeads: 2 }]], ffn: [['linear', { kind: 'linear' }]] }, s, { runtime, repeats: 1, warmup: 0 });
     expect(arenas.length).toBeGreaterThan(3);
-    expect(arenas.every((a) => a)).toBe(true);
+    expect(arenas.some((a) => a)).toBe(false);
   });
 });

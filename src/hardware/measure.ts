@@ -87,7 +87,7 @@ async function blockSession(config: ModelConfig, block: BlockConfig, runtime: Ru
   const arch: Architecture = Array.from({ length: STACK }, () => block);
   // The residual stream in, nothing out: no embedding or LM head to draw (a vocabulary of one).
   const stack = { ...config, numLayers: STACK, vocabSize: 1 };
-  const session = await DecoderSession.create(stack, timingWeights(stack, arch, rng), { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime, { repeated: true });
+  const session = await DecoderSession.create(stack, timingWeights(stack, arch, rng), { hiddenInput: true, kvCache: true, logits: 'none', fusedAttention, kvBuffer: fusedAttention }, runtime);
   return { session, kvHeads: cachedKvHeadsOf(config, arch) };
 }
 
@@ -143,7 +143,7 @@ export async function measureSubBlocks(
   // The rest: token ids in, last-position logits out, through an empty layer.
   const timedRest = async () => {
     const restConfig = { ...config, numLayers: 1 };
-    const session = await DecoderSession.create(restConfig, timingWeights(restConfig, [EMPTY_BLOCK], rng), { logits: 'last' }, o.runtime, { repeated: true });
+    const session = await DecoderSession.create(restConfig, timingWeights(restConfig, [EMPTY_BLOCK], rng), { logits: 'last' }, o.runtime);
     try {
       return await timeScenario(session, s, o, ids, () => 0, rng);
     } finally {

@@ -47,9 +47,11 @@ export interface SessionUse {
   /**
    * Run again and again on inputs of one shape (a training step, a timed model): onnxruntime's memory arena keeps
    * what one run allocated for the next instead of returning it and faulting it in afresh — training steps of the
-   * shared models 15-20% faster. Timings need it to repeat: under the CLI's fixed 1 MiB mmap threshold (see
-   * cli/allocator.ts) each run's larger tensors were fresh mappings, and some builds of a model ran 2.2x slower
+   * shared models 15-20% faster. Whole-model timings need it to repeat: under the CLI's fixed 1 MiB mmap threshold
+   * (see cli/allocator.ts) each run's larger tensors were fresh mappings, and some builds of a model ran 2.2x slower
    * throughout (stories260K's x1.5 child, batch-8 prefill: 8.1 ms against 3.6 in 11 of 30 rounds of one process).
+   * Sub-block stacks, timed as the median of many calls of one session, go without: with it, their decode ran
+   * 1.3-2.7x slow in some processes (stories260K's gqa4 stack at batch-8: 2.1 and 4.6 ms against 1.6-1.8).
    * Sessions used once or rarely go without it, so their memory goes back after each run.
    */
   readonly repeated?: boolean;
