@@ -136,17 +136,29 @@ async function timePlan(plan: Plan, out: string): Promise<void> {
     writeFileAtomic(join(out, 'bench-gpu.md'), markdown(rows, skipped, plan, gpu));
   };
   const only = arg('--models')?.split(',');
-  for (const m of plan.models.filter((m) => only === undefined || only.includes(m.name))) {
+  const timed = plan.models.filter((m) => only === undefined || only.includes(m.name)).map((m) => {
     const config = parseModelConfig(`${m.name} config`, m.configJson);
     const pool = timingWeightPool(config, new Rng(0x6a1));
-    const models = [parentArchitecture(config), ...m.children.map((c) => c.architecture)].map((arch) => ({ config, weights: pool(arch), arch }));
-    for (const [k, s] of profile.workload.scenarios.entries()) {
+    return { plan: m, models: [parentArchitecture(config), ...m.children.map((c) => c.architecture)].map((arch) => ({ config, weights: pool(arch), arch })) };
+  });
+  // Scenario by scenario, so that a deadline cuts the longest scenarios of every model rather than whole models.
+  for (const [k, s] of profile.workload.scenarios.entries()) {
+    for (const { plan: m, models } of timed) {
       if (Date.now() > deadline) {
         skipped.push(`${m.name} · ${s.name} (the run's deadline had passed)`);
         continue;
       }
       process.stderr.write(`gpu: ${m.name} · ${s.name}\n`);
-      const c = await compareModels(models, s, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: seconds });
+      // One scenario that the device cannot run (a buffer over its limits, say) must not cost the others: a GPU
+      // machine is lent for minutes.
+      const c = await compareModels(models, s, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: seconds }).catch((e: unknown) => {
+        skipped.push(`${m.name} · ${s.name} (failed: ${String(e).split('\n')[0].slice(0, 300)})`);
+        return null;
+      });
+      if (c === null) {
+        write();
+        continue;
+      }
       for (const [j, child] of m.children.entries()) {
         const measured = c.speedups[j];
         const predicted = child.predicted[k];
