@@ -14,10 +14,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parentArchitecture } from '../src/arch/config.js';
 import type { Architecture } from '../src/arch/variant.js';
-import { RIDGE_GRID } from '../src/bld/derive.js';
 import { score } from '../src/bld/score.js';
 import { describeSpeedup, type SpeedupInterval } from '../src/hardware/interval.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
@@ -26,15 +25,14 @@ import { totalSeconds } from '../src/hardware/types.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { timingWeightPool } from '../src/model/random.js';
 import { cpuRuntime, webgpuRuntime } from '../src/onnx/runtime.js';
-import { Run } from '../src/run/run.js';
-import { solve } from '../src/search/solve.js';
 import { loadSearchSpace } from '../src/space/expand.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
 import { TesseraError } from '../src/util/errors.js';
 import { table } from '../src/util/format.js';
-import { DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
+import { DEFAULT_SPACE, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { Rng } from '../src/util/rng.js';
 import { sampledChildren } from './sampled-children.js';
+import { speedRun, tesseraChild } from './speed-runs.js';
 import { SMOLLM2_135M } from './shapes.js';
 import { machine, RESULTS_DIR } from './support.js';
 
@@ -76,23 +74,19 @@ async function makePlan(): Promise<Plan> {
   for (const b of SHAPE_BUDGETS) if (!drawn.some((c) => c.budget === b)) unreachable.push(`SmolLM2-135M shape ×${b}`);
   const models: PlannedModel[] = [{ name: 'SmolLM2-135M shape', configJson: SMOLLM2_135M, children: drawn.map((c) => ({ budget: c.budget, architecture: c.arch, predicted: c.predicted })) }];
   for (const model of ['babyllama-tok105-1M', 'stories260K']) {
-    const modelDir = join(SHARED_DIR, 'models', model);
     process.stderr.write(`plan: ${model}\n`);
     // bench:speed's run of this model: its scores are reused when that bench has made them.
-    const run = Run.create(join(PROJECT_ROOT, 'results/speed', model), { model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: 4096, validTokens: 2048, seqLen: 128, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+    const run = speedRun(model);
     await score(run, { workers: machine().cores });
     const children: PlannedChild[] = [];
     for (const budget of SHARED_BUDGETS) {
-      const solved = await solve(run, { hardware: HARDWARE, budget: { speedup: budget }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime: cpuRuntime(machine().cores) }).catch((e: unknown) => {
-        if (e instanceof TesseraError) return null;
-        throw e;
-      });
-      if (solved === null) unreachable.push(`${model} ×${budget}`);
-      else children.push({ budget, architecture: solved[0].architecture, predicted: solved[0].spec.predicted.map((p) => p.speedup) });
+      const s = await tesseraChild(run, HARDWARE, budget, cpuRuntime(machine().cores));
+      if (s === null) unreachable.push(`${model} ×${budget}`);
+      else children.push({ budget, architecture: s.architecture, predicted: s.spec.predicted.map((p) => p.speedup) });
     }
-    models.push({ name: model, configJson: JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')), children });
+    models.push({ name: model, configJson: JSON.parse(readFileSync(join(SHARED_DIR, 'models', model, 'config.json'), 'utf8')), children });
   }
-  return { hardware: 'hardware-profiles/h200.json', models, unreachable };
+  return { hardware: relative(PROJECT_ROOT, HARDWARE), models, unreachable };
 }
 
 interface GpuRow {

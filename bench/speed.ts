@@ -25,20 +25,16 @@ import { describeSpeedup, speedupInterval, type SpeedupInterval } from '../src/h
 import { compareModels, DEFAULT_PROTOCOL, FASTEST_OF_SECONDS, TIMED_RUNS } from '../src/hardware/measure.js';
 import { totalSeconds, type Scenario } from '../src/hardware/types.js';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { RIDGE_GRID } from '../src/bld/derive.js';
 import { score } from '../src/bld/score.js';
 import { exportSolution } from '../src/export/export.js';
 import { measuredProfile, profileRun, variantCounts } from '../src/hardware/profile.js';
-import { Run } from '../src/run/run.js';
-import { solve } from '../src/search/solve.js';
 import { parseModelConfig } from '../src/model/config.js';
 import { llamaConfigJson, randomWeights, timingWeights } from '../src/model/random.js';
 import { cpuRuntime } from '../src/onnx/runtime.js';
 import type { Evaluation } from '../src/evaluate/evaluate.js';
 import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
-import { TesseraError } from '../src/util/errors.js';
 import { table } from '../src/util/format.js';
-import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
+import { DEFAULT_HARDWARE, DEFAULT_SPACE, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { Rng } from '../src/util/rng.js';
 import { machine, writeResult } from './support.js';
 import { ggufOf, llamaCppModel } from './llama-cpp.js';
@@ -48,6 +44,7 @@ import { loadSearchSpace } from '../src/space/expand.js';
 import { silent } from '../src/util/reporter.js';
 import { randomCheckpoint, SHAPES } from './shapes.js';
 import { sampledChildren, SHAPE_DRAWS } from './sampled-children.js';
+import { speedRun, tesseraChild } from './speed-runs.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -170,22 +167,17 @@ const unreachable: string[] = (previous.unreachable ?? []).filter((u: string) =>
 async function childRows(): Promise<ChildRow[]> {
   const rows: ChildRow[] = [];
   for (const model of quick ? ['stories260K'] : ['stories260K', 'babyllama-tok105-1M']) {
-    const modelDir = join(SHARED_DIR, 'models', model);
-    const run = Run.create(join(PROJECT_ROOT, 'results/speed', model), { model: modelDir, space: DEFAULT_SPACE, data: DEFAULT_TEXT, calibTokens: 4096, validTokens: 2048, seqLen: 128, ranking: 'activation', ridgeGrid: RIDGE_GRID, seed: 0 });
+    const run = speedRun(model);
     await score(run, { workers: THREADS });
     const hardware = await profileRun(run, DEFAULT_HARDWARE, { runtime, repeats: 5 });
     const profile = loadHardwareProfile(hardware);
     const parent = run.parent();
     for (const budget of quick ? [1.5] : [1.25, 1.5, 2, 3]) {
-      const solved = await solve(run, { hardware, budget: { speedup: budget }, metric: 'kl', strategy: 'mip-tabu', solver: 'highs', timeLimitSeconds: 60, tabuIterations: 50, samples: 100, solutions: 1, diversity: 2, seed: 0, runtime }).catch((e: unknown) => {
-        if (e instanceof TesseraError) return null;
-        throw e;
-      });
-      if (solved === null) {
+      const s = await tesseraChild(run, hardware, budget, runtime);
+      if (s === null) {
         unreachable.push(`${model} ×${budget} (no architecture of the space reaches it under the measured profile)`);
         continue;
       }
-      const [s] = solved;
       const dir = exportSolution(run, s.id).dir;
       const child = loadCheckpoint(dir);
       for (const [k, scenario] of profile.workload.scenarios.entries()) {

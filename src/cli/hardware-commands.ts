@@ -64,9 +64,10 @@ export function addHardwareCommands(p: Command, print: Print): void {
     .action(async (f: { model: string; space: string; hardware: string; out: string; threads: number; stageMb: number; provider: ExecutionProvider; repeats: number; minSeconds: number }) => {
       const { config } = readModelSpec(f.model);
       const space = loadSearchSpace(f.space, config);
-      await runtimeOf(f).check();
+      const runtime = runtimeOf(f);
+      await runtime.check();
       const name = f.out.replace(/^.*\//, '').replace(/\.json$/, '');
-      writeJsonAtomic(f.out, await measuredProfile({ dir: resolve(f.model), config }, space, f.hardware, name, { runtime: runtimeOf(f), repeats: f.repeats, minSeconds: f.minSeconds, reporter: cliReporter(print) }));
+      writeJsonAtomic(f.out, await measuredProfile({ dir: resolve(f.model), config }, space, f.hardware, name, { runtime, repeats: f.repeats, minSeconds: f.minSeconds, reporter: cliReporter(print) }));
       print(`wrote ${f.out}`);
     });
 }

@@ -280,12 +280,13 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
       const parent = openCheckpoint(parentDir);
       ensureFits('evaluate', evaluateMemory(parent.config, parent.architecture, { stageBytes: f.stageMb * 2 ** 20, seqLen: f.seqLen, tokens: f.tokens, wholeModel: f.prompts > 0 || f.timing }));
-      if (f.timing) await runtimeOf(f).check();
+      const timingRuntime = runtimeOf(f);
+      if (f.timing) await timingRuntime.check();
       const timing = f.hardware !== undefined ? { path: f.hardware, note: `timing on this machine${f.provider === 'webgpu' ? "'s GPU (WebGPU)" : ''} with ${f.hardware}` } : timingProfile(dir, f.provider);
       if (f.timing) print(timing.note);
       const e = await evaluateChild(dir, parent, {
         data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
-        timing: f.timing ? { ...DEFAULT_PROTOCOL, hardware: timing.path, runtime: runtimeOf(f), minRounds: f.repeats, maxRounds: Math.max(f.repeats, DEFAULT_PROTOCOL.maxRounds), precision: f.precision, maxSeconds: f.timingSeconds } : null,
+        timing: f.timing ? { ...DEFAULT_PROTOCOL, hardware: timing.path, runtime: timingRuntime, minRounds: f.repeats, maxRounds: Math.max(f.repeats, DEFAULT_PROTOCOL.maxRounds), precision: f.precision, maxSeconds: f.timingSeconds } : null,
         // Quality on the CPU whatever times: the same numbers wherever a child is evaluated.
         runtime: runtimeOf({ ...f, provider: 'cpu' }), reporter: cliReporter(print),
       });

@@ -55,8 +55,8 @@ function randomCache(rng: Rng, session: DecoderSession, batch: number, past: num
  * decode step's context. Decode cost grows linearly with context, so (first + last) / 2 × steps is the
  * trapezoid sum of all steps.
  */
-async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOptions, input: (batch: number, seq: number) => Tensor | { ids: Int32Array; batch: number; seq: number }, kvHeads: (layer: number) => number, rng: Rng): Promise<ScenarioTime> {
-  // As whole models are timed: K/V buffers written in place with the fused kernel, caches through JavaScript without.
+async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOptions, input: (batch: number, seq: number) => Tensor | TokenBatch, kvHeads: (layer: number) => number, rng: Rng): Promise<ScenarioTime> {
+  // As whole models are timed: K/V buffers where the runtime keeps them with the fused kernel, caches through JavaScript without.
   // (A graph without logits never advances its buffers: every timed call sees the same past.)
   const cacheOf = async (past: number, seq: number): Promise<Map<number, KvCache> | KvBuffers> => {
     if (!session.options.kvBuffer) return randomCache(rng, session, s.batch, past, kvHeads);
@@ -64,10 +64,10 @@ async function timeScenario(session: DecoderSession, s: Scenario, o: MeasureOpti
     buffers.advance(past);
     return buffers;
   };
-  const timedWith = async (past: number, seq: number, input: Tensor | TokenBatch) => {
+  const timedWith = async (past: number, seq: number, call: Tensor | TokenBatch) => {
     const cache = await cacheOf(past, seq);
     try {
-      return await timed(() => session.run(input, cache), o);
+      return await timed(() => session.run(call, cache), o);
     } finally {
       if (cache instanceof KvBuffers) await cache.dispose();
     }
@@ -190,7 +190,8 @@ export async function measureSubBlocks(
 
 /** A model as a scenario runs it, ready to time: one call runs the whole scenario once. */
 async function scenarioRunner(config: ModelConfig, weights: ModelWeights | WeightSource, arch: Architecture, s: Scenario, runtime: Runtime, fusedAttention: boolean): Promise<ScenarioRun> {
-  // The fused kernel appends to K/V buffers in place; the standard graph's caches go through JavaScript each step.
+  // The fused kernel appends to K/V buffers (in place on the CPU, on the device's copy on a GPU); the standard graph's
+  // caches go through JavaScript each step.
   // Token rows come from memory after the first run (its warm-up), as a deployed model's embedding does.
   const session = await StagedDecoder.create(config, withCachedRows(sourceOf(weights)), { kvCache: true, logits: 'last', fusedAttention, kvBuffer: fusedAttention }, runtime, { repeated: true });
   const rng = new Rng(0x5eed);
