@@ -29,6 +29,8 @@ import { FASTEST_OF_SECONDS, TIMED_RUNS } from '../src/hardware/measure.js';
 import { TesseraError } from '../src/util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { machine, writeResult } from './support.js';
+import { ATTEMPTS, describeAttempts, PAUSE_SECONDS, steadyTiming } from './steady.js';
+import { DRIFT_TOLERANCE } from '../src/hardware/drift.js';
 
 const MODELS = ['stories260K', 'babyllama-tok105-1M'];
 const SPEEDUPS = [1.25, 1.5, 2, 3];
@@ -64,7 +66,11 @@ interface Row {
   additiveKl: number | null;
   evaluations: number | null;
   /** Per scenario: the speed-up the pricing predicted, and the one measured with its interval. */
-  scenarios?: { scenario: string; predicted: number; measured: SpeedupInterval; said: string }[];
+  scenarios?: { scenario: string; predicted: number; measured: SpeedupInterval; said: string; machineDrift?: number | null }[];
+  /** The parent's drift from the measured profile's prediction at each timing attempt, the kept one last (see bench/steady.ts). */
+  timingAttempts?: string;
+  /** Whether the kept timing ran with the machine as profiled. */
+  steady?: boolean;
 }
 
 /** A strategy's solution, or null when it cannot reach the budget. */
@@ -81,10 +87,17 @@ async function solved(run: Run, o: SolveOptions): Promise<Solution | null> {
  * Times a child against its parent with the evaluate stage in a fresh process, as a user runs `tessera
  * evaluate`: this long run's heap and garbage collector would otherwise add noise to the children's timings.
  */
-function timedInFreshProcess(childDir: string, parentDir: string): Evaluation {
-  const r = spawnSync(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench/evaluate-child.ts'), childDir, parentDir, DEFAULT_TEXT, DEFAULT_HARDWARE, String(THREADS), String(TIMING_SECONDS)], { encoding: 'utf8' });
+function timedInFreshProcess(childDir: string, parentDir: string, hardware: string): Evaluation {
+  const r = spawnSync(process.execPath, [...process.execArgv, join(PROJECT_ROOT, 'bench/evaluate-child.ts'), childDir, parentDir, DEFAULT_TEXT, hardware, String(THREADS), String(TIMING_SECONDS)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`evaluating ${childDir} failed: ${r.stderr}`);
   return JSON.parse(readFileSync(childFiles.evaluation(childDir), 'utf8')) as Evaluation;
+}
+
+/** What the steady-machine check did (bench/steady.ts) over these rows. */
+function steadyNote(timed: readonly Row[]): string {
+  const retimed = timed.filter((r) => (r.timingAttempts ?? '').includes('→'));
+  const unsteady = timed.filter((r) => r.steady === false);
+  return `Machine check (bench/steady.ts): each child's timing is repeated, after a ${PAUSE_SECONDS} s pause and up to ${ATTEMPTS} times, while the parent runs more than ${100 * DRIFT_TOLERANCE}% slower than the measured profile's prediction for it (this shared machine's slow spells); ${retimed.length} of ${timed.length} children were timed again, and ${unsteady.length === 0 ? 'no kept timing ran that slow' : `${unsteady.length} kept timings still did: ${unsteady.map((r) => `${r.model} ${r.method} ×${r.budget} (${r.timingAttempts})`).join(', ')}`}.`;
 }
 
 async function main() {
@@ -108,7 +121,9 @@ async function main() {
           if (s !== null) {
             process.stderr.write(`${model} · ${costsName} · ×${speedup} · ${method}\n`);
             const child = exportSolution(run, s.id);
-            const e = timedInFreshProcess(child.dir, modelDir);
+            // Timed with the measured profile whatever the pricing (the same scenarios): its prediction of the parent says whether the machine was as profiled.
+            const timed = await steadyTiming(`${model} · ×${speedup} · ${method}`, () => timedInFreshProcess(child.dir, modelDir, measured), (e) => e.latency.map((l) => l.machineDrift));
+            const e = timed.result;
             const wiki = await evaluateChild(child.dir, run.parent(), { data: WIKITEXT, tokens: 2048, seqLen: 128, prompts: 0, promptTokens: 8, generateTokens: 0, timing: null, record: false, runtime });
             Object.assign(row, {
               predictedSpeedup: Math.min(...s.spec.predicted.map((p) => p.speedup)),
@@ -118,7 +133,9 @@ async function main() {
               wikiPerplexity: wiki.perplexity.child,
               additiveKl: s.spec.quality.additive,
               evaluations: s.spec.search.tabu?.evaluations ?? s.spec.search.samples ?? null,
-              scenarios: e.latency.map((l) => ({ scenario: l.scenario, predicted: s.spec.predicted.find((p) => p.scenario === l.scenario)!.speedup, measured: l.interval, said: l.said })),
+              scenarios: e.latency.map((l) => ({ scenario: l.scenario, predicted: s.spec.predicted.find((p) => p.scenario === l.scenario)!.speedup, measured: l.interval, said: l.said, machineDrift: l.machineDrift })),
+              timingAttempts: describeAttempts(timed.attempts),
+              steady: timed.steady,
             });
             parents[model] = { perplexity: e.perplexity.parent, wikiPerplexity: wiki.perplexity.parent };
           }
@@ -170,8 +187,9 @@ async function main() {
   if (priced.length > 0) {
     md.push('## Predicted against measured speed-ups, measured pricing', '',
       `Every child above priced by the measured profile, in each cpu-local scenario (${priced.length} child-scenarios): median |predicted − measured| / measured ${(100 * errors[Math.floor((errors.length - 1) / 2)]).toFixed(0)}% (goal ≤ 10%), worst ${(100 * errors[errors.length - 1]).toFixed(0)}% (goal ≤ 25%); measured below the budget beyond noise (interval wholly under it): ${below.length === 0 ? 'none' : below.map((x) => `${x.row.model} ${x.row.method} ×${x.row.budget} ${x.scenario} (${x.said})`).join('; ')}.`, '',
-      '| model | method | budget | scenario | predicted | measured | error |', '|---|---|---|---|---|---|---|',
-      ...priced.map((x) => `| ${x.row.model} | ${x.row.method} | ×${x.row.budget} | ${x.scenario} | ×${x.predicted.toFixed(2)} | ${x.said} | ${(100 * Math.abs(x.predicted - x.measured.estimate) / x.measured.estimate).toFixed(0)}% |`), '');
+      steadyNote(rows.filter((r) => r.costs === 'measured cpu-local' && r.reached)), '',
+      '| model | method | budget | scenario | predicted | measured | error | parent vs profile (attempts) |', '|---|---|---|---|---|---|---|---|',
+      ...priced.map((x) => `| ${x.row.model} | ${x.row.method} | ×${x.row.budget} | ${x.scenario} | ×${x.predicted.toFixed(2)} | ${x.said} | ${(100 * Math.abs(x.predicted - x.measured.estimate) / x.measured.estimate).toFixed(0)}% | ${x.machineDrift == null ? '—' : `×${x.machineDrift.toFixed(2)}`} (${x.row.timingAttempts ?? '—'}) |`), '');
   }
   writeFileAtomic(join(PROJECT_ROOT, 'results/baselines.md'), md.join('\n') + '\n');
   const path = writeResult('baselines.json', { what: 'Tessera vs baselines: KL/perplexity on unseen text, WikiText perplexity, measured and predicted speed-up', machine: machine(), parents, rows });

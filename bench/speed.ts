@@ -45,6 +45,13 @@ import { silent } from '../src/util/reporter.js';
 import { randomCheckpoint, SHAPES } from './shapes.js';
 import { sampledChildren, SHAPE_DRAWS } from './sampled-children.js';
 import { speedRun, tesseraChild } from './speed-runs.js';
+import { ATTEMPTS, describeAttempts, PAUSE_SECONDS, steadyTiming } from './steady.js';
+import { DRIFT_TOLERANCE, parentDrift } from '../src/hardware/drift.js';
+import { costModelFor } from '../src/hardware/cost-model.js';
+import { architectureCost } from '../src/hardware/model-cost.js';
+import type { TimedModel } from '../src/hardware/measure.js';
+import type { HardwareProfile } from '../src/hardware/types.js';
+import type { ModelConfig } from '../src/arch/config.js';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -110,27 +117,31 @@ async function graphRows(): Promise<GraphRow[]> {
 
 interface RepeatRow {
   run: number;
+  /** Which timing of this run (bench/steady.ts), and whether it is the one kept. */
+  attempt?: number;
+  kept?: boolean;
   scenario: string;
   interval: SpeedupInterval;
   predicted: number;
+  /** The parent's measured time over the profile's prediction for it. */
+  machineDrift?: number | null;
 }
 
 /** Ten evaluations of the same child, each in a fresh CLI process (`tessera evaluate --prompts 0`). */
-function repeatRows(child: string): { rows: RepeatRow[]; overlapping: Record<string, string>; child: string } {
-  const rows: RepeatRow[] = [];
-  const runs = quick ? 3 : 10;
-  for (let r = 0; r < runs; r++) {
-    process.stderr.write(`repeat: evaluation ${r + 1}/${runs}\n`);
-    const out = mkdtempSync(join(tmpdir(), 'tessera-repeat-'));
-    try {
-      execFileSync('cp', ['-r', child, join(out, 'child')]);
-      execFileSync('node', [join(PROJECT_ROOT, 'bin/tessera.js'), 'evaluate', join(out, 'child'), '--prompts', '0', '--tokens', '512', '--timing-seconds', quick ? '10' : '30', '--threads', String(THREADS)], { stdio: ['ignore', 'ignore', 'inherit'] });
-      const e = JSON.parse(readFileSync(join(out, 'child', 'evaluation.json'), 'utf8')) as Evaluation;
-      for (const l of e.latency) rows.push({ run: r + 1, scenario: l.scenario, interval: l.interval, predicted: l.predictedSpeedup });
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
+/** One `tessera evaluate` of the child in a fresh CLI process. */
+function evaluatedOnce(child: string): Evaluation {
+  const out = mkdtempSync(join(tmpdir(), 'tessera-repeat-'));
+  try {
+    execFileSync('cp', ['-r', child, join(out, 'child')]);
+    execFileSync('node', [join(PROJECT_ROOT, 'bin/tessera.js'), 'evaluate', join(out, 'child'), '--prompts', '0', '--tokens', '512', '--timing-seconds', quick ? '10' : '30', '--threads', String(THREADS)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return JSON.parse(readFileSync(join(out, 'child', 'evaluation.json'), 'utf8')) as Evaluation;
+  } finally {
+    rmSync(out, { recursive: true, force: true });
   }
+}
+
+/** "k of n pairs": pairs of rows of one scenario whose intervals overlap. */
+function overlappingPairs(rows: readonly RepeatRow[]): Record<string, string> {
   const overlapping: Record<string, string> = {};
   for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
     const of = rows.filter((r) => r.scenario === scenario);
@@ -144,7 +155,26 @@ function repeatRows(child: string): { rows: RepeatRow[]; overlapping: Record<str
     }
     overlapping[scenario] = `${overlap} of ${pairs} pairs`;
   }
-  return { rows, overlapping, child };
+  return overlapping;
+}
+
+/**
+ * Ten evaluations of the same child, each in a fresh CLI process (`tessera evaluate --prompts 0`), each repeated
+ * while the machine is off its profiled state (bench/steady.ts). Every attempt is a row; the pairs are counted
+ * over the kept ones and, beside them, over all.
+ */
+async function repeatRows(child: string): Promise<{ rows: RepeatRow[]; overlapping: Record<string, string>; overlappingAll: Record<string, string>; child: string }> {
+  const rows: RepeatRow[] = [];
+  const runs = quick ? 3 : 10;
+  for (let r = 0; r < runs; r++) {
+    process.stderr.write(`repeat: evaluation ${r + 1}/${runs}\n`);
+    const attempts: Evaluation[] = [];
+    const timed = await steadyTiming(`repeat ${r + 1}`, () => { const e = evaluatedOnce(child); attempts.push(e); return e; }, (e) => e.latency.map((l) => l.machineDrift));
+    for (const [a, e] of attempts.entries()) {
+      for (const l of e.latency) rows.push({ run: r + 1, attempt: a + 1, kept: e === timed.result, scenario: l.scenario, interval: l.interval, predicted: l.predictedSpeedup, machineDrift: l.machineDrift });
+    }
+  }
+  return { rows, overlapping: overlappingPairs(rows.filter((r) => r.kept)), overlappingAll: overlappingPairs(rows), child };
 }
 
 interface ChildRow {
@@ -158,6 +188,17 @@ interface ChildRow {
   said: string;
   /** |predicted − measured| / measured. */
   error: number;
+  /** The parent's measured time over the profile's prediction for it, and every timing attempt's worst (bench/steady.ts). */
+  machineDrift?: number | null;
+  attempts?: string;
+}
+
+/** Parent against child in one scenario, timed again while the machine is off its profiled state (bench/steady.ts). */
+async function steadyComparison(what: string, parent: TimedModel & { config: ModelConfig; arch: Architecture }, child: TimedModel, profile: HardwareProfile, k: number, maxSeconds: number) {
+  const predictedParent = architectureCost(parent.config, parent.arch, profile, costModelFor(parent.config, profile))[k].totalSeconds;
+  const drift = (c: Awaited<ReturnType<typeof compareModels>>) => parentDrift(profile, totalSeconds(c.medians[0]), predictedParent);
+  const timed = await steadyTiming(what, () => compareModels([parent, child], profile.workload.scenarios[k], { ...DEFAULT_PROTOCOL, runtime, maxSeconds }), (c) => [drift(c)]);
+  return { measured: timed.result.speedups[0], machineDrift: drift(timed.result), attempts: describeAttempts(timed.attempts) };
 }
 
 /** Budgets no architecture of the space reaches under the measured profile. */
@@ -182,10 +223,9 @@ async function childRows(): Promise<ChildRow[]> {
       const child = loadCheckpoint(dir);
       for (const [k, scenario] of profile.workload.scenarios.entries()) {
         process.stderr.write(`children: ${model} · ×${budget} · ${scenario.name}\n`);
-        const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: child.config, weights: child.source, arch: child.architecture }], scenario, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 60 });
+        const { measured, machineDrift, attempts } = await steadyComparison(`${model} ×${budget} ${scenario.name}`, { config: parent.config, weights: parent.source, arch: parent.architecture }, { config: child.config, weights: child.source, arch: child.architecture }, profile, k, quick ? 20 : 60);
         const predicted = s.spec.predicted[k].speedup;
-        const measured = c.speedups[0];
-        rows.push({ model, budget, child: s.id, dir, scenario: scenario.name, predicted, measured, said: describeSpeedup(measured), error: Math.abs(predicted - measured.estimate) / measured.estimate });
+        rows.push({ model, budget, child: s.id, dir, scenario: scenario.name, predicted, measured, said: describeSpeedup(measured), error: Math.abs(predicted - measured.estimate) / measured.estimate, machineDrift, attempts });
       }
     }
   }
@@ -219,10 +259,9 @@ async function shapeChildRows(): Promise<ChildRow[]> {
     const weights = timingWeights(parent.config, child.arch, new Rng(n));
     for (const [k, scenario] of profile.workload.scenarios.entries()) {
       process.stderr.write(`shape: ×${child.budget} · ${scenario.name}\n`);
-      const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: parent.config, weights, arch: child.arch }], scenario, { ...DEFAULT_PROTOCOL, runtime, maxSeconds: quick ? 20 : 45 });
+      const { measured, machineDrift, attempts } = await steadyComparison(`shape ×${child.budget} ${scenario.name}`, { config: parent.config, weights: parent.source, arch: parent.architecture }, { config: parent.config, weights, arch: child.arch }, profile, k, quick ? 20 : 45);
       const predicted = child.predicted[k];
-      const measuredSpeedup = c.speedups[0];
-      rows.push({ model: `${shape.name} shape`, budget: child.budget, child: describeCounts(child.arch), dir: '', scenario: scenario.name, predicted, measured: measuredSpeedup, said: describeSpeedup(measuredSpeedup), error: Math.abs(predicted - measuredSpeedup.estimate) / measuredSpeedup.estimate });
+      rows.push({ model: `${shape.name} shape`, budget: child.budget, child: describeCounts(child.arch), dir: '', scenario: scenario.name, predicted, measured, said: describeSpeedup(measured), error: Math.abs(predicted - measured.estimate) / measured.estimate, machineDrift, attempts });
     }
   }
   return rows;
@@ -242,7 +281,7 @@ saved({ graphs, children });
 // The child timed ten times: --child, else the ×1.5 child of stories260K above.
 const child = arg('--child') ?? children.find((r) => r.model === 'stories260K' && r.budget === 1.5)?.dir;
 if (parts.has('repeat') && child === undefined) throw new Error('repeat: no child to time (run the children part, or pass --child)');
-const repeat = parts.has('repeat') ? repeatRows(child!) : (previous.repeat ?? { rows: [], overlapping: {}, child: '' });
+const repeat = parts.has('repeat') ? await repeatRows(child!) : (previous.repeat ?? { rows: [], overlapping: {}, child: '' });
 const errors = children.map((r) => r.error).sort((a, b) => a - b);
 const medianError = errors.length === 0 ? NaN : errors[Math.floor((errors.length - 1) / 2)];
 // A child "below its budget" beyond noise: its whole interval under the speed-up it was solved for.
@@ -261,11 +300,13 @@ const md = [
     r.said, r.llamaCpp?.said ?? '—',
   ]))), '',
   `## Repeatability: ${new Set(repeat.rows.map((r: RepeatRow) => r.run)).size} evaluations of one child (\`tessera evaluate ${repeat.child.replace(`${PROJECT_ROOT}/`, '')} --prompts 0 --tokens 512\`, each a fresh process)`, '',
-  indent(table(['run', 'scenario', 'measured speed-up', 'predicted'], repeat.rows.map((r: RepeatRow) => [String(r.run), r.scenario, describeSpeedup(r.interval), `×${r.predicted.toFixed(2)}`]))), '',
-  ...Object.entries(repeat.overlapping).map(([s, v]) => `- ${s}: intervals overlap in ${v}.`), '',
+  `Each run is timed again (after a ${PAUSE_SECONDS} s pause, at most ${ATTEMPTS} timings) while the parent runs more than ${100 * DRIFT_TOLERANCE}% slower than the profile's prediction for it: this shared machine's slow spells (bench/steady.ts). Every timing is listed; "kept" marks the one that stands.`, '',
+  indent(table(['run', 'timing', 'scenario', 'measured speed-up', 'predicted', 'parent vs profile'], repeat.rows.map((r: RepeatRow) => [String(r.run), `${r.attempt ?? 1}${r.kept === false ? '' : ' (kept)'}`, r.scenario, describeSpeedup(r.interval), `×${r.predicted.toFixed(2)}`, r.machineDrift == null ? '—' : `×${r.machineDrift.toFixed(2)}`]))), '',
+  ...Object.entries(repeat.overlapping).map(([s, v]) => `- ${s}: intervals of the kept timings overlap in ${v}${repeat.overlappingAll?.[s] !== undefined && repeat.overlappingAll[s] !== v ? `; of every timing, ${repeat.overlappingAll[s]}` : ''}.`), '',
   '## Predicted against measured speed-ups (cpu-local measured and calibrated here)', '',
   'The shared models: the mip-tabu children `tessera solve` picks. The SmolLM2-135M shape (seeded random weights, which carry no quality to search on): at each budget the architecture of the puzzle space nearest above it among seeded draws from the parent to the most-cut corner.', '',
-  indent(table(['model', 'budget', 'scenario', 'predicted', 'measured', '|error|'], children.map((r) => [r.model, `×${r.budget}`, r.scenario, `×${r.predicted.toFixed(2)}`, r.said, `${(100 * r.error).toFixed(0)}%`]))), '',
+  `Each child is timed again (after a ${PAUSE_SECONDS} s pause, at most ${ATTEMPTS} timings) while the parent runs more than ${100 * DRIFT_TOLERANCE}% slower than the profile's prediction for it (bench/steady.ts); "parent vs profile" is the kept timing's, with every timing's in brackets.`, '',
+  indent(table(['model', 'budget', 'scenario', 'predicted', 'measured', '|error|', 'parent vs profile'], children.map((r) => [r.model, `×${r.budget}`, r.scenario, `×${r.predicted.toFixed(2)}`, r.said, `${(100 * r.error).toFixed(0)}%`, r.machineDrift == null ? '—' : `×${r.machineDrift.toFixed(2)} (${r.attempts})`]))), '',
   ...(children.length === 0 ? [] : [
     `- Median |predicted − measured| / measured: ${(100 * medianError).toFixed(0)}% (goal ≤ 10%); worst ${(100 * errors[errors.length - 1]).toFixed(0)}% (goal ≤ 25%).`,
     `- Children measured below their budget beyond noise (interval wholly under it): ${belowBudget.length === 0 ? 'none' : belowBudget.map((r) => `${r.model} ×${r.budget} ${r.scenario} (${r.said})`).join('; ')}.`,

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { batchMeansInterval, binomialHalfCdf, signTestInterval, describeSpeedup, incompleteBeta, logGamma, preciseEnough, speedupInterval, studentTCdf, studentTQuantile, withinNoise } from '../src/hardware/interval.js';
 import { Rng } from '../src/util/rng.js';
+import { describeDrift, DRIFT_TOLERANCE, hasDrifted, parentDrift } from '../src/hardware/drift.js';
+import type { HardwareProfile } from '../src/hardware/types.js';
+import { printEvaluation } from '../src/cli/print.js';
+import type { Evaluation } from '../src/evaluate/evaluate.js';
 
 describe('speed-up intervals from paired timings', () => {
   it('computes ln Γ at closed forms: factorials and Γ(1/2) = √π', () => {
@@ -131,5 +135,31 @@ describe('speed-up intervals from paired timings', () => {
     expect(preciseEnough(clear, 0.03)).toBe(true);
     expect(preciseEnough(noisy, 0.03)).toBe(false);
     expect(() => speedupInterval([1], [1])).toThrow(RangeError);
+  });
+});
+
+describe("the machine's drift from its profiled state", () => {
+  const measured = { measured: {} } as unknown as HardwareProfile;
+  const roofline = { measured: null } as unknown as HardwareProfile;
+
+  it('is the parent measured over the parent predicted, where the prediction measured this machine', () => {
+    expect(parentDrift(measured, 0.019, 0.0125)).toBeCloseTo(1.52, 12);
+    expect(parentDrift(roofline, 0.019, 0.0125)).toBeNull();
+  });
+
+  it(`says drifted beyond ${100 * DRIFT_TOLERANCE}% either way, alike in ratio`, () => {
+    for (const d of [1, 1.05, 0.95, 1 + DRIFT_TOLERANCE - 1e-9, 1 / (1 + DRIFT_TOLERANCE) + 1e-9, null]) expect(hasDrifted(d)).toBe(false);
+    for (const d of [1.52, 0.5, 1 + DRIFT_TOLERANCE + 1e-9, 1 / (1 + DRIFT_TOLERANCE) - 1e-9]) expect(hasDrifted(d)).toBe(true);
+  });
+
+  it('warns under the evaluation where the parent ran off its profile, and only there', () => {
+    const scenario = (name: string, machineDrift: number | null) => ({ scenario: name, parentSeconds: { total: 0.019 }, childSeconds: { total: 0.012 }, said: '×1.60', predictedSpeedup: 1.79, machineDrift });
+    const e = { child: 'c', parent: 'p', text: { tokens: 1, file: 'f', note: '' }, kl: 0, perplexity: { parent: 1, child: 1 }, greedyAgreement: { tokens: 0 }, hardwareName: 'measured-cpu-local', latency: [scenario('single-prompt', 1.52), scenario('batch-8', 1.05), scenario('other', null)], skippedScenarios: [] } as unknown as Evaluation;
+    const lines: string[] = [];
+    printEvaluation(e, (l) => lines.push(l));
+    const warnings = lines.filter((l) => l.startsWith('warning:'));
+    expect(warnings).toEqual([`warning: single-prompt: ${describeDrift(1.52, 'measured-cpu-local')}`]);
+    expect(warnings[0]).toContain('the parent ran ×1.52 slower than measured-cpu-local predicts for it');
+    expect(describeDrift(0.5, 'x')).toContain('×2.00 faster');
   });
 });

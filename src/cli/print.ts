@@ -2,6 +2,7 @@ import { labelVariant } from '../arch/variants/registry.js';
 import type { ScoreResult } from '../bld/score.js';
 import type { Evaluation } from '../evaluate/evaluate.js';
 import type { DistillationRecord } from '../export/provenance.js';
+import { describeDrift, hasDrifted } from '../hardware/drift.js';
 import type { Run } from '../run/run.js';
 import type { Solution } from '../search/solve.js';
 import { bytes, int, table } from '../util/format.js';
@@ -72,6 +73,7 @@ export function printEvaluation(e: Evaluation, print: Print): void {
       l.scenario, (l.parentSeconds.total * 1e3).toFixed(1), (l.childSeconds.total * 1e3).toFixed(1), l.said, `×${l.predictedSpeedup.toFixed(2)}`,
     ])));
   }
+  for (const l of e.latency) if (hasDrifted(l.machineDrift)) print(`warning: ${l.scenario}: ${describeDrift(l.machineDrift!, e.hardwareName ?? 'the profile')}`);
   for (const s of e.skippedScenarios) print(`not timed: ${s}`);
 }
 

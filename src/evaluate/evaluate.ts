@@ -6,6 +6,7 @@ import { paragraphs, readText } from '../data/text.js';
 import { readProvenance } from '../export/provenance.js';
 import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
+import { parentDrift } from '../hardware/drift.js';
 import { describeSpeedup, withinNoise, type SpeedupInterval } from '../hardware/interval.js';
 import { compareModels, type ProtocolOptions } from '../hardware/measure.js';
 import { architectureCost } from '../hardware/model-cost.js';
@@ -50,6 +51,10 @@ export interface ScenarioComparison {
   /** The speed-up as said: "×1.52 (95%: 1.45–1.60, 12 rounds)" or "within noise: …". */
   readonly said: string;
   readonly predictedSpeedup: number;
+  /** The profile's prediction of the parent's total time. */
+  readonly predictedParentSeconds: number;
+  /** The parent's measured total over `predictedParentSeconds` where the profile is a measurement of this machine, else null (see `parentDrift`). */
+  readonly machineDrift: number | null;
 }
 
 /** A child against its parent on text the search never saw; `tessera evaluate` writes it as evaluation.json. */
@@ -61,6 +66,8 @@ export interface Evaluation {
   readonly perplexity: { readonly parent: number; readonly child: number };
   readonly greedyAgreement: { readonly prompts: number; readonly tokens: number; readonly share: number };
   readonly hardware: string | null;
+  /** The timed profile's name (null without timing). */
+  readonly hardwareName: string | null;
   /** The onnxruntime execution provider the latencies were timed on (null without timing). */
   readonly provider: ExecutionProvider | null;
   readonly latency: readonly ScenarioComparison[];
@@ -159,8 +166,8 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
 
   const latency: ScenarioComparison[] = [];
   const skipped: string[] = [];
-  if (o.timing !== null) {
-    const profile = loadHardwareProfile(o.timing.hardware);
+  const profile = o.timing === null ? null : loadHardwareProfile(o.timing.hardware);
+  if (o.timing !== null && profile !== null) {
     const costs = costModelFor(parent.config, profile);
     const predictedChild = architectureCost(parent.config, child.architecture, profile, costs);
     const predictedParent = architectureCost(parent.config, parent.architecture, profile, costs);
@@ -185,6 +192,8 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
         withinNoise: withinNoise(interval),
         said: describeSpeedup(interval),
         predictedSpeedup: predictedParent[k].totalSeconds / predictedChild[k].totalSeconds,
+        predictedParentSeconds: predictedParent[k].totalSeconds,
+        machineDrift: parentDrift(profile, totalSeconds(p), predictedParent[k].totalSeconds),
       });
     }
   }
@@ -196,6 +205,7 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
     perplexity: { parent: Math.exp(parentNll), child: Math.exp(quality.lmLoss) },
     greedyAgreement: agreement,
     hardware: o.timing === null ? null : resolve(o.timing.hardware),
+    hardwareName: profile?.name ?? null,
     provider: o.timing === null ? null : (o.timing.runtime ?? o.runtime).spec.provider,
     latency,
     skippedScenarios: skipped,

@@ -11,7 +11,7 @@ import { Rng } from '../util/rng.js';
 import type { Tensor } from '../util/tensor.js';
 import { argmax } from '../lm/generate.js';
 import { median, medianSeconds } from '../util/timing.js';
-import { preciseEnough, speedupInterval, type SpeedupInterval } from './interval.js';
+import { BATCHES, preciseEnough, speedupInterval, type SpeedupInterval } from './interval.js';
 import { totalSeconds, type Scenario, type ScenarioTime } from './types.js';
 
 export interface MeasureOptions {
@@ -252,7 +252,12 @@ export interface ProtocolOptions {
   readonly timedRuns?: number;
 }
 
-export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 1, minRounds: 5, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
+/**
+ * At least ten batches of two rounds, so that the batch means (`speedupInterval`) can see the machine drift within a
+ * run before it may stop as precise: five rounds stopped at the sign test's 93% interval of a run's first seconds
+ * (stories260K's ×1.5 child, batch-8: ×1.73–1.81), which two later runs of ten missed.
+ */
+export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 1, minRounds: 2 * BATCHES, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
 
 /** A model to time: its weights and architecture; `fusedAttention` overrides the protocol's (to time both graphs of one model). */
 export interface TesseraModel {
