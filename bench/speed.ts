@@ -196,7 +196,7 @@ interface ChildRow {
 /** Parent against child in one scenario, timed again while the machine is off its profiled state (bench/steady.ts). */
 async function steadyComparison(what: string, parent: TimedModel & { config: ModelConfig; arch: Architecture }, child: TimedModel, profile: HardwareProfile, k: number, maxSeconds: number) {
   const predictedParent = architectureCost(parent.config, parent.arch, profile, costModelFor(parent.config, profile))[k].totalSeconds;
-  const drift = (c: Awaited<ReturnType<typeof compareModels>>) => parentDrift(profile, totalSeconds(c.medians[0]), predictedParent);
+  const drift = (c: Awaited<ReturnType<typeof compareModels>>) => parentDrift(profile, runtime.spec, totalSeconds(c.medians[0]), predictedParent);
   const timed = await steadyTiming(what, () => compareModels([parent, child], profile.workload.scenarios[k], { ...DEFAULT_PROTOCOL, runtime, maxSeconds }), (c) => [drift(c)]);
   return { measured: timed.result.speedups[0], machineDrift: drift(timed.result), attempts: describeAttempts(timed.attempts) };
 }

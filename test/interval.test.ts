@@ -139,12 +139,17 @@ describe('speed-up intervals from paired timings', () => {
 });
 
 describe("the machine's drift from its profiled state", () => {
-  const measured = { measured: {} } as unknown as HardwareProfile;
+  const measured = { measured: { threads: 2 } } as unknown as HardwareProfile;
   const roofline = { measured: null } as unknown as HardwareProfile;
+  const cpu2 = { provider: 'cpu', threads: 2 } as const;
 
-  it('is the parent measured over the parent predicted, where the prediction measured this machine', () => {
-    expect(parentDrift(measured, 0.019, 0.0125)).toBeCloseTo(1.52, 12);
-    expect(parentDrift(roofline, 0.019, 0.0125)).toBeNull();
+  it('is the parent measured over the parent predicted, where the prediction measured this machine in this setting', () => {
+    expect(parentDrift(measured, cpu2, 0.019, 0.0125)).toBeCloseTo(1.52, 12);
+    expect(parentDrift(roofline, cpu2, 0.019, 0.0125)).toBeNull();
+    // Another provider or thread count is another machine as far as times go.
+    expect(parentDrift(measured, { provider: 'webgpu', threads: 2 }, 0.019, 0.0125)).toBeNull();
+    expect(parentDrift(measured, { provider: 'cpu', threads: 1 }, 0.019, 0.0125)).toBeNull();
+    expect(parentDrift({ measured: { threads: 2, provider: 'webgpu' } } as unknown as HardwareProfile, { provider: 'webgpu', threads: 2 }, 0.019, 0.0125)).toBeCloseTo(1.52, 12);
   });
 
   it(`says drifted beyond ${100 * DRIFT_TOLERANCE}% either way, alike in ratio`, () => {

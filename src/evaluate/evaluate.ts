@@ -193,7 +193,7 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
         said: describeSpeedup(interval),
         predictedSpeedup: predictedParent[k].totalSeconds / predictedChild[k].totalSeconds,
         predictedParentSeconds: predictedParent[k].totalSeconds,
-        machineDrift: parentDrift(profile, totalSeconds(p), predictedParent[k].totalSeconds),
+        machineDrift: parentDrift(profile, runtime.spec, totalSeconds(p), predictedParent[k].totalSeconds),
       });
     }
   }

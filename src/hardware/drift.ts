@@ -1,3 +1,4 @@
+import type { ExecutionProvider } from '../onnx/providers.js';
 import type { HardwareProfile } from './types.js';
 
 /**
@@ -15,11 +16,14 @@ import type { HardwareProfile } from './types.js';
 export const DRIFT_TOLERANCE = 0.15;
 
 /**
- * The parent's measured time over its predicted time, where the prediction is a measurement of this machine (a
- * measured profile); null where it is a spec-sheet estimate (a roofline's absolute times are not this machine's).
+ * The parent's measured time over its predicted time, where the prediction is a measurement of this machine as it is
+ * being timed (a measured profile, of the same execution provider and threads); null where it is a spec-sheet
+ * estimate (a roofline's absolute times are not this machine's) or a measurement of another setting.
  */
-export function parentDrift(profile: HardwareProfile, measuredSeconds: number, predictedSeconds: number): number | null {
-  return profile.measured === null ? null : measuredSeconds / predictedSeconds;
+export function parentDrift(profile: HardwareProfile, timedOn: { readonly provider: ExecutionProvider; readonly threads: number }, measuredSeconds: number, predictedSeconds: number): number | null {
+  const m = profile.measured;
+  if (m === null || (m.provider ?? 'cpu') !== timedOn.provider || m.threads !== timedOn.threads) return null;
+  return measuredSeconds / predictedSeconds;
 }
 
 /** Whether the machine ran beyond `DRIFT_TOLERANCE` from its profiled state (null: unknown, taken as not). */
