@@ -168,10 +168,9 @@ async function repeatRows(child: string): Promise<{ rows: RepeatRow[]; overlappi
   const runs = quick ? 3 : 10;
   for (let r = 0; r < runs; r++) {
     process.stderr.write(`repeat: evaluation ${r + 1}/${runs}\n`);
-    const attempts: Evaluation[] = [];
-    const timed = await steadyTiming(`repeat ${r + 1}`, () => { const e = evaluatedOnce(child); attempts.push(e); return e; }, (e) => e.latency.map((l) => l.machineDrift));
-    for (const [a, e] of attempts.entries()) {
-      for (const l of e.latency) rows.push({ run: r + 1, attempt: a + 1, kept: e === timed.result, scenario: l.scenario, interval: l.interval, predicted: l.predictedSpeedup, machineDrift: l.machineDrift });
+    const { attempts } = await steadyTiming(`repeat ${r + 1}`, () => evaluatedOnce(child), (e) => e.latency.map((l) => l.machineDrift));
+    for (const [a, { result: e }] of attempts.entries()) {
+      for (const l of e.latency) rows.push({ run: r + 1, attempt: a + 1, kept: a === attempts.length - 1, scenario: l.scenario, interval: l.interval, predicted: l.predictedSpeedup, machineDrift: l.machineDrift });
     }
   }
   return { rows, overlapping: overlappingPairs(rows.filter((r) => r.kept)), overlappingAll: overlappingPairs(rows), child };

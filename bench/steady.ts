@@ -8,7 +8,8 @@ import { DRIFT_TOLERANCE, hasDrifted } from '../src/hardware/drift.js';
  * more than DRIFT_TOLERANCE is kept in the record and timed again after a pause, up to `ATTEMPTS` times, as a
  * benchmark harness waits out a busy machine; the last attempt stands whatever its drift, and the tables say so.
  * A parent running faster than profiled is recorded but not timed again: the profile then caught a slow spell
- * (babyllama's parent ran at ×0.70–×0.95 of its profile in this session's timings), and waiting does not change that — profiling again does.
+ * (babyllama's parent ran at ×0.70–×0.95 of its profile in this session's timings), and waiting does not change
+ * that — profiling again does.
  */
 export const ATTEMPTS = 3;
 export const PAUSE_SECONDS = 60;
@@ -16,21 +17,28 @@ export const PAUSE_SECONDS = 60;
 /** One timing attempt's drift per scenario (null: no measured profile to compare with). */
 export type Drifts = readonly (number | null)[];
 
-export interface Steady<T> {
+/** One timing and its drifts. */
+export interface Attempt<T> {
   readonly result: T;
-  /** Every attempt's drifts, the kept one last. */
-  readonly attempts: readonly Drifts[];
+  readonly drifts: Drifts;
+}
+
+export interface Steady<T> {
+  /** The kept timing: the last attempt's. */
+  readonly result: T;
+  /** Every attempt, the kept one last. */
+  readonly attempts: readonly Attempt<T>[];
   /** Whether the kept attempt ran no slower than the tolerance allows. */
   readonly steady: boolean;
 }
 
 /** Times `time` until no scenario's parent ran slower than the tolerance allows, or `ATTEMPTS` times. */
 export async function steadyTiming<T>(what: string, time: () => T | Promise<T>, driftsOf: (t: T) => Drifts): Promise<Steady<T>> {
-  const attempts: Drifts[] = [];
+  const attempts: Attempt<T>[] = [];
   for (;;) {
     const result = await time();
     const drifts = driftsOf(result);
-    attempts.push(drifts);
+    attempts.push({ result, drifts });
     const steady = !drifts.some((d) => hasDrifted(d) && d! > 1);
     if (steady || attempts.length === ATTEMPTS) return { result, attempts, steady };
     process.stderr.write(`${what}: the parent ran ${drifts.map((d) => (d === null ? '?' : `×${d.toFixed(2)}`)).join(', ')} of its profiled time (slower by more than ${100 * DRIFT_TOLERANCE}%); timing again in ${PAUSE_SECONDS} s\n`);
@@ -38,8 +46,8 @@ export async function steadyTiming<T>(what: string, time: () => T | Promise<T>, 
   }
 }
 
-/** "×1.52, ×1.49 → ×1.02" : each attempt's largest drift from 1, the kept one last. */
-export function describeAttempts(attempts: readonly Drifts[]): string {
+/** "×1.52 → ×1.02": each attempt's drift farthest from 1, the kept one last. */
+export function describeAttempts(attempts: readonly Attempt<unknown>[]): string {
   const worst = (d: Drifts) => d.reduce<number | null>((w, x) => (x === null ? w : w === null || Math.abs(Math.log(x)) > Math.abs(Math.log(w)) ? x : w), null);
-  return attempts.map((d) => { const w = worst(d); return w === null ? '?' : `×${w.toFixed(2)}`; }).join(' → ');
+  return attempts.map(({ drifts }) => { const w = worst(drifts); return w === null ? '?' : `×${w.toFixed(2)}`; }).join(' → ');
 }
