@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { calibrated, calibrationError, calibrationFit, calibrationOf, fitLine, fitPowerLaw, looSummary, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
+import { calibrated, calibrationError, calibrationFit, calibrationOf, describeCalibration, fitLine, fitPowerLaw, looSummary, NOISY_CALIBRATION, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
 import { blockSum, CALIBRATION_MODELS, calibrationArchitectures, variantCounts } from '../src/hardware/profile.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { readModelSpec } from '../src/model/checkpoint.js';
@@ -88,6 +88,18 @@ describe('calibrating sub-block times on whole models', () => {
       expect(blockSum(folded, a).prefillSeconds).toBeCloseTo(p.measured.prefillSeconds, 12);
       expect(blockSum(folded, a).decodeSeconds).toBeCloseTo(p.measured.decodeSeconds, 12);
     }
+  });
+
+  it('says how well whole models are predicted, and warns where the miss is beyond NOISY_CALIBRATION', () => {
+    const pt = (x: number, y: number) => ({ predicted: { prefillSeconds: x, decodeSeconds: x }, measured: { prefillSeconds: y, decodeSeconds: y } });
+    // Whole models on the line 1 + 2x exactly, then the same with every other one measured 30% slow and 30% fast.
+    const exact = calibrationOf([1, 2, 3, 4].map((x) => pt(x, 1 + 2 * x)));
+    expect(describeCalibration('batch-8', exact)).toBe('batch-8: 4 whole models predicted within 0.0% (on the models it was fitted to, a line)');
+    const noisy = calibrationOf([1, 2, 3, 4].map((x, i) => pt(x, (1 + 2 * x) * (i % 2 === 0 ? 1.3 : 0.7))));
+    expect(calibrationError(noisy)).toBeGreaterThan(NOISY_CALIBRATION);
+    expect(describeCalibration('batch-8', noisy)).toMatch(/^batch-8: 4 whole models predicted within \d+\.\d% .* warning: more than 10%.*profile again when the machine is quiet$/);
+    expect(describeCalibration('single-prompt', { ...noisy, refinement: { lambda: null, error: 0.04 }, power: { coefficient: 1, exponent: 0.9 } }))
+      .toBe('single-prompt: 4 whole models predicted within 4.0% (leave-one-out, a power law of the sum of blocks)');
   });
 
   it('falls back to the ratio of totals through 0 when the line would shrink a time with its sum', () => {

@@ -142,6 +142,24 @@ export function calibrationError(c: ScenarioCalibration): number {
   }));
 }
 
+/**
+ * A calibration error beyond which a profile is more likely the machine's noise than its costs. Profiles of the shared
+ * models measured on a quiet machine miss left-out whole models by 3–5%; two measured while this shared machine
+ * changed speed missed by 14% and 16%, and priced the children searched on them 13–20% too fast.
+ */
+export const NOISY_CALIBRATION = 0.1;
+
+/** One line on how well a scenario's calibration predicts whole models, and a warning where it is noisy (pure). */
+export function describeCalibration(scenario: string, c: ScenarioCalibration): string {
+  const error = calibrationError(c);
+  const fit = c.power !== undefined ? 'a power law of the sum of blocks' : c.refinement?.lambda != null ? 'a line refined per variant' : 'a line';
+  const how = c.refinement !== undefined ? 'leave-one-out' : 'on the models it was fitted to';
+  const line = `${scenario}: ${c.points.length} whole models predicted within ${(100 * error).toFixed(1)}% (${how}, ${fit})`;
+  if (error <= NOISY_CALIBRATION) return line;
+  return `${line} — warning: more than ${100 * NOISY_CALIBRATION}%, so the machine's speed likely changed while profiling (other load, a slow spell); ` +
+    'searches price budgets that much tighter, and their predicted speed-ups are as uncertain: profile again when the machine is quiet';
+}
+
 /** A model's time from per-variant times and how many of its layers use each variant ("rest": once). */
 export function timeOf(times: Readonly<Record<string, ScenarioTime>>, counts: Readonly<Record<string, number>>): ScenarioTime {
   let prefillSeconds = 0;

@@ -257,12 +257,11 @@ export interface ProtocolOptions {
  * run before it may stop as precise: five rounds stopped at the sign test's 93% interval of a run's first seconds
  * (stories260K's ×1.5 child, batch-8: ×1.73–1.81), which two later runs of ten missed.
  *
- * Two warm-up runs: a build's second run is not yet its steady state. onnxruntime plans a session's memory from its
- * first run of each input shape (its memory pattern) and allocates that plan in the second, so the second prefill pays
- * for fresh memory: at the SmolLM2-135M shape, batch-8 prefill took 700–730 ms in the second run of the fused graph
- * and 410–490 ms from the third on (the standard graph 580–590 against 455–480; with the memory pattern off, no run
- * after the first stood out). Timed at its second run, as a long model's single timed run was, the fused graph looked
- * 15–20% slower to prefill than the standard one; at steady state it is not.
+ * Two warm-up runs: a build's second run is not yet its steady state. At the SmolLM2-135M shape, batch-8 prefill took
+ * 700–730 ms in the second run of the fused graph and 410–490 ms from the third on (the standard graph 580–590 against
+ * 455–480). onnxruntime's memory pattern (the memory of a run planned from an earlier run of the same input shapes)
+ * makes it so: with it off, no run after the first stood out. Timed at its second run, as a long model's single timed
+ * run was, the fused graph looked 14–19% slower to prefill than the standard one; from the third on it is faster.
  */
 export const DEFAULT_PROTOCOL: Omit<ProtocolOptions, 'runtime'> = { warmup: 2, minRounds: 2 * BATCHES, maxRounds: 60, precision: 0.03, maxSeconds: 120 };
 

@@ -12,7 +12,7 @@ import { silent, type Reporter } from '../util/reporter.js';
 import { loadHardwareProfile } from './load.js';
 import { compareModels, DEFAULT_PROTOCOL, MAX_ROUNDS, measureSubBlocks, medianTime } from './measure.js';
 import { openCheckpoint } from '../model/checkpoint.js';
-import { calibrationFit, onParentScale, timeOf, type ScenarioCalibration } from './calibrate.js';
+import { calibrationFit, describeCalibration, onParentScale, timeOf, type ScenarioCalibration } from './calibrate.js';
 import { parentArchitecture } from '../arch/config.js';
 import type { Architecture, BlockConfig } from '../arch/variant.js';
 import { attentionParams, ffnParams } from '../arch/params.js';
@@ -118,6 +118,7 @@ export async function measuredProfile(model: { dir: string; config: ModelConfig 
     const fit = calibrationFit(raw, [point(parent.arch, parentReference), ...others.map((m, k) => point(m.arch, onParentScale(parentReference, c.rounds[0], c.rounds[k + 1])))]);
     calibration[s.name] = { ...fit.calibration, raw };
     scenarios[s.name] = fit.times;
+    reporter.stage(describeCalibration(s.name, fit.calibration));
   }
   const measured: MeasuredCosts = {
     model: { dir: model.dir, hiddenSize: config.hiddenSize, numHeads: config.numHeads, headDim: config.headDim, vocabSize: config.vocabSize },
