@@ -69,6 +69,8 @@ interface Row {
   scenarios?: { scenario: string; predicted: number; measured: SpeedupInterval; said: string; machineDrift?: number | null }[];
   /** The parent's drift from the measured profile's prediction at each timing attempt, the kept one last (see bench/steady.ts). */
   timingAttempts?: string;
+  /** How many times the child was timed (bench/steady.ts): more than one where the machine was off its profiled state. */
+  timings?: number;
   /** Whether the kept timing ran with the machine as profiled. */
   steady?: boolean;
 }
@@ -95,7 +97,7 @@ function timedInFreshProcess(childDir: string, parentDir: string, hardware: stri
 
 /** What the steady-machine check did (bench/steady.ts) over these rows. */
 function steadyNote(timed: readonly Row[]): string {
-  const retimed = timed.filter((r) => (r.timingAttempts ?? '').includes('→'));
+  const retimed = timed.filter((r) => (r.timings ?? 1) > 1);
   const unsteady = timed.filter((r) => r.steady === false);
   return `Machine check (bench/steady.ts): each child's timing is repeated, after a ${PAUSE_SECONDS} s pause and up to ${ATTEMPTS} times, while the parent runs more than ${100 * DRIFT_TOLERANCE}% slower than the measured profile's prediction for it (this shared machine's slow spells); ${retimed.length} of ${timed.length} children were timed again, and ${unsteady.length === 0 ? 'no kept timing ran that slow' : `${unsteady.length} kept timings still did: ${unsteady.map((r) => `${r.model} ${r.method} ×${r.budget} (${r.timingAttempts})`).join(', ')}`}.`;
 }
@@ -135,6 +137,7 @@ async function main() {
               evaluations: s.spec.search.tabu?.evaluations ?? s.spec.search.samples ?? null,
               scenarios: e.latency.map((l) => ({ scenario: l.scenario, predicted: s.spec.predicted.find((p) => p.scenario === l.scenario)!.speedup, measured: l.interval, said: l.said, machineDrift: l.machineDrift })),
               timingAttempts: describeAttempts(timed.attempts),
+              timings: timed.attempts.length,
               steady: timed.steady,
             });
             parents[model] = { perplexity: e.perplexity.parent, wikiPerplexity: wiki.perplexity.parent };
