@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Architecture } from '../src/arch/variant.js';
-import { calibrated, calibrationError, calibrationFit, calibrationOf, describeCalibration, fitLine, fitPowerLaw, looSummary, NOISY_CALIBRATION, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
+import { calibrated, calibrationError, calibrationFit, calibrationOf, describeCalibration, fitLine, fitOffsetPowerLaw, fitPowerLaw, looSummary, NOISY_CALIBRATION, onParentScale, refined, timeOf } from '../src/hardware/calibrate.js';
 import { blockSum, CALIBRATION_MODELS, calibrationArchitectures, variantCounts } from '../src/hardware/profile.js';
 import { parentArchitecture } from '../src/arch/config.js';
 import { readModelSpec } from '../src/model/checkpoint.js';
@@ -10,7 +10,23 @@ import { configOf, modelDir } from './support/fixtures.js';
 import { rotated, timingWeightPool } from '../src/model/random.js';
 import { inMemory, materialize } from '../src/model/weights.js';
 import { Rng } from '../src/util/rng.js';
-import { sumWithin, wholeSeconds, wholeTime } from '../src/hardware/power-law.js';
+import { sumWithin, wholeSeconds, wholeTime, type PowerLaw } from '../src/hardware/power-law.js';
+import type { ScenarioTime } from '../src/hardware/types.js';
+
+/**
+ * Whole models that follow `law` exactly: twelve five-layer architectures of a GQA attention and an 8-wide SwiGLU, the
+ * k-th dropping each sub-block with probability k / 12 (dense to sparse), priced by the sum of their blocks' `stacks`.
+ */
+function lawPoints(rng: Rng, stacks: Readonly<Record<string, ScenarioTime>>, law: PowerLaw) {
+  const gqa = { kind: 'gqa', kvHeads: 4 } as const;
+  const noop = { kind: 'noop' } as const;
+  const ffn = { kind: 'swiglu', intermediate: 8 } as const;
+  const archs: Architecture[] = Array.from({ length: 12 }, (_, k) => Array.from({ length: 5 }, () => ({ attention: rng.next() < k / 12 ? noop : gqa, ffn: rng.next() < k / 12 ? noop : ffn })));
+  return archs.map((a) => {
+    const sum = blockSum(stacks, a);
+    return { counts: variantCounts(a), predicted: sum, measured: wholeTime(law, sum) };
+  });
+}
 
 describe('calibrating sub-block times on whole models', () => {
   it('fits the least-squares line: exact on points of a line, the normal equations on noisy ones', () => {
@@ -100,6 +116,8 @@ describe('calibrating sub-block times on whole models', () => {
     expect(describeCalibration('batch-8', noisy)).toMatch(/^batch-8: 4 whole models predicted within \d+\.\d% .* warning: more than 10%.*profile again when the machine is quiet$/);
     expect(describeCalibration('single-prompt', { ...noisy, refinement: { lambda: null, error: 0.04 }, power: { coefficient: 1, exponent: 0.9 } }))
       .toBe('single-prompt: 4 whole models predicted within 4.0% (leave-one-out, a power law of the sum of blocks)');
+    expect(describeCalibration('single-prompt', { ...noisy, refinement: { lambda: null, error: 0.03 }, power: { coefficient: 1, exponent: 0.9, offset: -1e-4 } }))
+      .toBe('single-prompt: 4 whole models predicted within 3.0% (leave-one-out, a power law of the sum of blocks with an offset)');
   });
 
   it('falls back to the ratio of totals through 0 when the line would shrink a time with its sum', () => {
@@ -230,26 +248,79 @@ describe('calibrating sub-block times on whole models', () => {
 
     it('is chosen where whole models bend away from any line, with its leave-one-out error, and the times stay raw', () => {
       // Whole models cost relatively more the fewer blocks they keep, as single-prompt ones measure here: 1.3 × Σ^0.85.
-      const rng = new Rng(13);
       const stacks = { rest: t(1e-4, 6e-4), 'attn-gqa4': t(2e-4, 2.4e-3), 'attn-noop': t(0, 0), 'ffn-swiglu8': t(1e-4, 4e-4), 'ffn-noop': t(0, 0) };
-      const gqa = { kind: 'gqa', kvHeads: 4 } as const;
-      const noop = { kind: 'noop' } as const;
-      const ffn = { kind: 'swiglu', intermediate: 8 } as const;
-      const archs: Architecture[] = Array.from({ length: 12 }, (_, k) => Array.from({ length: 5 }, () => ({ attention: rng.next() < k / 12 ? noop : gqa, ffn: rng.next() < k / 12 ? noop : ffn })));
       const truth = { coefficient: 1.3, exponent: 0.85 };
-      const points = archs.map((a) => {
-        const sum = blockSum(stacks, a);
-        return { counts: variantCounts(a), predicted: sum, measured: wholeTime(truth, sum) };
-      });
+      const points = lawPoints(new Rng(13), stacks, truth);
       const fit = calibrationFit(stacks, points);
       expect(fit.calibration.power!.exponent).toBeCloseTo(0.85, 9);
       expect(fit.calibration.power!.coefficient).toBeCloseTo(1.3, 9);
+      // The law with an offset fits these models as well, with a third number: the simpler law is kept.
+      expect(fit.calibration.power!.offset).toBeUndefined();
       expect(calibrationError(fit.calibration)).toBeLessThan(1e-9);
       expect(fit.times).toEqual(stacks);
       // The line through the same models misses the emptiest one.
       const line = calibrated(stacks, calibrationOf(points));
       const miss = Math.max(...points.map((p) => Math.abs(timeOf(line, p.counts).decodeSeconds / p.measured.decodeSeconds - 1)));
       expect(miss).toBeGreaterThan(0.03);
+    });
+  });
+
+  describe('a power law with an offset', () => {
+    const t = (prefillSeconds: number, decodeSeconds: number) => ({ prefillSeconds, decodeSeconds });
+    const logMisses = (law: { coefficient: number; exponent: number; offset?: number }, xs: number[], ys: number[]) =>
+      xs.reduce((a, x, i) => a + Math.log(wholeSeconds(law, x) / ys[i]) ** 2, 0);
+
+    it('is exact on points of such a law, either sign of offset; null below three distinct sums or where no law increases', () => {
+      const xs = [1e-3, 2e-3, 4e-3, 8e-3, 16e-3];
+      for (const truth of [{ coefficient: 0.5, exponent: 0.8, offset: -2e-4 }, { coefficient: 1.2, exponent: 1.1, offset: 3e-4 }]) {
+        const law = fitOffsetPowerLaw(xs, xs.map((x) => wholeSeconds(truth, x)))!;
+        expect(law.exponent).toBeCloseTo(truth.exponent, 6);
+        expect(law.coefficient / truth.coefficient).toBeCloseTo(1, 5);
+        expect(law.offset! / truth.offset).toBeCloseTo(1, 4);
+      }
+      expect(fitOffsetPowerLaw([1, 2, 2], [1, 2, 2])).toBeNull();
+      expect(fitOffsetPowerLaw([1, 2, 3, 4], [4, 3, 2, 1])).toBeNull();
+      expect(() => fitOffsetPowerLaw([0, 1, 2], [1, 2, 3])).toThrow(RangeError);
+    });
+
+    it('on noisy points: offset and coefficient solve the weighted normal equations, and no exponent of a brute-force scan misses less', () => {
+      const rng = new Rng(21);
+      const xs = Array.from({ length: 12 }, () => 1e-3 + rng.next() * 0.03);
+      const ys = xs.map((x) => (0.7 * x ** 0.85 - 3e-4) * Math.exp(0.04 * rng.normal()));
+      const law = fitOffsetPowerLaw(xs, ys)!;
+      const r = xs.map((x, i) => (ys[i] - law.offset! - law.coefficient * x ** law.exponent) / ys[i] ** 2);
+      expect(Math.abs(r.reduce((a, b) => a + b, 0)) / ys.reduce((a, y) => a + 1 / y, 0)).toBeLessThan(1e-9);
+      expect(Math.abs(r.reduce((a, b, i) => a + b * xs[i] ** law.exponent, 0)) / xs.reduce((a, x, i) => a + x ** law.exponent / ys[i], 0)).toBeLessThan(1e-9);
+      // The brute force: every exponent from 0.05 to 3 in steps of 0.0005, each with its own weighted line in Σ^exponent.
+      const fitted = logMisses(law, xs, ys);
+      for (let k = 0.05; k <= 3; k += 0.0005) {
+        const z = xs.map((x) => x ** k);
+        const { intercept, slope } = fitLine(z, ys, ys.map((y) => 1 / y ** 2));
+        if (slope > 0 && z.every((v) => intercept + slope * v > 0)) expect(logMisses({ coefficient: slope, exponent: k, offset: intercept }, xs, ys)).toBeGreaterThanOrEqual(fitted - 1e-12);
+      }
+    });
+
+    it('adds its offset to whole models and takes it off budgets: wholeSeconds and sumWithin stay inverse, never below 0', () => {
+      const law = { coefficient: 0.5, exponent: 0.8, offset: -2e-4 };
+      expect(wholeSeconds(law, 4e-3)).toBeCloseTo(0.5 * 4e-3 ** 0.8 - 2e-4, 15);
+      for (const x of [1e-3, 3e-3, 0.5]) expect(sumWithin(law, wholeSeconds(law, x)) / x).toBeCloseTo(1, 12);
+      expect(wholeSeconds(law, 1e-7)).toBe(0);
+      expect(sumWithin({ ...law, offset: 1e-3 }, 5e-4)).toBe(0);
+    });
+
+    it('is chosen where whole models follow a power law plus a constant, which the plain law misses at the ends', () => {
+      // As babyllama's single-prompt models measured: the plain law priced the sparsest 4–8% too cheap.
+      const stacks = { rest: t(2e-4, 1e-3), 'attn-gqa4': t(2e-4, 2.4e-3), 'attn-noop': t(0, 0), 'ffn-swiglu8': t(1e-4, 4e-4), 'ffn-noop': t(0, 0) };
+      const truth = { coefficient: 0.45, exponent: 0.8, offset: -6e-4 };
+      const points = lawPoints(new Rng(17), stacks, truth);
+      const fit = calibrationFit(stacks, points);
+      expect(fit.calibration.power!.exponent).toBeCloseTo(0.8, 5);
+      expect(fit.calibration.power!.offset! / truth.offset).toBeCloseTo(1, 3);
+      expect(calibrationError(fit.calibration)).toBeLessThan(1e-5);
+      expect(fit.times).toEqual(stacks);
+      const plain = fitPowerLaw(points.map((p) => p.predicted.prefillSeconds + p.predicted.decodeSeconds), points.map((p) => p.measured.prefillSeconds + p.measured.decodeSeconds))!;
+      const miss = Math.max(...points.map((p) => Math.abs(wholeSeconds(plain, p.predicted.prefillSeconds + p.predicted.decodeSeconds) / (p.measured.prefillSeconds + p.measured.decodeSeconds) - 1)));
+      expect(miss).toBeGreaterThan(0.02);
     });
   });
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { toDeciBlockConfigs } from '../src/arch/decilm.js';
@@ -82,6 +82,13 @@ describe('tessera profile', () => {
     const other = tessera('cost', modelDir('babyllama-tok105-1M'), '--hardware', out);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/measured for a model of hidden 64/);
+    // Calibrated again from the timings it keeps, by the same fits: the same bytes.
+    const again = join(dir, 'recalibrated.json');
+    const re = tessera('recalibrate', out, '--out', again);
+    expect(re.code, re.stderr).toBe(0);
+    expect(re.stdout).toMatch(/^single-prompt: 12 whole models predicted within [\d.]+% \(leave-one-out, [^)]+\)/m);
+    expect(readFileSync(again, 'utf8')).toBe(readFileSync(out, 'utf8'));
+    expect(tessera('recalibrate', 'hardware-profiles/cpu-local.json').stderr).toMatch(/^tessera: hardware-profiles\/cpu-local\.json: has no "measured" section/);
   });
 });
 

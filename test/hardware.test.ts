@@ -7,6 +7,8 @@ import { modelParams } from '../src/arch/params.js';
 import { decodeSteps, measuredCostModel, rooflineCostModel } from '../src/hardware/cost-model.js';
 import { loadHardwareProfile, parseHardwareProfile } from '../src/hardware/load.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
+import { recalibratedProfile } from '../src/hardware/recalibrate.js';
+import { wholeSeconds } from '../src/hardware/power-law.js';
 import { attentionKernels, ffnKernels, kernelSeconds } from '../src/hardware/roofline.js';
 import type { HardwareProfile } from '../src/hardware/types.js';
 import { preciseEnough } from '../src/hardware/interval.js';
@@ -184,7 +186,42 @@ describe('measured cost model', () => {
     // Without a law, times add up as they are.
     const [plain] = architectureCost(config, arch, measured(shape), measuredCostModel(config, measured(shape)));
     expect(plain.totalSeconds).toBeCloseTo(6.75, 12);
-    expect(() => withLaw({ coefficient: 0.8, exponent: -1 })).toThrow(/m\.json: field "measured\.calibration\.s\.power" is .*expected \{ coefficient, exponent \}, both finite and > 0/);
+    expect(() => withLaw({ coefficient: 0.8, exponent: -1 })).toThrow(/m\.json: field "measured\.calibration\.s\.power" is .*expected \{ coefficient, exponent \}, both finite and > 0, and optionally a finite offset/);
+  });
+
+  it('recalibrate: refits a profile from the timings it keeps, everything else as it was; names what an old profile lacks', () => {
+    const t = (prefillSeconds: number, decodeSeconds: number) => ({ prefillSeconds, decodeSeconds });
+    const raw = { 'attn-gqa8': t(1e-3, 2e-3), 'attn-noop': t(0, 0), 'ffn-noop': t(0, 0), rest: t(5e-4, 2.5e-4) };
+    // Whole models of 0–8 attention layers following 0.45 × Σ^0.8 − 0.6 ms, which only the law with an offset fits.
+    const truth = { coefficient: 0.45, exponent: 0.8, offset: -6e-4 };
+    const points = [0, 1, 2, 3, 4, 5, 6, 8].map((n) => {
+      const predicted = t(5e-4 + n * 1e-3, 2.5e-4 + n * 2e-3);
+      const total = wholeSeconds(truth, predicted.prefillSeconds + predicted.decodeSeconds);
+      const share = total / (predicted.prefillSeconds + predicted.decodeSeconds);
+      return { predicted, measured: t(share * predicted.prefillSeconds, share * predicted.decodeSeconds), counts: { rest: 1, 'attn-gqa8': n, 'attn-noop': 8 - n, 'ffn-noop': 8 } };
+    });
+    const line = { intercept: 0, slope: 1 };
+    const stale = { s: { prefill: line, decode: line, points, refinement: { lambda: null, error: 0.2 }, raw } };
+    const json = { name: 'm', description: 'kept', device: { name: 'cpu', peakTflops: { fp32: 1 }, memoryBandwidthGBs: 1, memoryCapacityGB: 1, computeEfficiency: 1, bandwidthEfficiency: 1 },
+      workload: { weightDtype: 'fp32', activationDtype: 'fp32', kvCacheDtype: 'fp32', scenarios: [{ name: 's', prefillTokens: 4, generatedTokens: 2, batch: 1 }] },
+      measured: { model: shape, threads: 2, repeats: 3, scenarios: { s: { ...raw, rest: t(1, 1) } }, calibration: stale } };
+    const { profile, lines } = recalibratedProfile('m.json', json);
+    expect(lines).toEqual([expect.stringMatching(/^s: 8 whole models predicted within 0\.0% \(leave-one-out, a power law of the sum of blocks with an offset\)$/)]);
+    const p = parseHardwareProfile('m.json', profile);
+    const c = p.measured!.calibration!.s;
+    expect(c.power!.exponent).toBeCloseTo(0.8, 5);
+    expect(c.power!.offset! / truth.offset).toBeCloseTo(1, 3);
+    expect(p.measured!.scenarios.s).toEqual(raw);
+    expect(c.raw).toEqual(raw);
+    expect({ ...profile, measured: undefined }).toEqual({ ...json, measured: undefined });
+    expect((profile.measured as Record<string, unknown>).threads).toBe(2);
+    // Once refitted, refitting again changes nothing.
+    expect(recalibratedProfile('m.json', profile).profile).toEqual(profile);
+    const without = (drop: (c: Record<string, unknown>) => Record<string, unknown>) => ({ ...json, measured: { ...json.measured, calibration: { s: drop({ ...stale.s }) } } });
+    expect(() => recalibratedProfile('m.json', without(({ raw: _, ...c }) => c))).toThrow(/^m\.json: field "measured\.calibration\.s\.raw" is missing; measured before profiles kept their timings/);
+    expect(() => recalibratedProfile('m.json', without((c) => ({ ...c, points: points.map(({ counts: _, ...q }) => q) })))).toThrow(/field "measured\.calibration\.s\.points\[0\]\.counts" is missing/);
+    expect(() => recalibratedProfile('m.json', without((c) => ({ ...c, points: [{ ...points[0], counts: { 'ffn-swiglu8': 1 } }] })))).toThrow(/field "measured\.calibration\.s\.points\[0\]\.counts" uses "ffn-swiglu8", which "measured\.calibration\.s\.raw" has no time for/);
+    expect(() => recalibratedProfile('m.json', { ...json, measured: undefined })).toThrow(/^m\.json: has no "measured" section/);
   });
 
   it('refuses another model\'s measurements and unmeasured variants', () => {

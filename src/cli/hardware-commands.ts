@@ -5,6 +5,9 @@ import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
 import { architectureCost } from '../hardware/model-cost.js';
 import { measuredProfile, PROFILE_SECONDS } from '../hardware/profile.js';
+import { recalibratedProfile } from '../hardware/recalibrate.js';
+import { isObject, readJsonFile } from '../model/json.js';
+import { fail } from '../util/errors.js';
 import { loadArchitectureFile } from '../model/arch-file.js';
 import { readModelSpec } from '../model/checkpoint.js';
 import { loadSearchSpace } from '../space/expand.js';
@@ -69,5 +72,18 @@ export function addHardwareCommands(p: Command, print: Print): void {
       const name = f.out.replace(/^.*\//, '').replace(/\.json$/, '');
       writeJsonAtomic(f.out, await measuredProfile({ dir: resolve(f.model), config }, space, f.hardware, name, { runtime, repeats: f.repeats, minSeconds: f.minSeconds, reporter: cliReporter(print) }));
       print(`wrote ${f.out}`);
+    });
+
+  p.command('recalibrate')
+    .description('fit a measured profile\'s calibration again from the timings it keeps, without timing anything (after an upgrade of Tessera\'s fits)')
+    .argument('<profile.json>', 'a profile written by `tessera profile`')
+    .option('--out <profile.json>', 'where to write the recalibrated profile (default: in place)')
+    .action((file: string, f: { out?: string }) => {
+      const json = readJsonFile(file, 'hardware profile');
+      if (!isObject(json)) fail(`${file}: expected a JSON object`);
+      const { profile, lines } = recalibratedProfile(file, json);
+      for (const line of lines) print(line);
+      writeJsonAtomic(f.out ?? file, profile);
+      print(`wrote ${f.out ?? file}`);
     });
 }

@@ -50,6 +50,43 @@ export function fitPowerLaw(sums: readonly number[], wholes: readonly number[]):
   return slope > 0 ? { coefficient: Math.exp(intercept), exponent: slope } : null;
 }
 
+/** Exponents the offset law's search tries first (then refines between neighbours): bends from strong to none to the other way. */
+const OFFSET_LAW_EXPONENTS = Array.from({ length: 181 }, (_, i) => 0.2 + i * 0.01);
+
+/**
+ * The power law with an offset through (sum of blocks, whole-model time) pairs, total ≈ offset + coefficient × Σ^exponent
+ * (pure): for each exponent, the offset and coefficient by least squares of relative misses (a line in Σ^exponent,
+ * weights 1 / time²); the exponent whose law has the least squared log miss, searched on a grid and refined by golden
+ * section between its neighbours. Only laws that increase (coefficient > 0) and keep every model's time > 0 count.
+ * Null with fewer than three distinct sums (three numbers cannot be told from fewer points) or where no law counts.
+ */
+export function fitOffsetPowerLaw(sums: readonly number[], wholes: readonly number[]): PowerLaw | null {
+  if (sums.length !== wholes.length) throw new RangeError(`${sums.length} sums against ${wholes.length} whole-model times`);
+  if (sums.some((x) => !(x > 0)) || wholes.some((y) => !(y > 0))) throw new RangeError('a power law through times ≤ 0');
+  if (new Set(sums).size < 3) return null;
+  const weights = wholes.map((y) => 1 / y ** 2);
+  const lawAt = (exponent: number): { law: PowerLaw; misses: number } | null => {
+    const { intercept, slope } = fitLine(sums.map((x) => x ** exponent), wholes, weights);
+    const law = { coefficient: slope, exponent, offset: intercept };
+    if (!(slope > 0) || sums.some((x) => !(intercept + slope * x ** exponent > 0))) return null;
+    return { law, misses: sums.reduce((a, x, i) => a + Math.log(wholeSeconds(law, x) / wholes[i]) ** 2, 0) };
+  };
+  const misses = (exponent: number) => lawAt(exponent)?.misses ?? Infinity;
+  const grid = OFFSET_LAW_EXPONENTS.map(misses);
+  const at = grid.indexOf(Math.min(...grid));
+  if (grid[at] === Infinity) return null;
+  const step = OFFSET_LAW_EXPONENTS[1] - OFFSET_LAW_EXPONENTS[0];
+  let [lo, hi] = [OFFSET_LAW_EXPONENTS[at] - step, OFFSET_LAW_EXPONENTS[at] + step];
+  const golden = (Math.sqrt(5) - 1) / 2;
+  for (let i = 0; i < 60; i++) {
+    const [a, b] = [hi - golden * (hi - lo), lo + golden * (hi - lo)];
+    if (misses(a) < misses(b)) hi = b;
+    else lo = a;
+  }
+  const refined = lawAt((lo + hi) / 2);
+  return refined !== null && refined.misses <= grid[at] ? refined.law : lawAt(OFFSET_LAW_EXPONENTS[at])!.law;
+}
+
 /** A whole model timed for calibration: the sum of its measured blocks, its measured time, and what it is made of. */
 export interface CalibrationPoint {
   readonly predicted: ScenarioTime;
@@ -70,7 +107,7 @@ export interface ScenarioCalibration {
    */
   readonly refinement?: { readonly lambda: number | null; readonly error: number };
   /**
-   * Set where a power law of the sum of blocks predicted left-out models better than any line or refinement: the
+   * Set where a power law of the sum of blocks (with or without an offset) was the fit chosen over lines and refinements: the
    * scenario's times are then the raw sub-block times, and a whole model takes `wholeSeconds(power, their sum)` (the
    * cost model applies it; `refinement.error` is the law's leave-one-out error).
    */
@@ -152,7 +189,7 @@ export const NOISY_CALIBRATION = 0.1;
 /** One line on how well a scenario's calibration predicts whole models, and a warning where it is noisy (pure). */
 export function describeCalibration(scenario: string, c: ScenarioCalibration): string {
   const error = calibrationError(c);
-  const fit = c.power !== undefined ? 'a power law of the sum of blocks' : c.refinement?.lambda != null ? 'a line refined per variant' : 'a line';
+  const fit = c.power !== undefined ? `a power law of the sum of blocks${c.power.offset !== undefined ? ' with an offset' : ''}` : c.refinement?.lambda != null ? 'a line refined per variant' : 'a line';
   const how = c.refinement !== undefined ? 'leave-one-out' : 'on the models it was fitted to';
   const line = `${scenario}: ${c.points.length} whole models predicted within ${(100 * error).toFixed(1)}% (${how}, ${fit})`;
   if (error <= NOISY_CALIBRATION) return line;
@@ -243,13 +280,13 @@ export function looSummary(misses: readonly number[]): { error: number; standard
 /**
  * Calibrates raw sub-block times on whole models (pure), choosing by how well each fit predicts a left-out model —
  * each model in turn priced by a fit to the others: the line through their sums (`calibrationOf`); a power law of the
- * sum (`PowerLaw`: whole models cost relatively more the fewer blocks they keep, which no line follows at both ends);
- * or the line then the per-variant refinement at each strength tried, where the points say what each model is made of.
+ * sum (`PowerLaw`: whole models cost relatively more the fewer blocks they keep, which no line follows at both ends),
+ * without or with an offset; or the line then the per-variant refinement at each strength tried, where the points say what each model is made of.
  * The choice is the simplest fit within one standard error of the best (the one-standard-error rule): a dozen models
  * cannot tell a loose refinement from a firmer one, and the loosest that won by a hair priced the SmolLM2-135M shape's
  * FFN widths out of order (swiglu1344 under swiglu1152, swiglu154 over swiglu384), which architectures chosen for being
- * just fast enough then used. Simplest first: the line or the power law (two numbers each), then the refinement from
- * its firmest strength to its loosest. The chosen fit's leave-one-out error is the calibration's error
+ * just fast enough then used. Simplest first: the line or the power law (two numbers each), the law with an offset
+ * (three), then the refinement from its firmest strength to its loosest (a number per variant). The chosen fit's leave-one-out error is the calibration's error
  * (`calibrationError`): the search's margin is then an out-of-sample miss, not how well a fit matches the models it
  * was fitted to.
  */
@@ -260,25 +297,26 @@ export function calibrationFit(raw: Readonly<Record<string, ScenarioTime>>, poin
     const times = fittedTimes(raw, points.filter((_, j) => j !== i), lambda);
     return totalSeconds(timeOf(times, p.counts!)) / totalSeconds(p.measured) - 1;
   });
-  const power = powerLawFit(points);
-  // Simplest first; the first two are equally simple.
+  const laws = [powerLawFit(points, fitPowerLaw), powerLawFit(points, fitOffsetPowerLaw)];
+  // How many numbers each fit has to set, simplest first: a line (intercept and slope) and a power law are equally simple.
   const fits = [
-    { lambda: null, power: null, ...looSummary(refinedMisses(null)) },
-    ...(power === null ? [] : [{ lambda: null, power: power.law, ...looSummary(power.misses) }]),
-    ...REFINEMENT_LAMBDAS.map((lambda) => ({ lambda, power: null, ...looSummary(refinedMisses(lambda)) })),
+    { simplicity: 0, lambda: null, power: null, ...looSummary(refinedMisses(null)) },
+    ...laws.flatMap((law, extra) => (law === null ? [] : [{ simplicity: extra, lambda: null, power: law.law, ...looSummary(law.misses) }])),
+    ...REFINEMENT_LAMBDAS.map((lambda, i) => ({ simplicity: 2 + i, lambda, power: null, ...looSummary(refinedMisses(lambda)) })),
   ];
   const best = fits.reduce((a, f) => (f.error < a.error ? f : a));
-  const within = fits.filter((f) => f.error <= best.error + best.standardError);
-  const simplest = within[0].lambda === null && within[1]?.lambda === null && within[1].error < within[0].error ? within[1] : within[0];
+  // Misses closer than a millionth are one to any timing: fits exact to rounding tie, and the simpler one is kept.
+  const within = fits.filter((f) => f.error <= best.error + best.standardError + 1e-6);
+  const simplest = within.reduce((a, f) => (f.simplicity < a.simplicity || (f.simplicity === a.simplicity && f.error < a.error) ? f : a));
   const refinement = { lambda: simplest.lambda, error: simplest.error };
   if (simplest.power !== null) return { calibration: { ...line, refinement, power: simplest.power }, times: { ...raw } };
   return { calibration: { ...line, refinement }, times: fittedTimes(raw, points, simplest.lambda) };
 }
 
-/** The power law of whole models' total times on their sums, with each model's miss by the law fitted to the others; null where none fits (a time ≤ 0, or no increasing law). */
-function powerLawFit(points: readonly CalibrationPoint[]): { law: PowerLaw; misses: number[] } | null {
+/** A power law of whole models' total times on their sums (`fit`), with each model's miss by the law fitted to the others; null where none fits (a time ≤ 0, or no law). */
+function powerLawFit(points: readonly CalibrationPoint[], fit: (sums: number[], wholes: number[]) => PowerLaw | null): { law: PowerLaw; misses: number[] } | null {
   if (points.some((p) => !(totalSeconds(p.predicted) > 0 && totalSeconds(p.measured) > 0))) return null;
-  const lawOf = (pts: readonly CalibrationPoint[]) => fitPowerLaw(pts.map((p) => totalSeconds(p.predicted)), pts.map((p) => totalSeconds(p.measured)));
+  const lawOf = (pts: readonly CalibrationPoint[]) => fit(pts.map((p) => totalSeconds(p.predicted)), pts.map((p) => totalSeconds(p.measured)));
   const law = lawOf(points);
   if (law === null) return null;
   const misses = points.map((p, i) => {

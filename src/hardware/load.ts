@@ -102,8 +102,9 @@ function parseMeasured(r: FieldReader): MeasuredCosts | null {
   for (const [scenario, c] of Object.entries(calibration?.obj ?? {})) {
     // The cost model applies a power law (the line is already folded into the times): it must be one.
     const power = isObject(c) ? c.power : undefined;
-    const law = isObject(power) && typeof power.coefficient === 'number' && power.coefficient > 0 && Number.isFinite(power.coefficient) && typeof power.exponent === 'number' && power.exponent > 0 && Number.isFinite(power.exponent);
-    if (power !== undefined && !law) fail(`${r.file}: field "measured.calibration.${scenario}.power" is ${JSON.stringify(power)}; expected { coefficient, exponent }, both finite and > 0`);
+    const positive = (x: unknown) => typeof x === 'number' && x > 0 && Number.isFinite(x);
+    const law = isObject(power) && positive(power.coefficient) && positive(power.exponent) && (power.offset === undefined || (typeof power.offset === 'number' && Number.isFinite(power.offset)));
+    if (power !== undefined && !law) fail(`${r.file}: field "measured.calibration.${scenario}.power" is ${JSON.stringify(power)}; expected { coefficient, exponent }, both finite and > 0, and optionally a finite offset in seconds`);
   }
   return {
     model: {
