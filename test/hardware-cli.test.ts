@@ -86,7 +86,7 @@ describe('tessera profile', () => {
     const again = join(dir, 'recalibrated.json');
     const re = tessera('recalibrate', out, '--out', again);
     expect(re.code, re.stderr).toBe(0);
-    expect(re.stdout).toMatch(/^single-prompt: 12 whole models predicted within [\d.]+% \(leave-one-out, [^)]+\)/m);
+    expect(re.stdout).toMatch(/^single-prompt: 10 of 12 whole models \(those between the smallest and the largest, each left out in turn\) predicted within [\d.]+% by a /m);
     expect(readFileSync(again, 'utf8')).toBe(readFileSync(out, 'utf8'));
     expect(tessera('recalibrate', 'hardware-profiles/cpu-local.json').stderr).toMatch(/^tessera: hardware-profiles\/cpu-local\.json: has no "measured" section/);
   });

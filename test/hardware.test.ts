@@ -206,7 +206,7 @@ describe('measured cost model', () => {
       workload: { weightDtype: 'fp32', activationDtype: 'fp32', kvCacheDtype: 'fp32', scenarios: [{ name: 's', prefillTokens: 4, generatedTokens: 2, batch: 1 }] },
       measured: { model: shape, threads: 2, repeats: 3, scenarios: { s: { ...raw, rest: t(1, 1) } }, calibration: stale } };
     const { profile, lines } = recalibratedProfile('m.json', json);
-    expect(lines).toEqual([expect.stringMatching(/^s: 8 whole models predicted within 0\.0% \(leave-one-out, a power law of the sum of blocks with an offset\)$/)]);
+    expect(lines).toEqual([expect.stringMatching(/^s: 6 of 8 whole models \(those between the smallest and the largest, each left out in turn\) predicted within 0\.0% by a power law of the sum of blocks with an offset$/)]);
     const p = parseHardwareProfile('m.json', profile);
     const c = p.measured!.calibration!.s;
     expect(c.power!.exponent).toBeCloseTo(0.8, 5);
