@@ -101,9 +101,9 @@ export interface ScenarioCalibration {
   readonly decode: Line;
   readonly points: readonly CalibrationPoint[];
   /**
-   * The per-variant refinement on top of the line (`refined`), with its strength chosen by leave-one-out (null: the
-   * line alone predicted the left-out models best), and that leave-one-out error: the RMS relative miss of each
-   * whole model's total time by times fitted without it. Absent in profiles measured before refinement.
+   * The kept fit's leave-one-out error (`error`: the RMS relative miss of each whole model between the ends by the fit
+   * to the others), and the strength of a per-variant refinement (`refined`) on top of the line — null since
+   * refinements are no longer kept; set in profiles fitted before. Absent in profiles measured before either.
    */
   readonly refinement?: { readonly lambda: number | null; readonly error: number };
   /**

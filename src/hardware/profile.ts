@@ -41,8 +41,8 @@ export interface ProfileOptions {
 export const PROFILE_SECONDS = 30;
 
 /**
- * The parent, the smallest child and ten seeded random architectures of the space: enough whole models for each
- * variant's time to be refined on several of them (`calibrationFit`), and for its leave-one-out error to mean something.
+ * The parent, the smallest child and ten seeded random architectures of the space: enough whole models for a law with
+ * three numbers to be fitted and judged by leaving out each of the ten between the ends in turn (`calibrationFit`).
  */
 export const CALIBRATION_MODELS = 12;
 
