@@ -107,7 +107,7 @@ export interface ScenarioCalibration {
    */
   readonly refinement?: { readonly lambda: number | null; readonly error: number };
   /**
-   * Set where a power law of the sum of blocks (with or without an offset) was the fit chosen over lines and refinements: the
+   * Set where a power law of the sum of blocks (with or without an offset) was the fit kept (`chooseFit`): the
    * scenario's times are then the raw sub-block times, and a whole model takes `wholeSeconds(power, their sum)` (the
    * cost model applies it; `refinement.error` is the law's leave-one-out error).
    */
@@ -310,12 +310,13 @@ export function candidateFits(raw: Readonly<Record<string, ScenarioTime>>, point
 /**
  * The fit to keep (pure): the most general law that was fitted — the law with an offset, which holds the power law (an
  * offset of 0) and, near enough, the line through totals (an exponent of 1) — unless a simpler one misses left-out
- * models less by more than its standard error. Measured against 156 child-scenarios of bench:speed and bench:baselines,
+ * models less by more than its standard error. Measured on 156 child-scenarios of bench:speed and bench:baselines,
  * each priced again from its profile's timings (`npm run bench:fits`): the law with an offset missed their speed-ups by
- * 3.1% (median), −0.4% on average, 16% at worst; the power law 4.1%, +0.2%, 16%; the line 5.5%, +5.2%, 29%; a
- * refinement of each variant's time (`refined`) 5.2%, +4.7%, 25%; and keeping whichever missed left-out models least
- * 3.1%, +0.9%, 24% — a dozen models rank fits within a standard error of each other, and the simpler ones missed
- * children in one direction (the line single-prompt speed-ups by +8% on average, the power law batch-8 ones by −3%).
+ * 2.9% (median), −1.1% on average, 13% at worst; the power law 3.9%, −0.4%, 16%; the line 5.4%, +4.5%, 22%; a
+ * refinement of each variant's time (`refined`) 5.0%, +4.0%, 21%. On the children of the runs before, searched on other
+ * fits, the same order; keeping whichever fit missed left-out models least (a refinement in one profile) then missed
+ * them by 3.1%, +0.9%, 24% at worst: a dozen models rank the laws within a standard error of each other, and the simpler ones miss children in one
+ * direction (the line single-prompt speed-ups by +8% on average, the power law batch-8 ones by −3 to −4%).
  */
 export function chooseFit(candidates: readonly CandidateFit[]): CandidateFit {
   const general = candidates[candidates.length - 1];
@@ -323,7 +324,7 @@ export function chooseFit(candidates: readonly CandidateFit[]): CandidateFit {
   return better.length === 0 ? general : better.reduce((a, f) => (f.error < a.error ? f : a));
 }
 
-/** Misses closer than a millionth are one to any timing: fits exact to rounding tie, and the simpler one is kept. */
+/** Misses closer than a millionth are one to any timing: fits exact to rounding tie. */
 const TIE = 1e-6;
 
 /**
