@@ -11,11 +11,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { betweenEnds, calibrated, calibrationFit, calibrationOf, fitOffsetPowerLaw, fitPowerLaw, looSummary, refined, timeOf, type CalibrationPoint } from '../src/hardware/calibrate.js';
-
+import { betweenEnds, calibrated, calibrationFit, calibrationOf, fitOffsetPowerLaw, fitPowerLaw, looSummary, refined, timeOf, type CalibrationPoint, type ScenarioCalibration } from '../src/hardware/calibrate.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
 import { wholeSeconds, type PowerLaw } from '../src/hardware/power-law.js';
-import { totalSeconds, type ScenarioTime } from '../src/hardware/types.js';
+import { totalSeconds, type HardwareProfile, type ScenarioTime } from '../src/hardware/types.js';
 import { solutionId } from '../src/search/solve.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
@@ -104,49 +103,65 @@ const FITS: Readonly<Record<string, Fit>> = {
     const times = refinedBy(points, judged.find((f) => f.error <= best.error + best.standardError)!.lambda);
     return (counts) => totalSeconds(timeOf(times, counts));
   },
-  'kept (calibrationFit)': (raw, points) => {
-    const { calibration, times } = calibrationFit(raw, points);
-    const law = calibration.power;
-    return law === undefined ? (counts) => totalSeconds(timeOf(times, counts)) : (counts) => wholeSeconds(law, totalSeconds(timeOf(raw, counts)));
-  },
 };
+const KEPT = 'kept (calibrationFit)';
+const FIT_ORDER = [...Object.keys(FITS), KEPT];
+
+/** A profile scenario's prices by every fit, its parent's counts, and what calibrationFit kept: fitted once, used for each of its children. */
+interface Priced {
+  readonly parent: Counts;
+  readonly prices: readonly [string, (counts: Counts) => number][];
+  readonly kept: string;
+}
+
+function pricedBy(file: string, scenario: string, calibration: ScenarioCalibration | undefined): Priced {
+  const raw = calibration?.raw;
+  if (calibration === undefined || raw === undefined) throw new Error(`${file}: no raw timings for "${scenario}" (measured before profiles kept them): profile it again`);
+  const { points } = calibration;
+  const kept = calibrationFit(raw, points);
+  const law = kept.calibration.power;
+  const keptPrice = law === undefined ? (counts: Counts) => totalSeconds(timeOf(kept.times, counts)) : (counts: Counts) => wholeSeconds(law, totalSeconds(timeOf(raw, counts)));
+  const prices = Object.entries(FITS).flatMap(([name, fit]): [string, (counts: Counts) => number][] => {
+    const price = fit(raw, points);
+    return price === null ? [] : [[name, price]];
+  });
+  const keptName = law === undefined ? 'line' : law.offset === undefined ? 'power law' : 'power law with an offset';
+  return {
+    // The parent is the first model a profile times for its calibration (profile.ts).
+    parent: points[0].counts!,
+    prices: [...prices, [KEPT, keptPrice]],
+    kept: `${file.replace(`${PROJECT_ROOT}/`, '')} ${scenario}: ${keptName} (leave-one-out ${(100 * kept.calibration.refinement!.error).toFixed(1)}%)`,
+  };
+}
 
 /** Signed relative misses of predicted speed-ups (+: predicted faster than measured), per fit and scenario. */
 const misses = new Map<string, number[]>();
-const kept: string[] = [];
-const profiles = new Map<string, ReturnType<typeof loadHardwareProfile>>();
+const priced = new Map<string, Priced>();
+const profiles = new Map<string, HardwareProfile>();
 const cases = [...speedCases(), ...baselineCases()];
 if (cases.length === 0) throw new Error('no measured children: run `npm run bench:speed` and `npm run bench:baselines` first');
 for (const c of cases) {
-  let profile = profiles.get(c.profile);
-  if (profile === undefined) profiles.set(c.profile, (profile = loadHardwareProfile(c.profile)));
-  const calibration = profile.measured?.calibration?.[c.scenario];
-  if (calibration?.raw === undefined) throw new Error(`${c.profile}: no raw timings for "${c.scenario}" (measured before profiles kept them): profile it again`);
-  const raw = calibration.raw;
-  // The parent is the first model a profile times for its calibration (profile.ts).
-  const parent = calibration.points[0].counts!;
-  for (const [name, fit] of Object.entries(FITS)) {
-    const price = fit(raw, calibration.points);
-    if (price === null) continue;
+  const where = `${c.profile}|${c.scenario}`;
+  let p = priced.get(where);
+  if (p === undefined) {
+    if (!profiles.has(c.profile)) profiles.set(c.profile, loadHardwareProfile(c.profile));
+    priced.set(where, (p = pricedBy(c.profile, c.scenario, profiles.get(c.profile)!.measured?.calibration?.[c.scenario])));
+  }
+  for (const [name, price] of p.prices) {
     for (const key of [`${name}|${c.scenario}`, `${name}|all`]) {
       if (!misses.has(key)) misses.set(key, []);
-      misses.get(key)!.push(price(parent) / price(c.counts) / c.measured - 1);
+      misses.get(key)!.push(price(p.parent) / price(c.counts) / c.measured - 1);
     }
   }
 }
-for (const [file, profile] of profiles) {
-  for (const [scenario, c] of Object.entries(profile.measured?.calibration ?? {})) {
-    const fit = calibrationFit(c.raw!, c.points).calibration;
-    kept.push(`${file.replace(`${PROJECT_ROOT}/`, '')} ${scenario}: ${fit.power === undefined ? 'line' : fit.power.offset === undefined ? 'power law' : 'power law with an offset'} (leave-one-out ${(100 * fit.refinement!.error).toFixed(1)}%)`);
-  }
-}
+const kept = [...priced.values()].map((p) => p.kept);
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const rows = [...misses].map(([key, m]) => {
   const [fit, scenario] = key.split('|');
   const abs = m.map(Math.abs);
   return { fit, scenario, children: m.length, medianMiss: median(abs), meanSignedMiss: m.reduce((a, x) => a + x, 0) / m.length, worstMiss: Math.max(...abs) };
-}).sort((a, b) => a.scenario.localeCompare(b.scenario) || Object.keys(FITS).indexOf(a.fit) - Object.keys(FITS).indexOf(b.fit));
+}).sort((a, b) => a.scenario.localeCompare(b.scenario) || FIT_ORDER.indexOf(a.fit) - FIT_ORDER.indexOf(b.fit));
 writeResult('bench-fits.json', { what: 'predicted against measured speed-ups of every measured child, priced again by each kind of calibration fit from its profile\'s raw timings', machine: machine(), kept, rows });
 const md = [
   '# bench:fits — calibration fits against measured children', '',

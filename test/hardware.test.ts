@@ -157,11 +157,15 @@ describe('roofline costs, checked by hand', () => {
 });
 
 describe('measured cost model', () => {
-  const measured = (model: Record<string, unknown>, extra: Record<string, unknown> = {}) => parseHardwareProfile('m.json', {
+  /** A profile's JSON: a toy device, one scenario "s", and `measured`. */
+  const profileJson = (measured: Record<string, unknown>) => ({
     device: { name: 'cpu', peakTflops: { fp32: 1 }, memoryBandwidthGBs: 1, memoryCapacityGB: 1, computeEfficiency: 1, bandwidthEfficiency: 1 },
     workload: { weightDtype: 'fp32', activationDtype: 'fp32', kvCacheDtype: 'fp32', scenarios: [{ name: 's', prefillTokens: 4, generatedTokens: 2, batch: 1 }] },
-    measured: { model, threads: 1, repeats: 3, scenarios: { s: { 'attn-gqa8': { prefillSeconds: 1, decodeSeconds: 2 }, 'ffn-noop': { prefillSeconds: 0, decodeSeconds: 0 }, rest: { prefillSeconds: 0.5, decodeSeconds: 0.25 } } }, ...extra },
+    measured,
   });
+  const measured = (model: Record<string, unknown>, extra: Record<string, unknown> = {}) => parseHardwareProfile('m.json', profileJson(
+    { model, threads: 1, repeats: 3, scenarios: { s: { 'attn-gqa8': { prefillSeconds: 1, decodeSeconds: 2 }, 'ffn-noop': { prefillSeconds: 0, decodeSeconds: 0 }, rest: { prefillSeconds: 0.5, decodeSeconds: 0.25 } } }, ...extra },
+  ));
   const shape = { dir: 'x', hiddenSize: 1024, numHeads: 8, headDim: 128, vocabSize: 32000 };
 
   it('returns the measured times', () => {
@@ -202,9 +206,7 @@ describe('measured cost model', () => {
     });
     const line = { intercept: 0, slope: 1 };
     const stale = { s: { prefill: line, decode: line, points, refinement: { lambda: null, error: 0.2 }, raw } };
-    const json = { name: 'm', description: 'kept', device: { name: 'cpu', peakTflops: { fp32: 1 }, memoryBandwidthGBs: 1, memoryCapacityGB: 1, computeEfficiency: 1, bandwidthEfficiency: 1 },
-      workload: { weightDtype: 'fp32', activationDtype: 'fp32', kvCacheDtype: 'fp32', scenarios: [{ name: 's', prefillTokens: 4, generatedTokens: 2, batch: 1 }] },
-      measured: { model: shape, threads: 2, repeats: 3, scenarios: { s: { ...raw, rest: t(1, 1) } }, calibration: stale } };
+    const json = { name: 'm', description: 'kept', ...profileJson({ model: shape, threads: 2, repeats: 3, scenarios: { s: { ...raw, rest: t(1, 1) } }, calibration: stale }) };
     const { profile, lines } = recalibratedProfile('m.json', json);
     expect(lines).toEqual([expect.stringMatching(/^s: 6 of 8 whole models \(those between the smallest and the largest, each left out in turn\) predicted within 0\.0% by a power law of the sum of blocks with an offset$/)]);
     const p = parseHardwareProfile('m.json', profile);

@@ -1,6 +1,6 @@
 import { FieldReader, isObject, readJsonFile, type JsonObject } from '../model/json.js';
 import { fail } from '../util/errors.js';
-import { DTYPES, type Device, type Dtype, type HardwareProfile, type MeasuredCosts, type Scenario, type Workload } from './types.js';
+import { DTYPES, type Device, type Dtype, type HardwareProfile, type MeasuredCosts, type Scenario, type ScenarioTime, type Workload } from './types.js';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../onnx/providers.js';
 
 /**
@@ -83,6 +83,19 @@ function parseWorkload(w: FieldReader): Workload {
   return { weightDtype: dtype(w, 'weightDtype'), activationDtype: dtype(w, 'activationDtype'), kvCacheDtype: dtype(w, 'kvCacheDtype'), scenarios };
 }
 
+/** Whether a value is a scenario time: { prefillSeconds, decodeSeconds }, both numbers ≥ 0. */
+export const isScenarioTime = (t: unknown): t is ScenarioTime =>
+  isObject(t) && typeof t.prefillSeconds === 'number' && t.prefillSeconds >= 0 && typeof t.decodeSeconds === 'number' && t.decodeSeconds >= 0;
+
+/** A profile's field of variant key → scenario time, checked; fails naming the file, the field and what was expected. */
+export function scenarioTimes(file: string, field: string, value: unknown): Record<string, ScenarioTime> {
+  if (!isObject(value)) fail(`${file}: field "${field}" is ${JSON.stringify(value)}; expected an object of variant key → { prefillSeconds, decodeSeconds }`);
+  for (const [key, t] of Object.entries(value)) {
+    if (!isScenarioTime(t)) fail(`${file}: field "${field}.${key}" is ${JSON.stringify(t)}; expected { prefillSeconds, decodeSeconds } ≥ 0`);
+  }
+  return value as Record<string, ScenarioTime>;
+}
+
 function parseMeasured(r: FieldReader): MeasuredCosts | null {
   const m = r.object('measured');
   if (m === null) return null;
@@ -91,13 +104,7 @@ function parseMeasured(r: FieldReader): MeasuredCosts | null {
   if (!(EXECUTION_PROVIDERS as readonly string[]).includes(provider)) m.problem('provider', `the execution provider it was measured on: ${EXECUTION_PROVIDERS.join(' or ')}`);
   const model = m.object('model') ?? m.problem('model', 'the measured model\'s directory and shape');
   const scenarios = m.object('scenarios') ?? m.problem('scenarios', 'measured times per scenario and variant');
-  for (const [scenario, times] of Object.entries(scenarios.obj)) {
-    if (!isObject(times)) fail(`${r.file}: field "measured.scenarios.${scenario}" is ${JSON.stringify(times)}; expected an object of variant key → { prefillSeconds, decodeSeconds }`);
-    for (const [key, t] of Object.entries(times)) {
-      const ok = isObject(t) && typeof t.prefillSeconds === 'number' && t.prefillSeconds >= 0 && typeof t.decodeSeconds === 'number' && t.decodeSeconds >= 0;
-      if (!ok) fail(`${r.file}: field "measured.scenarios.${scenario}.${key}" is ${JSON.stringify(t)}; expected { prefillSeconds, decodeSeconds } ≥ 0`);
-    }
-  }
+  for (const [scenario, times] of Object.entries(scenarios.obj)) scenarioTimes(r.file, `measured.scenarios.${scenario}`, times);
   const calibration = m.object('calibration');
   for (const [scenario, c] of Object.entries(calibration?.obj ?? {})) {
     // The cost model applies a power law (the line is already folded into the times): it must be one.

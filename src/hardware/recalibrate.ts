@@ -1,7 +1,7 @@
 import { isObject, type JsonObject } from '../model/json.js';
 import { fail } from '../util/errors.js';
 import { calibrationFit, describeCalibration, type CalibrationPoint } from './calibrate.js';
-import { parseHardwareProfile } from './load.js';
+import { isScenarioTime, parseHardwareProfile, scenarioTimes } from './load.js';
 import type { ScenarioTime } from './types.js';
 
 /**
@@ -34,23 +34,16 @@ export function recalibratedProfile(file: string, json: JsonObject): { profile: 
 
 const OLD_PROFILE = 'measured before profiles kept their timings: measure it again with `tessera profile`';
 
-const isTime = (t: unknown): t is ScenarioTime =>
-  isObject(t) && typeof t.prefillSeconds === 'number' && t.prefillSeconds >= 0 && typeof t.decodeSeconds === 'number' && t.decodeSeconds >= 0;
-
 function timesOf(file: string, field: string, value: unknown): Record<string, ScenarioTime> {
   if (value === undefined) fail(`${file}: field "${field}" is missing; ${OLD_PROFILE}`);
-  if (!isObject(value)) fail(`${file}: field "${field}" is ${JSON.stringify(value)}; expected an object of variant key → { prefillSeconds, decodeSeconds }`);
-  for (const [key, t] of Object.entries(value)) {
-    if (!isTime(t)) fail(`${file}: field "${field}.${key}" is ${JSON.stringify(t)}; expected { prefillSeconds, decodeSeconds } ≥ 0`);
-  }
-  return value as Record<string, ScenarioTime>;
+  return scenarioTimes(file, field, value);
 }
 
 function pointsOf(file: string, field: string, value: unknown, raw: Readonly<Record<string, ScenarioTime>>): CalibrationPoint[] {
   if (!Array.isArray(value)) fail(`${file}: field "${field}" is ${JSON.stringify(value)}; expected the list of whole models timed for calibration`);
   return value.map((p: unknown, i) => {
     const at = `${field}[${i}]`;
-    if (!isObject(p) || !isTime(p.predicted) || !isTime(p.measured)) fail(`${file}: field "${at}" is ${JSON.stringify(p)}; expected { predicted, measured, counts } with times ≥ 0`);
+    if (!isObject(p) || !isScenarioTime(p.predicted) || !isScenarioTime(p.measured)) fail(`${file}: field "${at}" is ${JSON.stringify(p)}; expected { predicted, measured, counts } with times ≥ 0`);
     if (p.counts === undefined) fail(`${file}: field "${at}.counts" is missing; ${OLD_PROFILE}`);
     if (!isObject(p.counts)) fail(`${file}: field "${at}.counts" is ${JSON.stringify(p.counts)}; expected variant key → number of layers`);
     for (const [key, n] of Object.entries(p.counts)) {
