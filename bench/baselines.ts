@@ -28,16 +28,15 @@ import type { SpeedupInterval } from '../src/hardware/interval.js';
 import { FASTEST_OF_SECONDS, TIMED_RUNS } from '../src/hardware/measure.js';
 import { TesseraError } from '../src/util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
-import { machine, writeResult } from './support.js';
+import { BASELINE_METHODS, machine, writeResult, type BaselineMethod } from './support.js';
 import { ATTEMPTS, describeAttempts, PAUSE_SECONDS, steadyTiming } from './steady.js';
 import { DRIFT_TOLERANCE } from '../src/hardware/drift.js';
 
 const MODELS = ['stories260K', 'babyllama-tok105-1M'];
 const SPEEDUPS = [1.25, 1.5, 2, 3];
 /** Each method is a strategy of `tessera solve`; the labels are the tables'. */
-const METHODS = { tessera: 'mip-tabu', greedy: 'greedy', 'random search': 'random', 'uniform FFN width': 'uniform-width', 'uniform KV heads': 'uniform-kv-heads', 'depth (Block Influence)': 'depth' } as const;
-type Method = keyof typeof METHODS;
-const METHOD_NAMES = Object.keys(METHODS) as Method[];
+type Method = BaselineMethod;
+const METHOD_NAMES = Object.keys(BASELINE_METHODS) as Method[];
 const WIKITEXT = join(SHARED_DIR, 'corpus/wikitext2_wiki.test.raw');
 const OUT = join(PROJECT_ROOT, 'results/baselines');
 const THREADS = machine().cores;
@@ -118,7 +117,7 @@ async function main() {
         // Random search draws as many architectures as Tabu evaluated.
         const samples = tessera?.spec.search.tabu?.evaluations ?? 100;
         for (const method of METHOD_NAMES) {
-          const s = method === 'tessera' ? tessera : await solved(run, { ...base, strategy: METHODS[method], samples });
+          const s = method === 'tessera' ? tessera : await solved(run, { ...base, strategy: BASELINE_METHODS[method], samples });
           const row: Row = { model, costs: costsName, budget: speedup, method, reached: s !== null, predictedSpeedup: null, measuredSpeedup: null, kl: null, perplexity: null, wikiPerplexity: null, additiveKl: null, evaluations: null };
           if (s !== null) {
             process.stderr.write(`${model} · ${costsName} · ×${speedup} · ${method}\n`);

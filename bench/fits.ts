@@ -19,7 +19,7 @@ import { solutionId } from '../src/search/solve.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
 import { PROJECT_ROOT } from '../src/util/project.js';
-import { machine, median, writeResult } from './support.js';
+import { BASELINE_METHODS, machine, median, writeResult, type BaselineMethod } from './support.js';
 
 /** Ridge strengths of the refinement compared, from near the measured times to near a free fit (calibrationFit's until it dropped refinements). */
 const REFINEMENT_LAMBDAS = [10, 3, 1, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001];
@@ -61,16 +61,14 @@ function speedCases(): Case[] {
   });
 }
 
-const BASELINE_STRATEGIES: Record<string, string> = { tessera: 'mip-tabu', greedy: 'greedy', 'random search': 'random', 'uniform FFN width': 'uniform-width', 'uniform KV heads': 'uniform-kv-heads', 'depth (Block Influence)': 'depth' };
-
 /** bench:baselines' children of both pricings, each priced by its model's measured profile. */
 function baselineCases(): Case[] {
   const path = results('baselines.json');
   if (!existsSync(path)) return [];
-  type Row = { model: string; costs: string; budget: number; method: string; reached: boolean; scenarios?: { scenario: string; measured: { estimate: number } }[] };
+  type Row = { model: string; costs: string; budget: number; method: BaselineMethod; reached: boolean; scenarios?: { scenario: string; measured: { estimate: number } }[] };
   return (readJson(path).rows as Row[]).filter((r) => r.reached && r.scenarios !== undefined).flatMap((r) => {
     const dir = results('baselines', r.model);
-    const id = solutionId({ speedup: r.budget }, BASELINE_STRATEGIES[r.method], r.costs.startsWith('measured') ? 'measured-cpu-local' : 'cpu-local', 1);
+    const id = solutionId({ speedup: r.budget }, BASELINE_METHODS[r.method], r.costs.startsWith('measured') ? 'measured-cpu-local' : 'cpu-local', 1);
     const counts = countsOfSpec(join(dir, 'solutions', id, 'spec.json'));
     return r.scenarios!.map((s) => ({ bench: 'bench:baselines', model: r.model, scenario: s.scenario, profile: join(dir, 'measured', 'cpu-local.json'), counts, measured: s.measured.estimate }));
   });

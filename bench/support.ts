@@ -8,6 +8,10 @@ export const RESULTS_DIR = join(PROJECT_ROOT, 'results');
 
 export { median, timeRuns } from '../src/util/timing.js';
 
+/** bench:baselines' methods: the name its tables give each, and the `tessera solve` strategy that builds its children. */
+export const BASELINE_METHODS = { tessera: 'mip-tabu', greedy: 'greedy', 'random search': 'random', 'uniform FFN width': 'uniform-width', 'uniform KV heads': 'uniform-kv-heads', 'depth (Block Influence)': 'depth' } as const;
+export type BaselineMethod = keyof typeof BASELINE_METHODS;
+
 export function machine() {
   return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, onnxruntime: ort.env.versions.common, date: new Date().toISOString() };
 }
