@@ -9,6 +9,8 @@
  *   scenarios, llama.cpp on the same parent (float32 GGUF), timed in interleaved rounds with 95% intervals.
  * repeat: ten `tessera evaluate` timings of one child, each a fresh process as a user would run it; every pair
  *   of intervals of the same scenario should overlap.
+ * states: where they do not, why: the same child timed twenty times in one process and once in each of twenty fresh
+ *   processes, per scenario, every round kept (bench/speed-states.ts).
  * children: the children `tessera solve` picks at ×1.25–×3 on both shared models, priced by a profile measured and
  *   calibrated here, each timed against its parent: predicted against measured speed-ups, with intervals.
  * shape: the same at the SmolLM2-135M shape (seeded random weights, from bench:scale's scratch directory): a profile
@@ -45,6 +47,8 @@ import { silent } from '../src/util/reporter.js';
 import { randomCheckpoint, SHAPES } from './shapes.js';
 import { sampledChildren, SHAPE_DRAWS } from './sampled-children.js';
 import { speedRun, tesseraChild } from './speed-runs.js';
+import { overlapping as overlappingIntervals, statesMarkdown, timeStates, type StatesPart } from './speed-states.js';
+import { readProvenance } from '../src/export/provenance.js';
 import { ATTEMPTS, describeAttempts, PAUSE_SECONDS, steadyTiming } from './steady.js';
 import { DRIFT_TOLERANCE, parentDrift } from '../src/hardware/drift.js';
 import { costModelFor } from '../src/hardware/cost-model.js';
@@ -58,7 +62,7 @@ const arg = (name: string) => {
   return i < 0 ? undefined : process.argv[i + 1];
 };
 const quick = process.argv.includes('--quick');
-const parts = new Set(arg('--parts')?.split(',') ?? ['graphs', 'repeat', 'children', 'shape']);
+const parts = new Set(arg('--parts')?.split(',') ?? ['graphs', 'repeat', 'states', 'children', 'shape']);
 const THREADS = machine().cores;
 const runtime = cpuRuntime(THREADS);
 const previous = existsSync(join(PROJECT_ROOT, 'results/bench-speed.json')) ? JSON.parse(readFileSync(join(PROJECT_ROOT, 'results/bench-speed.json'), 'utf8')) : {};
@@ -127,7 +131,6 @@ interface RepeatRow {
   machineDrift?: number | null;
 }
 
-/** Ten evaluations of the same child, each in a fresh CLI process (`tessera evaluate --prompts 0`). */
 /** One `tessera evaluate` of the child in a fresh CLI process. */
 function evaluatedOnce(child: string): Evaluation {
   const out = mkdtempSync(join(tmpdir(), 'tessera-repeat-'));
@@ -144,15 +147,7 @@ function evaluatedOnce(child: string): Evaluation {
 function overlappingPairs(rows: readonly RepeatRow[]): Record<string, string> {
   const overlapping: Record<string, string> = {};
   for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
-    const of = rows.filter((r) => r.scenario === scenario);
-    let pairs = 0;
-    let overlap = 0;
-    for (let i = 0; i < of.length; i++) {
-      for (let j = i + 1; j < of.length; j++) {
-        pairs++;
-        if (of[i].interval.low <= of[j].interval.high && of[j].interval.low <= of[i].interval.high) overlap++;
-      }
-    }
+    const { overlap, pairs } = overlappingIntervals(rows.filter((r) => r.scenario === scenario).map((r) => r.interval));
     overlapping[scenario] = `${overlap} of ${pairs} pairs`;
   }
   return overlapping;
@@ -281,6 +276,9 @@ saved({ graphs, children });
 const child = arg('--child') ?? children.find((r) => r.model === 'stories260K' && r.budget === 1.5)?.dir;
 if (parts.has('repeat') && child === undefined) throw new Error('repeat: no child to time (run the children part, or pass --child)');
 const repeat = parts.has('repeat') ? await repeatRows(child!) : (previous.repeat ?? { rows: [], overlapping: {}, child: '' });
+saved({ graphs, children, repeat });
+if (parts.has('states') && child === undefined) throw new Error('states: no child to time (run the children part, or pass --child)');
+const states: StatesPart = parts.has('states') ? timeStates(child!, readProvenance(child!)?.hardware ?? DEFAULT_HARDWARE, quick ? 3 : 20, THREADS) : (previous.states ?? { child: '', runs: 0, timed: [] });
 const errors = children.map((r) => r.error).sort((a, b) => a - b);
 const medianError = errors.length === 0 ? NaN : errors[Math.floor((errors.length - 1) / 2)];
 // A child "below its budget" beyond noise: its whole interval under the speed-up it was solved for.
@@ -302,6 +300,7 @@ const md = [
   `Each run is timed again (after a ${PAUSE_SECONDS} s pause, at most ${ATTEMPTS} timings) while the parent runs more than ${100 * DRIFT_TOLERANCE}% slower than the profile's prediction for it: this shared machine's slow spells (bench/steady.ts). Every timing is listed; "kept" marks the one that stands.`, '',
   indent(table(['run', 'timing', 'scenario', 'measured speed-up', 'predicted', 'parent vs profile'], repeat.rows.map((r: RepeatRow) => [String(r.run), `${r.attempt ?? 1}${r.kept === false ? '' : ' (kept)'}`, r.scenario, describeSpeedup(r.interval), `×${r.predicted.toFixed(2)}`, r.machineDrift == null ? '—' : `×${r.machineDrift.toFixed(2)}`]))), '',
   ...Object.entries(repeat.overlapping).map(([s, v]) => `- ${s}: intervals of the kept timings overlap in ${v}${repeat.overlappingAll?.[s] !== undefined && repeat.overlappingAll[s] !== v ? `; of every timing, ${repeat.overlappingAll[s]}` : ''}.`), '',
+  ...statesMarkdown(states),
   '## Predicted against measured speed-ups (cpu-local measured and calibrated here)', '',
   'The shared models: the mip-tabu children `tessera solve` picks. The SmolLM2-135M shape (seeded random weights, which carry no quality to search on): at each budget the architecture of the puzzle space nearest above it among seeded draws from the parent to the most-cut corner.', '',
   `Each child is timed again (after a ${PAUSE_SECONDS} s pause, at most ${ATTEMPTS} timings) while the parent runs more than ${100 * DRIFT_TOLERANCE}% slower than the profile's prediction for it (bench/steady.ts); "parent vs profile" is the kept timing's, with every timing's in brackets.`, '',
@@ -314,6 +313,6 @@ const md = [
   ...(unreachable.length === 0 ? [] : [`- Budgets without a child: ${unreachable.join('; ')}.`]), '',
 ];
 writeFileAtomic(join(PROJECT_ROOT, 'results/bench-speed.md'), md.join('\n'));
-const path = writeResult('bench-speed.json', { what: 'timing repeatability, standard vs fused graphs, predicted vs measured speed-ups of searched children', machine: machine(), graphs, repeat, children, medianError, unreachable });
+const path = writeResult('bench-speed.json', { what: 'timing repeatability, standard vs fused graphs, predicted vs measured speed-ups of searched children', machine: machine(), graphs, repeat, states, children, medianError, unreachable });
 console.log(md.join('\n'));
 console.log(`wrote ${path} and results/bench-speed.md`);

@@ -16,6 +16,14 @@ import { median } from '../util/timing.js';
  * that sat in different states disagree, and the interval then covers more of what a run at another time measures.
  * Runs cut from five timings of that child (52–157 s each, five processes): of 60 rounds, intervals overlapping in
  * 93% of pairs, widened 96%; of 500 rounds, 57%, widened 90%. Drift slower than a run stays unseen.
+ *
+ * Nor do longer runs see it (`npm run bench:speed -- --parts states`: that child timed twenty times in a row in one
+ * process, then once in each of twenty fresh processes, per scenario; two runs of it). Where the parent ran as
+ * profiled, 96–98% of pairs of intervals overlapped; with slow spells among the runs, as few as 71% (single-prompt,
+ * 15 of 40 runs with the parent ×1.53–×1.75 slow). The same rounds cut into runs of 10 s timed or more overlapped
+ * less, not more (single-prompt 69% and 55%, batch-8 92% and 93%): intervals narrow faster than a run reaches the
+ * machine's other states. So an interval says what its run measured, and `parentDrift` says when the machine was
+ * not as profiled.
  */
 
 /** A speed-up with its interval: `low ≤ estimate ≤ high`, from `rounds` paired samples. */
