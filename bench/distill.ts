@@ -35,11 +35,10 @@ import { Rng } from '../src/util/rng.js';
 import { median } from '../src/util/timing.js';
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-import { machine, writeResult } from './support.js';
+import { machine, partsArg, writeResult } from './support.js';
 
 const quick = process.argv.includes('--quick');
-const partsArg = process.argv.indexOf('--parts');
-const PARTS = new Set(partsArg < 0 ? ['children', 'losses', 'throughput'] : process.argv[partsArg + 1].split(','));
+const PARTS = partsArg(['children', 'losses', 'throughput']);
 const RESULT = join(PROJECT_ROOT, 'results/bench-distill.json');
 const previous = existsSync(RESULT) ? JSON.parse(readFileSync(RESULT, 'utf8')) : {};
 const MODELS = quick ? ['stories260K'] : ['stories260K', 'babyllama-tok105-1M'];

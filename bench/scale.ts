@@ -33,7 +33,7 @@ import { loadSearchSpace } from '../src/space/expand.js';
 import { writeFileAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
 import { PROJECT_ROOT } from '../src/util/project.js';
-import { machine, writeResult } from './support.js';
+import { machine, partsArg, writeResult } from './support.js';
 import { randomCheckpoint, SHAPES, type ModelShape } from './shapes.js';
 
 const arg = (name: string) => {
@@ -43,7 +43,7 @@ const arg = (name: string) => {
 const scratch = arg('--scratch') ?? join(tmpdir(), 'tessera-bench-scale');
 const wanted = arg('--shapes')?.split(',') ?? SHAPES.map((s) => s.name);
 const render = process.argv.includes('--render');
-const parts = new Set(arg('--parts')?.split(',') ?? ['basic', 'score', 'pipeline']);
+const parts = partsArg(['basic', 'score', 'pipeline', 'evaluate', 'distill'], ['basic', 'score', 'pipeline']);
 // --no-perplexity: keep the perplexity rows measured before (they do not depend on what changed since).
 const skipPerplexity = process.argv.includes('--no-perplexity');
 const RESULT = join(PROJECT_ROOT, 'results/bench-scale.json');

@@ -38,7 +38,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../src/util/atomic.js';
 import { table } from '../src/util/format.js';
 import { DEFAULT_HARDWARE, DEFAULT_SPACE, PROJECT_ROOT, SHARED_DIR } from '../src/util/project.js';
 import { Rng } from '../src/util/rng.js';
-import { machine, writeResult } from './support.js';
+import { machine, partsArg, writeResult } from './support.js';
 import { ggufOf, llamaCppModel } from './llama-cpp.js';
 import { writeCheckpoint } from '../src/model/save.js';
 import type { Architecture } from '../src/arch/variant.js';
@@ -62,7 +62,7 @@ const arg = (name: string) => {
   return i < 0 ? undefined : process.argv[i + 1];
 };
 const quick = process.argv.includes('--quick');
-const parts = new Set(arg('--parts')?.split(',') ?? ['graphs', 'repeat', 'states', 'children', 'shape']);
+const parts = partsArg(['graphs', 'repeat', 'states', 'children', 'shape']);
 const THREADS = machine().cores;
 const runtime = cpuRuntime(THREADS);
 const previous = existsSync(join(PROJECT_ROOT, 'results/bench-speed.json')) ? JSON.parse(readFileSync(join(PROJECT_ROOT, 'results/bench-speed.json'), 'utf8')) : {};
