@@ -19,6 +19,8 @@ import { ChildAssembler } from '../src/search/child.js';
 import { solve } from '../src/search/solve.js';
 import { readSpec } from '../src/run/spec.js';
 import { maxAbsDiff } from '../src/util/tensor.js';
+import { distinctVariants } from '../src/space/variants.js';
+import { DRIFT_TOLERANCE } from '../src/hardware/drift.js';
 import { buildLibrary, configOf, modelDir, TINYSTORIES, tempDir, RUNTIME } from './support/fixtures.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -121,6 +123,26 @@ describe('export, evaluate and report a solved child', async () => {
       expect(l.machineDrift).toBeNull();
     }
     expect(JSON.parse(readFileSync(join(out, 'evaluation.json'), 'utf8')).kl).toBe(e.kl);
+  });
+
+  it('times a scenario again while its parent runs slower than a profile measured here predicts, and records each timing', async () => {
+    // A measured profile whose every sub-block takes 0.1 µs: the parent always runs far slower than it predicts.
+    const { config } = parent;
+    const variants = distinctVariants(built.space());
+    const tiny = { prefillSeconds: 1e-7, decodeSeconds: 1e-7 };
+    const base = JSON.parse(readFileSync(CPU, 'utf8'));
+    const scenarios = Object.fromEntries(base.workload.scenarios.map((s: { name: string }) => [s.name, Object.fromEntries([...variants.attention, ...variants.ffn].map(([key]) => [key, tiny]).concat([['rest', tiny]]))]));
+    const measured = join(root, 'measured-here.json');
+    writeFileSync(measured, JSON.stringify({ ...base, name: 'measured-here', measured: { model: { dir: parent.dir, hiddenSize: config.hiddenSize, numHeads: config.numHeads, headDim: config.headDim, vocabSize: config.vocabSize }, threads: RUNTIME.threads, repeats: 1, scenarios } }));
+    const timing = { hardware: measured, warmup: 1, minRounds: 2, maxRounds: 2, precision: 0.03, maxSeconds: 60 };
+    const evaluate = (retime?: { attempts: number; pauseSeconds: number }) => evaluateChild(out, parent, { data: TINYSTORIES, tokens: 128, seqLen: 64, prompts: 0, promptTokens: 8, generateTokens: 8, timing: { ...timing, retime }, record: false, runtime: RUNTIME });
+    const retimed = await evaluate({ attempts: 2, pauseSeconds: 0 });
+    for (const l of retimed.latency) {
+      expect(l.earlierDrifts).toHaveLength(1);
+      expect(l.earlierDrifts![0]).toBeGreaterThan(1 + DRIFT_TOLERANCE);
+      expect(l.machineDrift).toBeGreaterThan(1 + DRIFT_TOLERANCE);
+    }
+    for (const l of (await evaluate()).latency) expect(l.earlierDrifts).toBeUndefined();
   });
 
   it("times this machine's profile unless the child was searched for this machine (not a GPU profile's scenarios on a CPU)", () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { batchMeansInterval, binomialHalfCdf, signTestInterval, describeSpeedup, incompleteBeta, logGamma, preciseEnough, speedupInterval, studentTCdf, studentTQuantile, withinNoise } from '../src/hardware/interval.js';
 import { Rng } from '../src/util/rng.js';
 import { describeDrift, DRIFT_TOLERANCE, hasDrifted, parentDrift } from '../src/hardware/drift.js';
+import { ranSlow, steadyTiming, type Drifts } from '../src/hardware/steady.js';
 import type { HardwareProfile } from '../src/hardware/types.js';
 import { printEvaluation } from '../src/cli/print.js';
 import type { Evaluation } from '../src/evaluate/evaluate.js';
@@ -166,5 +167,55 @@ describe("the machine's drift from its profiled state", () => {
     expect(warnings).toEqual([`warning: single-prompt: ${describeDrift(1.52, 'measured-cpu-local')}`]);
     expect(warnings[0]).toContain('the parent ran ×1.52 slower than measured-cpu-local predicts for it');
     expect(describeDrift(0.5, 'x')).toContain('×2.00 faster');
+    // Waiting out a spell (--retime) helps a parent running slow, not one faster than a profile taken in a spell.
+    expect(describeDrift(1.52, 'x')).toContain('--retime');
+    expect(describeDrift(0.5, 'x')).not.toContain('--retime');
+  });
+});
+
+describe('timing again while the parent runs slow', () => {
+  /** Timings whose parents drift as `drifts` says, one after another, and what the loop waited and was told. */
+  const scripted = async (drifts: Drifts[], attempts: number) => {
+    const waits: number[] = [];
+    const told: Drifts[] = [];
+    let next = 0;
+    const s = await steadyTiming(() => next++, (k) => drifts[k], { attempts, pauseSeconds: 7, sleep: async (seconds) => { waits.push(seconds); }, onRetry: (d) => told.push(d) });
+    return { ...s, waits, told };
+  };
+
+  it('times again after a pause until the parent runs as profiled, and keeps the last timing', async () => {
+    const s = await scripted([[1.5], [1.3, 1], [1.02, 0.99], [1.6]], 5);
+    expect(s.result).toBe(2);
+    expect(s.steady).toBe(true);
+    expect(s.attempts.map((a) => a.drifts)).toEqual([[1.5], [1.3, 1], [1.02, 0.99]]);
+    expect(s.waits).toEqual([7, 7]);
+    expect(s.told).toEqual([[1.5], [1.3, 1]]);
+  });
+
+  it('stops at its number of timings, the last standing though slow', async () => {
+    const s = await scripted([[1.5], [1.4], [1.3]], 2);
+    expect(s.result).toBe(1);
+    expect(s.steady).toBe(false);
+    expect(s.waits).toEqual([7]);
+    expect((await scripted([[1.5]], 1)).attempts).toHaveLength(1);
+  });
+
+  it('does not time again for a parent faster than profiled, within the tolerance, or without a measured profile', async () => {
+    for (const d of [[0.5], [1 + DRIFT_TOLERANCE - 1e-9], [null], []] as Drifts[]) {
+      expect(ranSlow(d)).toBe(false);
+      const s = await scripted([d, [1]], 3);
+      expect(s.attempts).toHaveLength(1);
+      expect(s.waits).toEqual([]);
+    }
+    expect(ranSlow([null, 1 + DRIFT_TOLERANCE + 1e-9])).toBe(true);
+  });
+
+  it('says under the evaluation how often a scenario was timed and how slow its parent ran each time', () => {
+    const e = { child: 'c', parent: 'p', text: { tokens: 1, file: 'f', note: '' }, kl: 0, perplexity: { parent: 1, child: 1 }, greedyAgreement: { tokens: 0 }, hardwareName: 'm', skippedScenarios: [],
+      latency: [{ scenario: 'batch-8', parentSeconds: { total: 0.019 }, childSeconds: { total: 0.012 }, said: '×1.60', predictedSpeedup: 1.79, machineDrift: 1.04, earlierDrifts: [1.52, 1.31] }] } as unknown as Evaluation;
+    const lines: string[] = [];
+    printEvaluation(e, (l) => lines.push(l));
+    expect(lines).toContain('batch-8: timed 3 times, the parent at ×1.52 → ×1.31 → ×1.04 of its profiled time; the last timing stands');
+    expect(lines.some((l) => l.startsWith('warning:'))).toBe(false);
   });
 });

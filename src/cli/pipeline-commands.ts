@@ -23,7 +23,8 @@ import { STRATEGIES } from '../search/strategies/registry.js';
 import { fail } from '../util/errors.js';
 import { DEFAULT_HARDWARE, DEFAULT_MODEL, DEFAULT_SPACE, DEFAULT_TEXT, PROJECT_ROOT } from '../util/project.js';
 import { distillMemory, ensureFits, evaluateMemory, layerCandidates, scoreMemory } from '../run/memory.js';
-import { defaultThreads, nonNegativeInt, positiveInt, positiveNumber, providerOption, runtimeOf, stageOption, threadsOption } from './options.js';
+import { defaultThreads, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber, providerOption, runtimeOf, stageOption, threadsOption } from './options.js';
+import { DRIFT_TOLERANCE } from '../hardware/drift.js';
 import type { ExecutionProvider } from '../onnx/runtime.js';
 import { DEFAULT_PROTOCOL } from '../hardware/measure.js';
 import { printDistillation, printEvaluation, printScore, printSolution, type Print } from './print.js';
@@ -274,9 +275,11 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
     .option('--repeats <n>', 'timed rounds per scenario at least (each builds parent and child afresh and keeps the fastest of a few runs of each, in alternating order)', positiveInt('--repeats'), DEFAULT_PROTOCOL.minRounds)
     .option('--precision <x>', 'time more rounds until each speed-up\'s 95% interval is within ± this share of it', positiveNumber('--precision'), DEFAULT_PROTOCOL.precision)
     .option('--timing-seconds <s>', 'timed seconds per scenario after which no further round starts, precise or not', positiveNumber('--timing-seconds'), DEFAULT_PROTOCOL.maxSeconds)
+    .option('--retime <n>', `time a scenario up to n times in all while its parent runs more than ${100 * DRIFT_TOLERANCE}% slower than a profile measured here predicts (a busy spell of a shared machine); the last timing stands`, positiveInt('--retime'), 1)
+    .option('--retime-pause <s>', 'seconds to wait before timing a scenario again (--retime)', nonNegativeNumber('--retime-pause'), 60)
     .option('--no-timing', 'quality and greedy agreement only (timing builds each whole model in float32)')
     .addOption(threadsOption()).addOption(stageOption()).addOption(providerOption())
-    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; precision: number; timingSeconds: number; timing: boolean; threads: number; stageMb: number; provider: ExecutionProvider }) => {
+    .action(async (dir: string, f: { parent?: string; data: string; tokens: number; seqLen: number; prompts: number; generateTokens: number; hardware?: string; repeats: number; precision: number; timingSeconds: number; retime: number; retimePause: number; timing: boolean; threads: number; stageMb: number; provider: ExecutionProvider }) => {
       const parentDir = f.parent ?? readProvenance(dir)?.parent ?? fail(`${dir}: no tessera.json naming its parent; pass --parent`);
       const parent = openCheckpoint(parentDir);
       ensureFits('evaluate', evaluateMemory(parent.config, parent.architecture, { stageBytes: f.stageMb * 2 ** 20, seqLen: f.seqLen, tokens: f.tokens, wholeModel: f.prompts > 0 || f.timing }));
@@ -286,7 +289,7 @@ export function addPipelineCommands(p: Command, print: Print, exit: (code: numbe
       if (f.timing) print(timing.note);
       const e = await evaluateChild(dir, parent, {
         data: f.data, tokens: f.tokens, seqLen: f.seqLen, prompts: f.prompts, promptTokens: 8, generateTokens: f.generateTokens,
-        timing: f.timing ? { ...DEFAULT_PROTOCOL, hardware: timing.path, runtime: timingRuntime, minRounds: f.repeats, maxRounds: Math.max(f.repeats, DEFAULT_PROTOCOL.maxRounds), precision: f.precision, maxSeconds: f.timingSeconds } : null,
+        timing: f.timing ? { ...DEFAULT_PROTOCOL, hardware: timing.path, runtime: timingRuntime, minRounds: f.repeats, maxRounds: Math.max(f.repeats, DEFAULT_PROTOCOL.maxRounds), precision: f.precision, maxSeconds: f.timingSeconds, retime: { attempts: f.retime, pauseSeconds: f.retimePause } } : null,
         // Quality on the CPU whatever times: the same numbers wherever a child is evaluated.
         runtime: runtimeOf({ ...f, provider: 'cpu' }), reporter: cliReporter(print),
       });

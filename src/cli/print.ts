@@ -73,7 +73,10 @@ export function printEvaluation(e: Evaluation, print: Print): void {
       l.scenario, (l.parentSeconds.total * 1e3).toFixed(1), (l.childSeconds.total * 1e3).toFixed(1), l.said, `×${l.predictedSpeedup.toFixed(2)}`,
     ])));
   }
-  for (const l of e.latency) if (hasDrifted(l.machineDrift)) print(`warning: ${l.scenario}: ${describeDrift(l.machineDrift!, e.hardwareName ?? 'the profile')}`);
+  for (const l of e.latency) {
+    if (l.earlierDrifts !== undefined) print(`${l.scenario}: timed ${l.earlierDrifts.length + 1} times, the parent at ${[...l.earlierDrifts, l.machineDrift!].map((d) => `×${d.toFixed(2)}`).join(' → ')} of its profiled time; the last timing stands`);
+    if (hasDrifted(l.machineDrift)) print(`warning: ${l.scenario}: ${describeDrift(l.machineDrift!, e.hardwareName ?? 'the profile')}`);
+  }
   for (const s of e.skippedScenarios) print(`not timed: ${s}`);
 }
 

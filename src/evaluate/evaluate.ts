@@ -8,7 +8,8 @@ import { costModelFor } from '../hardware/cost-model.js';
 import { loadHardwareProfile } from '../hardware/load.js';
 import { parentDrift } from '../hardware/drift.js';
 import { describeSpeedup, withinNoise, type SpeedupInterval } from '../hardware/interval.js';
-import { compareModels, type ProtocolOptions } from '../hardware/measure.js';
+import { compareModels, type Comparison, type ProtocolOptions } from '../hardware/measure.js';
+import { steadyTiming, type RetimeOptions } from '../hardware/steady.js';
 import { architectureCost } from '../hardware/model-cost.js';
 import { distributionOn, modelDivergence, referenceNll } from '../lm/divergence.js';
 import { generationOptions, greedyGenerate } from '../lm/generate.js';
@@ -30,7 +31,13 @@ export interface EvaluateOptions {
   readonly promptTokens: number;
   readonly generateTokens: number;
   /** Time the profile's scenarios, parent and child in interleaved rounds until the speed-up is known (see `ProtocolOptions`); null for quality alone. */
-  readonly timing: ({ readonly hardware: string; /** Where the timings run (default: `runtime`). */ readonly runtime?: Runtime } & Omit<ProtocolOptions, 'runtime'>) | null;
+  readonly timing: ({
+    readonly hardware: string;
+    /** Where the timings run (default: `runtime`). */
+    readonly runtime?: Runtime;
+    /** Time a scenario again while its parent runs slower than a measured profile predicts (`steadyTiming`; default: never). */
+    readonly retime?: Omit<RetimeOptions, 'onRetry'>;
+  } & Omit<ProtocolOptions, 'runtime'>) | null;
   /** Further children whose seen text is skipped too (to compare a child before and after distillation on the same text). */
   readonly alsoUnseenBy?: readonly string[];
   /** Write evaluation.json into the child directory (default: yes). */
@@ -55,6 +62,8 @@ export interface ScenarioComparison {
   readonly predictedParentSeconds: number;
   /** The parent's measured total over `predictedParentSeconds` where the profile is a measurement of this machine, else null (see `parentDrift`). */
   readonly machineDrift: number | null;
+  /** Timed again (`retime`): each earlier timing's `machineDrift`, which ran slow; absent when timed once. */
+  readonly earlierDrifts?: readonly number[];
 }
 
 /** A child against its parent on text the search never saw; `tessera evaluate` writes it as evaluation.json. */
@@ -177,11 +186,16 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
         continue;
       }
       reporter.stage(`timing scenario ${s.name} (batch ${s.batch}, ${s.prefillTokens}+${s.generatedTokens} tokens), parent and child`);
-      const { hardware: _, runtime = o.runtime, ...protocol } = o.timing;
-      const { medians: [p, c], speedups: [interval] } = await compareModels([
+      const { hardware: _, runtime = o.runtime, retime, ...protocol } = o.timing;
+      const driftOf = (c: Comparison) => parentDrift(profile, runtime.spec, totalSeconds(c.medians[0]), predictedParent[k].totalSeconds);
+      const timed = await steadyTiming(() => compareModels([
         { config: parent.config, weights: parent.source, arch: parent.architecture },
         { config: child.config, weights: child.source, arch: child.architecture },
-      ], s, { runtime, ...protocol });
+      ], s, { runtime, ...protocol }), (c) => [driftOf(c)], {
+        attempts: retime?.attempts ?? 1, pauseSeconds: retime?.pauseSeconds ?? 0, sleep: retime?.sleep,
+        onRetry: ([drift]) => reporter.stage(`${s.name}: the parent ran ×${drift!.toFixed(2)} slower than ${profile.name} predicts for it (a busy spell?); timing again in ${retime?.pauseSeconds ?? 0} s`),
+      });
+      const { medians: [p, c], speedups: [interval] } = timed.result;
       const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: totalSeconds(t) });
       latency.push({
         scenario: s.name,
@@ -193,7 +207,8 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
         said: describeSpeedup(interval),
         predictedSpeedup: predictedParent[k].totalSeconds / predictedChild[k].totalSeconds,
         predictedParentSeconds: predictedParent[k].totalSeconds,
-        machineDrift: parentDrift(profile, runtime.spec, totalSeconds(p), predictedParent[k].totalSeconds),
+        machineDrift: driftOf(timed.result),
+        ...(timed.attempts.length > 1 ? { earlierDrifts: timed.attempts.slice(0, -1).map((a) => a.drifts[0]!) } : {}),
       });
     }
   }

@@ -32,5 +32,7 @@ export const hasDrifted = (drift: number | null): boolean => drift !== null && (
 /** "the parent ran ×1.52 slower than <profile> predicts for it: …" (for a drift beyond the tolerance). */
 export function describeDrift(drift: number, profileName: string): string {
   const how = drift >= 1 ? `×${drift.toFixed(2)} slower` : `×${(1 / drift).toFixed(2)} faster`;
-  return `the parent ran ${how} than ${profileName} predicts for it: this machine is not in the state it was profiled in (other load?), and a speed-up measured now may differ from the prediction (evaluate again later, or profile again)`;
+  // Waiting helps only a slow spell now; a parent faster than profiled means the profile caught one.
+  const advice = drift >= 1 ? 'evaluate again later (--retime waits for it), or profile again' : 'profile again';
+  return `the parent ran ${how} than ${profileName} predicts for it: this machine is not in the state it was profiled in (other load?), and a speed-up measured now may differ from the prediction (${advice})`;
 }
