@@ -17,7 +17,7 @@ import { costModelFor } from '../src/hardware/cost-model.js';
 import { DRIFT_TOLERANCE, hasDrifted, parentDrift } from '../src/hardware/drift.js';
 import { preciseEnough, speedupInterval, type SpeedupInterval } from '../src/hardware/interval.js';
 import { loadHardwareProfile } from '../src/hardware/load.js';
-import { compareModels, DEFAULT_PROTOCOL, medianTime, runsPerBuild } from '../src/hardware/measure.js';
+import { compareModels, DEFAULT_PROTOCOL, runsPerBuild } from '../src/hardware/measure.js';
 import { architectureCost } from '../src/hardware/model-cost.js';
 import { totalSeconds, type HardwareProfile } from '../src/hardware/types.js';
 import { readProvenance } from '../src/export/provenance.js';
@@ -56,7 +56,7 @@ async function worker(childDir: string, profilePath: string, scenarioName: strin
   const predicted = parentPredicted(parent, profile, k);
   for (let r = 0; r < runs; r++) {
     const c = await compareModels([{ config: parent.config, weights: parent.source, arch: parent.architecture }, { config: child.config, weights: child.source, arch: child.architecture }], profile.workload.scenarios[k], { ...DEFAULT_PROTOCOL, runtime });
-    const drift = parentDrift(profile, runtime.spec, totalSeconds(medianTime(c.rounds[0])), predicted);
+    const drift = parentDrift(profile, runtime.spec, totalSeconds(c.medians[0]), predicted);
     process.stdout.write(`${JSON.stringify({ scenario: scenarioName, parent: c.rounds[0].map(totalSeconds), child: c.rounds[1].map(totalSeconds), interval: c.speedups[0], drift })}\n`);
   }
 }

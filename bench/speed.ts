@@ -272,12 +272,12 @@ saved({ graphs, children: [...sharedChildren, ...previousChildren.filter(isShape
 const shapeChildren = parts.has('shape') ? await shapeChildRows() : previousChildren.filter(isShapeRow);
 const children = [...sharedChildren, ...shapeChildren];
 saved({ graphs, children });
-// The child timed ten times: --child, else the ×1.5 child of stories260K above.
+// The child the repeat and states parts time: --child, else the ×1.5 child of stories260K above.
 const child = arg('--child') ?? children.find((r) => r.model === 'stories260K' && r.budget === 1.5)?.dir;
-if (parts.has('repeat') && child === undefined) throw new Error('repeat: no child to time (run the children part, or pass --child)');
+const timingChild = ['repeat', 'states'].filter((p) => parts.has(p));
+if (timingChild.length > 0 && child === undefined) throw new Error(`${timingChild.join(', ')}: no child to time (run the children part, or pass --child)`);
 const repeat = parts.has('repeat') ? await repeatRows(child!) : (previous.repeat ?? { rows: [], overlapping: {}, child: '' });
 saved({ graphs, children, repeat });
-if (parts.has('states') && child === undefined) throw new Error('states: no child to time (run the children part, or pass --child)');
 const states: StatesPart = parts.has('states') ? timeStates(child!, readProvenance(child!)?.hardware ?? DEFAULT_HARDWARE, quick ? 3 : 20, THREADS) : (previous.states ?? { child: '', runs: 0, timed: [] });
 const errors = children.map((r) => r.error).sort((a, b) => a - b);
 const medianError = errors.length === 0 ? NaN : errors[Math.floor((errors.length - 1) / 2)];

@@ -187,13 +187,14 @@ export async function evaluateChild(childDir: string, parent: Checkpoint, o: Eva
       }
       reporter.stage(`timing scenario ${s.name} (batch ${s.batch}, ${s.prefillTokens}+${s.generatedTokens} tokens), parent and child`);
       const { hardware: _, runtime = o.runtime, retime, ...protocol } = o.timing;
+      const wait = { attempts: 1, pauseSeconds: 0, ...retime };
       const driftOf = (c: Comparison) => parentDrift(profile, runtime.spec, totalSeconds(c.medians[0]), predictedParent[k].totalSeconds);
       const timed = await steadyTiming(() => compareModels([
         { config: parent.config, weights: parent.source, arch: parent.architecture },
         { config: child.config, weights: child.source, arch: child.architecture },
       ], s, { runtime, ...protocol }), (c) => [driftOf(c)], {
-        attempts: retime?.attempts ?? 1, pauseSeconds: retime?.pauseSeconds ?? 0, sleep: retime?.sleep,
-        onRetry: ([drift]) => reporter.stage(`${s.name}: the parent ran ×${drift!.toFixed(2)} slower than ${profile.name} predicts for it (a busy spell?); timing again in ${retime?.pauseSeconds ?? 0} s`),
+        ...wait,
+        onRetry: ([drift]) => reporter.stage(`${s.name}: the parent ran ×${drift!.toFixed(2)} slower than ${profile.name} predicts for it (a busy spell?); timing again in ${wait.pauseSeconds} s`),
       });
       const { medians: [p, c], speedups: [interval] } = timed.result;
       const secs = (t: { prefillSeconds: number; decodeSeconds: number }) => ({ prefill: t.prefillSeconds, decode: t.decodeSeconds, total: totalSeconds(t) });
